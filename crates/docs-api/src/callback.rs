@@ -1,0 +1,147 @@
+//! Callback bodies Document Server POSTs to `callbackUrl` (spec §4).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The `status` of a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallbackStatus {
+    /// 0: never sent by current versions.
+    NotFound,
+    /// 1: users connected or disconnected; editing goes on.
+    Editing,
+    /// 2: everyone left after changes; save `url`.
+    MustSave,
+    /// 3: assembly failed after everyone left.
+    Corrupted,
+    /// 4: everyone left without changes.
+    Closed,
+    /// 5: legacy mail merge.
+    MailMerge,
+    /// 6: force-save while editing goes on.
+    MustSaveForce,
+    /// 7: force-save assembly failed.
+    CorruptedForce,
+}
+
+impl CallbackStatus {
+    /// From the numeric status.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => CallbackStatus::NotFound,
+            1 => CallbackStatus::Editing,
+            2 => CallbackStatus::MustSave,
+            3 => CallbackStatus::Corrupted,
+            4 => CallbackStatus::Closed,
+            5 => CallbackStatus::MailMerge,
+            6 => CallbackStatus::MustSaveForce,
+            7 => CallbackStatus::CorruptedForce,
+            _ => return None,
+        })
+    }
+
+    /// The numeric status.
+    pub fn code(self) -> i64 {
+        match self {
+            CallbackStatus::NotFound => 0,
+            CallbackStatus::Editing => 1,
+            CallbackStatus::MustSave => 2,
+            CallbackStatus::Corrupted => 3,
+            CallbackStatus::Closed => 4,
+            CallbackStatus::MailMerge => 5,
+            CallbackStatus::MustSaveForce => 6,
+            CallbackStatus::CorruptedForce => 7,
+        }
+    }
+
+    /// Bounded metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CallbackStatus::NotFound => "0",
+            CallbackStatus::Editing => "1",
+            CallbackStatus::MustSave => "2",
+            CallbackStatus::Corrupted => "3",
+            CallbackStatus::Closed => "4",
+            CallbackStatus::MailMerge => "5",
+            CallbackStatus::MustSaveForce => "6",
+            CallbackStatus::CorruptedForce => "7",
+        }
+    }
+}
+
+/// One entry of `actions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackAction {
+    /// 0 disconnected, 1 connected, 2 force-save.
+    #[serde(rename = "type")]
+    pub kind: i64,
+    /// The user.
+    pub userid: String,
+}
+
+/// A callback body. Unknown fields are ignored; absent optional ones skipped when sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// The document key.
+    pub key: String,
+    /// The numeric status.
+    pub status: i64,
+    /// Download link of the assembled file (2, 3, 6, 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Extension of the file at `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filetype: Option<String>,
+    /// User ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<Vec<String>>,
+    /// Connect/disconnect/force-save actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<CallbackAction>>,
+    /// 0 command, 1 button, 2 timer, 3 form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forcesavetype: Option<i64>,
+    /// ISO-8601 time of the last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lastsave: Option<String>,
+    /// Nothing changed since the last force-save.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notmodified: Option<bool>,
+    /// Changes archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changesurl: Option<String>,
+    /// Version history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<Value>,
+    /// Echo of command-service `userdata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userdata: Option<String>,
+}
+
+impl Callback {
+    /// The status, when known.
+    pub fn status(&self) -> Option<CallbackStatus> {
+        CallbackStatus::from_code(self.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_status_two_body() {
+        let cb: Callback = serde_json::from_str(
+            r#"{"key":"k1","status":2,"url":"http://ds/cache/x","filetype":"docx","users":["u1"],
+                "actions":[{"type":0,"userid":"u1"}],"lastsave":"2024-01-01T00:00:00.000Z","notmodified":false,
+                "history":{"serverVersion":"9"},"unknown":1}"#,
+        )
+        .unwrap();
+        assert_eq!(cb.status(), Some(CallbackStatus::MustSave));
+        assert_eq!(cb.actions.unwrap()[0].kind, 0);
+        assert_eq!(CallbackStatus::from_code(9), None);
+        for c in 0..8 {
+            assert_eq!(CallbackStatus::from_code(c).unwrap().code(), c);
+        }
+    }
+}
