@@ -1,0 +1,128 @@
+use super::*;
+use crate::conformance::Harness;
+use crate::{ManualClock, SweepObserver};
+use proptest::prelude::*;
+use std::sync::atomic::AtomicUsize;
+
+fn store(settings: LockSettings) -> (MemoryLockStore, Arc<ManualClock>, mpsc::UnboundedReceiver<ExpiryEvent>) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let (s, rx) = MemoryLockStore::new(settings, clock.clone());
+    (s, clock, rx)
+}
+
+fn harness() -> Harness {
+    let (s, clock, events) = store(LockSettings::default());
+    Harness { store: Arc::new(s), clock, events, prefix: String::new() }
+}
+
+fn id(s: &str) -> LockId {
+    LockId::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn conformance_decision_table() {
+    harness().decision_table().await;
+}
+
+#[tokio::test]
+async fn conformance_expiry() {
+    harness().expiry().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_one_winner() {
+    harness().one_winner().await;
+}
+
+#[tokio::test]
+async fn conformance_against_model() {
+    for seed in 1..20 {
+        harness().against_model(seed * 7919, 400).await;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Count(AtomicUsize);
+impl SweepObserver for Count {
+    fn on_sweep(&self, removed: usize, _: Duration) {
+        self.0.fetch_add(removed, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweeper_task_expires_and_publishes_once() {
+    let settings = LockSettings { sweep_interval: Duration::from_millis(50), ..Default::default() };
+    let (s, clock, mut rx) = store(settings);
+    let observed = Arc::new(Count::default());
+    let handle = s.spawn_sweeper(Some(observed.clone()));
+    for i in 0..3000 {
+        s.lock(&format!("f{i}"), &id("L")).await.unwrap();
+    }
+    clock.advance(1_800_000);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut n = 0;
+    while rx.try_recv().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 3000);
+    assert_eq!(observed.0.load(Ordering::SeqCst), 3000);
+    assert_eq!(s.held().await.unwrap(), 0);
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(handle.is_finished(), "sweeper stops when the store is dropped");
+}
+
+#[tokio::test]
+async fn refresh_racing_the_sweeper_never_loses_the_lock() {
+    let (s, clock, _rx) = store(LockSettings::default());
+    for round in 0..200u64 {
+        let f = format!("r{round}");
+        s.lock(&f, &id("L")).await.unwrap();
+        clock.advance(1_799_999);
+        let s2 = s.clone();
+        let f2 = f.clone();
+        let refresher = tokio::spawn(async move { s2.refresh(&f2, &id("L")).await });
+        let sweeper = { let s3 = s.clone(); tokio::spawn(async move { s3.sweep_now() }) };
+        refresher.await.unwrap().unwrap();
+        sweeper.await.unwrap();
+        assert_eq!(s.get(&f).await.unwrap().as_deref(), Some("L"));
+        s.unlock(&f, &id("L")).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn forced_eviction_after_max_age() {
+    let settings = LockSettings { max_age: Some(Duration::from_secs(3600)), ..Default::default() };
+    let (s, clock, mut rx) = store(settings);
+    s.lock("f", &id("L")).await.unwrap();
+    for _ in 0..5 {
+        clock.advance(600_000);
+        s.refresh("f", &id("L")).await.unwrap();
+    }
+    clock.advance(600_000); // 60 minutes since the lock was set
+    assert_eq!(s.get("f").await.unwrap(), None);
+    assert_eq!(s.sweep_now(), 1);
+    assert_eq!(rx.try_recv().unwrap().lock_id, "L");
+}
+
+#[tokio::test]
+async fn sweeps_in_bounded_batches() {
+    let settings = LockSettings { sweep_batch: 64, ..Default::default() };
+    let (s, clock, _rx) = store(settings);
+    for i in 0..1000 {
+        s.lock(&format!("f{i}"), &id("L")).await.unwrap();
+    }
+    clock.advance(1_800_000);
+    let (removed, _) = s.inner.sweep_batch(clock.now_ms());
+    assert!(removed <= 64, "one batch removed {removed}");
+    assert_eq!(s.sweep_now() + removed, 1000);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn random_sequences_match_the_model(seed in any::<u64>()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(harness().against_model(seed, 200));
+    }
+}
