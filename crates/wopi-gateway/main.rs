@@ -1,1 +1,156 @@
-fn main() {}
+//! The wopi-gateway binary: CLI, settings, logging, signals, exit codes.
+//! Exit codes: 0 success, 1 runtime failure (or invalid proof), 64 bad usage or settings.
+
+mod cli;
+mod config;
+mod proof_key;
+
+use clap::Parser;
+use cli::{Cli, Command, ProofKeyCommand};
+use gateway::settings::{LogFormat, Settings};
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, log_format } => serve(config.as_deref(), log_format.as_deref()),
+        Command::CheckConfig { config } => match config::load(&config) {
+            Ok(_) => {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("{e}");
+                ExitCode::from(EX_USAGE)
+            }
+        },
+        Command::ProofKey { command } => match command {
+            ProofKeyCommand::Generate { out } => proof_key::generate(&out),
+            ProofKeyCommand::Verify {
+                discovery,
+                url,
+                access_token,
+                timestamp,
+                proof,
+                proof_old,
+                ignore_time,
+            } => proof_key::verify(
+                &discovery,
+                &url,
+                &access_token,
+                &timestamp,
+                &proof,
+                proof_old.as_deref(),
+                ignore_time,
+            ),
+        },
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WOPI_GATEWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
+    let settings = match config_path {
+        Some(p) => match config::load(p) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        },
+        None => Settings::default(),
+    };
+    let format = match log_format {
+        None => settings.server.log_format,
+        Some("json") => LogFormat::Json,
+        Some("human") => LogFormat::Human,
+        Some(other) => {
+            eprintln!("error: --log-format: `{other}` is neither human nor json");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    init_tracing(format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let bind = |role: &str, addr| match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                let _ = l.set_nonblocking(true);
+                let local = l.local_addr().unwrap_or(addr);
+                println!("listening role={role} addr={local}");
+                let _ = std::io::stdout().flush();
+                tokio::net::TcpListener::from_std(l).map_err(|e| format!("{role} listener: {e}"))
+            }
+            Err(e) => Err(format!(
+                "server.{}: cannot bind {addr}: {e}",
+                if role == "public" {
+                    "listen"
+                } else {
+                    "admin_listen"
+                }
+            )),
+        };
+        let listeners = match (
+            bind("public", settings.server.listen),
+            bind("admin", settings.server.admin_listen),
+        ) {
+            (Ok(public), Ok(admin)) => gateway::Listeners { public, admin },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(wait_for_signal(shutdown.clone()));
+        match gateway::run(listeners, settings, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    shutdown.cancel();
+}

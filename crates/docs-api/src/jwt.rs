@@ -83,11 +83,21 @@ impl std::error::Error for JwtError {}
 /// Signs a JSON object with HS256.
 pub fn sign(secret: &Secret, claims: &Map<String, Value>) -> String {
     // Encoding a JSON map with an HMAC key cannot fail.
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(&secret.0)).unwrap_or_default()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(&secret.0),
+    )
+    .unwrap_or_default()
 }
 
 /// Signs with `iat` and `exp` = now + `ttl_seconds` added.
-pub fn sign_with_expiry(secret: &Secret, claims: &Map<String, Value>, now_unix: u64, ttl_seconds: u64) -> String {
+pub fn sign_with_expiry(
+    secret: &Secret,
+    claims: &Map<String, Value>,
+    now_unix: u64,
+    ttl_seconds: u64,
+) -> String {
     let mut claims = claims.clone();
     claims.insert("iat".into(), Value::from(now_unix));
     claims.insert("exp".into(), Value::from(now_unix + ttl_seconds));
@@ -98,14 +108,22 @@ pub fn sign_with_expiry(secret: &Secret, claims: &Map<String, Value>, now_unix: 
 /// (with [`CLOCK_TOLERANCE_SECONDS`]); a token without `exp` is accepted, as Document Server does.
 pub fn verify(secret: &Secret, token: &str) -> Result<Map<String, Value>, JwtError> {
     let header = jsonwebtoken::decode_header(token.trim()).map_err(|_| JwtError::Malformed)?;
-    if !matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+    if !matches!(
+        header.alg,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    ) {
         return Err(JwtError::Algorithm);
     }
     let mut validation = Validation::new(header.alg);
     validation.required_spec_claims.clear();
     validation.leeway = CLOCK_TOLERANCE_SECONDS;
     validation.validate_nbf = true;
-    let data = jsonwebtoken::decode::<Value>(token.trim(), &DecodingKey::from_secret(&secret.0), &validation).map_err(|e| {
+    let data = jsonwebtoken::decode::<Value>(
+        token.trim(),
+        &DecodingKey::from_secret(&secret.0),
+        &validation,
+    )
+    .map_err(|e| {
         use jsonwebtoken::errors::ErrorKind;
         match e.kind() {
             ErrorKind::InvalidSignature => JwtError::Signature,

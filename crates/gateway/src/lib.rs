@@ -1,1 +1,140 @@
-//! placeholder
+//! wopi-gateway's server: listeners, the request path, the host face, the client face and
+//! the reverse proxy, on typed [`Settings`].
+//!
+//! [`run`] takes already-bound listeners and a shutdown token, so tests can bind port 0 and
+//! stop it cleanly; the binary does TOML, signals and logging.
+//!
+//! # Layout
+//! - [`settings`]: typed settings and their defaults.
+//! - [`access`]: route groups, client address, IP allowlists.
+//! - [`app`]: shared state and the request path (tower/axum layers), admin routes.
+//! - [`server`]: accept loops, TLS, timeouts, graceful shutdown.
+//! - [`error`]: [`GatewayError`], the one place errors become responses.
+//! - [`metrics`]: Prometheus families.
+//! - [`upstream`]: the pooled outgoing HTTP client.
+
+pub mod access;
+pub mod app;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod settings;
+pub mod upstream;
+
+pub use error::GatewayError;
+pub use settings::Settings;
+
+use app::AppState;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The bound sockets the gateway serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The public listener.
+    pub public: TcpListener,
+    /// The admin listener.
+    pub admin: TcpListener,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS certificate or key unusable.
+    #[error("server.tls: {0}")]
+    Tls(String),
+    /// The lock store could not be reached.
+    #[error("locks: {0}")]
+    Locks(String),
+    /// The data directory is unusable.
+    #[error("server.data_dir: {0}")]
+    DataDir(String),
+}
+
+/// Runs the gateway until `shutdown` is cancelled.
+pub async fn run(
+    listeners: Listeners,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Arc::new(settings);
+    std::fs::create_dir_all(&settings.server.data_dir)
+        .map_err(|e| StartError::DataDir(format!("{}: {e}", settings.server.data_dir.display())))?;
+    let tls = settings
+        .server
+        .tls
+        .as_ref()
+        .map(server::tls_acceptor)
+        .transpose()
+        .map_err(StartError::Tls)?;
+    let metrics = metrics::Metrics::register();
+    let (store, _expiries) = open_lock_store(&settings, &metrics).await?;
+    let state = AppState::new(settings.clone(), metrics, store);
+
+    let public = app::with_request_path(axum::Router::new().fallback(not_found), &state);
+    let admin = app::admin_router(state.clone());
+    let limits = server::ConnLimits {
+        header_read_timeout: settings.server.header_read_timeout,
+        idle_timeout: settings.server.idle_timeout,
+    };
+    let grace = settings.server.shutdown_grace;
+    let public_task = tokio::spawn(server::serve(
+        listeners.public,
+        public,
+        tls,
+        limits,
+        shutdown.clone(),
+        grace,
+    ));
+    let admin_task = tokio::spawn(server::serve(
+        listeners.admin,
+        admin,
+        None,
+        limits,
+        shutdown.clone(),
+        grace,
+    ));
+    state.ready.store(true, Ordering::Release);
+    tracing::info!("ready");
+    let _ = public_task.await;
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn not_found() -> GatewayError {
+    GatewayError::NotFound("route")
+}
+
+type Expiries = tokio::sync::mpsc::UnboundedReceiver<locks::ExpiryEvent>;
+
+async fn open_lock_store(
+    settings: &Settings,
+    metrics: &metrics::Metrics,
+) -> Result<(Arc<dyn locks::LockStore>, Expiries), StartError> {
+    let observer: Arc<dyn locks::SweepObserver> = Arc::new(metrics.clone());
+    let clock: Arc<dyn locks::Clock> = Arc::new(locks::SystemClock);
+    match &settings.locks.kind {
+        settings::LockStoreKind::Memory => {
+            let (store, rx) = locks::MemoryLockStore::new(settings.locks.store, clock);
+            store.spawn_sweeper(Some(observer));
+            Ok((Arc::new(store), rx))
+        }
+        settings::LockStoreKind::Redis { url, prefix } => {
+            let (store, rx) = locks::RedisLockStore::connect(
+                url,
+                prefix,
+                settings.locks.store,
+                clock,
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .map_err(|e| StartError::Locks(e.to_string()))?;
+            store.spawn_sweeper(Some(observer));
+            Ok((Arc::new(store), rx))
+        }
+    }
+}

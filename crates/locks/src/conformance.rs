@@ -21,7 +21,9 @@ pub struct Harness {
 
 impl std::fmt::Debug for Harness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("Harness")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,10 +52,16 @@ impl Harness {
         assert_eq!(s.get(&f).await.unwrap(), None);
         assert_eq!(conflict_lock(s.refresh(&f, &id("A")).await), "");
         assert_eq!(conflict_lock(s.unlock(&f, &id("A")).await), "");
-        assert_eq!(conflict_lock(s.unlock_and_relock(&f, "A", &id("B")).await), "");
+        assert_eq!(
+            conflict_lock(s.unlock_and_relock(&f, "A", &id("B")).await),
+            ""
+        );
         s.check_put(&f, None, Some(0)).await.unwrap();
         assert_eq!(conflict_lock(s.check_put(&f, None, Some(10)).await), "");
-        assert_eq!(conflict_lock(s.check_put(&f, Some("A"), Some(10)).await), "");
+        assert_eq!(
+            conflict_lock(s.check_put(&f, Some("A"), Some(10)).await),
+            ""
+        );
         s.check_modify(&f, None).await.unwrap();
 
         s.lock(&f, &id("A")).await.unwrap();
@@ -64,12 +72,18 @@ impl Harness {
         s.refresh(&f, &id("A")).await.unwrap();
         assert_eq!(conflict_lock(s.refresh(&f, &id("B")).await), "A");
         s.check_put(&f, Some("A"), Some(10)).await.unwrap();
-        assert_eq!(conflict_lock(s.check_put(&f, Some("B"), Some(10)).await), "A");
+        assert_eq!(
+            conflict_lock(s.check_put(&f, Some("B"), Some(10)).await),
+            "A"
+        );
         assert_eq!(conflict_lock(s.check_put(&f, None, Some(0)).await), "A");
         s.check_modify(&f, Some("A")).await.unwrap();
         assert_eq!(conflict_lock(s.check_modify(&f, Some("")).await), "A");
         assert_eq!(conflict_lock(s.unlock(&f, &id("B")).await), "A");
-        assert_eq!(conflict_lock(s.unlock_and_relock(&f, "B", &id("C")).await), "A");
+        assert_eq!(
+            conflict_lock(s.unlock_and_relock(&f, "B", &id("C")).await),
+            "A"
+        );
         s.unlock_and_relock(&f, "A", &id("C")).await.unwrap();
         assert_eq!(s.get(&f).await.unwrap().as_deref(), Some("C"));
         s.unlock(&f, &id("C")).await.unwrap();
@@ -90,24 +104,52 @@ impl Harness {
         assert_eq!(self.store.get(&f).await.unwrap().as_deref(), Some("A"));
         self.store.refresh(&g, &id("G")).await.unwrap();
         self.clock.advance(1);
-        assert_eq!(self.store.get(&f).await.unwrap(), None, "expired exactly at ttl");
-        assert_eq!(self.store.get(&g).await.unwrap().as_deref(), Some("G"), "refreshed lock lives on");
+        assert_eq!(
+            self.store.get(&f).await.unwrap(),
+            None,
+            "expired exactly at ttl"
+        );
+        assert_eq!(
+            self.store.get(&g).await.unwrap().as_deref(),
+            Some("G"),
+            "refreshed lock lives on"
+        );
         assert_eq!(conflict_lock(self.store.unlock(&f, &id("A")).await), "");
         self.store.sweep_now().await.unwrap();
         self.store.sweep_now().await.unwrap();
         let ev = self.drain();
-        assert_eq!(ev, vec![ExpiryEvent { file_id: f.clone(), lock_id: "A".into() }]);
+        assert_eq!(
+            ev,
+            vec![ExpiryEvent {
+                file_id: f.clone(),
+                lock_id: "A".into()
+            }]
+        );
         // Lock over an expired, unswept lock: allowed, and the old expiry is published once.
         self.store.lock(&f, &id("B")).await.unwrap();
         self.clock.advance(TTL_MS);
         self.store.lock(&f, &id("C")).await.unwrap();
         self.store.sweep_now().await.unwrap();
-        let ev: Vec<_> = self.drain().into_iter().filter(|e| e.file_id == f).collect();
-        assert_eq!(ev, vec![ExpiryEvent { file_id: f.clone(), lock_id: "B".into() }]);
+        let ev: Vec<_> = self
+            .drain()
+            .into_iter()
+            .filter(|e| e.file_id == f)
+            .collect();
+        assert_eq!(
+            ev,
+            vec![ExpiryEvent {
+                file_id: f.clone(),
+                lock_id: "B".into()
+            }]
+        );
         self.store.unlock(&f, &id("C")).await.unwrap();
         self.clock.advance(TTL_MS);
         self.store.sweep_now().await.unwrap();
-        let ev: Vec<_> = self.drain().into_iter().filter(|e| e.file_id == f).collect();
+        let ev: Vec<_> = self
+            .drain()
+            .into_iter()
+            .filter(|e| e.file_id == f)
+            .collect();
         assert!(ev.is_empty(), "an unlocked file publishes no expiry");
         let _ = self.store.sweep_now().await;
         self.drain();
@@ -120,7 +162,9 @@ impl Harness {
         for i in 0..32 {
             let s = self.store.clone();
             let f = f.clone();
-            tasks.push(tokio::spawn(async move { s.lock(&f, &id(&format!("L{i}"))).await.is_ok() }));
+            tasks.push(tokio::spawn(async move {
+                s.lock(&f, &id(&format!("L{i}"))).await.is_ok()
+            }));
         }
         let mut wins = 0;
         for t in tasks {
@@ -146,27 +190,42 @@ impl Harness {
             let file = self.f(&format!("m{}", next(3)));
             let lock = ids[next(3) as usize];
             let now = crate::Clock::now_ms(&*self.clock);
-            let live = model.get(&file).filter(|(_, d)| *d > now).map(|(l, _)| l.clone());
+            let live = model
+                .get(&file)
+                .filter(|(_, d)| *d > now)
+                .map(|(l, _)| l.clone());
             match next(6) {
                 0 => {
                     let r = self.store.lock(&file, &id(lock)).await;
                     match live.as_deref() {
-                        None => { r.unwrap(); model.insert(file, (lock.into(), now + TTL_MS)); }
-                        Some(l) if l == lock => { r.unwrap(); model.insert(file, (lock.into(), now + TTL_MS)); }
+                        None => {
+                            r.unwrap();
+                            model.insert(file, (lock.into(), now + TTL_MS));
+                        }
+                        Some(l) if l == lock => {
+                            r.unwrap();
+                            model.insert(file, (lock.into(), now + TTL_MS));
+                        }
                         Some(l) => assert_eq!(conflict_lock(r), l),
                     }
                 }
                 1 => {
                     let r = self.store.refresh(&file, &id(lock)).await;
                     match live.as_deref() {
-                        Some(l) if l == lock => { r.unwrap(); model.insert(file, (lock.into(), now + TTL_MS)); }
+                        Some(l) if l == lock => {
+                            r.unwrap();
+                            model.insert(file, (lock.into(), now + TTL_MS));
+                        }
                         other => assert_eq!(conflict_lock(r), other.unwrap_or("")),
                     }
                 }
                 2 => {
                     let r = self.store.unlock(&file, &id(lock)).await;
                     match live.as_deref() {
-                        Some(l) if l == lock => { r.unwrap(); model.remove(&file); }
+                        Some(l) if l == lock => {
+                            r.unwrap();
+                            model.remove(&file);
+                        }
                         other => assert_eq!(conflict_lock(r), other.unwrap_or("")),
                     }
                 }
@@ -174,7 +233,10 @@ impl Harness {
                     let new = ids[next(3) as usize];
                     let r = self.store.unlock_and_relock(&file, lock, &id(new)).await;
                     match live.as_deref() {
-                        Some(l) if l == lock => { r.unwrap(); model.insert(file, (new.into(), now + TTL_MS)); }
+                        Some(l) if l == lock => {
+                            r.unwrap();
+                            model.insert(file, (new.into(), now + TTL_MS));
+                        }
                         other => assert_eq!(conflict_lock(r), other.unwrap_or("")),
                     }
                 }

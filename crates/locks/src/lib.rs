@@ -103,9 +103,19 @@ pub trait LockStore: Send + Sync + fmt::Debug {
     /// Unlock: remove the lock held with this id.
     async fn unlock(&self, file_id: &str, lock_id: &LockId) -> Result<(), LockError>;
     /// UnlockAndRelock: atomically replace `old` with `new`.
-    async fn unlock_and_relock(&self, file_id: &str, old: &str, new: &LockId) -> Result<(), LockError>;
+    async fn unlock_and_relock(
+        &self,
+        file_id: &str,
+        old: &str,
+        new: &LockId,
+    ) -> Result<(), LockError>;
     /// PutFile: may a write with this lock id (or none) go ahead on a file of `size` bytes?
-    async fn check_put(&self, file_id: &str, lock_id: Option<&str>, size: Option<u64>) -> Result<(), LockError>;
+    async fn check_put(
+        &self,
+        file_id: &str,
+        lock_id: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<(), LockError>;
     /// RenameFile/DeleteFile: unlocked, or locked with this id.
     async fn check_modify(&self, file_id: &str, lock_id: Option<&str>) -> Result<(), LockError>;
     /// Live locks held (approximate while the sweeper runs).

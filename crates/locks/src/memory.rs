@@ -69,11 +69,16 @@ fn index_shard(file: &str) -> usize {
 
 impl MemoryLockStore {
     /// A store and the receiver of its expiry events. No sweeper runs until [`Self::spawn_sweeper`].
-    pub fn new(settings: LockSettings, clock: Arc<dyn Clock>) -> (Self, mpsc::UnboundedReceiver<ExpiryEvent>) {
+    pub fn new(
+        settings: LockSettings,
+        clock: Arc<dyn Clock>,
+    ) -> (Self, mpsc::UnboundedReceiver<ExpiryEvent>) {
         let (events, rx) = mpsc::unbounded_channel();
         let inner = Inner {
             map: DashMap::new(),
-            index: (0..INDEX_SHARDS).map(|_| Mutex::new(BTreeSet::new())).collect(),
+            index: (0..INDEX_SHARDS)
+                .map(|_| Mutex::new(BTreeSet::new()))
+                .collect(),
             generation: AtomicU64::new(1),
             sleeping_until: AtomicU64::new(u64::MAX),
             wake: Arc::new(Notify::new()),
@@ -81,11 +86,19 @@ impl MemoryLockStore {
             settings,
             events,
         };
-        (MemoryLockStore { inner: Arc::new(inner) }, rx)
+        (
+            MemoryLockStore {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
     }
 
     /// Starts the sweeper task; it stops when the last handle to the store is dropped.
-    pub fn spawn_sweeper(&self, observer: Option<Arc<dyn SweepObserver>>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_sweeper(
+        &self,
+        observer: Option<Arc<dyn SweepObserver>>,
+    ) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
         let wake = self.inner.wake.clone();
         tokio::spawn(sweeper(weak, wake, observer))
@@ -144,7 +157,11 @@ impl MemoryLockStore {
                         let key = e.key().clone();
                         let old = (e.deadline, e.generation);
                         drop(e);
-                        if inner.map.remove_if(&key, |_, v| v.generation == old.1).is_some() {
+                        if inner
+                            .map
+                            .remove_if(&key, |_, v| v.generation == old.1)
+                            .is_some()
+                        {
                             inner.unindex(&key, old);
                         }
                     }
@@ -162,7 +179,12 @@ impl MemoryLockStore {
                 MapEntry::Vacant(v) => {
                     let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
                     let deadline = inner.deadline(now, now);
-                    v.insert(Entry { lock_id: new_id.unwrap_or_default().into(), deadline, created: now, generation });
+                    v.insert(Entry {
+                        lock_id: new_id.unwrap_or_default().into(),
+                        deadline,
+                        created: now,
+                        generation,
+                    });
                     inner.reindex(&key, None, (deadline, generation));
                     return Ok(());
                 }
@@ -172,7 +194,11 @@ impl MemoryLockStore {
 
     fn current(&self, file: &str) -> Option<String> {
         let now = self.now();
-        self.inner.map.get(file).filter(|e| e.deadline > now).map(|e| e.lock_id.to_string())
+        self.inner
+            .map
+            .get(file)
+            .filter(|e| e.deadline > now)
+            .map(|e| e.lock_id.to_string())
     }
 }
 
@@ -186,7 +212,9 @@ impl Inner {
     }
 
     fn reindex(&self, key: &Arc<str>, old: Option<(u64, u64)>, new: (u64, u64)) {
-        let mut index = self.index[index_shard(key)].lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.index[index_shard(key)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some((d, g)) = old {
             index.remove(&(d, g, key.clone()));
         }
@@ -198,7 +226,9 @@ impl Inner {
     }
 
     fn unindex(&self, key: &Arc<str>, old: (u64, u64)) {
-        let mut index = self.index[index_shard(key)].lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.index[index_shard(key)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         index.remove(&(old.0, old.1, key.clone()));
     }
 
@@ -206,9 +236,9 @@ impl Inner {
     /// publishes the expiry. Returns whether it removed something.
     fn expire_if(&self, key: &Arc<str>, generation: Option<u64>) -> bool {
         let now = self.clock.now_ms();
-        let removed = self
-            .map
-            .remove_if(key, |_, e| e.deadline <= now && generation.is_none_or(|g| g == e.generation));
+        let removed = self.map.remove_if(key, |_, e| {
+            e.deadline <= now && generation.is_none_or(|g| g == e.generation)
+        });
         let Some((_, e)) = removed else {
             return false;
         };
@@ -217,7 +247,10 @@ impl Inner {
         }
         tracing::debug!(lock_age_ms = now.saturating_sub(e.created), "lock expired");
         // A closed receiver only means nobody listens for expiries.
-        let _ = self.events.send(ExpiryEvent { file_id: key.to_string(), lock_id: e.lock_id.into_string() });
+        let _ = self.events.send(ExpiryEvent {
+            file_id: key.to_string(),
+            lock_id: e.lock_id.into_string(),
+        });
         true
     }
 
@@ -285,7 +318,9 @@ async fn sweeper(weak: Weak<Inner>, wake: Arc<Notify>, observer: Option<Arc<dyn 
 #[async_trait]
 impl LockStore for MemoryLockStore {
     async fn lock(&self, file_id: &str, lock_id: &LockId) -> Result<(), LockError> {
-        self.update(file_id, Some(lock_id.as_str()), |cur| rules::lock(cur, lock_id.as_str()))
+        self.update(file_id, Some(lock_id.as_str()), |cur| {
+            rules::lock(cur, lock_id.as_str())
+        })
     }
 
     async fn get(&self, file_id: &str) -> Result<Option<String>, LockError> {
@@ -300,11 +335,23 @@ impl LockStore for MemoryLockStore {
         self.update(file_id, None, |cur| rules::unlock(cur, lock_id.as_str()))
     }
 
-    async fn unlock_and_relock(&self, file_id: &str, old: &str, new: &LockId) -> Result<(), LockError> {
-        self.update(file_id, Some(new.as_str()), |cur| rules::unlock_and_relock(cur, old))
+    async fn unlock_and_relock(
+        &self,
+        file_id: &str,
+        old: &str,
+        new: &LockId,
+    ) -> Result<(), LockError> {
+        self.update(file_id, Some(new.as_str()), |cur| {
+            rules::unlock_and_relock(cur, old)
+        })
     }
 
-    async fn check_put(&self, file_id: &str, lock_id: Option<&str>, size: Option<u64>) -> Result<(), LockError> {
+    async fn check_put(
+        &self,
+        file_id: &str,
+        lock_id: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<(), LockError> {
         rules::put_file(self.current(file_id).as_deref(), lock_id, size)?;
         Ok(())
     }

@@ -76,7 +76,10 @@ pub struct RedisLockStore {
 
 impl std::fmt::Debug for RedisLockStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLockStore").field("prefix", &self.prefix).field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("RedisLockStore")
+            .field("prefix", &self.prefix)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,11 +111,24 @@ impl RedisLockStore {
             .set_number_of_retries(1);
         let conn = tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
             .await
-            .map_err(|_| LockError::Unavailable(format!("no answer from Redis within {timeout:?}")))?
+            .map_err(|_| {
+                LockError::Unavailable(format!("no answer from Redis within {timeout:?}"))
+            })?
             .map_err(unavailable)?;
         let (events, rx) = mpsc::unbounded_channel();
-        let scripts = Scripts { set_if: Script::new(SET_IF), del_if: Script::new(DEL_IF), claim: Script::new(CLAIM) };
-        let store = RedisLockStore { conn, prefix: prefix.into(), scripts: Arc::new(scripts), clock, settings, events };
+        let scripts = Scripts {
+            set_if: Script::new(SET_IF),
+            del_if: Script::new(DEL_IF),
+            claim: Script::new(CLAIM),
+        };
+        let store = RedisLockStore {
+            conn,
+            prefix: prefix.into(),
+            scripts: Arc::new(scripts),
+            clock,
+            settings,
+            events,
+        };
         Ok((store, rx))
     }
 
@@ -136,7 +152,14 @@ impl RedisLockStore {
     async fn read(&self, file: &str, now: u64) -> Result<Option<Current>, LockError> {
         let mut conn = self.conn.clone();
         let (id, deadline, created): (Option<String>, Option<String>, Option<u64>) =
-            redis::cmd("HMGET").arg(self.key(file)).arg("id").arg("deadline").arg("created").query_async(&mut conn).await.map_err(unavailable)?;
+            redis::cmd("HMGET")
+                .arg(self.key(file))
+                .arg("id")
+                .arg("deadline")
+                .arg("created")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
         match (id, deadline) {
             (Some(id), Some(deadline)) => {
                 let d: u64 = deadline.parse().unwrap_or(0);
@@ -144,7 +167,11 @@ impl RedisLockStore {
                     self.claim(file, now).await?;
                     Ok(None)
                 } else {
-                    Ok(Some(Current { id, deadline, created: created.unwrap_or(now) }))
+                    Ok(Some(Current {
+                        id,
+                        deadline,
+                        created: created.unwrap_or(now),
+                    }))
                 }
             }
             _ => Ok(None),
@@ -164,7 +191,10 @@ impl RedisLockStore {
             .await
             .map_err(unavailable)?;
         if let Some(lock_id) = id {
-            let _ = self.events.send(ExpiryEvent { file_id: file.to_owned(), lock_id });
+            let _ = self.events.send(ExpiryEvent {
+                file_id: file.to_owned(),
+                lock_id,
+            });
             return Ok(true);
         }
         Ok(false)
@@ -222,7 +252,9 @@ impl RedisLockStore {
                 return Ok(());
             }
         }
-        Err(LockError::Unavailable(format!("lock on one file contended beyond {MAX_ATTEMPTS} attempts")))
+        Err(LockError::Unavailable(format!(
+            "lock on one file contended beyond {MAX_ATTEMPTS} attempts"
+        )))
     }
 
     /// Claims up to `sweep_batch` expired locks; returns how many this instance claimed.
@@ -230,7 +262,13 @@ impl RedisLockStore {
         let now = self.clock.now_ms();
         let mut conn = self.conn.clone();
         let due: Vec<String> = conn
-            .zrangebyscore_limit(self.zset(), "-inf", now, 0, self.settings.sweep_batch as isize)
+            .zrangebyscore_limit(
+                self.zset(),
+                "-inf",
+                now,
+                0,
+                self.settings.sweep_batch as isize,
+            )
             .await
             .map_err(unavailable)?;
         let mut claimed = 0;
@@ -243,7 +281,10 @@ impl RedisLockStore {
     }
 
     /// Starts this instance's sweeper: polls the deadline index every `sweep_interval`.
-    pub fn spawn_sweeper(&self, observer: Option<Arc<dyn SweepObserver>>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_sweeper(
+        &self,
+        observer: Option<Arc<dyn SweepObserver>>,
+    ) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(store.settings.sweep_interval);
@@ -269,7 +310,10 @@ impl RedisLockStore {
 #[async_trait]
 impl LockStore for RedisLockStore {
     async fn lock(&self, file_id: &str, lock_id: &LockId) -> Result<(), LockError> {
-        self.update(file_id, Some(lock_id.as_str()), |cur| rules::lock(cur, lock_id.as_str())).await
+        self.update(file_id, Some(lock_id.as_str()), |cur| {
+            rules::lock(cur, lock_id.as_str())
+        })
+        .await
     }
 
     async fn get(&self, file_id: &str) -> Result<Option<String>, LockError> {
@@ -277,18 +321,33 @@ impl LockStore for RedisLockStore {
     }
 
     async fn refresh(&self, file_id: &str, lock_id: &LockId) -> Result<(), LockError> {
-        self.update(file_id, None, |cur| rules::refresh(cur, lock_id.as_str())).await
+        self.update(file_id, None, |cur| rules::refresh(cur, lock_id.as_str()))
+            .await
     }
 
     async fn unlock(&self, file_id: &str, lock_id: &LockId) -> Result<(), LockError> {
-        self.update(file_id, None, |cur| rules::unlock(cur, lock_id.as_str())).await
+        self.update(file_id, None, |cur| rules::unlock(cur, lock_id.as_str()))
+            .await
     }
 
-    async fn unlock_and_relock(&self, file_id: &str, old: &str, new: &LockId) -> Result<(), LockError> {
-        self.update(file_id, Some(new.as_str()), |cur| rules::unlock_and_relock(cur, old)).await
+    async fn unlock_and_relock(
+        &self,
+        file_id: &str,
+        old: &str,
+        new: &LockId,
+    ) -> Result<(), LockError> {
+        self.update(file_id, Some(new.as_str()), |cur| {
+            rules::unlock_and_relock(cur, old)
+        })
+        .await
     }
 
-    async fn check_put(&self, file_id: &str, lock_id: Option<&str>, size: Option<u64>) -> Result<(), LockError> {
+    async fn check_put(
+        &self,
+        file_id: &str,
+        lock_id: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<(), LockError> {
         let cur = self.get(file_id).await?;
         rules::put_file(cur.as_deref(), lock_id, size)?;
         Ok(())

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::zombie_processes)]
 //! The conformance suite against a real `redis-server` on a free loopback port.
 
 use locks::conformance::Harness;
@@ -19,19 +20,40 @@ impl Drop for Redis {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts redis-server; `None` only outside CI when the binary is missing.
 async fn start_redis() -> Option<Redis> {
-    if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "redis-server is required in CI (.ci/run installs it)");
+    if Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is required in CI (.ci/run installs it)"
+        );
         eprintln!("redis-server not installed: skipping the Redis conformance run");
         return None;
     }
     let port = free_port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -48,34 +70,75 @@ async fn start_redis() -> Option<Redis> {
 
 async fn harness(redis: &Redis, prefix: &str) -> (Harness, RedisLockStore) {
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let (store, events) =
-        RedisLockStore::connect(&redis.url, prefix, LockSettings::default(), clock.clone(), Duration::from_secs(2)).await.unwrap();
-    (Harness { store: Arc::new(store.clone()), clock, events, prefix: String::new() }, store)
+    let (store, events) = RedisLockStore::connect(
+        &redis.url,
+        prefix,
+        LockSettings::default(),
+        clock.clone(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    (
+        Harness {
+            store: Arc::new(store.clone()),
+            clock,
+            events,
+            prefix: String::new(),
+        },
+        store,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_conformance() {
-    let Some(redis) = start_redis().await else { return };
+    let Some(redis) = start_redis().await else {
+        return;
+    };
     harness(&redis, "t1:").await.0.decision_table().await;
     harness(&redis, "t2:").await.0.expiry().await;
     harness(&redis, "t3:").await.0.one_winner().await;
     for seed in 1..6 {
-        harness(&redis, &format!("m{seed}:")).await.0.against_model(seed * 7919, 300).await;
+        harness(&redis, &format!("m{seed}:"))
+            .await
+            .0
+            .against_model(seed * 7919, 300)
+            .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_locks_and_each_expiry_fires_once() {
-    let Some(redis) = start_redis().await else { return };
+    let Some(redis) = start_redis().await else {
+        return;
+    };
     let clock = Arc::new(ManualClock::new(5_000_000));
     let settings = LockSettings::default();
-    let (a, mut ev_a) = RedisLockStore::connect(&redis.url, "shared:", settings, clock.clone(), Duration::from_secs(2)).await.unwrap();
-    let (b, mut ev_b) = RedisLockStore::connect(&redis.url, "shared:", settings, clock.clone(), Duration::from_secs(2)).await.unwrap();
+    let (a, mut ev_a) = RedisLockStore::connect(
+        &redis.url,
+        "shared:",
+        settings,
+        clock.clone(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let (b, mut ev_b) = RedisLockStore::connect(
+        &redis.url,
+        "shared:",
+        settings,
+        clock.clone(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     let id = |s: &str| wopi::lock::LockId::parse(s).unwrap();
     for i in 0..50 {
         a.lock(&format!("f{i}"), &id("L")).await.unwrap();
     }
-    assert!(matches!(b.lock("f0", &id("X")).await, Err(LockError::Conflict(c)) if c.current == "L"));
+    assert!(
+        matches!(b.lock("f0", &id("X")).await, Err(LockError::Conflict(c)) if c.current == "L")
+    );
     clock.advance(1_800_000);
     let (ra, rb) = tokio::join!(a.sweep_now(), b.sweep_now());
     assert_eq!(ra.unwrap() + rb.unwrap(), 50);
@@ -91,17 +154,30 @@ async fn two_instances_share_locks_and_each_expiry_fires_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_closed_when_redis_is_down() {
-    let Some(redis) = start_redis().await else { return };
+    let Some(redis) = start_redis().await else {
+        return;
+    };
     let (h, store) = harness(&redis, "down:").await;
     let id = wopi::lock::LockId::parse("L").unwrap();
     store.lock("f", &id).await.unwrap();
     drop(redis);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for r in [store.lock("f", &id).await, store.get("f").await.map(|_| ()), store.unlock("f", &id).await] {
+    for r in [
+        store.lock("f", &id).await,
+        store.get("f").await.map(|_| ()),
+        store.unlock("f", &id).await,
+    ] {
         assert!(matches!(r, Err(LockError::Unavailable(_))), "{r:?}");
     }
     drop(h);
     let clock = Arc::new(ManualClock::new(0));
-    let r = RedisLockStore::connect(&format!("redis://127.0.0.1:{}/", free_port()), "x:", LockSettings::default(), clock, Duration::from_millis(500)).await;
+    let r = RedisLockStore::connect(
+        &format!("redis://127.0.0.1:{}/", free_port()),
+        "x:",
+        LockSettings::default(),
+        clock,
+        Duration::from_millis(500),
+    )
+    .await;
     assert!(matches!(r, Err(LockError::Unavailable(_))));
 }

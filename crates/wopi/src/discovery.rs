@@ -6,9 +6,9 @@
 
 use crate::proof::keys::KeyError;
 use crate::proof::{ProofKeys, PublicKey};
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::escape::escape;
 use quick_xml::Reader;
+use quick_xml::escape::escape;
+use quick_xml::events::{BytesStart, Event};
 use std::fmt;
 
 /// Largest discovery document accepted.
@@ -109,9 +109,15 @@ impl fmt::Display for DiscoveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DiscoveryError::TooLarge => write!(f, "discovery is larger than {MAX_BYTES} bytes"),
-            DiscoveryError::TooDeep => write!(f, "discovery nests deeper than {MAX_DEPTH} elements"),
-            DiscoveryError::TooManyElements => write!(f, "discovery has more than {MAX_ELEMENTS} elements"),
-            DiscoveryError::AttributeTooLong => write!(f, "an attribute is longer than {MAX_ATTRIBUTE_BYTES} bytes"),
+            DiscoveryError::TooDeep => {
+                write!(f, "discovery nests deeper than {MAX_DEPTH} elements")
+            }
+            DiscoveryError::TooManyElements => {
+                write!(f, "discovery has more than {MAX_ELEMENTS} elements")
+            }
+            DiscoveryError::AttributeTooLong => {
+                write!(f, "an attribute is longer than {MAX_ATTRIBUTE_BYTES} bytes")
+            }
             DiscoveryError::Doctype => f.write_str("DOCTYPE declarations are not accepted"),
             DiscoveryError::Xml(e) => write!(f, "malformed XML: {e}"),
             DiscoveryError::NotDiscovery => f.write_str("root element is not <wopi-discovery>"),
@@ -122,7 +128,10 @@ impl fmt::Display for DiscoveryError {
 
 impl std::error::Error for DiscoveryError {}
 
-fn attrs(reader: &Reader<&[u8]>, e: &BytesStart<'_>) -> Result<Vec<(String, String)>, DiscoveryError> {
+fn attrs(
+    reader: &Reader<&[u8]>,
+    e: &BytesStart<'_>,
+) -> Result<Vec<(String, String)>, DiscoveryError> {
     let mut out = Vec::new();
     for attr in e.attributes() {
         let attr = attr.map_err(|err| DiscoveryError::Xml(err.to_string()))?;
@@ -156,7 +165,9 @@ pub fn parse(xml: &[u8]) -> Result<Discovery, DiscoveryError> {
     let mut elements = 0usize;
     let mut saw_root = false;
     loop {
-        let event = reader.read_event().map_err(|e| DiscoveryError::Xml(e.to_string()))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| DiscoveryError::Xml(e.to_string()))?;
         let (start, empty) = match &event {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
@@ -183,14 +194,18 @@ pub fn parse(xml: &[u8]) -> Result<Discovery, DiscoveryError> {
         match (parent, name.as_slice()) {
             (Some(b"wopi-discovery"), b"net-zone") => {
                 let mut a = attrs(&reader, start)?;
-                doc.net_zones.push(NetZone { name: take(&mut a, "name").unwrap_or_default(), apps: Vec::new() });
+                doc.net_zones.push(NetZone {
+                    name: take(&mut a, "name").unwrap_or_default(),
+                    apps: Vec::new(),
+                });
             }
             (Some(b"net-zone"), b"app") => {
                 let mut a = attrs(&reader, start)?;
                 let app = App {
                     name: take(&mut a, "name").unwrap_or_default(),
                     fav_icon_url: take(&mut a, "favIconUrl"),
-                    check_license: take(&mut a, "checkLicense").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                    check_license: take(&mut a, "checkLicense")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true")),
                     actions: Vec::new(),
                 };
                 if let Some(zone) = doc.net_zones.last_mut() {
@@ -205,7 +220,8 @@ pub fn parse(xml: &[u8]) -> Result<Discovery, DiscoveryError> {
                     progid: take(&mut a, "progid"),
                     requires: take(&mut a, "requires"),
                     urlsrc: take(&mut a, "urlsrc").ok_or(DiscoveryError::BadAction)?,
-                    default: take(&mut a, "default").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                    default: take(&mut a, "default")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("true")),
                     newext: take(&mut a, "newext"),
                     targetext: take(&mut a, "targetext"),
                 };
@@ -249,13 +265,24 @@ impl Discovery {
             return Ok(ProofKeys::default());
         };
         Ok(ProofKeys {
-            current: PublicKey::from_discovery(p.value.as_deref(), p.modulus.as_deref(), p.exponent.as_deref())?,
-            old: PublicKey::from_discovery(p.old_value.as_deref(), p.old_modulus.as_deref(), p.old_exponent.as_deref())?,
+            current: PublicKey::from_discovery(
+                p.value.as_deref(),
+                p.modulus.as_deref(),
+                p.exponent.as_deref(),
+            )?,
+            old: PublicKey::from_discovery(
+                p.old_value.as_deref(),
+                p.old_modulus.as_deref(),
+                p.old_exponent.as_deref(),
+            )?,
         })
     }
 
     /// Every (app, action) whose `ext` matches (case-insensitive), across all net zones.
-    pub fn actions_for_ext<'a>(&'a self, ext: &'a str) -> impl Iterator<Item = (&'a App, &'a Action)> + 'a {
+    pub fn actions_for_ext<'a>(
+        &'a self,
+        ext: &'a str,
+    ) -> impl Iterator<Item = (&'a App, &'a Action)> + 'a {
         self.net_zones
             .iter()
             .flat_map(|z| z.apps.iter())

@@ -24,59 +24,147 @@ pub struct CheckFileInfo {
     pub version: String,
 
     // Host capabilities.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_locks: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_get_lock: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_extended_lock_length: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_update: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_rename: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_delete_file: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_user_info: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_containers: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_ecosystem: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_folders: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_cobalt: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_get_file_wopi_src: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported_share_url_types: Option<Vec<String>>,
 
     // User permissions.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub user_can_write: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub read_only: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub user_can_not_write_relative: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub user_can_rename: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub restricted_web_view_only: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub user_can_attend: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub user_can_present: Option<bool>,
 
     // User metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_friendly_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub is_anonymous_user: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_info: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub license_check_for_edit_is_enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub is_edu_user: Option<bool>,
 
     // URLs.
@@ -116,43 +204,103 @@ pub struct CheckFileInfo {
     // Misc.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_extension: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_opt_u64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_u64"
+    )]
     pub file_name_max_length: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_opt_string")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
     pub last_modified_time: Option<String>,
     #[serde(rename = "SHA256", default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_content_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub disable_print: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub disable_translation: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub allow_external_marketplace: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub close_button_closes_window: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub temporarily_not_writable: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_paste_restrictions: Option<String>,
 
     // Collabora/ONLYOFFICE extensions read by the client face.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub user_can_review: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub user_can_only_comment: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub supports_reviewing: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub hide_print_option: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub close_post_message: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub edit_mode_post_message: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub file_sharing_post_message: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub file_version_post_message: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_message_origin: Option<String>,
@@ -167,10 +315,17 @@ pub struct CheckFileInfo {
 impl CheckFileInfo {
     /// The lower-case extension without a dot: `FileExtension`, else the tail of `BaseFileName`.
     pub fn extension(&self) -> String {
-        let from_field = self.file_extension.as_deref().map(|e| e.trim_start_matches('.'));
+        let from_field = self
+            .file_extension
+            .as_deref()
+            .map(|e| e.trim_start_matches('.'));
         let ext = match from_field {
             Some(e) if !e.is_empty() => e,
-            _ => self.base_file_name.rsplit_once('.').map(|(_, e)| e).unwrap_or(""),
+            _ => self
+                .base_file_name
+                .rsplit_once('.')
+                .map(|(_, e)| e)
+                .unwrap_or(""),
         };
         ext.to_ascii_lowercase()
     }
@@ -203,9 +358,16 @@ fn lenient_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
     use serde::de::Error;
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_u64().map(Some).ok_or_else(|| D::Error::custom("expected a non-negative integer")),
+        Value::Number(n) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| D::Error::custom("expected a non-negative integer")),
         Value::String(s) if s.trim().is_empty() => Ok(None),
-        Value::String(s) => s.trim().parse().map(Some).map_err(|_| D::Error::custom("expected an integer")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom("expected an integer")),
         _ => Err(D::Error::custom("expected an integer")),
     }
 }

@@ -29,8 +29,12 @@ impl fmt::Display for LockIdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LockIdError::Empty => f.write_str("X-WOPI-Lock is missing or empty"),
-            LockIdError::TooLong => write!(f, "X-WOPI-Lock is longer than {MAX_LOCK_ID_LEN} characters"),
-            LockIdError::BadCharacter => f.write_str("X-WOPI-Lock contains a control or non-ASCII character"),
+            LockIdError::TooLong => {
+                write!(f, "X-WOPI-Lock is longer than {MAX_LOCK_ID_LEN} characters")
+            }
+            LockIdError::BadCharacter => {
+                f.write_str("X-WOPI-Lock contains a control or non-ASCII character")
+            }
         }
     }
 }
@@ -80,7 +84,10 @@ pub struct LockConflict {
 
 impl LockConflict {
     fn new(current: Option<&str>, reason: &'static str) -> Self {
-        LockConflict { current: current.unwrap_or_default().to_owned(), reason }
+        LockConflict {
+            current: current.unwrap_or_default().to_owned(),
+            reason,
+        }
     }
 }
 
@@ -110,7 +117,10 @@ pub fn lock(current: Option<&str>, requested: &str) -> Result<LockAction, LockCo
     match current {
         None => Ok(LockAction::Set),
         Some(c) if c == requested => Ok(LockAction::Refresh),
-        Some(_) => Err(LockConflict::new(current, "file is locked with a different lock id")),
+        Some(_) => Err(LockConflict::new(
+            current,
+            "file is locked with a different lock id",
+        )),
     }
 }
 
@@ -118,7 +128,10 @@ pub fn lock(current: Option<&str>, requested: &str) -> Result<LockAction, LockCo
 pub fn refresh(current: Option<&str>, requested: &str) -> Result<LockAction, LockConflict> {
     match current {
         Some(c) if c == requested => Ok(LockAction::Refresh),
-        Some(_) => Err(LockConflict::new(current, "file is locked with a different lock id")),
+        Some(_) => Err(LockConflict::new(
+            current,
+            "file is locked with a different lock id",
+        )),
         None => Err(LockConflict::new(None, "file is not locked")),
     }
 }
@@ -127,7 +140,10 @@ pub fn refresh(current: Option<&str>, requested: &str) -> Result<LockAction, Loc
 pub fn unlock(current: Option<&str>, requested: &str) -> Result<LockAction, LockConflict> {
     match current {
         Some(c) if c == requested => Ok(LockAction::Remove),
-        Some(_) => Err(LockConflict::new(current, "file is locked with a different lock id")),
+        Some(_) => Err(LockConflict::new(
+            current,
+            "file is locked with a different lock id",
+        )),
         None => Err(LockConflict::new(None, "file is not locked")),
     }
 }
@@ -136,28 +152,44 @@ pub fn unlock(current: Option<&str>, requested: &str) -> Result<LockAction, Lock
 pub fn unlock_and_relock(current: Option<&str>, old: &str) -> Result<LockAction, LockConflict> {
     match current {
         Some(c) if c == old => Ok(LockAction::Set),
-        Some(_) => Err(LockConflict::new(current, "X-WOPI-OldLock does not match the current lock")),
+        Some(_) => Err(LockConflict::new(
+            current,
+            "X-WOPI-OldLock does not match the current lock",
+        )),
         None => Err(LockConflict::new(None, "file is not locked")),
     }
 }
 
 /// PutFile (§3.3): locked → the same id is needed; unlocked → only a 0-byte file may be written.
 /// `size` is `None` when the current size is unknown (treated like non-empty).
-pub fn put_file(current: Option<&str>, requested: Option<&str>, size: Option<u64>) -> Result<LockAction, LockConflict> {
+pub fn put_file(
+    current: Option<&str>,
+    requested: Option<&str>,
+    size: Option<u64>,
+) -> Result<LockAction, LockConflict> {
     match (current, requested) {
         (Some(c), Some(r)) if c == r => Ok(LockAction::None),
-        (Some(_), _) => Err(LockConflict::new(current, "file is locked with a different lock id")),
+        (Some(_), _) => Err(LockConflict::new(
+            current,
+            "file is locked with a different lock id",
+        )),
         (None, _) if size == Some(0) => Ok(LockAction::None),
         (None, _) => Err(LockConflict::new(None, "file is not locked and not empty")),
     }
 }
 
 /// RenameFile (§3.5) and DeleteFile (§3.6): allowed when unlocked or when the id matches.
-pub fn modify_unlocked_or_matching(current: Option<&str>, requested: Option<&str>) -> Result<LockAction, LockConflict> {
+pub fn modify_unlocked_or_matching(
+    current: Option<&str>,
+    requested: Option<&str>,
+) -> Result<LockAction, LockConflict> {
     match (current, requested) {
         (None, _) => Ok(LockAction::None),
         (Some(c), Some(r)) if c == r => Ok(LockAction::None),
-        (Some(_), _) => Err(LockConflict::new(current, "file is locked with a different lock id")),
+        (Some(_), _) => Err(LockConflict::new(
+            current,
+            "file is locked with a different lock id",
+        )),
     }
 }
 
@@ -180,7 +212,11 @@ mod tests {
         assert_eq!(lock(None, "A"), Ok(LockAction::Set));
         assert_eq!(lock(Some("A"), "A"), Ok(LockAction::Refresh));
         assert_eq!(lock(Some("A"), "B").unwrap_err().current, "A");
-        assert_eq!(lock(Some("A"), "a").unwrap_err().current, "A", "case-sensitive");
+        assert_eq!(
+            lock(Some("A"), "a").unwrap_err().current,
+            "A",
+            "case-sensitive"
+        );
         assert_eq!(refresh(Some("A"), "A"), Ok(LockAction::Refresh));
         assert_eq!(refresh(None, "A").unwrap_err().current, "");
         assert_eq!(refresh(Some("A"), "B").unwrap_err().current, "A");
@@ -190,14 +226,25 @@ mod tests {
         assert_eq!(unlock_and_relock(Some("A"), "A"), Ok(LockAction::Set));
         assert_eq!(unlock_and_relock(Some("A"), "B").unwrap_err().current, "A");
         assert_eq!(unlock_and_relock(None, "A").unwrap_err().current, "");
-        assert_eq!(put_file(Some("A"), Some("A"), Some(5)), Ok(LockAction::None));
+        assert_eq!(
+            put_file(Some("A"), Some("A"), Some(5)),
+            Ok(LockAction::None)
+        );
         assert_eq!(put_file(Some("A"), None, Some(0)).unwrap_err().current, "A");
         assert_eq!(put_file(None, None, Some(0)), Ok(LockAction::None));
         assert_eq!(put_file(None, Some("A"), Some(0)), Ok(LockAction::None));
         assert_eq!(put_file(None, Some("A"), Some(3)).unwrap_err().current, "");
         assert_eq!(put_file(None, None, None).unwrap_err().current, "");
-        assert_eq!(modify_unlocked_or_matching(None, None), Ok(LockAction::None));
-        assert_eq!(modify_unlocked_or_matching(Some("A"), Some("")).unwrap_err().current, "A");
+        assert_eq!(
+            modify_unlocked_or_matching(None, None),
+            Ok(LockAction::None)
+        );
+        assert_eq!(
+            modify_unlocked_or_matching(Some("A"), Some(""))
+                .unwrap_err()
+                .current,
+            "A"
+        );
     }
 
     proptest! {

@@ -78,7 +78,12 @@ pub enum Operation {
 
 impl Operation {
     /// Parses the operation of a request to `endpoint`.
-    pub fn parse(method: &str, endpoint: Endpoint<'_>, wopi_override: Option<&str>, has_old_lock: bool) -> Self {
+    pub fn parse(
+        method: &str,
+        endpoint: Endpoint<'_>,
+        wopi_override: Option<&str>,
+        has_old_lock: bool,
+    ) -> Self {
         let get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
         let post = method.eq_ignore_ascii_case("POST");
         let over = wopi_override.map(str::trim).unwrap_or("");
@@ -94,7 +99,9 @@ impl Operation {
                 "RENAME_FILE" => Operation::RenameFile,
                 "DELETE" => Operation::DeleteFile,
                 "PUT_USER_INFO" => Operation::PutUserInfo,
-                "GET_SHARE_URL" | "ADD_ACTIVITIES" | "GET_NEW_ACCESS_TOKEN" => Operation::Unsupported,
+                "GET_SHARE_URL" | "ADD_ACTIVITIES" | "GET_NEW_ACCESS_TOKEN" => {
+                    Operation::Unsupported
+                }
                 _ => Operation::UnknownOverride,
             },
             Endpoint::Contents(_) if get => Operation::GetFile,
@@ -106,8 +113,12 @@ impl Operation {
                 }
             }
             Endpoint::Ancestry(_) if get => Operation::EnumerateAncestors,
-            Endpoint::FileOther(_) | Endpoint::Container | Endpoint::Ecosystem => Operation::Unsupported,
-            Endpoint::File(_) | Endpoint::Contents(_) | Endpoint::Ancestry(_) => Operation::MethodNotAllowed,
+            Endpoint::FileOther(_) | Endpoint::Container | Endpoint::Ecosystem => {
+                Operation::Unsupported
+            }
+            Endpoint::File(_) | Endpoint::Contents(_) | Endpoint::Ancestry(_) => {
+                Operation::MethodNotAllowed
+            }
         }
     }
 
@@ -137,7 +148,10 @@ impl Operation {
     pub fn requires_lock_header(self) -> bool {
         matches!(
             self,
-            Operation::Lock | Operation::RefreshLock | Operation::Unlock | Operation::UnlockAndRelock
+            Operation::Lock
+                | Operation::RefreshLock
+                | Operation::Unlock
+                | Operation::UnlockAndRelock
         )
     }
 }
@@ -154,10 +168,22 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(parse_endpoint("/wopi/files/abc"), Some(Endpoint::File("abc")));
-        assert_eq!(parse_endpoint("/x/wopi_test/files/abc/contents"), Some(Endpoint::Contents("abc")));
-        assert_eq!(parse_endpoint("/wopi/files/abc/ancestry"), Some(Endpoint::Ancestry("abc")));
-        assert_eq!(parse_endpoint("/wopi/containers/c"), Some(Endpoint::Container));
+        assert_eq!(
+            parse_endpoint("/wopi/files/abc"),
+            Some(Endpoint::File("abc"))
+        );
+        assert_eq!(
+            parse_endpoint("/x/wopi_test/files/abc/contents"),
+            Some(Endpoint::Contents("abc"))
+        );
+        assert_eq!(
+            parse_endpoint("/wopi/files/abc/ancestry"),
+            Some(Endpoint::Ancestry("abc"))
+        );
+        assert_eq!(
+            parse_endpoint("/wopi/containers/c"),
+            Some(Endpoint::Container)
+        );
         assert_eq!(parse_endpoint("/files/abc"), None);
         assert_eq!(parse_endpoint("/wopi/files/ids/abc/x"), None);
         assert_eq!(parse_endpoint("/wopi/files/"), None);
@@ -167,16 +193,46 @@ mod tests {
     fn overrides() {
         let f = Endpoint::File("a");
         let c = Endpoint::Contents("a");
-        assert_eq!(Operation::parse("GET", f, None, false), Operation::CheckFileInfo);
-        assert_eq!(Operation::parse("POST", f, Some("LOCK"), false), Operation::Lock);
-        assert_eq!(Operation::parse("POST", f, Some("LOCK"), true), Operation::UnlockAndRelock);
-        assert_eq!(Operation::parse("POST", f, Some("lock"), false), Operation::Lock);
-        assert_eq!(Operation::parse("POST", f, Some("GET_LOCK"), false), Operation::GetLock);
-        assert_eq!(Operation::parse("POST", f, Some("COBALT"), false), Operation::UnknownOverride);
-        assert_eq!(Operation::parse("POST", f, None, false), Operation::UnknownOverride);
-        assert_eq!(Operation::parse("POST", c, Some("PUT"), false), Operation::PutFile);
+        assert_eq!(
+            Operation::parse("GET", f, None, false),
+            Operation::CheckFileInfo
+        );
+        assert_eq!(
+            Operation::parse("POST", f, Some("LOCK"), false),
+            Operation::Lock
+        );
+        assert_eq!(
+            Operation::parse("POST", f, Some("LOCK"), true),
+            Operation::UnlockAndRelock
+        );
+        assert_eq!(
+            Operation::parse("POST", f, Some("lock"), false),
+            Operation::Lock
+        );
+        assert_eq!(
+            Operation::parse("POST", f, Some("GET_LOCK"), false),
+            Operation::GetLock
+        );
+        assert_eq!(
+            Operation::parse("POST", f, Some("COBALT"), false),
+            Operation::UnknownOverride
+        );
+        assert_eq!(
+            Operation::parse("POST", f, None, false),
+            Operation::UnknownOverride
+        );
+        assert_eq!(
+            Operation::parse("POST", c, Some("PUT"), false),
+            Operation::PutFile
+        );
         assert_eq!(Operation::parse("GET", c, None, false), Operation::GetFile);
-        assert_eq!(Operation::parse("DELETE", f, None, false), Operation::MethodNotAllowed);
-        assert_eq!(Operation::parse("POST", f, Some("PUT_USER_INFO"), false), Operation::PutUserInfo);
+        assert_eq!(
+            Operation::parse("DELETE", f, None, false),
+            Operation::MethodNotAllowed
+        );
+        assert_eq!(
+            Operation::parse("POST", f, Some("PUT_USER_INFO"), false),
+            Operation::PutUserInfo
+        );
     }
 }

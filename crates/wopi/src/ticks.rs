@@ -24,6 +24,9 @@ mod tests {
     #[test]
     fn round_trip() {
         assert_eq!(from_unix_ms(0), UNIX_EPOCH_TICKS);
-        assert_eq!(to_unix_ms(from_unix_ms(1_700_000_000_123)), 1_700_000_000_123);
+        assert_eq!(
+            to_unix_ms(from_unix_ms(1_700_000_000_123)),
+            1_700_000_000_123
+        );
     }
 }

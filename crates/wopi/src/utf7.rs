@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn validator_samples() {
-        assert_eq!(decode("madeup+AF8-name.wopitestx").unwrap(), "madeup_name.wopitestx");
+        assert_eq!(
+            decode("madeup+AF8-name.wopitestx").unwrap(),
+            "madeup_name.wopitestx"
+        );
         assert_eq!(decode("a+-b").unwrap(), "a+b");
         assert_eq!(decode("+AH4-").unwrap(), "~");
         assert_eq!(decode("Hi Mom -+Jjo--!").unwrap(), "Hi Mom -\u{263A}-!");

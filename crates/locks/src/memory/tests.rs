@@ -4,7 +4,13 @@ use crate::{ManualClock, SweepObserver};
 use proptest::prelude::*;
 use std::sync::atomic::AtomicUsize;
 
-fn store(settings: LockSettings) -> (MemoryLockStore, Arc<ManualClock>, mpsc::UnboundedReceiver<ExpiryEvent>) {
+fn store(
+    settings: LockSettings,
+) -> (
+    MemoryLockStore,
+    Arc<ManualClock>,
+    mpsc::UnboundedReceiver<ExpiryEvent>,
+) {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let (s, rx) = MemoryLockStore::new(settings, clock.clone());
     (s, clock, rx)
@@ -12,7 +18,12 @@ fn store(settings: LockSettings) -> (MemoryLockStore, Arc<ManualClock>, mpsc::Un
 
 fn harness() -> Harness {
     let (s, clock, events) = store(LockSettings::default());
-    Harness { store: Arc::new(s), clock, events, prefix: String::new() }
+    Harness {
+        store: Arc::new(s),
+        clock,
+        events,
+        prefix: String::new(),
+    }
 }
 
 fn id(s: &str) -> LockId {
@@ -51,7 +62,10 @@ impl SweepObserver for Count {
 
 #[tokio::test(start_paused = true)]
 async fn sweeper_task_expires_and_publishes_once() {
-    let settings = LockSettings { sweep_interval: Duration::from_millis(50), ..Default::default() };
+    let settings = LockSettings {
+        sweep_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
     let (s, clock, mut rx) = store(settings);
     let observed = Arc::new(Count::default());
     let handle = s.spawn_sweeper(Some(observed.clone()));
@@ -69,7 +83,10 @@ async fn sweeper_task_expires_and_publishes_once() {
     assert_eq!(s.held().await.unwrap(), 0);
     drop(s);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(handle.is_finished(), "sweeper stops when the store is dropped");
+    assert!(
+        handle.is_finished(),
+        "sweeper stops when the store is dropped"
+    );
 }
 
 #[tokio::test]
@@ -82,7 +99,10 @@ async fn refresh_racing_the_sweeper_never_loses_the_lock() {
         let s2 = s.clone();
         let f2 = f.clone();
         let refresher = tokio::spawn(async move { s2.refresh(&f2, &id("L")).await });
-        let sweeper = { let s3 = s.clone(); tokio::spawn(async move { s3.sweep_now() }) };
+        let sweeper = {
+            let s3 = s.clone();
+            tokio::spawn(async move { s3.sweep_now() })
+        };
         refresher.await.unwrap().unwrap();
         sweeper.await.unwrap();
         assert_eq!(s.get(&f).await.unwrap().as_deref(), Some("L"));
@@ -92,7 +112,10 @@ async fn refresh_racing_the_sweeper_never_loses_the_lock() {
 
 #[tokio::test]
 async fn forced_eviction_after_max_age() {
-    let settings = LockSettings { max_age: Some(Duration::from_secs(3600)), ..Default::default() };
+    let settings = LockSettings {
+        max_age: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    };
     let (s, clock, mut rx) = store(settings);
     s.lock("f", &id("L")).await.unwrap();
     for _ in 0..5 {
@@ -107,7 +130,10 @@ async fn forced_eviction_after_max_age() {
 
 #[tokio::test]
 async fn sweeps_in_bounded_batches() {
-    let settings = LockSettings { sweep_batch: 64, ..Default::default() };
+    let settings = LockSettings {
+        sweep_batch: 64,
+        ..Default::default()
+    };
     let (s, clock, _rx) = store(settings);
     for i in 0..1000 {
         s.lock(&format!("f{i}"), &id("L")).await.unwrap();

@@ -23,7 +23,9 @@ impl fmt::Display for KeyError {
             KeyError::Base64(what) => write!(f, "{what} is not valid base64"),
             KeyError::BadBlob(why) => write!(f, "CSP public key blob: {why}"),
             KeyError::BadSize(why) => write!(f, "RSA key: {why}"),
-            KeyError::Disagree => f.write_str("the value blob and modulus/exponent describe different keys"),
+            KeyError::Disagree => {
+                f.write_str("the value blob and modulus/exponent describe different keys")
+            }
         }
     }
 }
@@ -39,7 +41,9 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicKey").field("bits", &self.bits()).finish()
+        f.debug_struct("PublicKey")
+            .field("bits", &self.bits())
+            .finish()
     }
 }
 
@@ -58,21 +62,29 @@ impl PublicKey {
             return Err(KeyError::BadSize("modulus must have 1024 to 4096 bits"));
         }
         if e.is_empty() || e.len() > 4 || e.last().is_some_and(|b| b & 1 == 0) {
-            return Err(KeyError::BadSize("exponent must be odd and at most 32 bits"));
+            return Err(KeyError::BadSize(
+                "exponent must be odd and at most 32 bits",
+            ));
         }
         Ok(PublicKey { n, e })
     }
 
     /// From discovery's Base64 `modulus` and `exponent` attributes.
     pub fn from_modulus_exponent(modulus_b64: &str, exponent_b64: &str) -> Result<Self, KeyError> {
-        let n = STANDARD.decode(modulus_b64.trim()).map_err(|_| KeyError::Base64("modulus"))?;
-        let e = STANDARD.decode(exponent_b64.trim()).map_err(|_| KeyError::Base64("exponent"))?;
+        let n = STANDARD
+            .decode(modulus_b64.trim())
+            .map_err(|_| KeyError::Base64("modulus"))?;
+        let e = STANDARD
+            .decode(exponent_b64.trim())
+            .map_err(|_| KeyError::Base64("exponent"))?;
         Self::from_components(&n, &e)
     }
 
     /// From discovery's Base64 `value` attribute: a CryptoAPI PUBLICKEYBLOB (§5).
     pub fn from_csp_blob_b64(value_b64: &str) -> Result<Self, KeyError> {
-        let blob = STANDARD.decode(value_b64.trim()).map_err(|_| KeyError::Base64("value"))?;
+        let blob = STANDARD
+            .decode(value_b64.trim())
+            .map_err(|_| KeyError::Base64("value"))?;
         Self::from_csp_blob(&blob)
     }
 
@@ -82,13 +94,15 @@ impl PublicKey {
             return Err(KeyError::BadBlob("shorter than its 20-byte header"));
         }
         if blob[0] != 0x06 || blob[1] != 0x02 {
-            return Err(KeyError::BadBlob("not a PUBLICKEYBLOB (type 06, version 02)"));
+            return Err(KeyError::BadBlob(
+                "not a PUBLICKEYBLOB (type 06, version 02)",
+            ));
         }
         if &blob[8..12] != b"RSA1" {
             return Err(KeyError::BadBlob("magic is not RSA1"));
         }
         let bitlen = u32::from_le_bytes([blob[12], blob[13], blob[14], blob[15]]) as usize;
-        if bitlen % 8 != 0 || blob.len() != 20 + bitlen / 8 {
+        if !bitlen.is_multiple_of(8) || blob.len() != 20 + bitlen / 8 {
             return Err(KeyError::BadBlob("length does not match its bit length"));
         }
         let exponent = u32::from_le_bytes([blob[16], blob[17], blob[18], blob[19]]);
@@ -98,9 +112,19 @@ impl PublicKey {
     }
 
     /// From both encodings; when both are given they must describe the same key.
-    pub fn from_discovery(value: Option<&str>, modulus: Option<&str>, exponent: Option<&str>) -> Result<Option<Self>, KeyError> {
-        let blob = value.filter(|v| !v.trim().is_empty()).map(Self::from_csp_blob_b64).transpose()?;
-        let components = match (modulus.filter(|m| !m.trim().is_empty()), exponent.filter(|e| !e.trim().is_empty())) {
+    pub fn from_discovery(
+        value: Option<&str>,
+        modulus: Option<&str>,
+        exponent: Option<&str>,
+    ) -> Result<Option<Self>, KeyError> {
+        let blob = value
+            .filter(|v| !v.trim().is_empty())
+            .map(Self::from_csp_blob_b64)
+            .transpose()?;
+        let components = match (
+            modulus.filter(|m| !m.trim().is_empty()),
+            exponent.filter(|e| !e.trim().is_empty()),
+        ) {
             (Some(m), Some(e)) => Some(Self::from_modulus_exponent(m, e)?),
             _ => None,
         };
@@ -155,9 +179,16 @@ impl PublicKey {
 
     /// Verifies an RSA PKCS#1 v1.5 SHA-256 signature.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let components = ring::signature::RsaPublicKeyComponents { n: &self.n, e: &self.e };
+        let components = ring::signature::RsaPublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        };
         components
-            .verify(&ring::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY, message, signature)
+            .verify(
+                &ring::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                message,
+                signature,
+            )
             .is_ok()
     }
 }

@@ -45,7 +45,9 @@ pub struct SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,18 +72,29 @@ impl SigningKey {
     }
 
     fn from_rsa(key: &rsa::RsaPrivateKey) -> Result<Self, SignError> {
-        let der = key.to_pkcs1_der().map_err(|e| SignError::Pem(e.to_string()))?;
-        let pair = RsaKeyPair::from_der(der.as_bytes()).map_err(|e| SignError::Rejected(e.to_string()))?;
+        let der = key
+            .to_pkcs1_der()
+            .map_err(|e| SignError::Pem(e.to_string()))?;
+        let pair =
+            RsaKeyPair::from_der(der.as_bytes()).map_err(|e| SignError::Rejected(e.to_string()))?;
         let public = PublicKey::from_components(&key.n().to_bytes_be(), &key.e().to_bytes_be())
             .map_err(|e| SignError::Rejected(e.to_string()))?;
-        let pkcs8_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| SignError::Pem(e.to_string()))?.to_string();
-        Ok(SigningKey { pair, public, pkcs8_pem })
+        let pkcs8_pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| SignError::Pem(e.to_string()))?
+            .to_string();
+        Ok(SigningKey {
+            pair,
+            public,
+            pkcs8_pem,
+        })
     }
 
     /// Generates a new 2048-bit key.
     pub fn generate() -> Result<Self, SignError> {
         let mut rng = rand::thread_rng();
-        let key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| SignError::Generate(e.to_string()))?;
+        let key = rsa::RsaPrivateKey::new(&mut rng, 2048)
+            .map_err(|e| SignError::Generate(e.to_string()))?;
         Self::from_rsa(&key)
     }
 
@@ -98,15 +111,29 @@ impl SigningKey {
     /// Signs arbitrary bytes (RSA PKCS#1 v1.5, SHA-256).
     pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         let mut sig = vec![0u8; self.pair.public().modulus_len()];
-        self.pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig).map_err(|_| SignError::Sign)?;
+        self.pair
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
+            .map_err(|_| SignError::Sign)?;
         Ok(sig)
     }
 
     /// Signs a request to `url` (absolute, with its query) carrying `access_token`.
-    pub fn sign(&self, old: Option<&SigningKey>, access_token: &str, url: &str, ticks: i64) -> Result<ProofHeaders, SignError> {
+    pub fn sign(
+        &self,
+        old: Option<&SigningKey>,
+        access_token: &str,
+        url: &str,
+        ticks: i64,
+    ) -> Result<ProofHeaders, SignError> {
         let message = signed_bytes(access_token, url, ticks);
         let proof = STANDARD.encode(self.sign_bytes(&message)?);
-        let proof_old = old.map(|k| k.sign_bytes(&message).map(|s| STANDARD.encode(s))).transpose()?;
-        Ok(ProofHeaders { timestamp: ticks.to_string(), proof, proof_old })
+        let proof_old = old
+            .map(|k| k.sign_bytes(&message).map(|s| STANDARD.encode(s)))
+            .transpose()?;
+        Ok(ProofHeaders {
+            timestamp: ticks.to_string(),
+            proof,
+            proof_old,
+        })
     }
 }

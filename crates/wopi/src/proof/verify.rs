@@ -101,8 +101,12 @@ impl fmt::Display for ProofError {
             ProofError::BadTimestamp => f.write_str("X-WOPI-TimeStamp is not a 64-bit integer"),
             ProofError::BadBase64 => f.write_str("proof signatures are not valid base64"),
             ProofError::Stale => f.write_str("X-WOPI-TimeStamp is older than 20 minutes"),
-            ProofError::Future => f.write_str("X-WOPI-TimeStamp is in the future beyond the allowed skew"),
-            ProofError::Signature => f.write_str("no proof signature verifies with the current or old key"),
+            ProofError::Future => {
+                f.write_str("X-WOPI-TimeStamp is in the future beyond the allowed skew")
+            }
+            ProofError::Signature => {
+                f.write_str("no proof signature verifies with the current or old key")
+            }
             ProofError::NoKeys => f.write_str("no proof keys are known for the WOPI client"),
         }
     }
@@ -125,7 +129,10 @@ fn non_empty(v: Option<&str>) -> Option<&str> {
 }
 
 /// Parses `X-WOPI-TimeStamp` and checks it against the window.
-pub fn verify_timestamp(timestamp: Option<&str>, window: Option<Window>) -> Result<i64, ProofError> {
+pub fn verify_timestamp(
+    timestamp: Option<&str>,
+    window: Option<Window>,
+) -> Result<i64, ProofError> {
     let text = non_empty(timestamp).ok_or(ProofError::Missing("X-WOPI-TimeStamp"))?;
     let ticks: i64 = text.parse().map_err(|_| ProofError::BadTimestamp)?;
     if let Some(w) = window {
@@ -146,7 +153,11 @@ impl ProofKeys {
     }
 
     /// Verifies one request (§7.4, §7.5).
-    pub fn verify(&self, input: &ProofInput<'_>, window: Option<Window>) -> Result<Verified, ProofError> {
+    pub fn verify(
+        &self,
+        input: &ProofInput<'_>,
+        window: Option<Window>,
+    ) -> Result<Verified, ProofError> {
         let proof_text = non_empty(input.proof).ok_or(ProofError::Missing("X-WOPI-Proof"))?;
         let ticks = verify_timestamp(input.timestamp, window)?;
         if self.is_empty() {

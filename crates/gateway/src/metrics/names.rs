@@ -1,0 +1,83 @@
+//! Every metric name and help text, in one table (mirrored in docs/metrics.md).
+//! Names are registered under the `wopi_gateway_` prefix.
+
+pub(crate) const BUILD_INFO: (&str, &str) = ("build_info", "Build information; always 1.");
+pub(crate) const HTTP_REQUESTS: (&str, &str) = (
+    "http_requests_total",
+    "Requests answered, by route group and status class.",
+);
+pub(crate) const HTTP_DURATION: (&str, &str) = (
+    "http_request_duration_seconds",
+    "Time to the response head, by route group.",
+);
+pub(crate) const HTTP_IN_FLIGHT: (&str, &str) =
+    ("http_requests_in_flight", "Requests being served.");
+pub(crate) const IP_DENIALS: (&str, &str) = (
+    "ip_denials_total",
+    "Requests refused by the IP allowlist, by route group.",
+);
+pub(crate) const LOAD_SHED: (&str, &str) = (
+    "load_shed_total",
+    "Requests refused with 503 because the concurrency limit was reached.",
+);
+pub(crate) const PROOF: (&str, &str) = (
+    "proof_verifications_total",
+    "WOPI proof checks, by result (ok or failure reason).",
+);
+pub(crate) const JWT: (&str, &str) = (
+    "jwt_verifications_total",
+    "JWT checks, by kind of token and result.",
+);
+pub(crate) const WOPI_OPS: (&str, &str) = (
+    "wopi_operations_total",
+    "WOPI operations served by the host face, by operation and status class.",
+);
+pub(crate) const LOCKS_HELD: (&str, &str) = ("locks_held", "WOPI locks currently held.");
+pub(crate) const LOCK_OPS: (&str, &str) = (
+    "lock_operations_total",
+    "Lock store operations, by operation and result.",
+);
+pub(crate) const LOCKS_EXPIRED: (&str, &str) = (
+    "locks_expired_total",
+    "Locks removed because they expired or reached their maximum age.",
+);
+pub(crate) const SWEEP_DURATION: (&str, &str) = (
+    "lock_sweep_duration_seconds",
+    "Duration of one lock sweeper pass.",
+);
+pub(crate) const SESSIONS: (&str, &str) = (
+    "sessions_opened_total",
+    "Host-face editing sessions opened by integrators, by result.",
+);
+pub(crate) const CALLBACKS_SENT: (&str, &str) = (
+    "callbacks_sent_total",
+    "Callback delivery attempts to integrators, by status and result.",
+);
+pub(crate) const DELIVERIES_PENDING: (&str, &str) = (
+    "deliveries_pending",
+    "Callbacks waiting to be delivered (kept in the spool).",
+);
+pub(crate) const DELIVERY_OLDEST: (&str, &str) = (
+    "delivery_oldest_pending_seconds",
+    "Age of the oldest pending delivery, 0 when none.",
+);
+pub(crate) const UPSTREAM_DURATION: (&str, &str) = (
+    "upstream_request_duration_seconds",
+    "Outgoing HTTP request time to the response head, by operation.",
+);
+pub(crate) const UPSTREAM_ERRORS: (&str, &str) = (
+    "upstream_errors_total",
+    "Outgoing HTTP failures, by operation and kind.",
+);
+pub(crate) const DISCOVERY: (&str, &str) = (
+    "discovery_refreshes_total",
+    "WOPI client discovery fetches, by result.",
+);
+pub(crate) const SPOOL_BYTES: (&str, &str) = (
+    "spool_bytes",
+    "Bytes of staged and cached content in the spool.",
+);
+pub(crate) const BYTES: (&str, &str) = (
+    "bytes_streamed_total",
+    "File bytes streamed, by direction (in: from clients/upstreams, out: to them).",
+);

@@ -1,0 +1,273 @@
+//! Listeners: accept loops, TLS, timeouts, graceful shutdown.
+
+use crate::settings::TlsSettings;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// The TCP peer of a connection, put into every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Connection timing rules.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Time to receive a request head.
+    pub header_read_timeout: Duration,
+    /// A connection with no bytes moving for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// Loads a rustls server config (HTTP/2 and HTTP/1.1 over ALPN) from PEM files.
+pub fn tls_acceptor(tls: &TlsSettings) -> Result<TlsAcceptor, String> {
+    let certs_pem =
+        std::fs::read(&tls.cert_file).map_err(|e| format!("{}: {e}", tls.cert_file.display()))?;
+    let key_pem =
+        std::fs::read(&tls.key_file).map_err(|e| format!("{}: {e}", tls.key_file.display()))?;
+    let certs = rustls_pemfile::certs(&mut certs_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", tls.cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate found",
+            tls.cert_file.display()
+        ));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| format!("{}: {e}", tls.key_file.display()))?
+        .ok_or_else(|| format!("{}: no PEM private key found", tls.key_file.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not match or are unusable: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// An I/O wrapper that records when bytes last moved, for the idle timeout.
+struct IdleIo<T> {
+    inner: T,
+    last: Arc<AtomicU64>,
+    epoch: tokio::time::Instant,
+}
+
+impl<T> IdleIo<T> {
+    fn touch(&self) {
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets open requests
+/// finish for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let last = Arc::new(AtomicU64::new(0));
+            let active = Arc::new(AtomicU64::new(0));
+            let epoch = tokio::time::Instant::now();
+            let peer = Peer {
+                addr,
+                tls: tls.is_some(),
+            };
+            let active_in = active.clone();
+            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(peer);
+                // A request waiting for its handler is not idle, even when no byte moves.
+                let guard = ActiveGuard::new(active_in.clone());
+                let fut = router.clone().oneshot(req.map(axum::body::Body::new));
+                async move {
+                    let r = fut.await;
+                    drop(guard);
+                    r
+                }
+            });
+            let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
+            match tls {
+                None => {
+                    let io = TokioIo::new(IdleIo {
+                        inner: stream,
+                        last,
+                        epoch,
+                    });
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    let conn = watcher.watch(conn.into_owned());
+                    tokio::select! {
+                        r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") },
+                        () = idle => tracing::debug!("idle connection closed"),
+                    }
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                            .await;
+                    let stream = match handshake {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    };
+                    let io = TokioIo::new(IdleIo {
+                        inner: stream,
+                        last,
+                        epoch,
+                    });
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    let conn = watcher.watch(conn.into_owned());
+                    tokio::select! {
+                        r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") },
+                        () = idle => tracing::debug!("idle connection closed"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::debug!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; closing remaining connections"),
+    }
+}
+
+struct ActiveGuard(Arc<AtomicU64>);
+
+impl ActiveGuard {
+    fn new(active: Arc<AtomicU64>) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(active)
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves when no byte moved for `idle` and no handler is running.
+async fn idle_watch(
+    last: Arc<AtomicU64>,
+    active: Arc<AtomicU64>,
+    epoch: tokio::time::Instant,
+    idle: Duration,
+) {
+    let idle_ms = idle.as_millis() as u64;
+    loop {
+        let now = epoch.elapsed().as_millis() as u64;
+        let quiet = now.saturating_sub(last.load(Ordering::Relaxed));
+        if quiet >= idle_ms && active.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if quiet >= idle_ms {
+            tokio::time::sleep(Duration::from_millis(idle_ms.max(10))).await;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis((idle_ms - quiet).max(10))).await;
+    }
+}

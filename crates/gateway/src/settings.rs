@@ -1,0 +1,364 @@
+//! Typed, validated settings. The binary turns TOML into these; the gateway never sees TOML.
+
+use crate::access::{AllowList, RouteGroup};
+use docs_api::Secret;
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default values, each named once (the example TOML test checks them).
+pub mod defaults {
+    /// `server.listen`
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// `server.admin_listen`
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
+    /// `server.public_url`
+    pub const PUBLIC_URL: &str = "http://127.0.0.1:8080";
+    /// `server.data_dir`
+    pub const DATA_DIR: &str = "./wopi-gateway-data";
+    /// `server.header_read_timeout_seconds`
+    pub const HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
+    /// `server.idle_timeout_seconds`
+    pub const IDLE_TIMEOUT_SECONDS: u64 = 120;
+    /// `server.request_timeout_seconds`
+    pub const REQUEST_TIMEOUT_SECONDS: u64 = 600;
+    /// `server.shutdown_grace_seconds`
+    pub const SHUTDOWN_GRACE_SECONDS: u64 = 30;
+    /// `server.max_concurrent_requests`
+    pub const MAX_CONCURRENT_REQUESTS: usize = 10_000;
+    /// `server.log_format`
+    pub const LOG_FORMAT: &str = "human";
+    /// `server.body_limit_bytes.wopi` (PutFile bodies).
+    pub const BODY_LIMIT_WOPI: u64 = 1024 * 1024 * 1024;
+    /// `server.body_limit_bytes.integrator`
+    pub const BODY_LIMIT_INTEGRATOR: u64 = 1024 * 1024;
+    /// `server.body_limit_bytes.docs`
+    pub const BODY_LIMIT_DOCS: u64 = 1024 * 1024;
+    /// `server.body_limit_bytes.hosting`
+    pub const BODY_LIMIT_HOSTING: u64 = 1024 * 1024;
+    /// `server.body_limit_bytes.proxy`
+    pub const BODY_LIMIT_PROXY: u64 = 1024 * 1024 * 1024;
+    /// `locks.store`
+    pub const LOCK_STORE: &str = "memory";
+    /// `locks.ttl_seconds` (WOPI: 30 minutes)
+    pub const LOCK_TTL_SECONDS: u64 = 1800;
+    /// `locks.sweep_interval_ms`
+    pub const SWEEP_INTERVAL_MS: u64 = 1000;
+    /// `locks.max_lock_age_seconds` (0 = off)
+    pub const MAX_LOCK_AGE_SECONDS: u64 = 0;
+    /// `locks.redis_url`
+    pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
+    /// `locks.redis_prefix`
+    pub const REDIS_PREFIX: &str = "wopi-gateway:";
+    /// `host_face.discovery_refresh_seconds`
+    pub const DISCOVERY_REFRESH_SECONDS: u64 = 3600;
+    /// `host_face.proof`
+    pub const PROOF: &str = "required";
+    /// `host_face.proof_future_skew_seconds`
+    pub const PROOF_FUTURE_SKEW_SECONDS: u64 = 300;
+    /// `host_face.access_token_ttl_seconds` (WOPI recommends about 10 hours)
+    pub const ACCESS_TOKEN_TTL_SECONDS: u64 = 36_000;
+    /// `host_face.download_url_ttl_seconds`
+    pub const DOWNLOAD_URL_TTL_SECONDS: u64 = 3600;
+    /// `host_face.delivery_max_backoff_seconds`
+    pub const DELIVERY_MAX_BACKOFF_SECONDS: u64 = 300;
+    /// `host_face.integrator.jwt_header`
+    pub const JWT_HEADER: &str = "Authorization";
+    /// `docs.url`
+    pub const DOCS_URL: &str = "http://127.0.0.1:8000";
+    /// `upstream.connect_timeout_seconds`
+    pub const UPSTREAM_CONNECT_TIMEOUT_SECONDS: u64 = 10;
+    /// `upstream.request_timeout_seconds`
+    pub const UPSTREAM_REQUEST_TIMEOUT_SECONDS: u64 = 120;
+}
+
+/// Everything the gateway runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[access]`
+    pub access: AccessSettings,
+    /// `[locks]`
+    pub locks: LockStoreSettings,
+    /// `[host_face]`
+    pub host_face: HostFaceSettings,
+    /// `[docs]`
+    pub docs: DocsSettings,
+    /// `[upstream]`
+    pub upstream: UpstreamSettings,
+}
+
+/// Output format of logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[server]`
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Public listener.
+    pub listen: SocketAddr,
+    /// Admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_listen: SocketAddr,
+    /// How clients reach the gateway; proofs are checked against URLs rebuilt from it.
+    pub public_url: PublicUrl,
+    /// Generated state, spool, keys.
+    pub data_dir: PathBuf,
+    /// TLS on the public listener.
+    pub tls: Option<TlsSettings>,
+    /// Time allowed to receive request headers.
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Whole-request deadline (handlers; streamed bodies included).
+    pub request_timeout: Duration,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Requests served at once; more are shed with 503.
+    pub max_concurrent_requests: usize,
+    /// Per route group body limit in bytes (413 above).
+    pub body_limits: [u64; RouteGroup::COUNT],
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// A base URL split into the parts proof checks need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`, default port dropped, lower-case.
+    pub authority: String,
+    /// Path prefix without trailing slash (`""` at the root).
+    pub path: String,
+}
+
+impl PublicUrl {
+    /// Parses an absolute http(s) URL.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or("must be absolute (http:// or https://)")?
+            .to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err("scheme must be http or https".into());
+        }
+        let auth = uri.authority().ok_or("must have a host")?;
+        let host = auth.host().to_ascii_lowercase();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let authority = match auth.port_u16() {
+            Some(p) if p != default_port => format!("{host}:{p}"),
+            _ => host,
+        };
+        if uri.query().is_some() {
+            return Err("must not have a query".into());
+        }
+        let path = uri.path().trim_end_matches('/').to_owned();
+        Ok(PublicUrl {
+            scheme,
+            authority,
+            path,
+        })
+    }
+
+    /// `scheme://authority` + path prefix.
+    pub fn base(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.path)
+    }
+
+    /// `scheme://authority` only.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+}
+
+/// `[server.tls]`
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+}
+
+/// `[access]`
+#[derive(Debug, Clone, Default)]
+pub struct AccessSettings {
+    /// Peers whose `X-Forwarded-For`/`Forwarded` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// One allowlist per route group.
+    pub allow: [AllowList; RouteGroup::COUNT],
+}
+
+/// Which lock store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockStoreKind {
+    /// In-process DashMap.
+    Memory,
+    /// Shared Redis.
+    Redis {
+        /// `redis://…`
+        url: String,
+        /// Key prefix.
+        prefix: String,
+    },
+}
+
+/// `[locks]`
+#[derive(Debug, Clone)]
+pub struct LockStoreSettings {
+    /// The store.
+    pub kind: LockStoreKind,
+    /// Store settings (TTL, max age, sweep).
+    pub store: locks::LockSettings,
+}
+
+/// Whether the host face checks proofs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofMode {
+    /// Every WOPI request must carry a valid proof.
+    Required,
+    /// No checks (test setups only; logged loudly).
+    Off,
+}
+
+/// `[host_face]`
+#[derive(Debug, Clone)]
+pub struct HostFaceSettings {
+    /// WOPI clients' discovery URLs.
+    pub discovery_urls: Vec<String>,
+    /// How often discovery is re-fetched.
+    pub discovery_refresh: Duration,
+    /// Proof checks.
+    pub proof: ProofMode,
+    /// Tolerated future skew of `X-WOPI-TimeStamp`.
+    pub proof_future_skew: Duration,
+    /// Secret for the gateway's access tokens.
+    pub access_token_secret: Option<Secret>,
+    /// File holding it (generated into data_dir when both are empty).
+    pub access_token_secret_file: Option<PathBuf>,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of the download URLs sent in callbacks.
+    pub download_url_ttl: Duration,
+    /// Longest wait between delivery attempts.
+    pub delivery_max_backoff: Duration,
+    /// Integrators (Docs API storages).
+    pub integrators: Vec<Integrator>,
+}
+
+/// `[[host_face.integrator]]`
+#[derive(Debug, Clone)]
+pub struct Integrator {
+    /// Name used in `?integrator=`.
+    pub name: String,
+    /// The JWT secret it shares with its Docs server.
+    pub jwt_secret: Secret,
+    /// Header carrying request tokens.
+    pub jwt_header: String,
+    /// document.url and callbackUrl must be under one of these.
+    pub allowed_origins: Vec<String>,
+    /// Deliver every PutFile at once as status 6.
+    pub forcesave: bool,
+}
+
+/// `[docs]`
+#[derive(Debug, Clone)]
+pub struct DocsSettings {
+    /// Upstream ONLYOFFICE Docs as the gateway reaches it.
+    pub url: String,
+}
+
+/// `[upstream]`: outgoing HTTP.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout (headers of the answer).
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        use defaults::*;
+        #[allow(clippy::expect_used)]
+        Settings {
+            server: ServerSettings {
+                listen: LISTEN.parse().expect("default listen address is valid"),
+                admin_listen: ADMIN_LISTEN
+                    .parse()
+                    .expect("default admin address is valid"),
+                public_url: PublicUrl::parse(PUBLIC_URL).expect("default public URL is valid"),
+                data_dir: PathBuf::from(DATA_DIR),
+                tls: None,
+                header_read_timeout: Duration::from_secs(HEADER_READ_TIMEOUT_SECONDS),
+                idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECONDS),
+                request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECONDS),
+                shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECONDS),
+                max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+                body_limits: [
+                    BODY_LIMIT_WOPI,
+                    BODY_LIMIT_INTEGRATOR,
+                    BODY_LIMIT_DOCS,
+                    BODY_LIMIT_HOSTING,
+                    BODY_LIMIT_PROXY,
+                ],
+                log_format: LogFormat::Human,
+            },
+            access: AccessSettings::default(),
+            locks: LockStoreSettings {
+                kind: LockStoreKind::Memory,
+                store: locks::LockSettings {
+                    ttl: Duration::from_secs(LOCK_TTL_SECONDS),
+                    max_age: None,
+                    sweep_interval: Duration::from_millis(SWEEP_INTERVAL_MS),
+                    sweep_batch: 1024,
+                },
+            },
+            host_face: HostFaceSettings {
+                discovery_urls: Vec::new(),
+                discovery_refresh: Duration::from_secs(DISCOVERY_REFRESH_SECONDS),
+                proof: ProofMode::Required,
+                proof_future_skew: Duration::from_secs(PROOF_FUTURE_SKEW_SECONDS),
+                access_token_secret: None,
+                access_token_secret_file: None,
+                access_token_ttl: Duration::from_secs(ACCESS_TOKEN_TTL_SECONDS),
+                download_url_ttl: Duration::from_secs(DOWNLOAD_URL_TTL_SECONDS),
+                delivery_max_backoff: Duration::from_secs(DELIVERY_MAX_BACKOFF_SECONDS),
+                integrators: Vec::new(),
+            },
+            docs: DocsSettings {
+                url: DOCS_URL.into(),
+            },
+            upstream: UpstreamSettings {
+                connect_timeout: Duration::from_secs(UPSTREAM_CONNECT_TIMEOUT_SECONDS),
+                request_timeout: Duration::from_secs(UPSTREAM_REQUEST_TIMEOUT_SECONDS),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls() {
+        let u = PublicUrl::parse("HTTPS://GW.Example.com:443/base/").unwrap();
+        assert_eq!(u.base(), "https://gw.example.com/base");
+        assert_eq!(
+            PublicUrl::parse("http://h:8080").unwrap().origin(),
+            "http://h:8080"
+        );
+        assert!(PublicUrl::parse("ftp://h").is_err());
+        assert!(PublicUrl::parse("/relative").is_err());
+        assert!(PublicUrl::parse("http://h/?q=1").is_err());
+    }
+}

@@ -1,0 +1,413 @@
+//! TOML → [`Settings`]: deserialise into [`raw::RawConfig`] (unknown keys rejected), then
+//! validate into typed settings. Every error names the dotted key and says what is wrong.
+
+mod raw;
+
+use gateway::access::{AllowList, RouteGroup};
+use gateway::settings::{self, LockStoreKind, LogFormat, ProofMode, PublicUrl, Settings, defaults};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: the dotted key and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    /// `server.listen`, `host_face.integrator[0].jwt_secret`, …
+    pub(crate) key: String,
+    /// What is wrong and how to fix it.
+    pub(crate) reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses TOML text. `base` resolves relative paths (the config file's folder).
+pub(crate) fn parse_str(text: &str, base: &Path) -> Result<Settings, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().to_owned();
+        let location = inner.span().map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        });
+        let key = match message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
+            Some(field) if path == "." => field.to_owned(),
+            Some(field) if path == field || path.ends_with(&format!(".{field}")) => path,
+            Some(field) => format!("{path}.{field}"),
+            None if path == "." => "(top level)".to_owned(),
+            None => path,
+        };
+        invalid(key, format!("{message}{}", location.unwrap_or_default()))
+    })?;
+    validate(raw, base)
+}
+
+/// Reads and parses a file.
+pub(crate) fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("(file)", format!("cannot read {}: {e}", path.display())))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_str(&text, &base)
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() { p } else { base.join(p) }
+}
+
+fn positive(key: &str, v: u64) -> Result<u64, ConfigError> {
+    if v == 0 {
+        Err(invalid(key, "must be greater than 0"))
+    } else {
+        Ok(v)
+    }
+}
+
+fn url(key: &str, v: &str) -> Result<String, ConfigError> {
+    PublicUrl::parse(v).map_err(|e| invalid(key, format!("`{v}`: {e}")))?;
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+fn secret(
+    key: &str,
+    inline: Option<String>,
+    file: Option<String>,
+    base: &Path,
+) -> Result<Option<docs_api::Secret>, ConfigError> {
+    let value = match (
+        inline.filter(|s| !s.is_empty()),
+        file.filter(|s| !s.is_empty()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(key, "set either the secret or its _file, not both"));
+        }
+        (Some(s), None) => s,
+        (None, Some(f)) => {
+            let path = resolve(base, &f);
+            std::fs::read_to_string(&path)
+                .map_err(|e| {
+                    invalid(
+                        format!("{key}_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?
+                .trim()
+                .to_owned()
+        }
+        (None, None) => return Ok(None),
+    };
+    if value.len() < 16 {
+        return Err(invalid(
+            key,
+            "is shorter than 16 characters; use a long random secret",
+        ));
+    }
+    if ["secret", "changeme", "change-me"]
+        .iter()
+        .any(|d| value.eq_ignore_ascii_case(d))
+    {
+        return Err(invalid(
+            key,
+            "is a well-known default; use a long random secret",
+        ));
+    }
+    Ok(Some(docs_api::Secret::new(value)))
+}
+
+fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
+    let mut s = Settings::default();
+    let r = raw.server;
+    if let Some(v) = r.listen {
+        s.server.listen = v
+            .parse()
+            .map_err(|_| invalid("server.listen", format!("`{v}` is not IP:PORT")))?;
+    }
+    if let Some(v) = r.admin_listen {
+        s.server.admin_listen = v
+            .parse()
+            .map_err(|_| invalid("server.admin_listen", format!("`{v}` is not IP:PORT")))?;
+    }
+    if let Some(v) = r.public_url {
+        s.server.public_url = PublicUrl::parse(&v)
+            .map_err(|e| invalid("server.public_url", format!("`{v}`: {e}")))?;
+    }
+    if let Some(v) = r.data_dir {
+        s.server.data_dir = resolve(base, &v);
+    }
+    if let Some(v) = r.header_read_timeout_seconds {
+        s.server.header_read_timeout =
+            Duration::from_secs(positive("server.header_read_timeout_seconds", v)?);
+    }
+    if let Some(v) = r.idle_timeout_seconds {
+        s.server.idle_timeout = Duration::from_secs(positive("server.idle_timeout_seconds", v)?);
+    }
+    if let Some(v) = r.request_timeout_seconds {
+        s.server.request_timeout =
+            Duration::from_secs(positive("server.request_timeout_seconds", v)?);
+    }
+    if let Some(v) = r.shutdown_grace_seconds {
+        s.server.shutdown_grace = Duration::from_secs(v);
+    }
+    if let Some(v) = r.max_concurrent_requests {
+        s.server.max_concurrent_requests =
+            positive("server.max_concurrent_requests", v as u64)? as usize;
+    }
+    if let Some(v) = r.log_format {
+        s.server.log_format = match v.as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "server.log_format",
+                    format!("`{other}` is neither \"human\" nor \"json\""),
+                ));
+            }
+        };
+    }
+    if let Some(tls) = r.tls {
+        let cert = tls.cert_file.filter(|s| !s.is_empty()).ok_or_else(|| {
+            invalid(
+                "server.tls.cert_file",
+                "is required when [server.tls] is present",
+            )
+        })?;
+        let key = tls.key_file.filter(|s| !s.is_empty()).ok_or_else(|| {
+            invalid(
+                "server.tls.key_file",
+                "is required when [server.tls] is present",
+            )
+        })?;
+        s.server.tls = Some(settings::TlsSettings {
+            cert_file: resolve(base, &cert),
+            key_file: resolve(base, &key),
+        });
+    }
+    if let Some(b) = r.body_limit_bytes {
+        for (group, v) in [
+            (RouteGroup::Wopi, b.wopi),
+            (RouteGroup::Integrator, b.integrator),
+            (RouteGroup::Docs, b.docs),
+            (RouteGroup::Hosting, b.hosting),
+            (RouteGroup::Proxy, b.proxy),
+        ] {
+            if let Some(v) = v {
+                s.server.body_limits[group.index()] =
+                    positive(&format!("server.body_limit_bytes.{group}"), v)?;
+            }
+        }
+    }
+    if s.server.tls.is_none()
+        && s.server.public_url.scheme == "https"
+        && !s.server.listen.ip().is_loopback()
+    {
+        tracing::debug!(
+            "public_url is https without [server.tls]: assuming a TLS-terminating proxy in front"
+        );
+    }
+
+    let a = raw.access;
+    for (i, p) in a.trusted_proxies.iter().enumerate() {
+        s.access.trusted_proxies.push(
+            AllowList::parse_entry(p)
+                .map_err(|e| invalid(format!("access.trusted_proxies[{i}]"), e))?,
+        );
+    }
+    let allow = a.allow;
+    for (group, list) in [
+        (RouteGroup::Wopi, allow.wopi),
+        (RouteGroup::Integrator, allow.integrator),
+        (RouteGroup::Docs, allow.docs),
+        (RouteGroup::Hosting, allow.hosting),
+        (RouteGroup::Proxy, allow.proxy),
+    ] {
+        let mut nets = Vec::new();
+        for (i, e) in list.iter().enumerate() {
+            nets.push(
+                AllowList::parse_entry(e)
+                    .map_err(|err| invalid(format!("access.allow.{group}[{i}]"), err))?,
+            );
+        }
+        s.access.allow[group.index()] = AllowList::new(nets);
+    }
+
+    let l = raw.locks;
+    if let Some(v) = l.ttl_seconds {
+        s.locks.store.ttl =
+            Duration::from_secs(positive("locks.ttl_seconds", v).map_err(|_| {
+                invalid(
+                    "locks.ttl_seconds",
+                    "must be > 0; WOPI locks expire after 1800 by default",
+                )
+            })?);
+    }
+    if let Some(v) = l.sweep_interval_ms {
+        s.locks.store.sweep_interval =
+            Duration::from_millis(positive("locks.sweep_interval_ms", v)?);
+    }
+    if let Some(v) = l.max_lock_age_seconds {
+        s.locks.store.max_age = (v > 0).then(|| Duration::from_secs(v));
+        if v > 0 && Duration::from_secs(v) < s.locks.store.ttl {
+            return Err(invalid(
+                "locks.max_lock_age_seconds",
+                "must be 0 (off) or at least locks.ttl_seconds",
+            ));
+        }
+    }
+    let redis_url = l
+        .redis_url
+        .unwrap_or_else(|| defaults::REDIS_URL.to_owned());
+    let prefix = l
+        .redis_prefix
+        .unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned());
+    s.locks.kind = match l.store.as_deref().unwrap_or(defaults::LOCK_STORE) {
+        "memory" => LockStoreKind::Memory,
+        "redis" => {
+            if !redis_url.starts_with("redis://")
+                && !redis_url.starts_with("rediss://")
+                && !redis_url.starts_with("redis+unix://")
+            {
+                return Err(invalid(
+                    "locks.redis_url",
+                    format!("`{redis_url}` must start with redis://"),
+                ));
+            }
+            LockStoreKind::Redis {
+                url: redis_url,
+                prefix,
+            }
+        }
+        other => {
+            return Err(invalid(
+                "locks.store",
+                format!("`{other}` is neither \"memory\" nor \"redis\""),
+            ));
+        }
+    };
+
+    let h = raw.host_face;
+    for (i, u) in h.discovery_urls.iter().enumerate() {
+        s.host_face
+            .discovery_urls
+            .push(url(&format!("host_face.discovery_urls[{i}]"), u)?);
+    }
+    if let Some(v) = h.discovery_refresh_seconds {
+        s.host_face.discovery_refresh =
+            Duration::from_secs(positive("host_face.discovery_refresh_seconds", v)?);
+    }
+    if let Some(v) = h.proof {
+        s.host_face.proof = match v.as_str() {
+            "required" => ProofMode::Required,
+            "off" => ProofMode::Off,
+            other => {
+                return Err(invalid(
+                    "host_face.proof",
+                    format!("`{other}` is neither \"required\" nor \"off\""),
+                ));
+            }
+        };
+    }
+    if let Some(v) = h.proof_future_skew_seconds {
+        s.host_face.proof_future_skew = Duration::from_secs(v);
+    }
+    s.host_face.access_token_secret_file = h
+        .access_token_secret_file
+        .filter(|f| !f.is_empty())
+        .map(|f| resolve(base, &f));
+    if let Some(v) = h.access_token_ttl_seconds {
+        s.host_face.access_token_ttl =
+            Duration::from_secs(positive("host_face.access_token_ttl_seconds", v)?);
+    }
+    if let Some(v) = h.download_url_ttl_seconds {
+        s.host_face.download_url_ttl =
+            Duration::from_secs(positive("host_face.download_url_ttl_seconds", v)?);
+    }
+    if let Some(v) = h.delivery_max_backoff_seconds {
+        s.host_face.delivery_max_backoff =
+            Duration::from_secs(positive("host_face.delivery_max_backoff_seconds", v)?);
+    }
+    for (i, it) in h.integrator.into_iter().enumerate() {
+        let key = format!("host_face.integrator[{i}]");
+        if it.name.is_empty()
+            || !it
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                format!("{key}.name"),
+                "must be non-empty letters, digits, '-' or '_'",
+            ));
+        }
+        if s.host_face.integrators.iter().any(|o| o.name == it.name) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("`{}` is configured twice", it.name),
+            ));
+        }
+        let jwt_secret = secret(
+            &format!("{key}.jwt_secret"),
+            it.jwt_secret,
+            it.jwt_secret_file,
+            base,
+        )?
+        .ok_or_else(|| {
+            invalid(
+                format!("{key}.jwt_secret"),
+                "is required (or jwt_secret_file); there is no default secret",
+            )
+        })?;
+        if it.allowed_origins.is_empty() {
+            return Err(invalid(
+                format!("{key}.allowed_origins"),
+                "must list where document.url and callbackUrl may point",
+            ));
+        }
+        let mut origins = Vec::new();
+        for (j, o) in it.allowed_origins.iter().enumerate() {
+            origins.push(url(&format!("{key}.allowed_origins[{j}]"), o)?);
+        }
+        s.host_face.integrators.push(settings::Integrator {
+            name: it.name,
+            jwt_secret,
+            jwt_header: it
+                .jwt_header
+                .unwrap_or_else(|| defaults::JWT_HEADER.to_owned()),
+            allowed_origins: origins,
+            forcesave: it.forcesave.unwrap_or(false),
+        });
+    }
+
+    if let Some(v) = raw.docs.url {
+        s.docs.url = url("docs.url", &v)?;
+    }
+    let u = raw.upstream;
+    if let Some(v) = u.connect_timeout_seconds {
+        s.upstream.connect_timeout =
+            Duration::from_secs(positive("upstream.connect_timeout_seconds", v)?);
+    }
+    if let Some(v) = u.request_timeout_seconds {
+        s.upstream.request_timeout =
+            Duration::from_secs(positive("upstream.request_timeout_seconds", v)?);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! The TOML file as written: every table rejects unknown keys.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) access: RawAccess,
+    #[serde(default)]
+    pub(crate) locks: RawLocks,
+    #[serde(default)]
+    pub(crate) host_face: RawHostFace,
+    #[serde(default)]
+    pub(crate) docs: RawDocs,
+    #[serde(default)]
+    pub(crate) upstream: RawUpstream,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<String>,
+    pub(crate) admin_listen: Option<String>,
+    pub(crate) public_url: Option<String>,
+    pub(crate) data_dir: Option<String>,
+    pub(crate) header_read_timeout_seconds: Option<u64>,
+    pub(crate) idle_timeout_seconds: Option<u64>,
+    pub(crate) request_timeout_seconds: Option<u64>,
+    pub(crate) shutdown_grace_seconds: Option<u64>,
+    pub(crate) max_concurrent_requests: Option<usize>,
+    pub(crate) log_format: Option<String>,
+    pub(crate) tls: Option<RawTls>,
+    pub(crate) body_limit_bytes: Option<RawGroups<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert_file: Option<String>,
+    pub(crate) key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroups<T> {
+    pub(crate) wopi: Option<T>,
+    pub(crate) integrator: Option<T>,
+    pub(crate) docs: Option<T>,
+    pub(crate) hosting: Option<T>,
+    pub(crate) proxy: Option<T>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccess {
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub(crate) allow: RawAllow,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAllow {
+    #[serde(default)]
+    pub(crate) wopi: Vec<String>,
+    #[serde(default)]
+    pub(crate) integrator: Vec<String>,
+    #[serde(default)]
+    pub(crate) docs: Vec<String>,
+    #[serde(default)]
+    pub(crate) hosting: Vec<String>,
+    #[serde(default)]
+    pub(crate) proxy: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLocks {
+    pub(crate) store: Option<String>,
+    pub(crate) ttl_seconds: Option<u64>,
+    pub(crate) sweep_interval_ms: Option<u64>,
+    pub(crate) max_lock_age_seconds: Option<u64>,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) redis_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHostFace {
+    #[serde(default)]
+    pub(crate) discovery_urls: Vec<String>,
+    pub(crate) discovery_refresh_seconds: Option<u64>,
+    pub(crate) proof: Option<String>,
+    pub(crate) proof_future_skew_seconds: Option<u64>,
+    pub(crate) access_token_secret_file: Option<String>,
+    pub(crate) access_token_ttl_seconds: Option<u64>,
+    pub(crate) download_url_ttl_seconds: Option<u64>,
+    pub(crate) delivery_max_backoff_seconds: Option<u64>,
+    #[serde(default)]
+    pub(crate) integrator: Vec<RawIntegrator>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIntegrator {
+    #[serde(default)]
+    pub(crate) name: String,
+    pub(crate) jwt_secret: Option<String>,
+    pub(crate) jwt_secret_file: Option<String>,
+    pub(crate) jwt_header: Option<String>,
+    #[serde(default)]
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) forcesave: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDocs {
+    pub(crate) url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) connect_timeout_seconds: Option<u64>,
+    pub(crate) request_timeout_seconds: Option<u64>,
+}

@@ -1,0 +1,121 @@
+use super::*;
+use gateway::settings::defaults as d;
+
+const EXAMPLE: &str = include_str!("../../../deploy/wopi-gateway.example.toml");
+
+fn parse(text: &str) -> Result<Settings, ConfigError> {
+    parse_str(text, Path::new("/etc/wopi-gateway"))
+}
+
+#[test]
+fn example_parses_and_matches_defaults() {
+    let s = parse(EXAMPLE).unwrap();
+    let def = Settings::default();
+    assert_eq!(s.server.listen.to_string(), d::LISTEN);
+    assert_eq!(s.server.admin_listen.to_string(), d::ADMIN_LISTEN);
+    assert_eq!(
+        s.server.public_url,
+        PublicUrl::parse(d::PUBLIC_URL).unwrap()
+    );
+    assert_eq!(
+        s.server.data_dir,
+        Path::new("/etc/wopi-gateway").join(d::DATA_DIR)
+    );
+    assert_eq!(s.server.header_read_timeout, def.server.header_read_timeout);
+    assert_eq!(s.server.idle_timeout, def.server.idle_timeout);
+    assert_eq!(s.server.request_timeout, def.server.request_timeout);
+    assert_eq!(s.server.shutdown_grace, def.server.shutdown_grace);
+    assert_eq!(s.server.max_concurrent_requests, d::MAX_CONCURRENT_REQUESTS);
+    assert_eq!(s.server.body_limits, def.server.body_limits);
+    assert_eq!(s.server.log_format, LogFormat::Human);
+    assert!(s.server.tls.is_none());
+    assert!(s.access.trusted_proxies.is_empty());
+    assert!(s.access.allow.iter().all(AllowList::is_empty));
+    assert_eq!(s.locks.kind, LockStoreKind::Memory);
+    assert_eq!(s.locks.store, def.locks.store);
+    assert_eq!(
+        s.host_face.discovery_refresh,
+        def.host_face.discovery_refresh
+    );
+    assert_eq!(s.host_face.proof, ProofMode::Required);
+    assert_eq!(
+        s.host_face.proof_future_skew,
+        def.host_face.proof_future_skew
+    );
+    assert_eq!(s.host_face.access_token_ttl, def.host_face.access_token_ttl);
+    assert_eq!(s.host_face.download_url_ttl, def.host_face.download_url_ttl);
+    assert_eq!(
+        s.host_face.delivery_max_backoff,
+        def.host_face.delivery_max_backoff
+    );
+    assert_eq!(s.docs.url, d::DOCS_URL);
+    assert_eq!(s.upstream.connect_timeout, def.upstream.connect_timeout);
+    assert_eq!(s.upstream.request_timeout, def.upstream.request_timeout);
+    // Every documented default literal appears in the example.
+    for (key, value) in [
+        ("redis_url", d::REDIS_URL),
+        ("redis_prefix", d::REDIS_PREFIX),
+        ("store", d::LOCK_STORE),
+        ("proof", d::PROOF),
+    ] {
+        assert!(EXAMPLE.contains(&format!("{key} = \"{value}\"")), "{key}");
+    }
+}
+
+#[test]
+fn empty_file_is_the_defaults() {
+    let s = parse("").unwrap();
+    assert_eq!(s.server.listen.to_string(), d::LISTEN);
+}
+
+#[test]
+fn errors_name_the_dotted_key() {
+    let cases = [
+        ("[server]\nlisen = \"x\"", "server.lisen"),
+        ("bogus = 1", "bogus"),
+        ("[server]\nlisten = \"nope\"", "server.listen"),
+        ("[server]\nlisten = 8080", "server.listen"),
+        ("[server]\npublic_url = \"ftp://x\"", "server.public_url"),
+        ("[server.tls]\ncert_file = \"c.pem\"", "server.tls.key_file"),
+        (
+            "[server.body_limit_bytes]\nwopi = 0",
+            "server.body_limit_bytes.wopi",
+        ),
+        (
+            "[access]\ntrusted_proxies = [\"10.0.0.0/40\"]",
+            "access.trusted_proxies[0]",
+        ),
+        (
+            "[access.allow]\nwopi = [\"1.2.3.4\", \"x\"]",
+            "access.allow.wopi[1]",
+        ),
+        ("[access.allow]\nnope = []", "access.allow.nope"),
+        ("[locks]\nttl_seconds = 0", "locks.ttl_seconds"),
+        ("[locks]\nstore = \"etcd\"", "locks.store"),
+        ("[host_face]\nproof = \"maybe\"", "host_face.proof"),
+        (
+            "[[host_face.integrator]]\nname = \"a\"\nallowed_origins = [\"https://a\"]",
+            "host_face.integrator[0].jwt_secret",
+        ),
+        (
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"secret\"\nallowed_origins = [\"https://a\"]",
+            "host_face.integrator[0].jwt_secret",
+        ),
+        (
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123\"",
+            "host_face.integrator[0].allowed_origins",
+        ),
+        (
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123\"\nallowed_origins = [\"https://a\"]\n[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123\"\nallowed_origins = [\"https://a\"]",
+            "host_face.integrator[1].name",
+        ),
+        ("[docs]\nurl = \"nope\"", "docs.url"),
+    ];
+    for (text, key) in cases {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.key, key, "{text} → {e}");
+        assert!(!e.reason.is_empty());
+    }
+    let e = parse("[server]\nlisen = \"x\"").unwrap_err();
+    assert!(e.reason.contains("line 2"), "{e}");
+}

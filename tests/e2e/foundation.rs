@@ -1,0 +1,291 @@
+//! The skeleton: defaults, settings errors, allowlists, body limits, TLS, metrics, shutdown.
+
+use crate::support::http::{get, send};
+use crate::support::{Config, Gateway, TempDir, free_port, run_cli};
+use std::time::Duration;
+
+#[tokio::test]
+async fn starts_on_embedded_defaults() {
+    // The defaults listen on 8080/9090; only run where they are free.
+    if std::net::TcpListener::bind("127.0.0.1:8080").is_err()
+        || std::net::TcpListener::bind("127.0.0.1:9090").is_err()
+    {
+        eprintln!("ports 8080/9090 busy: skipping the embedded-defaults start");
+        return;
+    }
+    let dir = TempDir::new("defaults");
+    let mut gw = Gateway::spawn(&["serve"], dir, Default::default());
+    assert_eq!(gw.public.to_string(), "127.0.0.1:8080");
+    assert_eq!(gw.admin.to_string(), "127.0.0.1:9090");
+    assert_eq!(get(&gw.admin_url("/healthz")).await.0, 200);
+    assert!(
+        gw.dir.path().join("wopi-gateway-data").is_dir(),
+        "data directory created"
+    );
+    gw.terminate();
+    assert!(gw.wait(Duration::from_secs(15)).success());
+}
+
+#[test]
+fn bad_settings_exit_64_naming_the_key() {
+    let dir = TempDir::new("bad");
+    for (text, key) in [
+        ("[server]\nlisen = \"127.0.0.1:1\"\n", "server.lisen"),
+        ("[locks]\nttl_seconds = 0\n", "locks.ttl_seconds"),
+        ("[server\n", "line"),
+        (
+            "[access.allow]\nwopi = [\"300.1.1.1\"]\n",
+            "access.allow.wopi[0]",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let (code, _, stderr) = run_cli(&["serve", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 64, "{text}: {stderr}");
+        assert!(stderr.contains(key), "{text}: {stderr}");
+        let (code, stdout, _) = run_cli(&["check-config", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 64);
+        assert!(stdout.contains(key), "{stdout}");
+    }
+    let (code, _, _) = run_cli(&[
+        "serve",
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 64);
+}
+
+#[test]
+fn check_config_accepts_every_toml_under_deploy() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&deploy).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, stdout, _) = run_cli(&["check-config", "--config", path.to_str().unwrap()]);
+            assert_eq!((code, stdout.trim()), (0, "ok"), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+}
+
+#[tokio::test]
+async fn allowlists_by_group_with_trusted_proxies() {
+    let gw = Gateway::start(Config {
+        rest: r#"
+[access]
+trusted_proxies = ["127.0.0.1"]
+[access.allow]
+wopi = ["10.0.0.0/8"]
+integrator = ["127.0.0.1", "192.0.2.0/24"]
+hosting = ["2001:db8::/32"]
+"#
+        .into(),
+        ..Default::default()
+    });
+    // Direct peer 127.0.0.1 is not in 10/8: denied with 403 and a short body.
+    let (status, _, body) = get(&gw.url("/wopi/files/x")).await;
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("not allowed"));
+    // Through the trusted proxy 127.0.0.1, the forwarded client 10.1.2.3 is allowed (then 404/other, not 403).
+    let (status, _, _) = send(
+        "GET",
+        &gw.url("/wopi/files/x"),
+        &[("x-forwarded-for", "10.1.2.3")],
+        "",
+    )
+    .await;
+    assert_ne!(status, 403);
+    // Right-most untrusted address decides: the spoofed left entry does not help.
+    let (status, _, _) = send(
+        "GET",
+        &gw.url("/wopi/files/x"),
+        &[("x-forwarded-for", "10.9.9.9, 203.0.113.5")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    // IPv6 CIDR through Forwarded.
+    let (status, _, _) = send(
+        "GET",
+        &gw.url("/hosting/discovery"),
+        &[("forwarded", "for=\"[2001:db8::7]:1234\"")],
+        "",
+    )
+    .await;
+    assert_ne!(status, 403);
+    let (status, _, _) = send(
+        "GET",
+        &gw.url("/hosting/discovery"),
+        &[("forwarded", "for=\"[2001:db9::7]\"")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Single address: the peer itself.
+    let (status, _, _) = get(&gw.url("/api/v1/nothing")).await;
+    assert_ne!(status, 403);
+    // Empty list = anyone.
+    let (status, _, _) = get(&gw.url("/docs/files/x")).await;
+    assert_ne!(status, 403);
+    assert!(
+        gw.metric("wopi_gateway_ip_denials_total{group=\"wopi\"}")
+            .await
+            >= 2.0
+    );
+    assert!(gw.stderr().contains("client address not in the allowlist"));
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_untrusted_peers_are_ignored() {
+    let gw = Gateway::start(Config {
+        rest: "[access.allow]\nwopi = [\"10.0.0.0/8\"]\n".into(),
+        ..Default::default()
+    });
+    let (status, _, _) = send(
+        "GET",
+        &gw.url("/wopi/files/x"),
+        &[("x-forwarded-for", "10.1.2.3")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = send(
+        "GET",
+        &gw.url("/wopi/files/x"),
+        &[("forwarded", "for=10.1.2.3")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let gw = Gateway::start(Config {
+        server: "[server.body_limit_bytes]\nintegrator = 100\n".into(),
+        ..Default::default()
+    });
+    let (status, _, _) = send(
+        "POST",
+        &gw.url("/api/v1/sessions?integrator=x"),
+        &[("content-type", "application/json")],
+        vec![b'x'; 1000],
+    )
+    .await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn metrics_parse_and_count_requests() {
+    let gw = Gateway::start(Config::default());
+    for _ in 0..3 {
+        get(&gw.url("/hosting/nothing-here")).await;
+    }
+    let (status, headers, body) = get(&gw.admin_url("/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(body).unwrap();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            assert!(
+                rest.starts_with(" HELP ") || rest.starts_with(" TYPE "),
+                "{line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(series.starts_with("wopi_gateway_"), "{line}");
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+    }
+    assert!(text.contains("wopi_gateway_build_info{"));
+    assert!(
+        gw.metric("wopi_gateway_http_requests_total{group=\"hosting\",status_class=\"4xx\"}")
+            .await
+            >= 3.0
+    );
+    assert!(!text.contains("127.0.0.1"), "no addresses in labels");
+}
+
+#[tokio::test]
+async fn tls_negotiates_http2_and_http11() {
+    use rustls::pki_types::ServerName;
+    use std::sync::Arc;
+    let dir = TempDir::new("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let gw = Gateway::start(Config {
+        server: format!(
+            "[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+        ..Default::default()
+    });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for (alpn, expect) in [
+        (b"h2".to_vec(), hyper::Version::HTTP_2),
+        (b"http/1.1".to_vec(), hyper::Version::HTTP_11),
+    ] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).unwrap();
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.clone()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn.as_slice()));
+        let io = hyper_util::rt::TokioIo::new(tls);
+        let req = http::Request::get(format!(
+            "https://localhost:{}/hosting/none",
+            gw.public.port()
+        ))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+        let resp = if expect == hyper::Version::HTTP_2 {
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await.unwrap()
+        };
+        assert_eq!(resp.version(), expect);
+        assert_eq!(resp.status(), 404);
+    }
+    // Plain HTTP on the TLS port fails.
+    let plain = crate::support::http::blocking_get(&gw.url("/hosting/none"));
+    assert!(plain.is_err() || plain.unwrap().0 != 404);
+}
+
+#[test]
+fn busy_port_is_a_clear_runtime_error() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = TempDir::new("busy");
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n", free_port(), dir.path().join("d").display())).unwrap();
+    let (code, _, stderr) = run_cli(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("server.listen"), "{stderr}");
+}
