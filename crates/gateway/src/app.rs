@@ -3,6 +3,7 @@
 
 use crate::access::{self, RouteGroup};
 use crate::error::GatewayError;
+use crate::host_face::HostFace;
 use crate::metrics::{Metrics, status_class};
 use crate::server::Peer;
 use crate::settings::Settings;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub locks: Arc<dyn locks::LockStore>,
     /// Outgoing HTTP.
     pub http: HttpClient,
+    /// Host-face state (files, deliveries, discovery).
+    pub host: HostFace,
     /// Set once startup work is done (`/readyz`).
     pub ready: Arc<AtomicBool>,
     request_ids: Arc<AtomicU64>,
@@ -43,17 +46,15 @@ impl AppState {
         settings: Arc<Settings>,
         metrics: Metrics,
         locks: Arc<dyn locks::LockStore>,
+        http: HttpClient,
+        host: HostFace,
     ) -> Self {
-        let http = HttpClient::new(
-            settings.upstream.connect_timeout,
-            settings.upstream.request_timeout,
-            metrics.clone(),
-        );
         AppState {
             settings,
             metrics,
             locks,
             http,
+            host,
             ready: Arc::new(AtomicBool::new(false)),
             request_ids: Arc::new(AtomicU64::new(1)),
         }
@@ -207,6 +208,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/deliveries", get(crate::host_face::list_deliveries))
         .with_state(state)
 }
 

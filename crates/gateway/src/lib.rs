@@ -12,13 +12,19 @@
 //! - [`error`]: [`GatewayError`], the one place errors become responses.
 //! - [`metrics`]: Prometheus families.
 //! - [`upstream`]: the pooled outgoing HTTP client.
+//! - [`host_face`]: WOPI endpoints for storages that speak only the Docs API.
+//! - [`discovery_cache`]: trusted WOPI clients' discovery (proof keys, actions).
+//! - [`spool`]: durable staging of content on disk.
 
 pub mod access;
 pub mod app;
+pub mod discovery_cache;
 pub mod error;
+pub mod host_face;
 pub mod metrics;
 pub mod server;
 pub mod settings;
+pub mod spool;
 pub mod upstream;
 
 pub use error::GatewayError;
@@ -51,6 +57,9 @@ pub enum StartError {
     /// The data directory is unusable.
     #[error("server.data_dir: {0}")]
     DataDir(String),
+    /// The host face could not open its spool or secret.
+    #[error("{0}")]
+    HostFace(String),
 }
 
 /// Runs the gateway until `shutdown` is cancelled.
@@ -71,10 +80,38 @@ pub async fn run(
         .transpose()
         .map_err(StartError::Tls)?;
     let metrics = metrics::Metrics::register();
-    let (store, _expiries) = open_lock_store(&settings, &metrics).await?;
-    let state = AppState::new(settings.clone(), metrics, store);
+    let (store, expiries) = open_lock_store(&settings, &metrics).await?;
+    let http = upstream::HttpClient::new(
+        settings.upstream.connect_timeout,
+        settings.upstream.request_timeout,
+        metrics.clone(),
+    );
+    let host = host_face::HostFace::open(&settings, http.clone(), metrics.clone())
+        .await
+        .map_err(StartError::HostFace)?;
+    let state = AppState::new(settings.clone(), metrics, store, http, host);
+    if settings.host_face.proof == settings::ProofMode::Off {
+        tracing::warn!(
+            "host_face.proof = \"off\": WOPI proofs are NOT checked; use this only in test setups"
+        );
+    }
+    host_face::spawn_expiry_consumer(state.clone(), expiries);
+    tokio::spawn(
+        state
+            .host
+            .deliveries
+            .clone()
+            .run(state.clone(), shutdown.clone()),
+    );
+    state
+        .host
+        .discovery
+        .spawn_refresher(settings.host_face.discovery_refresh, shutdown.clone());
 
-    let public = app::with_request_path(axum::Router::new().fallback(not_found), &state);
+    let routes = host_face::routes()
+        .fallback(not_found)
+        .with_state(state.clone());
+    let public = app::with_request_path(routes, &state);
     let admin = app::admin_router(state.clone());
     let limits = server::ConnLimits {
         header_read_timeout: settings.server.header_read_timeout,
@@ -97,6 +134,12 @@ pub async fn run(
         shutdown.clone(),
         grace,
     ));
+    // Startup work: the trusted WOPI clients' keys must be known before WOPI calls are served.
+    state.host.discovery.refresh_all().await;
+    state
+        .metrics
+        .spool_bytes
+        .set(spool::disk_usage(&settings.server.data_dir.join("spool")) as i64);
     state.ready.store(true, Ordering::Release);
     tracing::info!("ready");
     let _ = public_task.await;

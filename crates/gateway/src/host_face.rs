@@ -1,0 +1,273 @@
+//! Host face: WOPI clients call `/wopi/files/{id}`; the gateway answers from the Docs-API flow
+//! of a storage ("integrator") that only implemented the Docs API (DESIGN.md §1).
+//!
+//! # Layout
+//! - [`session`]: `POST /api/v1/sessions`, `GET /open`, `GET /api/v1/download/{id}`.
+//! - [`wopi`]: the WOPI endpoints: proof, access token, locks, content.
+//! - [`files`]: per-file state, persisted in the spool.
+//! - [`deliveries`]: callbacks to integrators, retried until accepted, across restarts.
+//! - [`token`]: the gateway's access tokens.
+
+pub mod deliveries;
+pub mod files;
+pub mod session;
+pub mod token;
+pub mod wopi;
+
+use crate::app::AppState;
+use crate::discovery_cache::DiscoveryCache;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::upstream::HttpClient;
+use axum::Router;
+use axum::routing::{any, get, post};
+use dashmap::DashMap;
+use deliveries::Deliveries;
+use docs_api::Secret;
+use files::{FileEntry, Files};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Host-face state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HostFace {
+    /// Signs access tokens and download URLs.
+    pub token_secret: Secret,
+    /// Per-file state.
+    pub files: Files,
+    /// Pending callbacks.
+    pub deliveries: Deliveries,
+    /// Trusted WOPI clients' discovery.
+    pub discovery: DiscoveryCache,
+    /// PutUserInfo values, per user.
+    pub user_infos: Arc<DashMap<String, String>>,
+    version_seq: Arc<AtomicU64>,
+}
+
+async fn load_or_create_secret(settings: &Settings) -> Result<Secret, String> {
+    let path = settings
+        .host_face
+        .access_token_secret_file
+        .clone()
+        .unwrap_or_else(|| settings.server.data_dir.join("access-token.secret"));
+    match tokio::fs::read_to_string(&path).await {
+        Ok(s) if s.trim().len() >= 32 => return Ok(Secret::new(s.trim().to_owned())),
+        Ok(_) => {
+            return Err(format!(
+                "host_face.access_token_secret_file: {} holds fewer than 32 characters",
+                path.display()
+            ));
+        }
+        Err(e)
+            if e.kind() != std::io::ErrorKind::NotFound
+                || settings.host_face.access_token_secret_file.is_some() =>
+        {
+            return Err(format!(
+                "host_face.access_token_secret_file: cannot read {}: {e}",
+                path.display()
+            ));
+        }
+        Err(_) => {}
+    }
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| "no system randomness".to_owned())?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write as _;
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(secret.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated the access-token secret");
+    Ok(Secret::new(secret))
+}
+
+impl HostFace {
+    /// Opens the spool (resuming saved files and deliveries) and the access-token secret.
+    pub async fn open(
+        settings: &Settings,
+        http: HttpClient,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
+        let token_secret = load_or_create_secret(settings).await?;
+        let spool = settings.server.data_dir.join("spool").join("host");
+        let files = Files::open(spool.join("files"))
+            .await
+            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        let deliveries = Deliveries::open(spool.join("deliveries"))
+            .await
+            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        let discovery =
+            DiscoveryCache::new(settings.host_face.discovery_urls.clone(), http, metrics);
+        Ok(HostFace {
+            token_secret,
+            files,
+            deliveries,
+            discovery,
+            user_infos: Arc::new(DashMap::new()),
+            version_seq: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// A fresh, never repeating version string.
+    pub fn next_version(&self) -> String {
+        format!(
+            "v{}.{}",
+            deliveries::now_ms(),
+            self.version_seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// The host face's public routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions", post(session::open_session))
+        .route("/open", get(session::open_page))
+        .route("/api/v1/download/{id}", get(session::download))
+        .route("/wopi/{*rest}", any(wopi::handle))
+}
+
+/// `GET /deliveries` on the admin listener: what waits to be delivered.
+pub async fn list_deliveries(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    let list = state.host.deliveries.list().await;
+    axum::Json(json!({ "pending": list }))
+}
+
+/// Adds a user to the file's editing session; a new editor is announced with status 1.
+pub(crate) async fn join(
+    state: &AppState,
+    entry: &mut FileEntry,
+    user: &str,
+) -> Result<(), GatewayError> {
+    if entry.meta.editors.iter().any(|u| u == user) {
+        return Ok(());
+    }
+    entry.meta.editors.push(user.to_owned());
+    entry.persist().await?;
+    tracing::info!(file_id = %entry.meta.file_id, editors = entry.meta.editors.len(), stage = "editor-joined", "editor joined the session");
+    if let Some(cb) = entry.meta.callback_url.clone() {
+        let body = json!({
+            "key": entry.meta.doc_key,
+            "status": 1,
+            "users": entry.meta.editors,
+            "actions": [{"type": 1, "userid": user}],
+        });
+        state
+            .host
+            .deliveries
+            .enqueue(
+                &entry.meta.file_id,
+                &entry.meta.integrator,
+                &cb,
+                1,
+                body,
+                None,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ends the file's editing session (Unlock, or the lock expired): status 2 with the content
+/// when it changed in the session, else status 4.
+pub(crate) async fn end_session(
+    state: &AppState,
+    file_id: &str,
+    why: &'static str,
+) -> Result<(), GatewayError> {
+    let Some(entry) = state.host.files.get(file_id) else {
+        return Ok(());
+    };
+    let mut e = entry.lock().await;
+    if e.meta.editors.is_empty() && !e.meta.session_modified {
+        return Ok(());
+    }
+    let last = e
+        .meta
+        .last_editor
+        .clone()
+        .or_else(|| e.meta.editors.last().cloned())
+        .unwrap_or_default();
+    match e.meta.callback_url.clone() {
+        None if e.meta.session_modified => {
+            tracing::error!(
+                file_id,
+                "session ended with changes but the integrator gave no callbackUrl; the edit stays in the spool"
+            );
+        }
+        None => {}
+        Some(cb) => {
+            let lastsave = crate::host_face::wopi::iso_time(e.meta.modified_ms);
+            if e.meta.session_modified {
+                let content = e
+                    .content_path()
+                    .ok_or_else(|| GatewayError::Internal("modified file has no content".into()))?;
+                let body = json!({
+                    "key": e.meta.doc_key,
+                    "status": 2,
+                    "users": [last],
+                    "actions": [{"type": 0, "userid": last}],
+                    "lastsave": lastsave,
+                    "notmodified": !e.meta.undelivered,
+                });
+                let ft = e.meta.file_type.clone();
+                state
+                    .host
+                    .deliveries
+                    .enqueue(
+                        file_id,
+                        &e.meta.integrator,
+                        &cb,
+                        2,
+                        body,
+                        Some((&content, &ft)),
+                    )
+                    .await?;
+            } else {
+                let body = json!({"key": e.meta.doc_key, "status": 4, "actions": [{"type": 0, "userid": last}]});
+                state
+                    .host
+                    .deliveries
+                    .enqueue(file_id, &e.meta.integrator, &cb, 4, body, None)
+                    .await?;
+            }
+        }
+    }
+    tracing::info!(
+        file_id,
+        why,
+        modified = e.meta.session_modified,
+        stage = "session-ended",
+        "editing session ended"
+    );
+    e.meta.editors.clear();
+    e.meta.session_modified = false;
+    e.meta.undelivered = false;
+    e.persist().await?;
+    Ok(())
+}
+
+/// Consumes lock expiries: the last editor's lock ran out, so the session ends.
+pub fn spawn_expiry_consumer(
+    state: AppState,
+    mut expiries: tokio::sync::mpsc::UnboundedReceiver<locks::ExpiryEvent>,
+) {
+    tokio::spawn(async move {
+        while let Some(ev) = expiries.recv().await {
+            state.metrics.locks_expired.inc();
+            tracing::info!(file_id = %ev.file_id, "WOPI lock expired");
+            if let Err(e) = end_session(&state, &ev.file_id, "lock expired").await {
+                tracing::error!(file_id = %ev.file_id, error = %e, "cannot end the session after the lock expired");
+            }
+        }
+    });
+}

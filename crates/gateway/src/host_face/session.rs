@@ -1,0 +1,505 @@
+//! Opening a file: the integrator hands over the Docs-API editor config it would give
+//! ONLYOFFICE Docs; the gateway answers with a WOPI access token, a stable file id and the
+//! action URLs of every trusted WOPI client.
+
+use super::files::FileMeta;
+use super::token::{self, AccessClaims};
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::settings::Integrator;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use docs_api::jwt;
+use http::StatusCode;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// `?integrator=NAME`
+#[derive(Debug, Deserialize)]
+pub struct IntegratorQuery {
+    integrator: Option<String>,
+}
+
+/// What an opened session gives back.
+#[derive(Debug)]
+pub struct Opened {
+    /// Token claims.
+    pub claims: AccessClaims,
+    /// The token.
+    pub access_token: String,
+    /// `{public}/wopi/files/{id}`
+    pub wopi_src: String,
+    /// Action URLs.
+    pub actions: Vec<Value>,
+}
+
+fn integrator<'a>(state: &'a AppState, name: Option<&str>) -> Result<&'a Integrator, GatewayError> {
+    let name = name.ok_or_else(|| {
+        GatewayError::BadRequest("query parameter `integrator` is required".into())
+    })?;
+    state
+        .settings
+        .host_face
+        .integrators
+        .iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| GatewayError::BadRequest(format!("unknown integrator `{name}`")))
+}
+
+/// Whether `url` is under `allowed` (same scheme, host and port; path prefix).
+pub fn url_is_under(url: &str, allowed: &str) -> bool {
+    let (Ok(u), Ok(a)) = (url.parse::<http::Uri>(), allowed.parse::<http::Uri>()) else {
+        return false;
+    };
+    let norm = |uri: &http::Uri| {
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let auth = uri.authority()?;
+        let port = auth
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        Some((scheme, auth.host().to_ascii_lowercase(), port))
+    };
+    match (norm(&u), norm(&a)) {
+        (Some(x), Some(y)) if x == y => {
+            let prefix = a.path().trim_end_matches('/');
+            let path = u.path();
+            path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
+        }
+        _ => false,
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()
+}
+
+/// A stable, URL-safe file id for (integrator, document identity).
+pub fn file_id(integrator: &str, identity: &str) -> String {
+    use base64::Engine as _;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(integrator.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(identity.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&ctx.finish().as_ref()[..18])
+}
+
+/// Verifies an integrator's config token and opens (or joins) the file's session.
+pub async fn open(
+    state: &AppState,
+    integrator: &Integrator,
+    token: &str,
+) -> Result<Opened, GatewayError> {
+    let config = jwt::verify(&integrator.jwt_secret, token).map_err(|e| {
+        state
+            .metrics
+            .jwt
+            .with_label_values(&["integrator_config", e.reason()])
+            .inc();
+        GatewayError::Unauthorized(format!("editor config token refused: {e}"))
+    })?;
+    state
+        .metrics
+        .jwt
+        .with_label_values(&["integrator_config", "ok"])
+        .inc();
+    let config = Value::Object(config);
+    if config.get("payload").is_some() || config.get("url").is_some() {
+        return Err(GatewayError::BadRequest(
+            "token payload is not an editor config (it has a top-level `payload` or `url`)".into(),
+        ));
+    }
+    let key = str_at(&config, &["document", "key"])
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| GatewayError::BadRequest("editor config lacks document.key".into()))?;
+    let url = str_at(&config, &["document", "url"])
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| GatewayError::BadRequest("editor config lacks document.url".into()))?;
+    if !integrator
+        .allowed_origins
+        .iter()
+        .any(|o| url_is_under(url, o))
+    {
+        return Err(GatewayError::Forbidden(format!(
+            "document.url is not under the allowed origins of integrator `{}`",
+            integrator.name
+        )));
+    }
+    let callback = str_at(&config, &["editorConfig", "callbackUrl"]).filter(|c| !c.is_empty());
+    if let Some(cb) = callback {
+        if !integrator
+            .allowed_origins
+            .iter()
+            .any(|o| url_is_under(cb, o))
+        {
+            return Err(GatewayError::Forbidden(format!(
+                "editorConfig.callbackUrl is not under the allowed origins of integrator `{}`",
+                integrator.name
+            )));
+        }
+    }
+    let title_in = str_at(&config, &["document", "title"]).unwrap_or("");
+    let ft = str_at(&config, &["document", "fileType"])
+        .map(str::to_ascii_lowercase)
+        .or_else(|| {
+            title_in
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase())
+        })
+        .filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .ok_or_else(|| {
+            GatewayError::BadRequest(
+                "editor config lacks document.fileType (and document.title has no extension)"
+                    .into(),
+            )
+        })?;
+    let title = if title_in.is_empty() {
+        format!("Unnamed.{ft}")
+    } else {
+        title_in.to_owned()
+    };
+    let user = config.pointer("/editorConfig/user");
+    let uid = user.and_then(|u| u.get("id")).and_then(|id| match id {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    let anon = uid.is_none();
+    let uid = uid.unwrap_or_else(|| {
+        let mut b = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        format!(
+            "anonymous-{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )
+    });
+    let uname = user
+        .and_then(|u| u.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or(if anon { "Anonymous" } else { "" })
+        .to_owned();
+    let can_edit = config
+        .pointer("/document/permissions/edit")
+        .and_then(Value::as_bool)
+        != Some(false);
+    let mode_view = str_at(&config, &["editorConfig", "mode"]) == Some("view");
+    let identity = str_at(&config, &["document", "referenceData", "fileKey"])
+        .filter(|k| !k.is_empty())
+        .unwrap_or(key);
+    let fid = file_id(&integrator.name, identity);
+    let exp =
+        super::deliveries::now_ms() / 1000 + state.settings.host_face.access_token_ttl.as_secs();
+    let claims = AccessClaims {
+        int: integrator.name.clone(),
+        fid: fid.clone(),
+        uid: uid.clone(),
+        un: uname,
+        anon,
+        w: can_edit && !mode_view,
+        url: url.to_owned(),
+        key: key.to_owned(),
+        title,
+        ft: ft.clone(),
+        cb: callback.map(str::to_owned),
+        exp,
+    };
+    register(state, &claims).await?;
+    let access_token = token::sign(&state.host.token_secret, &claims);
+    let wopi_src = format!(
+        "{}/wopi/files/{fid}",
+        state.settings.server.public_url.base()
+    );
+    let lang = str_at(&config, &["editorConfig", "lang"]).map(str::to_owned);
+    let region = str_at(&config, &["editorConfig", "region"])
+        .map(str::to_owned)
+        .or_else(|| lang.clone());
+    let actions = actions_for(state, &ft, &wopi_src, lang.as_deref(), region.as_deref());
+    tracing::info!(integrator = %integrator.name, file_id = %fid, write = claims.w, anonymous = anon, actions = actions.len(), stage = "session-opened", "editing session opened");
+    Ok(Opened {
+        claims,
+        access_token,
+        wopi_src,
+        actions,
+    })
+}
+
+/// Creates the file's state, or moves an idle one to the integrator's new version.
+async fn register(state: &AppState, c: &AccessClaims) -> Result<(), GatewayError> {
+    let init = || FileMeta {
+        file_id: c.fid.clone(),
+        integrator: c.int.clone(),
+        doc_url: c.url.clone(),
+        doc_key: c.key.clone(),
+        title: c.title.clone(),
+        file_type: c.ft.clone(),
+        owner_id: c.uid.clone(),
+        callback_url: c.cb.clone(),
+        version: format!("k.{}", c.key),
+        ..Default::default()
+    };
+    let entry = state.host.files.get_or_create(&c.fid, init).await?;
+    let mut e = entry.lock().await;
+    let idle = e.meta.editors.is_empty() && !e.meta.session_modified && !e.meta.undelivered;
+    if e.meta.doc_key != c.key && idle && !state.host.deliveries.has_pending(&c.fid).await {
+        // The integrator stored a new version (new key): serve it from now on.
+        if let Some(old) = e.content_path() {
+            let _ = tokio::fs::remove_file(old).await;
+        }
+        e.meta.doc_url.clone_from(&c.url);
+        e.meta.doc_key.clone_from(&c.key);
+        e.meta.version = format!("k.{}", c.key);
+        e.meta.content = None;
+        e.meta.staged = false;
+    }
+    e.meta.title.clone_from(&c.title);
+    if c.cb.is_some() {
+        e.meta.callback_url.clone_from(&c.cb);
+    }
+    e.persist().await?;
+    Ok(())
+}
+
+fn actions_for(
+    state: &AppState,
+    ext: &str,
+    wopi_src: &str,
+    lang: Option<&str>,
+    region: Option<&str>,
+) -> Vec<Value> {
+    let src = utf8_percent_encode(wopi_src, NON_ALPHANUMERIC).to_string();
+    let mut out = Vec::new();
+    for client in state.host.discovery.clients().iter() {
+        for (app, action) in client.discovery.actions_for_ext(ext) {
+            let url = wopi::discovery::resolve_urlsrc(&action.urlsrc, |p| match p {
+                "WOPI_SOURCE" => Some(src.clone()),
+                "UI_LLCC" => lang.map(|l| utf8_percent_encode(l, NON_ALPHANUMERIC).to_string()),
+                "DC_LLCC" => region.map(|l| utf8_percent_encode(l, NON_ALPHANUMERIC).to_string()),
+                _ => None,
+            });
+            out.push(json!({
+                "client": client.url,
+                "app": app.name,
+                "name": action.name,
+                "ext": action.ext,
+                "default": action.default,
+                "requires": action.requires,
+                "url": url,
+            }));
+        }
+    }
+    out
+}
+
+fn record(state: &AppState, r: &Result<Opened, GatewayError>) {
+    let label = match r {
+        Ok(_) => "ok",
+        Err(e) => e.kind(),
+    };
+    state.metrics.sessions.with_label_values(&[label]).inc();
+}
+
+/// `POST /api/v1/sessions?integrator=NAME` with the signed editor config (or `{"token": …}`).
+pub async fn open_session(
+    State(state): State<AppState>,
+    Query(q): Query<IntegratorQuery>,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let integrator = integrator(&state, q.integrator.as_deref())?;
+    let bytes = crate::host_face::wopi::read_body(body, 1024 * 1024).await?;
+    let parsed: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::BadRequest(format!("body is not JSON: {e}")))?;
+    let token = parsed
+        .get("token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            GatewayError::Unauthorized("editor config is not signed: `token` is missing".into())
+        })?;
+    let r = open(&state, integrator, token).await;
+    record(&state, &r);
+    let o = r?;
+    let body = json!({
+        "file_id": o.claims.fid,
+        "wopi_src": o.wopi_src,
+        "access_token": o.access_token,
+        "access_token_ttl": o.claims.exp * 1000,
+        "actions": o.actions,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `?integrator=&config=&action=`
+#[derive(Debug, Deserialize)]
+pub struct OpenQuery {
+    integrator: Option<String>,
+    config: Option<String>,
+    action: Option<String>,
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `GET /open?integrator=NAME&config=JWT&action=edit`: the WOPI host page.
+pub async fn open_page(
+    State(state): State<AppState>,
+    Query(q): Query<OpenQuery>,
+) -> Result<Response, GatewayError> {
+    let integrator = integrator(&state, q.integrator.as_deref())?;
+    let token = q
+        .config
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            GatewayError::Unauthorized(
+                "query parameter `config` (the signed editor config) is required".into(),
+            )
+        })?;
+    let r = open(&state, integrator, token).await;
+    record(&state, &r);
+    let o = r?;
+    let wanted = q.action.unwrap_or_else(|| {
+        if o.claims.w {
+            "edit".into()
+        } else {
+            "view".into()
+        }
+    });
+    let action = o
+        .actions
+        .iter()
+        .find(|a| a["name"] == wanted.as_str())
+        .ok_or(GatewayError::NotFound(
+            "WOPI client action for this file type",
+        ))?;
+    let url = action["url"].as_str().unwrap_or_default();
+    let page = format!(
+        r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>html,body{{margin:0;height:100%;overflow:hidden}}iframe{{border:0;width:100%;height:100%}}</style></head>
+<body>
+<form id="office_form" name="office_form" target="office_frame" action="{action}" method="post">
+<input name="access_token" value="{token}" type="hidden">
+<input name="access_token_ttl" value="{ttl}" type="hidden">
+</form>
+<iframe id="office_frame" name="office_frame" title="Office" allowfullscreen="true"
+ sandbox="allow-scripts allow-same-origin allow-forms allow-popups allow-top-navigation allow-popups-to-escape-sandbox allow-downloads allow-modals"></iframe>
+<script>document.getElementById('office_form').submit();</script>
+</body></html>
+"#,
+        title = html_escape(&o.claims.title),
+        action = html_escape(url),
+        token = html_escape(&o.access_token),
+        ttl = o.claims.exp * 1000,
+    );
+    Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
+}
+
+/// `?token=`
+#[derive(Debug, Deserialize)]
+pub struct DownloadQuery {
+    token: Option<String>,
+}
+
+/// `GET /api/v1/download/{id}?token=`: the exact content of a delivery (status 2/6 `url`).
+pub async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, GatewayError> {
+    let token = q
+        .token
+        .ok_or_else(|| GatewayError::Unauthorized("download token missing".into()))?;
+    let claims: Map<String, Value> =
+        jwt::verify(&state.host.token_secret, &token).map_err(|e| {
+            state
+                .metrics
+                .jwt
+                .with_label_values(&["download", e.reason()])
+                .inc();
+            GatewayError::Unauthorized(format!("download token refused: {e}"))
+        })?;
+    state
+        .metrics
+        .jwt
+        .with_label_values(&["download", "ok"])
+        .inc();
+    if claims.get("did").and_then(Value::as_str) != Some(id.as_str()) || claims.get("exp").is_none()
+    {
+        return Err(GatewayError::Forbidden(
+            "download token is for another file".into(),
+        ));
+    }
+    let path = state.host.deliveries.content_path(&id);
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| GatewayError::NotFound("download"))?;
+    let len = file.metadata().await?.len();
+    state.metrics.bytes.with_label_values(&["out"]).inc_by(len);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    Ok((
+        [
+            (http::header::CONTENT_TYPE, "application/octet-stream"),
+            (http::header::CONTENT_LENGTH, &len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert!(url_is_under(
+            "https://cloud.example.com/doc?x=1",
+            "https://cloud.example.com"
+        ));
+        assert!(url_is_under(
+            "https://cloud.example.com:443/a/b",
+            "https://CLOUD.example.com/a"
+        ));
+        assert!(!url_is_under(
+            "https://cloud.example.com/ab",
+            "https://cloud.example.com/a"
+        ));
+        assert!(!url_is_under(
+            "http://cloud.example.com/",
+            "https://cloud.example.com"
+        ));
+        assert!(!url_is_under(
+            "https://cloud.example.com.evil.net/",
+            "https://cloud.example.com"
+        ));
+        assert!(!url_is_under(
+            "https://evil.net/?https://cloud.example.com",
+            "https://cloud.example.com"
+        ));
+        assert!(!url_is_under("not a url", "https://cloud.example.com"));
+    }
+
+    #[test]
+    fn file_ids_are_stable_and_url_safe() {
+        let a = file_id("nc", "key-1");
+        assert_eq!(a, file_id("nc", "key-1"));
+        assert_ne!(a, file_id("nc", "key-2"));
+        assert_ne!(a, file_id("other", "key-1"));
+        assert_eq!(a.len(), 24);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+    }
+}

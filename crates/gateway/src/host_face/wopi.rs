@@ -1,0 +1,655 @@
+//! The WOPI endpoints: proof → access token → lock store → handler (wopi.md §3).
+
+use super::files::FileEntry;
+use super::token::{self, AccessClaims};
+use crate::app::{AppState, is_body_limit};
+use crate::error::GatewayError;
+use crate::metrics::status_class;
+use crate::settings::ProofMode;
+use crate::spool::{self, StreamError};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use docs_api::jwt;
+use futures_util::StreamExt as _;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use wopi::headers as h;
+use wopi::operation::{Endpoint, parse_endpoint};
+use wopi::proof::ProofInput;
+use wopi::proof::verify::{ProofError, Window};
+use wopi::{CheckFileInfo, LockId, Operation};
+
+/// Largest PutUserInfo body (spec: 1024 ASCII characters).
+const MAX_USER_INFO: usize = 1024;
+
+/// ISO-8601 UTC with 7 fractional digits, as WOPI's LastModifiedTime.
+pub fn iso_time(unix_ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// Reads a whole (small) body, refusing more than `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
+    let collected = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if is_body_limit(e.as_ref()) {
+                GatewayError::PayloadTooLarge
+            } else {
+                GatewayError::BadRequest(format!("request body interrupted: {e}"))
+            }
+        })?;
+    Ok(collected.to_bytes())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The raw `access_token` query value, percent-decoded (the token as issued).
+fn query_token(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "access_token").then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+fn now_ms() -> i64 {
+    super::deliveries::now_ms() as i64
+}
+
+/// Verifies the proof headers against every trusted WOPI client's keys (wopi.md §7).
+async fn verify_proof(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: &str,
+    token: &str,
+) -> Result<(), GatewayError> {
+    if state.settings.host_face.proof == ProofMode::Off {
+        state.metrics.proof.with_label_values(&["off"]).inc();
+        return Ok(());
+    }
+    let url = format!("{}{target}", state.settings.server.public_url.origin());
+    let input = ProofInput {
+        access_token: token,
+        url: &url,
+        timestamp: header(headers, h::TIMESTAMP),
+        proof: header(headers, h::PROOF),
+        proof_old: header(headers, h::PROOF_OLD),
+    };
+    let window = Some(Window {
+        now_ticks: wopi::ticks::from_unix_ms(now_ms()),
+        future_skew_ticks: state.settings.host_face.proof_future_skew.as_secs() as i64
+            * wopi::ticks::TICKS_PER_SECOND,
+    });
+    let check = |state: &AppState| {
+        let mut first_err = ProofError::NoKeys;
+        for (i, client) in state.host.discovery.clients().iter().enumerate() {
+            match client.keys.verify(&input, window) {
+                Ok(v) => return Ok(v),
+                Err(e) if i == 0 => first_err = e,
+                Err(_) => {}
+            }
+        }
+        Err(first_err)
+    };
+    let mut result = check(state);
+    if matches!(result, Err(ProofError::Signature | ProofError::NoKeys))
+        && state.host.discovery.is_configured()
+    {
+        // The client may have rotated its keys: re-fetch (rate-limited) and try once more.
+        if state.host.discovery.refresh_rate_limited().await {
+            result = check(state);
+        }
+    }
+    match result {
+        Ok(v) => {
+            state
+                .metrics
+                .proof
+                .with_label_values(&[if v.suggests_refresh() {
+                    "ok_old_key"
+                } else {
+                    "ok"
+                }])
+                .inc();
+            if v.suggests_refresh() {
+                let cache = state.host.discovery.clone();
+                tokio::spawn(async move { cache.refresh_rate_limited().await });
+            }
+            Ok(())
+        }
+        Err(e) => {
+            state.metrics.proof.with_label_values(&[e.reason()]).inc();
+            tracing::warn!(reason = e.reason(), signed_url = %url, "WOPI proof refused: {e}");
+            Err(GatewayError::Proof(e))
+        }
+    }
+}
+
+fn with_version(mut resp: Response, version: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(version) {
+        resp.headers_mut().insert(h::ITEM_VERSION, v);
+    }
+    resp
+}
+
+/// Every `/wopi/*` request.
+pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let op = parse_endpoint(&path).map(|ep| {
+        let over = header(req.headers(), h::OVERRIDE);
+        let old = req.headers().contains_key(h::OLD_LOCK);
+        (ep, Operation::parse(req.method().as_str(), ep, over, old))
+    });
+    let label = op.map_or("Unknown", |(_, o)| o.as_str());
+    let resp = match op {
+        None => GatewayError::NotFound("WOPI endpoint").into_response(),
+        Some((ep, op)) => match serve(&state, ep, op, req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+    };
+    state
+        .metrics
+        .wopi_ops
+        .with_label_values(&[label, status_class(resp.status().as_u16())])
+        .inc();
+    resp
+}
+
+async fn serve(
+    state: &AppState,
+    ep: Endpoint<'_>,
+    op: Operation,
+    req: Request,
+) -> Result<Response, GatewayError> {
+    let token = req
+        .uri()
+        .query()
+        .and_then(query_token)
+        .or_else(|| {
+            header(req.headers(), "authorization").map(|a| jwt::token_from_header(a).to_owned())
+        })
+        .filter(|t| !t.is_empty());
+    // Proof first: it authenticates the WOPI client before anything else is looked at.
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+    verify_proof(
+        state,
+        req.headers(),
+        &target,
+        token.as_deref().unwrap_or(""),
+    )
+    .await?;
+    let token =
+        token.ok_or_else(|| GatewayError::Unauthorized("access_token is missing".into()))?;
+    let claims = token::verify(&state.host.token_secret, &token).map_err(|e| {
+        state
+            .metrics
+            .jwt
+            .with_label_values(&["access_token", e.reason()])
+            .inc();
+        GatewayError::Unauthorized(format!("access token refused: {e}"))
+    })?;
+    state
+        .metrics
+        .jwt
+        .with_label_values(&["access_token", "ok"])
+        .inc();
+    let file_id = match ep {
+        Endpoint::File(id)
+        | Endpoint::Contents(id)
+        | Endpoint::Ancestry(id)
+        | Endpoint::FileOther(id) => id,
+        Endpoint::Container | Endpoint::Ecosystem => {
+            return Err(GatewayError::NotImplemented("containers and ecosystem"));
+        }
+    };
+    if file_id != claims.fid {
+        return Err(GatewayError::NotFound("file"));
+    }
+    tracing::info!(
+        op = op.as_str(),
+        file_id,
+        stage = op.as_str(),
+        "WOPI request"
+    );
+    let entry = entry_for(state, &claims).await?;
+    match op {
+        Operation::CheckFileInfo => check_file_info(state, &claims, &entry).await,
+        Operation::GetFile => get_file(state, &claims, &entry, req.headers()).await,
+        Operation::PutFile => put_file(state, &claims, &entry, req).await,
+        Operation::Lock => lock_op(state, &claims, &entry, req.headers(), op).await,
+        Operation::RefreshLock | Operation::Unlock | Operation::UnlockAndRelock => {
+            lock_op(state, &claims, &entry, req.headers(), op).await
+        }
+        Operation::GetLock => {
+            let cur = state.locks.get(file_id).await;
+            count_lock(
+                state,
+                "get",
+                &cur.as_ref().map(|_| ()).map_err(Clone::clone),
+            );
+            let cur = cur?.unwrap_or_default();
+            let mut resp = StatusCode::OK.into_response();
+            resp.headers_mut().insert(
+                h::LOCK,
+                HeaderValue::from_str(&cur).unwrap_or(HeaderValue::from_static("")),
+            );
+            Ok(resp)
+        }
+        Operation::PutUserInfo => {
+            let body = read_body(req.into_body(), MAX_USER_INFO * 4).await?;
+            let text = String::from_utf8(body.to_vec())
+                .map_err(|_| GatewayError::BadRequest("UserInfo is not UTF-8".into()))?;
+            if text.chars().count() > MAX_USER_INFO {
+                return Err(GatewayError::BadRequest(format!(
+                    "UserInfo is longer than {MAX_USER_INFO} characters"
+                )));
+            }
+            state.host.user_infos.insert(claims.uid.clone(), text);
+            Ok(StatusCode::OK.into_response())
+        }
+        Operation::PutRelativeFile => Err(GatewayError::NotImplemented(
+            "PutRelativeFile (the Docs API has no server-side Save As)",
+        )),
+        Operation::RenameFile => Err(GatewayError::NotImplemented(
+            "RenameFile (the Docs API has no server-side rename)",
+        )),
+        Operation::DeleteFile => Err(GatewayError::NotImplemented(
+            "DeleteFile (the Docs API has no server-side delete)",
+        )),
+        Operation::EnumerateAncestors => Err(GatewayError::NotImplemented("EnumerateAncestors")),
+        Operation::Unsupported => Err(GatewayError::NotImplemented("this WOPI operation")),
+        Operation::UnknownOverride => Err(GatewayError::NotImplemented("unknown X-WOPI-Override")),
+        Operation::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
+    }
+}
+
+async fn entry_for(
+    state: &AppState,
+    c: &AccessClaims,
+) -> Result<Arc<Mutex<FileEntry>>, GatewayError> {
+    // Known from the session open, or rebuilt from the self-contained token (e.g. a new spool).
+    let init = || super::files::FileMeta {
+        file_id: c.fid.clone(),
+        integrator: c.int.clone(),
+        doc_url: c.url.clone(),
+        doc_key: c.key.clone(),
+        title: c.title.clone(),
+        file_type: c.ft.clone(),
+        owner_id: c.uid.clone(),
+        callback_url: c.cb.clone(),
+        version: format!("k.{}", c.key),
+        ..Default::default()
+    };
+    Ok(state.host.files.get_or_create(&c.fid, init).await?)
+}
+
+/// Makes sure the file's content is in the spool, downloading `document.url` once (with the
+/// JWT header ONLYOFFICE Docs would send) so Size and SHA256 are exact.
+async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), GatewayError> {
+    if e.content_path().is_some_and(|p| p.is_file()) {
+        return Ok(());
+    }
+    let integrator = state
+        .settings
+        .host_face
+        .integrators
+        .iter()
+        .find(|i| i.name == e.meta.integrator)
+        .ok_or_else(|| {
+            GatewayError::Internal(format!(
+                "integrator `{}` is no longer configured",
+                e.meta.integrator
+            ))
+        })?;
+    let now = super::deliveries::now_ms() / 1000;
+    let jwt = jwt::sign_payload(
+        &integrator.jwt_secret,
+        json!({"url": e.meta.doc_url}),
+        now,
+        300,
+    );
+    let req = http::Request::get(&e.meta.doc_url)
+        .header(integrator.jwt_header.as_str(), format!("Bearer {jwt}"))
+        .body(Body::empty())
+        .map_err(|err| GatewayError::Internal(format!("bad document.url: {err}")))?;
+    let resp = state.http.send("document_download", req).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        state
+            .metrics
+            .upstream_errors
+            .with_label_values(&["document_download", "status"])
+            .inc();
+        return Err(GatewayError::Upstream {
+            op: "document_download",
+            kind: crate::error::UpstreamKind::Status(status.as_u16()),
+            detail: format!("document.url answered {status}"),
+        });
+    }
+    let name = format!("orig-{}.bin", state.host.next_version());
+    let path = e.dir.join(&name);
+    let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    let stream = resp.into_body().into_data_stream();
+    let written = spool::write_stream(&path, stream, limit)
+        .await
+        .map_err(|err| match err {
+            StreamError::TooLarge => GatewayError::Upstream {
+                op: "document_download",
+                kind: crate::error::UpstreamKind::Protocol,
+                detail: "document larger than the wopi body limit".into(),
+            },
+            StreamError::Source(s) => GatewayError::Upstream {
+                op: "document_download",
+                kind: crate::error::UpstreamKind::Protocol,
+                detail: format!("download interrupted: {s}"),
+            },
+            StreamError::Io(io) => GatewayError::Internal(format!("spool write: {io}")),
+        })?;
+    state
+        .metrics
+        .bytes
+        .with_label_values(&["in"])
+        .inc_by(written.size);
+    let modified = super::deliveries::now_ms();
+    e.set_content(name, &written, modified).await;
+    e.persist().await?;
+    tracing::info!(file_id = %e.meta.file_id, size = written.size, stage = "content-fetched", "document.url downloaded into the spool");
+    Ok(())
+}
+
+async fn check_file_info(
+    state: &AppState,
+    c: &AccessClaims,
+    entry: &Arc<Mutex<FileEntry>>,
+) -> Result<Response, GatewayError> {
+    let mut e = entry.lock().await;
+    ensure_content(state, &mut e).await?;
+    if c.w {
+        super::join(state, &mut e, &c.uid).await?;
+    }
+    let m = &e.meta;
+    let info = CheckFileInfo {
+        base_file_name: m.title.clone(),
+        owner_id: m.owner_id.clone(),
+        size: m.size,
+        user_id: c.uid.clone(),
+        version: m.version.clone(),
+        supports_locks: Some(true),
+        supports_get_lock: Some(true),
+        supports_extended_lock_length: Some(true),
+        supports_update: Some(true),
+        supports_rename: Some(false),
+        supports_delete_file: Some(false),
+        supports_user_info: Some(true),
+        user_can_write: Some(c.w),
+        read_only: Some(!c.w),
+        user_can_not_write_relative: Some(true),
+        user_can_rename: Some(false),
+        user_friendly_name: (!c.un.is_empty()).then(|| c.un.clone()),
+        is_anonymous_user: c.anon.then_some(true),
+        user_info: state.host.user_infos.get(&c.uid).map(|v| v.clone()),
+        last_modified_time: Some(iso_time(m.modified_ms)),
+        sha256: Some(m.sha256.clone()),
+        file_extension: Some(format!(".{}", m.file_type)),
+        ..Default::default()
+    };
+    drop(e);
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/json")],
+        axum::Json(info),
+    )
+        .into_response())
+}
+
+async fn get_file(
+    state: &AppState,
+    _c: &AccessClaims,
+    entry: &Arc<Mutex<FileEntry>>,
+    headers: &HeaderMap,
+) -> Result<Response, GatewayError> {
+    let (path, size, version) = {
+        let mut e = entry.lock().await;
+        ensure_content(state, &mut e).await?;
+        let path = e
+            .content_path()
+            .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
+        (path, e.meta.size, e.meta.version.clone())
+    };
+    let max = match header(headers, h::MAX_EXPECTED_SIZE) {
+        None => i64::from(i32::MAX) as u64,
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            GatewayError::BadRequest("X-WOPI-MaxExpectedSize is not an integer".into())
+        })?,
+    };
+    if size > max {
+        return Err(GatewayError::PreconditionFailed(format!(
+            "file is {size} bytes, more than X-WOPI-MaxExpectedSize {max}"
+        )));
+    }
+    // Opened before the lock is released above? No: a PutFile renames a new file in place and
+    // unlinks the old one; an open handle keeps reading the version it opened.
+    let file = tokio::fs::File::open(&path).await?;
+    let metrics = state.metrics.bytes.with_label_values(&["out"]);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+        if let Ok(c) = &chunk {
+            metrics.inc_by(c.len() as u64);
+        }
+        chunk
+    });
+    let resp = (
+        [
+            (
+                http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (http::header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response();
+    Ok(with_version(resp, &version))
+}
+
+fn count_lock(state: &AppState, op: &str, r: &Result<(), locks::LockError>) {
+    let result = match r {
+        Ok(()) => "ok",
+        Err(locks::LockError::Conflict(_)) => "conflict",
+        Err(locks::LockError::Unavailable(_)) => "unavailable",
+    };
+    state
+        .metrics
+        .lock_ops
+        .with_label_values(&[op, result])
+        .inc();
+}
+
+fn require_write(c: &AccessClaims) -> Result<(), GatewayError> {
+    if c.w {
+        Ok(())
+    } else {
+        Err(GatewayError::Unauthorized(
+            "the access token does not allow editing".into(),
+        ))
+    }
+}
+
+fn lock_header(headers: &HeaderMap, name: &str) -> Result<LockId, GatewayError> {
+    let raw = headers.get(name).map(|v| {
+        v.to_str()
+            .map_err(|_| GatewayError::BadRequest(format!("{name} is not visible ASCII")))
+    });
+    let value = raw.transpose()?.unwrap_or("");
+    LockId::parse(value).map_err(|e| GatewayError::BadRequest(e.to_string()))
+}
+
+async fn lock_op(
+    state: &AppState,
+    c: &AccessClaims,
+    entry: &Arc<Mutex<FileEntry>>,
+    headers: &HeaderMap,
+    op: Operation,
+) -> Result<Response, GatewayError> {
+    require_write(c)?;
+    let id = lock_header(headers, h::LOCK)?;
+    let fid = c.fid.as_str();
+    let (label, r) = match op {
+        Operation::Lock => ("lock", state.locks.lock(fid, &id).await),
+        Operation::RefreshLock => ("refresh", state.locks.refresh(fid, &id).await),
+        Operation::Unlock => ("unlock", state.locks.unlock(fid, &id).await),
+        _ => {
+            let old = header(headers, h::OLD_LOCK).unwrap_or("");
+            (
+                "unlock_and_relock",
+                state.locks.unlock_and_relock(fid, old, &id).await,
+            )
+        }
+    };
+    count_lock(state, label, &r);
+    r?;
+    let version = {
+        let mut e = entry.lock().await;
+        if op == Operation::Lock {
+            super::join(state, &mut e, &c.uid).await?;
+        }
+        e.meta.version.clone()
+    };
+    tracing::info!(
+        op = op.as_str(),
+        file_id = fid,
+        stage = label,
+        "lock operation done"
+    );
+    if op == Operation::Unlock {
+        // The lock is shared by all co-editors: its release ends the session.
+        super::end_session(state, fid, "unlocked").await?;
+    }
+    let resp = StatusCode::OK.into_response();
+    Ok(if matches!(op, Operation::Lock | Operation::Unlock) {
+        with_version(resp, &version)
+    } else {
+        resp
+    })
+}
+
+async fn put_file(
+    state: &AppState,
+    c: &AccessClaims,
+    entry: &Arc<Mutex<FileEntry>>,
+    req: Request,
+) -> Result<Response, GatewayError> {
+    require_write(c)?;
+    let lock = header(req.headers(), h::LOCK)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned);
+    let (size, dir) = {
+        let mut e = entry.lock().await;
+        ensure_content(state, &mut e).await?;
+        (e.meta.size, e.dir.clone())
+    };
+    let r = state
+        .locks
+        .check_put(&c.fid, lock.as_deref(), Some(size))
+        .await;
+    count_lock(state, "check_put", &r);
+    r?;
+    let version = state.host.next_version();
+    let name = format!("{version}.bin");
+    let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    let stream = req.into_body().into_data_stream();
+    let written = spool::write_stream(&dir.join(&name), stream, limit)
+        .await
+        .map_err(|err| match err {
+            StreamError::TooLarge => GatewayError::PayloadTooLarge,
+            StreamError::Source(s) if is_body_limit(&s) => GatewayError::PayloadTooLarge,
+            StreamError::Source(s) => {
+                GatewayError::BadRequest(format!("request body interrupted: {s}"))
+            }
+            StreamError::Io(io) => GatewayError::Internal(format!("spool write: {io}")),
+        })?;
+    state
+        .metrics
+        .bytes
+        .with_label_values(&["in"])
+        .inc_by(written.size);
+    let mut e = entry.lock().await;
+    e.set_content(name, &written, super::deliveries::now_ms())
+        .await;
+    e.meta.version.clone_from(&version);
+    e.meta.staged = true;
+    e.meta.session_modified = true;
+    e.meta.undelivered = true;
+    e.meta.last_editor = Some(c.uid.clone());
+    e.persist().await?;
+    tracing::info!(file_id = %c.fid, size = written.size, version = %version, stage = "PutFile", "content staged");
+    let forcesave = state
+        .settings
+        .host_face
+        .integrators
+        .iter()
+        .any(|i| i.name == c.int && i.forcesave);
+    if let (true, Some(cb)) = (forcesave, e.meta.callback_url.clone()) {
+        let content = e
+            .content_path()
+            .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
+        let body = json!({
+            "key": e.meta.doc_key,
+            "status": 6,
+            "users": [c.uid],
+            "actions": [{"type": 2, "userid": c.uid}],
+            "forcesavetype": 1,
+            "lastsave": iso_time(e.meta.modified_ms),
+        });
+        let ft = e.meta.file_type.clone();
+        state
+            .host
+            .deliveries
+            .enqueue(
+                &c.fid,
+                &e.meta.integrator,
+                &cb,
+                6,
+                body,
+                Some((&content, &ft)),
+            )
+            .await?;
+        e.meta.undelivered = false;
+        e.persist().await?;
+    }
+    drop(e);
+    Ok(with_version(StatusCode::OK.into_response(), &version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_tokens() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(iso_time(1_700_000_000_123), "2023-11-14T22:13:20.1230000Z");
+        assert_eq!(
+            query_token("a=1&access_token=x%2By&access_token_ttl=0").as_deref(),
+            Some("x+y")
+        );
+        assert_eq!(query_token("a=1"), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! The spool: a directory of staged saves, cached content and pending deliveries.
+//!
+//! Everything a save depends on is written with fsync (file, then directory) before it is
+//! acknowledged, and written atomically (temporary name, then rename), so a crash leaves
+//! either the old or the new state and never a torn one.
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use ring::digest::{Context, SHA256};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::AsyncWriteExt as _;
+
+/// A content file written to the spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes written.
+    pub size: u64,
+    /// Base64 SHA-256 of the content (CheckFileInfo `SHA256`).
+    pub sha256: String,
+}
+
+/// Why streaming into the spool stopped.
+#[derive(Debug)]
+pub enum StreamError<E> {
+    /// The source stream failed (client went away, body limit, upstream reset).
+    Source(E),
+    /// Writing to disk failed.
+    Io(io::Error),
+    /// More than the allowed bytes arrived.
+    TooLarge,
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Fsyncs a directory so a rename or create in it is durable.
+pub async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(io::Error::other)?
+}
+
+fn tmp_path(final_path: &Path) -> PathBuf {
+    let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(format!(".tmp-{}-{n}-{name}", std::process::id()))
+}
+
+/// Streams `body` into `path` (atomically, fsync'd), hashing as it goes. At most `limit` bytes.
+pub async fn write_stream<S, E>(
+    path: &Path,
+    mut body: S,
+    limit: u64,
+) -> Result<Written, StreamError<E>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let tmp = tmp_path(path);
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(StreamError::Io)?;
+        let mut hash = Context::new(&SHA256);
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(StreamError::Source)?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(StreamError::TooLarge);
+            }
+            hash.update(&chunk);
+            file.write_all(&chunk).await.map_err(StreamError::Io)?;
+        }
+        file.flush().await.map_err(StreamError::Io)?;
+        file.sync_all().await.map_err(StreamError::Io)?;
+        drop(file);
+        tokio::fs::rename(&tmp, path)
+            .await
+            .map_err(StreamError::Io)?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir).await.map_err(StreamError::Io)?;
+        }
+        Ok(Written {
+            size,
+            sha256: b64_digest(hash),
+        })
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+/// Writes bytes atomically and durably.
+pub async fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    let mut file = tokio::fs::File::create(&tmp).await?;
+    file.write_all(data).await?;
+    file.sync_all().await?;
+    drop(file);
+    tokio::fs::rename(&tmp, path).await?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir).await?;
+    }
+    Ok(())
+}
+
+fn b64_digest(ctx: Context) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(ctx.finish().as_ref())
+}
+
+/// Base64 SHA-256 of bytes.
+pub fn sha256_b64(data: &[u8]) -> String {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(data);
+    b64_digest(ctx)
+}
+
+/// Total size of regular files below `dir`.
+pub fn disk_usage(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => disk_usage(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn streams_hashes_and_limits() {
+        let dir = std::env::temp_dir().join(format!("spool-test-{}", std::process::id()));
+        tokio::fs::create_dir_all(&dir).await.unwrap();
+        let path = dir.join("a.bin");
+        let chunks = futures_util::stream::iter(vec![
+            Ok::<_, io::Error>(Bytes::from_static(b"hello ")),
+            Ok(Bytes::from_static(b"world")),
+        ]);
+        let w = write_stream(&path, chunks, 100).await.unwrap();
+        assert_eq!(w.size, 11);
+        assert_eq!(w.sha256, sha256_b64(b"hello world"));
+        assert_eq!(tokio::fs::read(&path).await.unwrap(), b"hello world");
+        let big = futures_util::stream::iter(vec![Ok::<_, io::Error>(Bytes::from(vec![0u8; 200]))]);
+        assert!(matches!(
+            write_stream(&dir.join("b.bin"), big, 100).await,
+            Err(StreamError::TooLarge)
+        ));
+        assert!(!dir.join("b.bin").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files are cleaned up");
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+}
