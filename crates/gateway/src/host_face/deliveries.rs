@@ -294,11 +294,9 @@ impl Deliveries {
     /// The body as sent: the stored body, plus `url`/`filetype` for content.
     pub fn body_for(&self, state: &AppState, d: &Delivery) -> Value {
         let mut body = d.body.clone();
-        if d.has_content {
-            if let Value::Object(m) = &mut body {
-                m.insert("url".into(), Value::String(download_url(state, &d.id)));
-                m.insert("filetype".into(), Value::String(d.filetype.clone()));
-            }
+        if let (true, Value::Object(m)) = (d.has_content, &mut body) {
+            m.insert("url".into(), Value::String(download_url(state, &d.id)));
+            m.insert("filetype".into(), Value::String(d.filetype.clone()));
         }
         body
     }

@@ -75,10 +75,11 @@ impl FileEntry {
 
     /// Replaces the content file, removing the previous one (deliveries hold their own links).
     pub async fn set_content(&mut self, name: String, written: &spool::Written, modified_ms: u64) {
-        if let Some(old) = self.content_path() {
-            if self.meta.content.as_deref() != Some(name.as_str()) {
-                let _ = tokio::fs::remove_file(old).await;
-            }
+        if let Some(old) = self
+            .content_path()
+            .filter(|_| self.meta.content.as_deref() != Some(name.as_str()))
+        {
+            let _ = tokio::fs::remove_file(old).await;
         }
         self.meta.content = Some(name);
         self.meta.size = written.size;

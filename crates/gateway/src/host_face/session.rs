@@ -132,17 +132,16 @@ pub async fn open(
         )));
     }
     let callback = str_at(&config, &["editorConfig", "callbackUrl"]).filter(|c| !c.is_empty());
-    if let Some(cb) = callback {
-        if !integrator
+    if let Some(cb) = callback
+        && !integrator
             .allowed_origins
             .iter()
             .any(|o| url_is_under(cb, o))
-        {
-            return Err(GatewayError::Forbidden(format!(
-                "editorConfig.callbackUrl is not under the allowed origins of integrator `{}`",
-                integrator.name
-            )));
-        }
+    {
+        return Err(GatewayError::Forbidden(format!(
+            "editorConfig.callbackUrl is not under the allowed origins of integrator `{}`",
+            integrator.name
+        )));
     }
     let title_in = str_at(&config, &["document", "title"]).unwrap_or("");
     let ft = str_at(&config, &["document", "fileType"])

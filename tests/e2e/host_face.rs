@@ -1,0 +1,1092 @@
+//! Host face, black-box: a fake WOPI client signs every request, a fake Docs-API integrator
+//! serves the document and records the callbacks.
+
+use crate::support::fakes::{Integrator, WopiClient, hdr, json, with_token};
+use crate::support::http::{get, send};
+use crate::support::{Config, Gateway};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+struct Setup {
+    gw: Gateway,
+    int: Integrator,
+    client: WopiClient,
+}
+
+async fn setup(host_face_extra: &str, integrator_extra: &str, server_extra: &str) -> Setup {
+    let int = Integrator::start().await;
+    let client = WopiClient::new();
+    *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
+    let rest = format!(
+        "[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\ndelivery_max_backoff_seconds = 1\n{host_face_extra}\n{}",
+        int.origin(),
+        int.toml("nc", integrator_extra)
+    );
+    let gw = Gateway::start(Config {
+        server: server_extra.into(),
+        rest,
+        ..Default::default()
+    });
+    Setup { gw, int, client }
+}
+
+/// Opens a session; returns (file_id, access_token, response JSON).
+async fn open(
+    s: &Setup,
+    doc: &str,
+    key: &str,
+    user: Option<(&str, &str)>,
+    edit: bool,
+) -> (String, String, Value) {
+    let token = s.int.config(doc, key, user, edit);
+    let (status, _, body) = send(
+        "POST",
+        &s.gw.url("/api/v1/sessions?integrator=nc"),
+        &[("content-type", "application/json")],
+        json!({"token": token}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let v = json(&body);
+    (
+        v["file_id"].as_str().unwrap().to_owned(),
+        v["access_token"].as_str().unwrap().to_owned(),
+        v,
+    )
+}
+
+impl Setup {
+    async fn wopi(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<bytes::Bytes>,
+    ) -> crate::support::http::Resp {
+        self.client
+            .send(
+                &format!("http://{}", self.gw.public),
+                method,
+                &with_token(path, token),
+                token,
+                headers,
+                body,
+            )
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_edit_session() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("report.docx", b"original bytes");
+    let (fid, token, opened) = open(&s, "report.docx", "key-1", Some(("u1", "Ada")), true).await;
+    assert_eq!(
+        opened["wopi_src"],
+        format!("http://{}/wopi/files/{fid}", s.gw.public)
+    );
+    assert!(
+        opened["access_token_ttl"].as_u64().unwrap() > 1_000_000_000_000,
+        "ms since epoch"
+    );
+    let actions = opened["actions"].as_array().unwrap();
+    let edit = actions.iter().find(|a| a["name"] == "edit").unwrap();
+    let src = percent_encoding::utf8_percent_encode(
+        opened["wopi_src"].as_str().unwrap(),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    assert_eq!(
+        edit["url"],
+        format!("http://office.test/hosting/edit?ui=en&wopisrc={src}")
+    );
+
+    let file = format!("/wopi/files/{fid}");
+    let (st, h, body) = s.wopi("GET", &file, &token, &[], "").await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        hdr(&h, "content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let info = json(&body);
+    assert_eq!(info["BaseFileName"], "report.docx");
+    assert_eq!(info["Size"], 14);
+    assert_eq!(info["UserId"], "u1");
+    assert_eq!(info["UserFriendlyName"], "Ada");
+    assert_eq!(info["UserCanWrite"], true);
+    assert_eq!(info["ReadOnly"], false);
+    assert_eq!(info["SupportsLocks"], true);
+    assert_eq!(info["SupportsGetLock"], true);
+    assert_eq!(info["SupportsExtendedLockLength"], true);
+    assert_eq!(info["SupportsUpdate"], true);
+    assert_eq!(info["SupportsUserInfo"], true);
+    assert_eq!(info["UserCanNotWriteRelative"], true);
+    assert_eq!(info["SupportsRename"], false);
+    assert_eq!(info["SupportsDeleteFile"], false);
+    assert_eq!(info["FileExtension"], ".docx");
+    assert!(info["Version"].is_string());
+    assert!(info["LastModifiedTime"].as_str().unwrap().ends_with('Z'));
+    let v0 = info["Version"].as_str().unwrap().to_owned();
+
+    let (st, h, body) = s
+        .wopi("GET", &format!("{file}/contents"), &token, &[], "")
+        .await;
+    assert_eq!((st, body.as_slice()), (200, b"original bytes".as_slice()));
+    assert_eq!(hdr(&h, "x-wopi-itemversion").unwrap(), v0);
+
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &file,
+            &token,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L1")],
+            "",
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(hdr(&h, "x-wopi-itemversion").unwrap(), v0);
+    assert!(
+        hdr(&h, "x-wopi-lock").is_none(),
+        "no X-WOPI-Lock on a 200 Lock"
+    );
+
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &format!("{file}/contents"),
+            &token,
+            &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L1")],
+            "edit one",
+        )
+        .await;
+    assert_eq!(st, 200);
+    let v1 = hdr(&h, "x-wopi-itemversion").unwrap();
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &format!("{file}/contents"),
+            &token,
+            &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L1")],
+            "edit two, final",
+        )
+        .await;
+    assert_eq!(st, 200);
+    let v2 = hdr(&h, "x-wopi-itemversion").unwrap();
+    assert!(
+        v0 != v1 && v1 != v2 && v0 != v2,
+        "versions change on every write"
+    );
+    let (_, _, body) = s
+        .wopi("GET", &format!("{file}/contents"), &token, &[], "")
+        .await;
+    assert_eq!(body, b"edit two, final");
+    let info = json(&s.wopi("GET", &file, &token, &[], "").await.2);
+    assert_eq!(info["Size"], 15);
+    assert_eq!(info["Version"], v2.as_str());
+
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &file,
+            &token,
+            &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L1")],
+            "",
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(hdr(&h, "x-wopi-itemversion").unwrap(), v2);
+    let twos = s.int.wait_status(2, 1, T).await;
+    let cb = &twos[0];
+    assert_eq!(cb["key"], "key-1");
+    assert_eq!(cb["users"], json!(["u1"]));
+    assert_eq!(cb["actions"], json!([{"type": 0, "userid": "u1"}]));
+    assert_eq!(cb["filetype"], "docx");
+    assert_eq!(cb["notmodified"], false);
+    assert!(cb["lastsave"].is_string());
+    let ones: Vec<Value> = s
+        .int
+        .callbacks()
+        .into_iter()
+        .filter(|c| c["status"] == 1)
+        .collect();
+    assert_eq!(ones[0]["users"], json!(["u1"]));
+    assert_eq!(ones[0]["actions"], json!([{"type": 1, "userid": "u1"}]));
+    assert_eq!(
+        s.int.log.lock().unwrap().saved,
+        vec![(2, b"edit two, final".to_vec())]
+    );
+    assert!(
+        s.int.log.lock().unwrap().downloads.iter().all(|ok| *ok),
+        "document.url fetched with Docs' JWT"
+    );
+    assert_eq!(s.int.log.lock().unwrap().bad_tokens, 0);
+    assert!(
+        s.gw.metric("wopi_gateway_callbacks_sent_total{result=\"ok\",status=\"2\"}")
+            .await
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn co_editors_share_one_file_and_lock_and_closing_unchanged_sends_status_4() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("shared.docx", b"abc");
+    let (fa, ta, _) = open(
+        &s,
+        "shared.docx",
+        "k-shared",
+        Some(("alice", "Alice")),
+        true,
+    )
+    .await;
+    let (fb, tb, _) = open(&s, "shared.docx", "k-shared", Some(("bob", "Bob")), true).await;
+    assert_eq!(fa, fb);
+    let file = format!("/wopi/files/{fa}");
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &file,
+            &ta,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "shared")],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &file,
+            &tb,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "shared")],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    let ones = s.int.wait_status(1, 2, T).await;
+    assert_eq!(ones[1]["users"], json!(["alice", "bob"]));
+    assert_eq!(ones[1]["actions"], json!([{"type": 1, "userid": "bob"}]));
+    // Locks are not owned by a user: Bob unlocks Alice's lock.
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &file,
+            &tb,
+            &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "shared")],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    let fours = s.int.wait_status(4, 1, T).await;
+    assert_eq!(fours[0]["key"], "k-shared");
+    assert!(s.int.callbacks().iter().all(|c| c["status"] != 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lock_conflict_row() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("l.docx", b"non-empty");
+    let (fid, tok, _) = open(&s, "l.docx", "k-l", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    let c = format!("{f}/contents");
+    let op =
+        |o: &'static str, lock: &'static str| vec![("x-wopi-override", o), ("x-wopi-lock", lock)];
+    // Unlocked file.
+    let (st, h, _) = s
+        .wopi("POST", &f, &tok, &[("x-wopi-override", "GET_LOCK")], "")
+        .await;
+    assert_eq!((st, hdr(&h, "x-wopi-lock").as_deref()), (200, Some("")));
+    for o in ["UNLOCK", "REFRESH_LOCK"] {
+        let (st, h, _) = s.wopi("POST", &f, &tok, &op(o, "A"), "").await;
+        assert_eq!(
+            (st, hdr(&h, "x-wopi-lock").as_deref()),
+            (409, Some("")),
+            "{o} on an unlocked file"
+        );
+    }
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &f,
+            &tok,
+            &[
+                ("x-wopi-override", "LOCK"),
+                ("x-wopi-lock", "B"),
+                ("x-wopi-oldlock", "A"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(
+        (st, hdr(&h, "x-wopi-lock").as_deref()),
+        (409, Some("")),
+        "UnlockAndRelock on an unlocked file"
+    );
+    let (st, h, _) = s
+        .wopi("POST", &c, &tok, &[("x-wopi-override", "PUT")], "x")
+        .await;
+    assert_eq!(
+        (st, hdr(&h, "x-wopi-lock").as_deref()),
+        (409, Some("")),
+        "PutFile unlocked, non-empty"
+    );
+    // Missing or empty lock header → 400.
+    assert_eq!(
+        s.wopi("POST", &f, &tok, &[("x-wopi-override", "LOCK")], "")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(s.wopi("POST", &f, &tok, &op("LOCK", ""), "").await.0, 400);
+    let long = "x".repeat(1025);
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &f,
+            &tok,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", &long)],
+            ""
+        )
+        .await
+        .0,
+        400
+    );
+    // Locked with A.
+    assert_eq!(s.wopi("POST", &f, &tok, &op("LOCK", "A"), "").await.0, 200);
+    assert_eq!(
+        s.wopi("POST", &f, &tok, &op("LOCK", "A"), "").await.0,
+        200,
+        "same id refreshes"
+    );
+    for (o, lock) in [("LOCK", "B"), ("REFRESH_LOCK", "B"), ("UNLOCK", "B")] {
+        let (st, h, _) = s.wopi("POST", &f, &tok, &op(o, lock), "").await;
+        assert_eq!(
+            (st, hdr(&h, "x-wopi-lock").as_deref()),
+            (409, Some("A")),
+            "{o} with {lock}"
+        );
+    }
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &f,
+            &tok,
+            &[
+                ("x-wopi-override", "LOCK"),
+                ("x-wopi-lock", "C"),
+                ("x-wopi-oldlock", "B"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!((st, hdr(&h, "x-wopi-lock").as_deref()), (409, Some("A")));
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &c,
+            &tok,
+            &[("x-wopi-override", "PUT"), ("x-wopi-lock", "B")],
+            "x",
+        )
+        .await;
+    assert_eq!((st, hdr(&h, "x-wopi-lock").as_deref()), (409, Some("A")));
+    let (st, h, _) = s
+        .wopi("POST", &c, &tok, &[("x-wopi-override", "PUT")], "x")
+        .await;
+    assert_eq!(
+        (st, hdr(&h, "x-wopi-lock").as_deref()),
+        (409, Some("A")),
+        "PutFile without a lock on a locked file"
+    );
+    let (st, h, _) = s
+        .wopi("POST", &f, &tok, &[("x-wopi-override", "GET_LOCK")], "")
+        .await;
+    assert_eq!((st, hdr(&h, "x-wopi-lock").as_deref()), (200, Some("A")));
+    assert_eq!(
+        s.wopi("POST", &f, &tok, &op("REFRESH_LOCK", "A"), "")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &f,
+            &tok,
+            &[
+                ("x-wopi-override", "LOCK"),
+                ("x-wopi-lock", "C"),
+                ("x-wopi-oldlock", "A")
+            ],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, h, _) = s
+        .wopi("POST", &f, &tok, &[("x-wopi-override", "GET_LOCK")], "")
+        .await;
+    assert_eq!(hdr(&h, "x-wopi-lock").as_deref(), Some("C"));
+    assert_eq!(
+        s.wopi("POST", &f, &tok, &op("UNLOCK", "C"), "").await.0,
+        200
+    );
+    // Unsupported operations.
+    for o in ["PUT_RELATIVE", "RENAME_FILE", "DELETE", "COBALT"] {
+        assert_eq!(
+            s.wopi(
+                "POST",
+                &f,
+                &tok,
+                &[("x-wopi-override", o), ("x-wopi-suggestedtarget", ".docx")],
+                ""
+            )
+            .await
+            .0,
+            501,
+            "{o}"
+        );
+    }
+    assert_eq!(
+        s.wopi("GET", &format!("{f}/ancestry"), &tok, &[], "")
+            .await
+            .0,
+        501
+    );
+    assert_eq!(s.wopi("DELETE", &f, &tok, &[], "").await.0, 405);
+    assert!(
+        s.gw.metric("wopi_gateway_lock_operations_total{op=\"lock\",result=\"conflict\"}")
+            .await
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_byte_file_is_created_without_a_lock_and_wopitest_flows() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("test.wopitest", b"");
+    let (fid, tok, _) = open(
+        &s,
+        "test.wopitest",
+        "k-wt",
+        Some(("validator", "Validator")),
+        true,
+    )
+    .await;
+    let f = format!("/wopi/files/{fid}");
+    let info = json(&s.wopi("GET", &f, &tok, &[], "").await.2);
+    assert_eq!(info["BaseFileName"], "test.wopitest");
+    assert_eq!(info["Size"], 0);
+    let (st, _, _) = s
+        .wopi(
+            "POST",
+            &format!("{f}/contents"),
+            &tok,
+            &[("x-wopi-override", "PUT")],
+            "WordBlankDocumentResources\\WordBlankDocument.docxWordBlankDocument.docx",
+        )
+        .await;
+    assert_eq!(st, 200, "PutFile on an unlocked 0-byte file");
+    let (_, _, body) = s.wopi("GET", &format!("{f}/contents"), &tok, &[], "").await;
+    assert_eq!(
+        body,
+        b"WordBlankDocumentResources\\WordBlankDocument.docxWordBlankDocument.docx"
+    );
+    // PutUserInfo stored per user.
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &f,
+            &tok,
+            &[("x-wopi-override", "PUT_USER_INFO")],
+            "user info text"
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        json(&s.wopi("GET", &f, &tok, &[], "").await.2)["UserInfo"],
+        "user info text"
+    );
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &f,
+            &tok,
+            &[("x-wopi-override", "PUT_USER_INFO")],
+            "x".repeat(1025)
+        )
+        .await
+        .0,
+        400
+    );
+    // X-WOPI-MaxExpectedSize.
+    assert_eq!(
+        s.wopi(
+            "GET",
+            &format!("{f}/contents"),
+            &tok,
+            &[("x-wopi-maxexpectedsize", "3")],
+            ""
+        )
+        .await
+        .0,
+        412
+    );
+    assert_eq!(
+        s.wopi(
+            "GET",
+            &format!("{f}/contents"),
+            &tok,
+            &[("x-wopi-maxexpectedsize", "abc")],
+            ""
+        )
+        .await
+        .0,
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_expiry_ends_the_session_with_status_2() {
+    let s = setup("", "", "").await;
+    drop(s);
+    let int = Integrator::start().await;
+    let client = WopiClient::new();
+    *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
+    let rest = format!(
+        "[locks]\nttl_seconds = 1\nsweep_interval_ms = 50\n[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\ndelivery_max_backoff_seconds = 1\n{}",
+        int.origin(),
+        int.toml("nc", "")
+    );
+    let gw = Gateway::start(Config {
+        rest,
+        ..Default::default()
+    });
+    let s = Setup { gw, int, client };
+    s.int.put_doc("e.docx", b"v0");
+    let (fid, tok, _) = open(&s, "e.docx", "k-e", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &f,
+            &tok,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &format!("{f}/contents"),
+            &tok,
+            &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
+            "v1"
+        )
+        .await
+        .0,
+        200
+    );
+    let twos = s.int.wait_status(2, 1, T).await;
+    assert_eq!(twos[0]["key"], "k-e");
+    assert_eq!(s.int.log.lock().unwrap().saved, vec![(2, b"v1".to_vec())]);
+    let (_, h, _) = s
+        .wopi("POST", &f, &tok, &[("x-wopi-override", "GET_LOCK")], "")
+        .await;
+    assert_eq!(
+        hdr(&h, "x-wopi-lock").as_deref(),
+        Some(""),
+        "the expired lock is gone"
+    );
+    assert!(s.gw.metric("wopi_gateway_locks_expired_total").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forcesave_delivers_every_putfile_as_status_6() {
+    let s = setup("", "forcesave = true", "").await;
+    s.int.put_doc("f.docx", b"0");
+    let (fid, tok, _) = open(&s, "f.docx", "k-f", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    for body in ["one", "two"] {
+        assert_eq!(
+            s.wopi(
+                "POST",
+                &format!("{f}/contents"),
+                &tok,
+                &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
+                body
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    let sixes = s.int.wait_status(6, 2, T).await;
+    assert_eq!(sixes[0]["forcesavetype"], 1);
+    assert_eq!(sixes[0]["actions"], json!([{"type": 2, "userid": "u"}]));
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    let twos = s.int.wait_status(2, 1, T).await;
+    assert_eq!(
+        twos[0]["notmodified"], true,
+        "the last state was already force-saved"
+    );
+    let saved = s.int.log.lock().unwrap().saved.clone();
+    assert_eq!(
+        saved,
+        vec![
+            (6, b"one".to_vec()),
+            (6, b"two".to_vec()),
+            (2, b"two".to_vec())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrator_down_during_delivery_gets_it_later() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("d.docx", b"0");
+    let (fid, tok, _) = open(&s, "d.docx", "k-d", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    s.int
+        .fail_next
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    s.wopi(
+        "POST",
+        &format!("{f}/contents"),
+        &tok,
+        &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
+        "saved while down",
+    )
+    .await;
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    s.int.wait_status(2, 1, T).await;
+    assert_eq!(
+        s.int.log.lock().unwrap().saved,
+        vec![(2, b"saved while down".to_vec())]
+    );
+    assert!(
+        s.gw.metric("wopi_gateway_callbacks_sent_total{result=\"error\",status=\"1\"}")
+            .await
+            >= 1.0
+    );
+    let (_, _, body) = get(&s.gw.admin_url("/deliveries")).await;
+    assert_eq!(json(&body)["pending"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_delivery_survives_a_crash() {
+    let int = Integrator::start().await;
+    let client = WopiClient::new();
+    *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
+    let rest = format!(
+        "[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\ndelivery_max_backoff_seconds = 1\n{}",
+        int.origin(),
+        int.toml("nc", "")
+    );
+    let keep = crate::support::TempDir::new("crash");
+    let data = keep.path().join("data");
+    let port = crate::support::free_port();
+    let cfg = Config {
+        rest,
+        data_dir: Some(data.clone()),
+        port: Some(port),
+        ..Default::default()
+    };
+    let s = Setup {
+        gw: Gateway::start(cfg.clone()),
+        int,
+        client,
+    };
+    s.int.put_doc("c.docx", b"0");
+    let (fid, tok, _) = open(&s, "c.docx", "k-c", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    s.int
+        .fail_next
+        .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    s.wopi(
+        "POST",
+        &format!("{f}/contents"),
+        &tok,
+        &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
+        "survives",
+    )
+    .await;
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    let (_, _, body) = get(&s.gw.admin_url("/deliveries")).await;
+    assert!(
+        json(&body)["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["status"] == 2)
+    );
+    let Setup {
+        mut gw,
+        int,
+        client,
+    } = s;
+    gw.kill();
+    int.fail_next.store(0, std::sync::atomic::Ordering::SeqCst);
+    let gw2 = Gateway::start(cfg);
+    let s = Setup {
+        gw: gw2,
+        int,
+        client,
+    };
+    s.int.wait_status(2, 1, T).await;
+    assert_eq!(
+        s.int.log.lock().unwrap().saved,
+        vec![(2, b"survives".to_vec())]
+    );
+    // The staged content is still served after the restart.
+    let (_, _, body) = s.wopi("GET", &format!("{f}/contents"), &tok, &[], "").await;
+    assert_eq!(body, b"survives");
+    drop(gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_proofs_get_500() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("p.docx", b"p");
+    let (fid, tok, _) = open(&s, "p.docx", "k-p", Some(("u", "U")), true).await;
+    let path = with_token(&format!("/wopi/files/{fid}"), &tok);
+    let base = format!("http://{}", s.gw.public);
+    let now = wopi::ticks::from_unix_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    let minute = 60 * wopi::ticks::TICKS_PER_SECOND;
+    // Valid with the current key, and with only the old key in X-WOPI-Proof.
+    assert_eq!(
+        s.client.send(&base, "GET", &path, &tok, &[], "").await.0,
+        200
+    );
+    let rotated = WopiClient {
+        current: s
+            .client
+            .old
+            .as_ref()
+            .map(|k| wopi::proof::SigningKey::from_pem(k.to_pem()).unwrap())
+            .unwrap(),
+        old: None,
+    };
+    assert_eq!(
+        rotated.send(&base, "GET", &path, &tok, &[], "").await.0,
+        200,
+        "X-WOPI-Proof with the old key"
+    );
+    // Forged: another key pair.
+    let forger = WopiClient::new();
+    let (st, h, _) = forger.send(&base, "GET", &path, &tok, &[], "").await;
+    assert_eq!(st, 500);
+    assert!(hdr(&h, "x-wopi-servererror").unwrap().contains("proof"));
+    // Stale and future.
+    assert_eq!(
+        s.client
+            .send_at(&base, "GET", &path, &tok, &[], "", now - 21 * minute)
+            .await
+            .0,
+        500
+    );
+    assert_eq!(
+        s.client
+            .send_at(&base, "GET", &path, &tok, &[], "", now + 10 * minute)
+            .await
+            .0,
+        500
+    );
+    // Missing.
+    assert_eq!(send("GET", &format!("{base}{path}"), &[], "").await.0, 500);
+    // Signed for another URL.
+    let other = with_token(&format!("/wopi/files/{fid}/contents"), &tok);
+    let p = s
+        .client
+        .current
+        .sign(None, &tok, &format!("{base}{other}"), now)
+        .unwrap();
+    let (st, _, _) = send(
+        "GET",
+        &format!("{base}{path}"),
+        &[
+            ("x-wopi-timestamp", &p.timestamp),
+            ("x-wopi-proof", &p.proof),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(st, 500);
+    for reason in ["signature", "stale", "future", "missing"] {
+        assert!(
+            s.gw.metric(&format!(
+                "wopi_gateway_proof_verifications_total{{result=\"{reason}\"}}"
+            ))
+            .await
+                >= 1.0,
+            "{reason}"
+        );
+    }
+    assert!(s.gw.stderr().contains("WOPI proof refused"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_get_401_and_other_files_404() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("t.docx", b"t");
+    s.int.put_doc("u.docx", b"u");
+    let (fid, tok, _) = open(&s, "t.docx", "k-t", Some(("u", "U")), true).await;
+    let (fid2, _, _) = open(&s, "u.docx", "k-u", Some(("u", "U")), true).await;
+    assert_eq!(
+        s.wopi("GET", &format!("/wopi/files/{fid}"), "garbage", &[], "")
+            .await
+            .0,
+        401
+    );
+    let mut tampered = tok.clone();
+    tampered.pop();
+    assert_eq!(
+        s.wopi("GET", &format!("/wopi/files/{fid}"), &tampered, &[], "")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        s.wopi("GET", &format!("/wopi/files/{fid2}"), &tok, &[], "")
+            .await
+            .0,
+        404
+    );
+    // A view-only token cannot lock or write.
+    let (_, view, _) = open(&s, "t.docx", "k-t", Some(("v", "Viewer")), false).await;
+    let info = json(
+        &s.wopi("GET", &format!("/wopi/files/{fid}"), &view, &[], "")
+            .await
+            .2,
+    );
+    assert_eq!(
+        (info["UserCanWrite"].clone(), info["ReadOnly"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &format!("/wopi/files/{fid}"),
+            &view,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
+            ""
+        )
+        .await
+        .0,
+        401
+    );
+    // Anonymous users still get a UserId.
+    let (_, anon, _) = open(&s, "t.docx", "k-t", None, true).await;
+    let info = json(
+        &s.wopi("GET", &format!("/wopi/files/{fid}"), &anon, &[], "")
+            .await
+            .2,
+    );
+    assert_eq!(info["IsAnonymousUser"], true);
+    assert!(info["UserId"].as_str().unwrap().starts_with("anonymous-"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrator_configs_are_checked() {
+    let s = setup("", "", "").await;
+    let url = s.gw.url("/api/v1/sessions?integrator=nc");
+    let post = |body: String| {
+        let url = url.clone();
+        async move { send("POST", &url, &[("content-type", "application/json")], body).await }
+    };
+    let good = json!({"document": {"key": "k", "url": format!("{}/doc/a.docx", s.int.origin()), "fileType": "docx"}, "editorConfig": {"callbackUrl": format!("{}/callback", s.int.origin())}});
+    let sign = |v: &Value, secret: &str| {
+        docs_api::jwt::sign(&docs_api::Secret::new(secret), v.as_object().unwrap())
+    };
+    // Unsigned.
+    assert_eq!(post(good.to_string()).await.0, 401);
+    // Wrong secret.
+    let (st, _, body) =
+        post(json!({"token": sign(&good, "another-secret-0123456789")}).to_string()).await;
+    assert_eq!(st, 401);
+    assert!(String::from_utf8_lossy(&body).contains("signature"));
+    // alg none.
+    assert_eq!(
+        post(json!({"token": "eyJhbGciOiJub25lIn0.eyJkb2N1bWVudCI6e319."}).to_string())
+            .await
+            .0,
+        401
+    );
+    // Expired.
+    let mut expired = good.clone();
+    expired["exp"] = json!(1000);
+    assert_eq!(
+        post(json!({"token": sign(&expired, crate::support::fakes::SECRET)}).to_string())
+            .await
+            .0,
+        401
+    );
+    // Missing key / url.
+    for ptr in ["key", "url"] {
+        let mut v = good.clone();
+        v["document"].as_object_mut().unwrap().remove(ptr);
+        let (st, _, body) =
+            post(json!({"token": sign(&v, crate::support::fakes::SECRET)}).to_string()).await;
+        assert_eq!(st, 400);
+        assert!(String::from_utf8_lossy(&body).contains(&format!("document.{ptr}")));
+    }
+    // Origins.
+    let mut outside = good.clone();
+    outside["document"]["url"] = json!("http://evil.example/doc");
+    assert_eq!(
+        post(json!({"token": sign(&outside, crate::support::fakes::SECRET)}).to_string())
+            .await
+            .0,
+        403
+    );
+    let mut cb = good.clone();
+    cb["editorConfig"]["callbackUrl"] = json!("http://evil.example/cb");
+    assert_eq!(
+        post(json!({"token": sign(&cb, crate::support::fakes::SECRET)}).to_string())
+            .await
+            .0,
+        403
+    );
+    // Not JSON, unknown integrator.
+    assert_eq!(post("nope".into()).await.0, 400);
+    assert_eq!(
+        send(
+            "POST",
+            &s.gw.url("/api/v1/sessions?integrator=zz"),
+            &[],
+            json!({"token": "x"}).to_string()
+        )
+        .await
+        .0,
+        400
+    );
+    // The good one, with fields outside the token ignored.
+    let (st, _, _) = post(json!({"token": sign(&good, crate::support::fakes::SECRET), "document": {"url": "http://evil.example/"}}).to_string()).await;
+    assert_eq!(st, 201);
+    assert!(
+        s.gw.metric(
+            "wopi_gateway_jwt_verifications_total{kind=\"integrator_config\",result=\"signature\"}"
+        )
+        .await
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_page_posts_the_token_to_the_client() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("o.docx", b"o");
+    let cfg = s.int.config("o.docx", "k-o", Some(("u", "U")), true);
+    let (st, h, body) = get(&s
+        .gw
+        .url(&format!("/open?integrator=nc&config={cfg}&action=edit")))
+    .await;
+    assert_eq!(st, 200);
+    assert!(hdr(&h, "content-type").unwrap().starts_with("text/html"));
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("action=\"http://office.test/hosting/edit?ui=en&amp;wopisrc="));
+    assert!(page.contains("name=\"access_token\""));
+    assert!(page.contains("name=\"access_token_ttl\""));
+    assert_eq!(
+        get(&s
+            .gw
+            .url(&format!("/open?integrator=nc&config={cfg}&action=nope")))
+        .await
+        .0,
+        404
+    );
+    assert_eq!(get(&s.gw.url("/open?integrator=nc")).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn putfile_over_the_limit_is_413_and_nothing_changes() {
+    let s = setup("", "", "[server.body_limit_bytes]\nwopi = 1000\n").await;
+    s.int.put_doc("b.docx", b"small");
+    let (fid, tok, _) = open(&s, "b.docx", "k-b", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    let (st, _, _) = s
+        .wopi(
+            "POST",
+            &format!("{f}/contents"),
+            &tok,
+            &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
+            vec![b'x'; 5000],
+        )
+        .await;
+    assert_eq!(st, 413);
+    let (_, _, body) = s.wopi("GET", &format!("{f}/contents"), &tok, &[], "").await;
+    assert_eq!(body, b"small");
+}
