@@ -1090,3 +1090,32 @@ async fn putfile_over_the_limit_is_413_and_nothing_changes() {
     let (_, _, body) = s.wopi("GET", &format!("{f}/contents"), &tok, &[], "").await;
     assert_eq!(body, b"small");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_an_in_flight_request_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = setup("", "", "").await;
+    let body = json!({"token": s.int.config("g.docx", "k-g", Some(("u", "U")), true)}).to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut tcp = tokio::net::TcpStream::connect(s.gw.public).await.unwrap();
+    let req = format!(
+        "POST /api/v1/sessions?integrator=nc HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{head}",
+        s.gw.public,
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.gw.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused once shutdown began.
+    assert!(
+        tokio::net::TcpStream::connect(s.gw.public).await.is_err(),
+        "listener closed"
+    );
+    tcp.write_all(tail.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    assert!(s.gw.wait(Duration::from_secs(15)).success());
+}
