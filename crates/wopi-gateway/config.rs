@@ -394,8 +394,45 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         });
     }
 
-    if let Some(v) = raw.docs.url {
+    let d = raw.docs;
+    if let Some(v) = d.url {
         s.docs.url = url("docs.url", &v)?;
+    }
+    if let Some(v) = d.public_url.filter(|v| !v.is_empty()) {
+        s.docs.public_url = Some(
+            PublicUrl::parse(&v).map_err(|e| invalid("docs.public_url", format!("`{v}`: {e}")))?,
+        );
+    }
+    s.docs.jwt_secret = secret("docs.jwt_secret", d.jwt_secret, d.jwt_secret_file, base)?;
+    if let Some(v) = d.jwt_header {
+        if http::HeaderName::from_bytes(v.as_bytes()).is_err() {
+            return Err(invalid(
+                "docs.jwt_header",
+                format!("`{v}` is not a valid header name"),
+            ));
+        }
+        s.docs.jwt_header = v;
+    }
+    s.docs.ca_file = d
+        .ca_file
+        .filter(|f| !f.is_empty())
+        .map(|f| resolve(base, &f));
+    if let Some(f) = &s.docs.ca_file
+        && !f.is_file()
+    {
+        {
+            return Err(invalid(
+                "docs.ca_file",
+                format!("{} does not exist", f.display()),
+            ));
+        }
+    }
+    if let Some(v) = d.healthcheck_interval_seconds {
+        s.docs.healthcheck_interval = (v > 0).then(|| Duration::from_secs(v));
+    }
+    if let Some(v) = d.tunnel_idle_timeout_seconds {
+        s.docs.tunnel_idle_timeout =
+            Duration::from_secs(positive("docs.tunnel_idle_timeout_seconds", v)?);
     }
     let u = raw.upstream;
     if let Some(v) = u.connect_timeout_seconds {

@@ -10,3 +10,4 @@ mod support;
 
 mod foundation;
 mod host_face;
+mod proxy;

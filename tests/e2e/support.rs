@@ -3,6 +3,7 @@
 
 pub mod fakes;
 pub mod http;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -146,7 +147,7 @@ impl Gateway {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok((200, _, _)) = http::blocking_get(&self.admin_url("/readyz")) {
+            if let Ok((200, _, _)) = http::blocking_get(&self.admin_url("/healthz")) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

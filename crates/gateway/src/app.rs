@@ -35,6 +35,8 @@ pub struct AppState {
     pub http: HttpClient,
     /// Host-face state (files, deliveries, discovery).
     pub host: HostFace,
+    /// The upstream ONLYOFFICE Docs (reverse proxy target).
+    pub upstream: crate::proxy::Upstream,
     /// Set once startup work is done (`/readyz`).
     pub ready: Arc<AtomicBool>,
     request_ids: Arc<AtomicU64>,
@@ -48,6 +50,7 @@ impl AppState {
         locks: Arc<dyn locks::LockStore>,
         http: HttpClient,
         host: HostFace,
+        upstream: crate::proxy::Upstream,
     ) -> Self {
         AppState {
             settings,
@@ -55,6 +58,7 @@ impl AppState {
             locks,
             http,
             host,
+            upstream,
             ready: Arc::new(AtomicBool::new(false)),
             request_ids: Arc::new(AtomicU64::new(1)),
         }
@@ -224,9 +228,16 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
+    let upstream_ok = state.settings.docs.healthcheck_interval.is_none()
+        || state.upstream.healthy.load(Ordering::Relaxed);
+    if state.ready.load(Ordering::Acquire) && upstream_ok {
         "ready\n".into_response()
     } else {
-        (http::StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+        let why = if state.ready.load(Ordering::Acquire) {
+            "upstream Docs unreachable\n"
+        } else {
+            "starting\n"
+        };
+        (http::StatusCode::SERVICE_UNAVAILABLE, why).into_response()
     }
 }

@@ -12,6 +12,7 @@
 //! - [`error`]: [`GatewayError`], the one place errors become responses.
 //! - [`metrics`]: Prometheus families.
 //! - [`upstream`]: the pooled outgoing HTTP client.
+//! - [`proxy`]: the reverse proxy to ONLYOFFICE Docs (HTTP and WebSockets).
 //! - [`host_face`]: WOPI endpoints for storages that speak only the Docs API.
 //! - [`discovery_cache`]: trusted WOPI clients' discovery (proof keys, actions).
 //! - [`spool`]: durable staging of content on disk.
@@ -22,6 +23,7 @@ pub mod discovery_cache;
 pub mod error;
 pub mod host_face;
 pub mod metrics;
+pub mod proxy;
 pub mod server;
 pub mod settings;
 pub mod spool;
@@ -81,15 +83,19 @@ pub async fn run(
         .map_err(StartError::Tls)?;
     let metrics = metrics::Metrics::register();
     let (store, expiries) = open_lock_store(&settings, &metrics).await?;
-    let http = upstream::HttpClient::new(
+    let http = upstream::HttpClient::with_ca(
         settings.upstream.connect_timeout,
         settings.upstream.request_timeout,
         metrics.clone(),
-    );
+        settings.docs.ca_file.as_deref(),
+    )
+    .map_err(|e| StartError::HostFace(format!("docs.ca_file: {e}")))?;
+    let upstream =
+        proxy::Upstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
     let host = host_face::HostFace::open(&settings, http.clone(), metrics.clone())
         .await
         .map_err(StartError::HostFace)?;
-    let state = AppState::new(settings.clone(), metrics, store, http, host);
+    let state = AppState::new(settings.clone(), metrics, store, http, host, upstream);
     if settings.host_face.proof == settings::ProofMode::Off {
         tracing::warn!(
             "host_face.proof = \"off\": WOPI proofs are NOT checked; use this only in test setups"
@@ -108,8 +114,11 @@ pub async fn run(
         .discovery
         .spawn_refresher(settings.host_face.discovery_refresh, shutdown.clone());
 
+    if let Some(every) = settings.docs.healthcheck_interval {
+        proxy::spawn_health_checker(state.clone(), every, shutdown.clone());
+    }
     let routes = host_face::routes()
-        .fallback(not_found)
+        .fallback(proxy::handle)
         .with_state(state.clone());
     let public = app::with_request_path(routes, &state);
     let admin = app::admin_router(state.clone());
@@ -118,14 +127,6 @@ pub async fn run(
         idle_timeout: settings.server.idle_timeout,
     };
     let grace = settings.server.shutdown_grace;
-    let public_task = tokio::spawn(server::serve(
-        listeners.public,
-        public,
-        tls,
-        limits,
-        shutdown.clone(),
-        grace,
-    ));
     let admin_task = tokio::spawn(server::serve(
         listeners.admin,
         admin,
@@ -134,22 +135,27 @@ pub async fn run(
         shutdown.clone(),
         grace,
     ));
-    // Startup work: the trusted WOPI clients' keys must be known before WOPI calls are served.
+    // Startup work before the public listener serves: the trusted WOPI clients' keys must be
+    // known before the first WOPI call. Connections wait in the accept queue meanwhile.
     state.host.discovery.refresh_all().await;
     state
         .metrics
         .spool_bytes
         .set(spool::disk_usage(&settings.server.data_dir.join("spool")) as i64);
+    let public_task = tokio::spawn(server::serve(
+        listeners.public,
+        public,
+        tls,
+        limits,
+        shutdown.clone(),
+        grace,
+    ));
     state.ready.store(true, Ordering::Release);
     tracing::info!("ready");
     let _ = public_task.await;
     let _ = admin_task.await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn not_found() -> GatewayError {
-    GatewayError::NotFound("route")
 }
 
 type Expiries = tokio::sync::mpsc::UnboundedReceiver<locks::ExpiryEvent>;

@@ -56,6 +56,12 @@ pub struct Metrics {
     pub spool_bytes: IntGauge,
     /// File bytes by `direction`.
     pub bytes: IntCounterVec,
+    /// Upstream Docs health.
+    pub upstream_up: IntGauge,
+    /// Open proxied tunnels.
+    pub tunnels: IntGauge,
+    /// Proxied bytes by `direction`.
+    pub proxy_bytes: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, (name, help): (&str, &str), labels: &[&str]) -> IntCounterVec {
@@ -145,6 +151,9 @@ impl Metrics {
             discovery: counter_vec(r, names::DISCOVERY, &["result"]),
             spool_bytes: gauge(r, names::SPOOL_BYTES),
             bytes: counter_vec(r, names::BYTES, &["direction"]),
+            upstream_up: gauge(r, names::UPSTREAM_UP),
+            tunnels: gauge(r, names::TUNNELS),
+            proxy_bytes: counter_vec(r, names::PROXY_BYTES, &["direction"]),
             registry,
         }
     }

@@ -67,6 +67,10 @@ pub mod defaults {
     pub const JWT_HEADER: &str = "Authorization";
     /// `docs.url`
     pub const DOCS_URL: &str = "http://127.0.0.1:8000";
+    /// `docs.healthcheck_interval_seconds` (0 = off)
+    pub const DOCS_HEALTHCHECK_INTERVAL_SECONDS: u64 = 10;
+    /// `docs.tunnel_idle_timeout_seconds`
+    pub const DOCS_TUNNEL_IDLE_TIMEOUT_SECONDS: u64 = 600;
     /// `upstream.connect_timeout_seconds`
     pub const UPSTREAM_CONNECT_TIMEOUT_SECONDS: u64 = 10;
     /// `upstream.request_timeout_seconds`
@@ -274,6 +278,18 @@ pub struct Integrator {
 pub struct DocsSettings {
     /// Upstream ONLYOFFICE Docs as the gateway reaches it.
     pub url: String,
+    /// How browsers reach Docs through the gateway (default: `server.public_url`).
+    pub public_url: Option<PublicUrl>,
+    /// Docs' JWT secret (configs, document.url requests, callbacks).
+    pub jwt_secret: Option<Secret>,
+    /// Header carrying Docs' request tokens.
+    pub jwt_header: String,
+    /// Extra CA certificates (PEM) trusted for an https upstream.
+    pub ca_file: Option<PathBuf>,
+    /// How often `/healthcheck` of the upstream is probed for `/readyz`; `None` = never.
+    pub healthcheck_interval: Option<Duration>,
+    /// A proxied WebSocket (or other upgraded connection) idle this long is closed.
+    pub tunnel_idle_timeout: Duration,
 }
 
 /// `[upstream]`: outgoing HTTP.
@@ -336,6 +352,12 @@ impl Default for Settings {
             },
             docs: DocsSettings {
                 url: DOCS_URL.into(),
+                public_url: None,
+                jwt_secret: None,
+                jwt_header: JWT_HEADER.into(),
+                ca_file: None,
+                healthcheck_interval: Some(Duration::from_secs(DOCS_HEALTHCHECK_INTERVAL_SECONDS)),
+                tunnel_idle_timeout: Duration::from_secs(DOCS_TUNNEL_IDLE_TIMEOUT_SECONDS),
             },
             upstream: UpstreamSettings {
                 connect_timeout: Duration::from_secs(UPSTREAM_CONNECT_TIMEOUT_SECONDS),

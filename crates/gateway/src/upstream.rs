@@ -17,6 +17,8 @@ use hyper_util::rt::TokioExecutor;
 pub use axum::body::Body as OutBody;
 use std::time::Duration;
 
+type ClientType = Client<HttpsConnector<HttpConnector>, Body>;
+
 /// The shared outgoing client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -26,41 +28,81 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// Builds the client; https uses the system's CA certificates.
+    /// Builds the client; https trusts the system's CA certificates.
     pub fn new(connect_timeout: Duration, request_timeout: Duration, metrics: Metrics) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let with_roots = match builder.with_native_roots() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "no system CA certificates: https peers will fail verification");
-                let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-                #[allow(clippy::expect_used)]
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default protocol versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-        };
-        let connector = with_roots
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let client = Self::build(
+            connect_timeout,
+            Self::roots(None).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "TLS roots");
+                rustls::RootCertStore::empty()
+            }),
+        );
         HttpClient {
             client,
             request_timeout,
             metrics,
         }
+    }
+
+    /// Builds the client trusting the system's CA certificates plus those in `ca_file` (PEM).
+    pub fn with_ca(
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        metrics: Metrics,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let client = Self::build(connect_timeout, Self::roots(ca_file)?);
+        Ok(HttpClient {
+            client,
+            request_timeout,
+            metrics,
+        })
+    }
+
+    fn roots(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut added = 0;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(format!("{}: no PEM certificate found", path.display()));
+            }
+        }
+        Ok(roots)
+    }
+
+    fn build(connect_timeout: Duration, roots: rustls::RootCertStore) -> ClientType {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        #[allow(clippy::expect_used)]
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector)
     }
 
     /// Sends a request; fails with a typed upstream error on connect failure or timeout

@@ -121,6 +121,13 @@ pub(crate) struct RawIntegrator {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDocs {
     pub(crate) url: Option<String>,
+    pub(crate) public_url: Option<String>,
+    pub(crate) jwt_secret: Option<String>,
+    pub(crate) jwt_secret_file: Option<String>,
+    pub(crate) jwt_header: Option<String>,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) healthcheck_interval_seconds: Option<u64>,
+    pub(crate) tunnel_idle_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

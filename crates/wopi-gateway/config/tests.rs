@@ -49,6 +49,12 @@ fn example_parses_and_matches_defaults() {
         def.host_face.delivery_max_backoff
     );
     assert_eq!(s.docs.url, d::DOCS_URL);
+    assert_eq!(s.docs.public_url, None);
+    assert!(s.docs.jwt_secret.is_none());
+    assert_eq!(s.docs.jwt_header, d::JWT_HEADER);
+    assert_eq!(s.docs.ca_file, None);
+    assert_eq!(s.docs.healthcheck_interval, def.docs.healthcheck_interval);
+    assert_eq!(s.docs.tunnel_idle_timeout, def.docs.tunnel_idle_timeout);
     assert_eq!(s.upstream.connect_timeout, def.upstream.connect_timeout);
     assert_eq!(s.upstream.request_timeout, def.upstream.request_timeout);
     // Every documented default literal appears in the example.

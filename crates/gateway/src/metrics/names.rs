@@ -81,3 +81,15 @@ pub(crate) const BYTES: (&str, &str) = (
     "bytes_streamed_total",
     "File bytes streamed, by direction (in: from clients/upstreams, out: to them).",
 );
+pub(crate) const UPSTREAM_UP: (&str, &str) = (
+    "upstream_up",
+    "1 when the upstream ONLYOFFICE Docs answers its /healthcheck, else 0.",
+);
+pub(crate) const TUNNELS: (&str, &str) = (
+    "proxy_tunnels_open",
+    "Upgraded connections (WebSockets) being proxied.",
+);
+pub(crate) const PROXY_BYTES: (&str, &str) = (
+    "proxy_bytes_total",
+    "Bytes proxied to and from ONLYOFFICE Docs, by direction (upstream, downstream).",
+);

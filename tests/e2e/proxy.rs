@@ -1,0 +1,227 @@
+//! Reverse proxy to ONLYOFFICE Docs, black-box against a stand-in upstream.
+
+use crate::support::http::{get, send};
+use crate::support::{Config, Gateway, free_port, upstream};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn gateway_to(up: std::net::SocketAddr, extra: &str) -> Gateway {
+    Gateway::start(Config {
+        rest: format!(
+            "[docs]\nurl = \"http://{up}\"\nhealthcheck_interval_seconds = 1\n[upstream]\nrequest_timeout_seconds = 1\n{extra}"
+        ),
+        ..Default::default()
+    })
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_query_and_forwarded_headers() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    let (st, h, body) = send(
+        "GET",
+        &gw.url("/web-apps/apps/api/documents/api.js?v=1&x=%2F"),
+        &[
+            ("x-custom", "kept"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("te", "trailers"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(h["x-upstream"], "docs");
+    assert!(
+        h.get("x-hop").is_none(),
+        "hop-by-hop response headers removed"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["path"], "/web-apps/apps/api/documents/api.js");
+    assert_eq!(v["query"], "v=1&x=%2F");
+    let hs = &v["headers"];
+    assert_eq!(hs["x-custom"], "kept");
+    assert_eq!(
+        hs["x-forwarded-for"], "127.0.0.1",
+        "a spoofed X-Forwarded-For from an untrusted peer is replaced"
+    );
+    assert_eq!(hs["x-forwarded-proto"], "http");
+    assert_eq!(hs["x-forwarded-host"], gw.public.to_string());
+    assert_eq!(hs["host"], up.to_string());
+    assert!(hs.get("te").is_none());
+    // The upstream's own errors pass through untouched.
+    let (st, _, body) = get(&gw.url("/status/418")).await;
+    assert_eq!((st, body.as_slice()), (418, b"teapot".as_slice()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_chain_is_extended() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "[access]\ntrusted_proxies = [\"127.0.0.1\"]\n").await;
+    let (_, _, body) = send(
+        "GET",
+        &gw.url("/cache/x"),
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "office.example.com"),
+        ],
+        "",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(v["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(v["headers"]["x-forwarded-host"], "office.example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways_with_flat_memory() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    let pid = gw.child.as_ref().unwrap().id();
+    let (st, _, _) = get(&gw.url("/big?n=1024")).await;
+    assert_eq!(st, 200);
+    let before = rss_kib(pid);
+    let n: u64 = 256 * 1024 * 1024;
+    // Download: read it chunk by chunk, never holding it whole.
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    tcp.write_all(
+        format!("GET /big?n={n} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let k = tcp.read(&mut buf).await.unwrap();
+        if k == 0 {
+            break;
+        }
+        total += k as u64;
+    }
+    assert!(total > n, "headers plus {n} bytes, got {total}");
+    // Upload: a streamed request body of the same size.
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    tcp.write_all(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let chunk = vec![b'u'; 1 << 20];
+    for _ in 0..(n >> 20) {
+        tcp.write_all(&chunk).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer).ends_with(&n.to_string()));
+    let after = rss_kib(pid);
+    assert!(
+        after.saturating_sub(before) < 32 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    assert!(
+        gw.metric("wopi_gateway_proxy_bytes_total{direction=\"upstream\"}")
+            .await
+            >= n as f64
+    );
+    assert!(
+        gw.metric("wopi_gateway_proxy_bytes_total{direction=\"downstream\"}")
+            .await
+            >= n as f64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echo_through_the_gateway() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    tcp.write_all(b"GET /doc/abc/c/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    // The stand-in upgrades only /ws; rewrite: use its /ws path.
+    let mut head = vec![0u8; 1024];
+    let k = tcp.read(&mut head).await.unwrap();
+    let text = String::from_utf8_lossy(&head[..k]).to_string();
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "a non-upgrading upstream answer passes through: {text}"
+    );
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let k = tcp.read(&mut head).await.unwrap();
+    let text = String::from_utf8_lossy(&head[..k]).to_string();
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("upgrade: websocket"));
+    for msg in [&b"hello"[..], b"\x81\x05world", &[7u8; 3000][..]] {
+        tcp.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tcp.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, msg);
+    }
+    assert_eq!(gw.metric("wopi_gateway_proxy_tunnels_open").await, 1.0);
+    drop(tcp);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gw.metric("wopi_gateway_proxy_tunnels_open").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_is_502_and_slow_is_504() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    let (st, _, _) = get(&gw.url("/slow")).await;
+    assert_eq!(st, 504);
+    let down = free_port();
+    let gw2 = gateway_to(format!("127.0.0.1:{down}").parse().unwrap(), "").await;
+    let (st, _, _) = get(&gw2.url("/web-apps/x.js")).await;
+    assert_eq!(st, 502);
+    assert!(
+        gw2.metric("wopi_gateway_upstream_errors_total{kind=\"connect\",op=\"proxy\"}")
+            .await
+            >= 1.0
+    );
+    assert!(
+        gw.metric("wopi_gateway_upstream_errors_total{kind=\"timeout\",op=\"proxy\"}")
+            .await
+            >= 1.0
+    );
+    assert!(gw2.stderr().contains("upstream Docs unreachable"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_allowlist_applies() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "[access.allow]\nproxy = [\"10.0.0.0/8\"]\n").await;
+    assert_eq!(get(&gw.url("/web-apps/x.js")).await.0, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_upstream() {
+    let port = free_port();
+    let gw = gateway_to(format!("127.0.0.1:{port}").parse().unwrap(), "").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(&gw.admin_url("/readyz")).await.0, 503);
+    assert_eq!(gw.metric("wopi_gateway_upstream_up").await, 0.0);
+    let _up = upstream::start(port).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while get(&gw.admin_url("/readyz")).await.0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz never became 200"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(gw.metric("wopi_gateway_upstream_up").await, 1.0);
+}
