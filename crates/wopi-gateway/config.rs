@@ -443,6 +443,61 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         s.upstream.request_timeout =
             Duration::from_secs(positive("upstream.request_timeout_seconds", v)?);
     }
+    let c = raw.client_face;
+    s.client_face.proof_key_file = c.proof_key_file.filter(|f| !f.is_empty()).map(|f| resolve(base, &f));
+    s.client_face.proof_key_old_file = c.proof_key_old_file.filter(|f| !f.is_empty()).map(|f| resolve(base, &f));
+    for (key, file) in [("client_face.proof_key_file", &s.client_face.proof_key_file), ("client_face.proof_key_old_file", &s.client_face.proof_key_old_file)] {
+        if let Some(f) = file {
+            let pem = std::fs::read_to_string(f).map_err(|e| invalid(key, format!("cannot read {}: {e}", f.display())))?;
+            wopi::proof::SigningKey::from_pem(&pem).map_err(|e| invalid(key, format!("{}: {e}", f.display())))?;
+        }
+    }
+    for (i, o) in c.allowed_wopi_origins.iter().enumerate() {
+        s.client_face.allowed_wopi_origins.push(url(&format!("client_face.allowed_wopi_origins[{i}]"), o)?);
+    }
+    if let Some(v) = c.lock_refresh_seconds {
+        let v = positive("client_face.lock_refresh_seconds", v)?;
+        if Duration::from_secs(v) >= s.locks.store.ttl.max(Duration::from_secs(1800)) {
+            return Err(invalid("client_face.lock_refresh_seconds", "must be shorter than the 30-minute WOPI lock lifetime"));
+        }
+        s.client_face.lock_refresh = Duration::from_secs(v);
+    }
+    for (i, p) in c.profile.into_iter().enumerate() {
+        let key = format!("client_face.profile[{i}]");
+        let match_origin = url(&format!("{key}.match_origin"), &p.match_origin)?;
+        if let Some(m) = &p.co_editing_mode {
+            if m != "fast" && m != "strict" {
+                return Err(invalid(format!("{key}.co_editing_mode"), format!("`{m}` is neither \"fast\" nor \"strict\"")));
+            }
+        }
+        let customization = match serde_json::to_value(&p.customization) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return Err(invalid(format!("{key}.customization"), "must be a table")),
+        };
+        let templates = p
+            .templates
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap_or_default())
+            .collect();
+        s.client_face.profiles.push(settings::Profile {
+            match_origin,
+            co_editing_mode: p.co_editing_mode,
+            co_editing_change: p.co_editing_change,
+            chat: p.chat,
+            about: p.about,
+            ui_theme: p.ui_theme,
+            compact_toolbar: p.compact_toolbar,
+            forcesave: p.forcesave,
+            logo_image: p.logo_image,
+            logo_url: p.logo_url,
+            customer_name: p.customer_name,
+            customer_www: p.customer_www,
+            plugins_autostart: p.plugins_autostart,
+            plugins_data: p.plugins_data,
+            templates,
+            customization,
+        });
+    }
     Ok(s)
 }
 

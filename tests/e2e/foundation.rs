@@ -127,7 +127,7 @@ hosting = ["2001:db8::/32"]
     let (status, _, _) = get(&gw.url("/api/v1/nothing")).await;
     assert_ne!(status, 403);
     // Empty list = anyone.
-    let (status, _, _) = get(&gw.url("/docs/files/x")).await;
+    let (status, _, _) = get(&gw.url("/docs/callback/x")).await;
     assert_ne!(status, 403);
     assert!(
         gw.metric("wopi_gateway_ip_denials_total{group=\"wopi\"}")

@@ -37,6 +37,8 @@ pub struct AppState {
     pub host: HostFace,
     /// The upstream ONLYOFFICE Docs (reverse proxy target).
     pub upstream: crate::proxy::Upstream,
+    /// Client-face state (proof keys, sessions).
+    pub client: crate::client_face::ClientFace,
     /// Set once startup work is done (`/readyz`).
     pub ready: Arc<AtomicBool>,
     request_ids: Arc<AtomicU64>,
@@ -51,6 +53,7 @@ impl AppState {
         http: HttpClient,
         host: HostFace,
         upstream: crate::proxy::Upstream,
+        client: crate::client_face::ClientFace,
     ) -> Self {
         AppState {
             settings,
@@ -59,6 +62,7 @@ impl AppState {
             http,
             host,
             upstream,
+            client,
             ready: Arc::new(AtomicBool::new(false)),
             request_ids: Arc::new(AtomicU64::new(1)),
         }
@@ -213,6 +217,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/deliveries", get(crate::host_face::list_deliveries))
+        .route("/recovery", get(crate::client_face::list_recovery))
         .with_state(state)
 }
 

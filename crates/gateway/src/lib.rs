@@ -13,12 +13,14 @@
 //! - [`metrics`]: Prometheus families.
 //! - [`upstream`]: the pooled outgoing HTTP client.
 //! - [`proxy`]: the reverse proxy to ONLYOFFICE Docs (HTTP and WebSockets).
+//! - [`client_face`]: WOPI hosts get ONLYOFFICE Docs through the Docs API.
 //! - [`host_face`]: WOPI endpoints for storages that speak only the Docs API.
 //! - [`discovery_cache`]: trusted WOPI clients' discovery (proof keys, actions).
 //! - [`spool`]: durable staging of content on disk.
 
 pub mod access;
 pub mod app;
+pub mod client_face;
 pub mod discovery_cache;
 pub mod error;
 pub mod host_face;
@@ -95,7 +97,8 @@ pub async fn run(
     let host = host_face::HostFace::open(&settings, http.clone(), metrics.clone())
         .await
         .map_err(StartError::HostFace)?;
-    let state = AppState::new(settings.clone(), metrics, store, http, host, upstream);
+    let client = client_face::ClientFace::open(&settings).map_err(StartError::HostFace)?;
+    let state = AppState::new(settings.clone(), metrics, store, http, host, upstream, client);
     if settings.host_face.proof == settings::ProofMode::Off {
         tracing::warn!(
             "host_face.proof = \"off\": WOPI proofs are NOT checked; use this only in test setups"
@@ -118,6 +121,7 @@ pub async fn run(
         proxy::spawn_health_checker(state.clone(), every, shutdown.clone());
     }
     let routes = host_face::routes()
+        .merge(client_face::routes())
         .fallback(proxy::handle)
         .with_state(state.clone());
     let public = app::with_request_path(routes, &state);
@@ -142,6 +146,10 @@ pub async fn run(
         .metrics
         .spool_bytes
         .set(spool::disk_usage(&settings.server.data_dir.join("spool")) as i64);
+    state
+        .metrics
+        .recovery
+        .set(client_face::docs::count_recovery(&state.client.spool.join("recovery")).await as i64);
     let public_task = tokio::spawn(server::serve(
         listeners.public,
         public,

@@ -62,6 +62,16 @@ pub struct Metrics {
     pub tunnels: IntGauge,
     /// Proxied bytes by `direction`.
     pub proxy_bytes: IntCounterVec,
+    /// Client face: calls to hosts by `op`, `status`.
+    pub host_calls: IntCounterVec,
+    /// Client face: editor opens by `mode`, `result`.
+    pub editor_opens: IntCounterVec,
+    /// Client face: Docs callbacks by `status`, `result`.
+    pub docs_callbacks: IntCounterVec,
+    /// Client face: recovery copies held.
+    pub recovery: IntGauge,
+    /// Client face: lock refreshes by `result`.
+    pub lock_refreshes: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, (name, help): (&str, &str), labels: &[&str]) -> IntCounterVec {
@@ -154,6 +164,11 @@ impl Metrics {
             upstream_up: gauge(r, names::UPSTREAM_UP),
             tunnels: gauge(r, names::TUNNELS),
             proxy_bytes: counter_vec(r, names::PROXY_BYTES, &["direction"]),
+            host_calls: counter_vec(r, names::HOST_CALLS, &["op", "status"]),
+            editor_opens: counter_vec(r, names::EDITOR_OPENS, &["mode", "result"]),
+            docs_callbacks: counter_vec(r, names::DOCS_CALLBACKS, &["status", "result"]),
+            recovery: gauge(r, names::RECOVERY),
+            lock_refreshes: counter_vec(r, names::LOCK_REFRESHES, &["result"]),
             registry,
         }
     }

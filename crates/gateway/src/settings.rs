@@ -71,6 +71,8 @@ pub mod defaults {
     pub const DOCS_HEALTHCHECK_INTERVAL_SECONDS: u64 = 10;
     /// `docs.tunnel_idle_timeout_seconds`
     pub const DOCS_TUNNEL_IDLE_TIMEOUT_SECONDS: u64 = 600;
+    /// `client_face.lock_refresh_seconds`
+    pub const LOCK_REFRESH_SECONDS: u64 = 600;
     /// `upstream.connect_timeout_seconds`
     pub const UPSTREAM_CONNECT_TIMEOUT_SECONDS: u64 = 10;
     /// `upstream.request_timeout_seconds`
@@ -92,6 +94,60 @@ pub struct Settings {
     pub docs: DocsSettings,
     /// `[upstream]`
     pub upstream: UpstreamSettings,
+    /// `[client_face]`
+    pub client_face: ClientFaceSettings,
+}
+
+/// `[client_face]`
+#[derive(Debug, Clone)]
+pub struct ClientFaceSettings {
+    /// PEM private key signing requests to WOPI hosts; generated into data_dir when `None`.
+    pub proof_key_file: Option<PathBuf>,
+    /// The previous key, published as "old" for rotation.
+    pub proof_key_old_file: Option<PathBuf>,
+    /// WOPISrc must be under one of these (SSRF guard); empty refuses all.
+    pub allowed_wopi_origins: Vec<String>,
+    /// RefreshLock period while anyone edits.
+    pub lock_refresh: Duration,
+    /// Per-host customization, first match on the WOPISrc origin.
+    pub profiles: Vec<Profile>,
+}
+
+/// `[[client_face.profile]]`: how documents of one WOPI host open in ONLYOFFICE Docs.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// WOPISrc origin (or prefix) this profile applies to.
+    pub match_origin: String,
+    /// `editorConfig.coEditing.mode`: "fast" or "strict".
+    pub co_editing_mode: Option<String>,
+    /// `editorConfig.coEditing.change`.
+    pub co_editing_change: Option<bool>,
+    /// `document.permissions.chat`.
+    pub chat: Option<bool>,
+    /// `customization.about`.
+    pub about: Option<bool>,
+    /// `customization.uiTheme`.
+    pub ui_theme: Option<String>,
+    /// `customization.compactToolbar`.
+    pub compact_toolbar: Option<bool>,
+    /// `customization.forcesave` (Save button → status 6).
+    pub forcesave: Option<bool>,
+    /// `customization.logo.image`.
+    pub logo_image: Option<String>,
+    /// `customization.logo.url`.
+    pub logo_url: Option<String>,
+    /// `customization.customer.name`.
+    pub customer_name: Option<String>,
+    /// `customization.customer.www`.
+    pub customer_www: Option<String>,
+    /// `editorConfig.plugins.autostart`.
+    pub plugins_autostart: Vec<String>,
+    /// `editorConfig.plugins.pluginsData`.
+    pub plugins_data: Vec<String>,
+    /// `editorConfig.templates`: `[{title, image, url}]`.
+    pub templates: Vec<serde_json::Value>,
+    /// Anything else, deep-merged into `editorConfig.customization` last.
+    pub customization: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Output format of logs.
@@ -362,6 +418,13 @@ impl Default for Settings {
             upstream: UpstreamSettings {
                 connect_timeout: Duration::from_secs(UPSTREAM_CONNECT_TIMEOUT_SECONDS),
                 request_timeout: Duration::from_secs(UPSTREAM_REQUEST_TIMEOUT_SECONDS),
+            },
+            client_face: ClientFaceSettings {
+                proof_key_file: None,
+                proof_key_old_file: None,
+                allowed_wopi_origins: Vec::new(),
+                lock_refresh: Duration::from_secs(LOCK_REFRESH_SECONDS),
+                profiles: Vec::new(),
             },
         }
     }

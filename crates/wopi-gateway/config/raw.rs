@@ -17,6 +17,55 @@ pub(crate) struct RawConfig {
     pub(crate) docs: RawDocs,
     #[serde(default)]
     pub(crate) upstream: RawUpstream,
+    #[serde(default)]
+    pub(crate) client_face: RawClientFace,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClientFace {
+    pub(crate) proof_key_file: Option<String>,
+    pub(crate) proof_key_old_file: Option<String>,
+    #[serde(default)]
+    pub(crate) allowed_wopi_origins: Vec<String>,
+    pub(crate) lock_refresh_seconds: Option<u64>,
+    #[serde(default)]
+    pub(crate) profile: Vec<RawProfile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProfile {
+    #[serde(default)]
+    pub(crate) match_origin: String,
+    pub(crate) co_editing_mode: Option<String>,
+    pub(crate) co_editing_change: Option<bool>,
+    pub(crate) chat: Option<bool>,
+    pub(crate) about: Option<bool>,
+    pub(crate) ui_theme: Option<String>,
+    pub(crate) compact_toolbar: Option<bool>,
+    pub(crate) forcesave: Option<bool>,
+    pub(crate) logo_image: Option<String>,
+    pub(crate) logo_url: Option<String>,
+    pub(crate) customer_name: Option<String>,
+    pub(crate) customer_www: Option<String>,
+    #[serde(default)]
+    pub(crate) plugins_autostart: Vec<String>,
+    #[serde(default)]
+    pub(crate) plugins_data: Vec<String>,
+    #[serde(default)]
+    pub(crate) templates: Vec<RawTemplate>,
+    #[serde(default)]
+    pub(crate) customization: toml::Table,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTemplate {
+    pub(crate) title: String,
+    #[serde(default)]
+    pub(crate) image: String,
+    pub(crate) url: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

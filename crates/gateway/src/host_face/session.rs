@@ -502,3 +502,11 @@ mod tests {
         );
     }
 }
+
+/// `scheme://authority` of a URL (empty when it has none).
+pub fn origin_of(url: &str) -> String {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?.as_str())))
+        .unwrap_or_default()
+}

@@ -1,0 +1,137 @@
+//! Client face: WOPI hosts use the gateway as their WOPI client, and get ONLYOFFICE Docs
+//! through the full Docs API (DESIGN.md §1; ONLYOFFICE's own WOPI client is the reference,
+//! spec/onlyoffice-docs-api.md §7).
+//!
+//! # Layout
+//! - [`discovery`]: `/hosting/discovery` and `/hosting/capabilities`.
+//! - [`editor`]: the action endpoint → CheckFileInfo, Lock, a signed Docs config, the page.
+//! - [`docs`]: Docs' `document.url` download and its callbacks → GetFile/PutFile/Unlock.
+//! - [`host`]: signed WOPI calls to hosts.
+//! - [`session`]: per-Docs-key state shared by co-editors.
+
+pub mod discovery;
+pub mod docs;
+pub mod editor;
+pub mod host;
+pub mod session;
+
+use crate::app::AppState;
+use crate::settings::Settings;
+use axum::Router;
+use axum::routing::{get, post};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wopi::proof::SigningKey;
+
+/// Client-face state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ClientFace {
+    /// Signs calls to WOPI hosts (published as the current key).
+    pub key: Arc<SigningKey>,
+    /// The previous key (published as old; signs X-WOPI-ProofOld).
+    pub old_key: Option<Arc<SigningKey>>,
+    /// Editing sessions by Docs key.
+    pub sessions: session::Sessions,
+    /// Where downloaded saves wait and recovery copies stay.
+    pub spool: PathBuf,
+}
+
+fn load_key(path: &Path) -> Result<SigningKey, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl ClientFace {
+    /// Loads (or generates into data_dir) the proof keys and opens the spool.
+    pub fn open(settings: &Settings) -> Result<Self, String> {
+        let cf = &settings.client_face;
+        let key = match &cf.proof_key_file {
+            Some(p) => load_key(p).map_err(|e| format!("client_face.proof_key_file: {e}"))?,
+            None => {
+                let path = settings.server.data_dir.join("proof-key.pem");
+                if path.exists() {
+                    load_key(&path).map_err(|e| format!("client_face.proof_key_file (generated): {e}"))?
+                } else {
+                    let key = SigningKey::generate().map_err(|e| e.to_string())?;
+                    let mut options = std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    use std::io::Write as _;
+                    options
+                        .open(&path)
+                        .and_then(|mut f| f.write_all(key.to_pem().as_bytes()).and_then(|()| f.sync_all()))
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    tracing::info!(path = %path.display(), "generated the client-face proof key");
+                    key
+                }
+            }
+        };
+        let old_key = cf
+            .proof_key_old_file
+            .as_deref()
+            .map(load_key)
+            .transpose()
+            .map_err(|e| format!("client_face.proof_key_old_file: {e}"))?
+            .map(Arc::new);
+        let spool = settings.server.data_dir.join("spool").join("client");
+        std::fs::create_dir_all(spool.join("recovery")).map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        Ok(ClientFace { key: Arc::new(key), old_key, sessions: session::Sessions::default(), spool })
+    }
+}
+
+/// The client face's public routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hosting/discovery", get(discovery::discovery))
+        .route("/hosting/capabilities", get(discovery::capabilities))
+        .route("/hosting/wopi/{document_type}/{mode}", get(editor::open).post(editor::open))
+        .route("/docs/files/{key}", get(docs::download))
+        .route("/docs/callback/{key}", post(docs::callback))
+        .route("/hosting/api/{key}/saveas", post(docs::save_as))
+        .route("/hosting/api/{key}/rename", post(docs::rename))
+}
+
+/// `GET /recovery` on the admin listener: saves a WOPI host did not accept.
+pub async fn list_recovery(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
+    let dir = state.client.spool.join("recovery");
+    let mut items = Vec::new();
+    if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                if let Ok(b) = tokio::fs::read(&p).await {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                        items.push(v);
+                    }
+                }
+            }
+        }
+    }
+    axum::Json(serde_json::json!({ "recovery": items }))
+}
+
+/// Deep-merges `patch` into `base` (objects merge key by key; anything else replaces).
+pub fn deep_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                deep_merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deep_merge_merges_objects_and_replaces_the_rest() {
+        let mut a = json!({"a": {"b": 1, "c": [1]}, "d": 1});
+        deep_merge(&mut a, &json!({"a": {"c": [2], "e": true}, "f": "x"}));
+        assert_eq!(a, json!({"a": {"b": 1, "c": [2], "e": true}, "d": 1, "f": "x"}));
+    }
+}

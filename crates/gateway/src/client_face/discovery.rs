@@ -1,0 +1,119 @@
+//! `/hosting/discovery` as ONLYOFFICE publishes it (spec §7.6), pointing at the gateway.
+
+use crate::app::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use wopi::discovery::{Action, App, Discovery, NetZone, ProofKeyAttrs, render};
+
+/// The placeholder tail of every urlsrc.
+pub const PLACEHOLDERS: &str = "<rs=DC_LLCC&><dchat=DISABLE_CHAT&><embed=EMBEDDED&><fs=FULLSCREEN&><hid=HOST_SESSION_ID&><rec=RECORDING&><sc=SESSION_CONTEXT&><thm=THEME_ID&><ui=UI_LLCC&><wopisrc=WOPI_SOURCE&>&";
+
+struct AppSpec {
+    name: &'static str,
+    doc_type: &'static str,
+    editor: &'static str,
+    view: &'static [&'static str],
+    edit: &'static [&'static str],
+    editnew: &'static [&'static str],
+}
+
+const APPS: &[AppSpec] = &[
+    AppSpec {
+        name: "Word",
+        doc_type: "word",
+        editor: "documenteditor",
+        view: &["doc", "dot", "fodt", "gdoc", "hml", "htm", "hwp", "hwpx", "md", "mht", "mhtml", "pages", "stw", "sxw", "wps", "wpt", "xml"],
+        edit: &["docm", "docx", "dotm", "dotx", "epub", "fb2", "html", "odt", "ott", "rtf", "txt"],
+        editnew: &["docx"],
+    },
+    AppSpec {
+        name: "Excel",
+        doc_type: "cell",
+        editor: "spreadsheeteditor",
+        view: &["et", "ett", "fods", "gsheet", "numbers", "sxc", "xls", "xlt"],
+        edit: &["csv", "ods", "ots", "tsv", "xlsb", "xlsm", "xlsx", "xltm", "xltx"],
+        editnew: &["xlsx"],
+    },
+    AppSpec {
+        name: "PowerPoint",
+        doc_type: "slide",
+        editor: "presentationeditor",
+        view: &["dps", "dpt", "fodp", "gslides", "key", "odg", "pot", "pps", "ppt", "sxi"],
+        edit: &["odp", "otp", "potm", "potx", "ppsm", "ppsx", "pptm", "pptx"],
+        editnew: &["pptx"],
+    },
+    AppSpec {
+        name: "Pdf",
+        doc_type: "pdf",
+        editor: "pdfeditor",
+        view: &["djvu", "docxf", "oform", "oxps", "xps"],
+        edit: &["pdf"],
+        editnew: &["pdf"],
+    },
+];
+
+fn action(name: &str, ext: &str, urlsrc: String, default: bool, requires: Option<&str>) -> Action {
+    Action { name: name.into(), ext: ext.into(), urlsrc, default, requires: requires.map(Into::into), ..Default::default() }
+}
+
+/// Builds the discovery document for a base URL.
+pub fn build(state: &AppState) -> Discovery {
+    let base = state.settings.server.public_url.base();
+    let docs_base = state.settings.docs.public_url.as_ref().map_or_else(|| base.clone(), |u| u.base());
+    let t = format!("{base}/hosting/wopi");
+    let mut apps = Vec::new();
+    for spec in APPS {
+        let view = format!("{t}/{}/view?{PLACEHOLDERS}", spec.doc_type);
+        let embed = format!("{t}/{}/view?embed=1&{PLACEHOLDERS}", spec.doc_type);
+        let mobile = format!("{t}/{}/view?mobile=1&{PLACEHOLDERS}", spec.doc_type);
+        let edit = format!("{t}/{}/edit?{PLACEHOLDERS}", spec.doc_type);
+        let mobile_edit = format!("{t}/{}/edit?mobile=1&{PLACEHOLDERS}", spec.doc_type);
+        let mut actions = Vec::new();
+        for ext in spec.view {
+            actions.push(action("view", ext, view.clone(), true, None));
+            actions.push(action("embedview", ext, embed.clone(), false, None));
+            actions.push(action("mobileView", ext, mobile.clone(), false, None));
+        }
+        for ext in spec.edit {
+            actions.push(action("view", ext, view.clone(), false, None));
+            actions.push(action("embedview", ext, embed.clone(), false, None));
+            actions.push(action("mobileView", ext, mobile.clone(), false, None));
+            actions.push(action("edit", ext, edit.clone(), true, Some("locks,update")));
+            actions.push(action("mobileEdit", ext, mobile_edit.clone(), false, Some("locks,update")));
+            if spec.editnew.contains(ext) {
+                actions.push(action("editnew", ext, edit.clone(), false, Some("locks,update")));
+            }
+        }
+        apps.push(App {
+            name: spec.name.into(),
+            fav_icon_url: Some(format!("{docs_base}/web-apps/apps/{}/main/resources/img/favicon.ico", spec.editor)),
+            check_license: false,
+            actions,
+        });
+    }
+    let cf = &state.client;
+    Discovery {
+        net_zones: vec![NetZone { name: format!("external-{}", state.settings.server.public_url.scheme), apps }],
+        proof_key: Some(ProofKeyAttrs::from_keys(cf.key.public_key(), cf.old_key.as_deref().map(wopi::proof::SigningKey::public_key))),
+    }
+}
+
+/// `GET /hosting/discovery`
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    let xml = render(&build(&state));
+    ([(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+}
+
+/// `GET /hosting/capabilities`
+pub async fn capabilities() -> Response {
+    axum::Json(serde_json::json!({
+        "convert-to": {"available": false},
+        "hasMobileSupport": true,
+        "hasProxyPrefix": false,
+        "hasTemplateSaveAs": false,
+        "hasTemplateSource": true,
+        "productName": "wopi-gateway",
+        "productVersion": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}

@@ -1,0 +1,477 @@
+//! The action endpoint: a WOPI host's browser POSTs `access_token` here; the gateway checks
+//! WOPISrc, calls CheckFileInfo, locks (edit), builds and signs a Docs API config and renders
+//! the editor page (spec §7.1, §7.10).
+
+use super::host::{self, Call};
+use super::session::{Session, UserAuth};
+use super::deep_merge;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::host_face::session::url_is_under;
+use crate::settings::Profile;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine as _;
+use docs_api::jwt;
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use wopi::CheckFileInfo;
+
+/// Decodes `application/x-www-form-urlencoded` (also used for query strings).
+pub fn parse_form(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |x: &str| percent_encoding::percent_decode_str(&x.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// A Docs key for (WOPISrc, version): `[0-9A-Za-z_-]`, 41 characters, so a new version
+/// never reuses an old key and file ids with any characters are safe.
+pub fn document_key(prefix: char, wopi_src: &str, version: &str) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(wopi_src.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(version.as_bytes());
+    let d = ctx.finish();
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..30]))
+}
+
+fn page_error(status: StatusCode, message: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Editor unavailable</title></head><body><p>Sorry, the editor could not be loaded: {}</p></body></html>",
+        html_escape(message)
+    );
+    (status, Html(html)).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// JSON that is safe inside `<script type="application/json">`.
+pub fn script_json(v: &Value) -> String {
+    v.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
+fn profile<'a>(state: &'a AppState, wopi_src: &str) -> Option<&'a Profile> {
+    state.settings.client_face.profiles.iter().find(|p| url_is_under(wopi_src, &p.match_origin))
+}
+
+struct Opening {
+    info: CheckFileInfo,
+    wopi_src: String,
+    token: String,
+    ttl_ms: u64,
+    query: HashMap<String, String>,
+    docs_api_config: Option<Value>,
+}
+
+/// `GET|POST /hosting/wopi/{document_type}/{mode}`
+pub async fn open(
+    State(state): State<AppState>,
+    Path((document_type, mode)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mode_label = if mode == "edit" { "edit" } else { "view" };
+    match open_inner(&state, &document_type, &mode, query.as_deref().unwrap_or(""), &headers, body).await {
+        Ok((resp, effective)) => {
+            state.metrics.editor_opens.with_label_values(&[effective, "ok"]).inc();
+            resp
+        }
+        Err((result, status, message)) => {
+            state.metrics.editor_opens.with_label_values(&[mode_label, result]).inc();
+            tracing::warn!(result, %message, stage = "editor-open", "editor page not opened");
+            page_error(status, &message)
+        }
+    }
+}
+
+type OpenError = (&'static str, StatusCode, String);
+
+async fn open_inner(
+    state: &AppState,
+    document_type: &str,
+    mode: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Response, &'static str), OpenError> {
+    let bad = |m: String| ("bad_request", StatusCode::BAD_REQUEST, m);
+    let Some(docs_secret) = state.settings.docs.jwt_secret.clone() else {
+        return Err(("not_configured", StatusCode::SERVICE_UNAVAILABLE, "the client face needs docs.jwt_secret".into()));
+    };
+    if !matches!(document_type, "word" | "cell" | "slide" | "pdf") || !matches!(mode, "view" | "edit") {
+        return Err(("bad_request", StatusCode::NOT_FOUND, format!("no editor for {document_type}/{mode}")));
+    }
+    // Query keys are case-insensitive (WOPISrc, wopisrc, …).
+    let query: HashMap<String, String> = parse_form(raw_query).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let ctype = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bytes = body.collect().await.map_err(|e| bad(format!("request body: {e}")))?.to_bytes();
+    if !bytes.is_empty() && !ctype.starts_with("application/x-www-form-urlencoded") {
+        return Err(("bad_request", StatusCode::UNSUPPORTED_MEDIA_TYPE, "the action form must be application/x-www-form-urlencoded".into()));
+    }
+    let form: HashMap<String, String> = parse_form(&String::from_utf8_lossy(&bytes)).into_iter().collect();
+    let wopi_src = query.get("wopisrc").filter(|s| !s.is_empty()).cloned().ok_or_else(|| bad("WOPISrc is missing".into()))?;
+    // SSRF guard: nothing leaves the gateway for a WOPISrc outside the allowed origins.
+    if !state.settings.client_face.allowed_wopi_origins.iter().any(|o| url_is_under(&wopi_src, o)) {
+        return Err(("refused", StatusCode::FORBIDDEN, "WOPISrc is not under client_face.allowed_wopi_origins".into()));
+    }
+    let token = form.get("access_token").or_else(|| query.get("access_token")).filter(|t| !t.is_empty()).cloned().ok_or_else(|| bad("access_token is missing".into()))?;
+    let ttl_ms = form.get("access_token_ttl").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let docs_api_config = match form.get("docs_api_config").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(serde_json::from_str::<Value>(s).ok().filter(Value::is_object).ok_or_else(|| bad("docs_api_config is not a JSON object".into()))?),
+    };
+    let mut check_headers = Vec::new();
+    if let Some(sc) = query.get("sc") {
+        check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
+    }
+    let call = Call { wopi_src: &wopi_src, suffix: "", token: &token, op: "CheckFileInfo" };
+    let host_err = |e: GatewayError| ("host_error", StatusCode::BAD_GATEWAY, format!("CheckFileInfo failed: {e}"));
+    let resp = host::send_ok(state, &call, http::Method::GET, &check_headers, Body::empty()).await.map_err(host_err)?;
+    let json = http_body_util::Limited::new(resp.into_body(), 4 * 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|e| ("host_error", StatusCode::BAD_GATEWAY, format!("CheckFileInfo body: {e}")))?
+        .to_bytes();
+    let info: CheckFileInfo = serde_json::from_slice(&json).map_err(|e| ("host_error", StatusCode::BAD_GATEWAY, format!("CheckFileInfo is not valid JSON: {e}")))?;
+    let opening = Opening { info, wopi_src, token, ttl_ms, query, docs_api_config };
+    let (page, effective) = build_page(state, &docs_secret, document_type, mode, opening).await?;
+    Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response()).map(|r| (r, effective))
+}
+
+async fn build_page(
+    state: &AppState,
+    docs_secret: &docs_api::Secret,
+    path_type: &str,
+    requested: &str,
+    o: Opening,
+) -> Result<(String, &'static str), OpenError> {
+    let info = &o.info;
+    let flag = CheckFileInfo::flag;
+    let ext = info.extension();
+    let document_type = docs_api::config::document_type(&ext).unwrap_or(path_type);
+    let can_write = (flag(info.user_can_write) || flag(info.user_can_review) || flag(info.user_can_only_comment)) && !flag(info.read_only);
+    let version = if info.version.is_empty() { info.last_modified_time.clone().unwrap_or_default() } else { info.version.clone() };
+    let mut edit = requested == "edit" && can_write;
+    let mut key = document_key(if edit { 'e' } else { 'v' }, &o.wopi_src, &version);
+    let supports_locks = flag(info.supports_locks);
+    if edit && supports_locks {
+        if let Err(e) = host::lock_op(state, &o.wopi_src, &o.token, "Lock", &key).await {
+            // As ONLYOFFICE does: a document that cannot be locked opens for viewing.
+            tracing::warn!(error = %e, "Lock failed at open: falling back to view mode");
+            edit = false;
+            key = document_key('v', &o.wopi_src, &version);
+        }
+    }
+    let session = state.client.sessions.get_or_insert(&key, || Session {
+        key: key.clone(),
+        wopi_src: o.wopi_src.clone(),
+        ext: ext.clone(),
+        edit,
+        supports_locks,
+        lock_id: None,
+        users: HashMap::new(),
+        last_modified: info.last_modified_time.clone(),
+        refresher: None,
+    });
+    {
+        let mut s = session.lock().await;
+        s.users.insert(info.user_id.clone(), UserAuth { token: o.token.clone(), ttl_ms: o.ttl_ms, can_write: edit });
+        if edit && supports_locks {
+            s.lock_id = Some(key.clone());
+            if s.refresher.is_none() {
+                s.refresher = Some(spawn_refresher(state.clone(), key.clone()));
+            }
+        }
+    }
+    let config = build_config(state, docs_secret, document_type, edit, &key, &o);
+    let base = state.settings.server.public_url.base();
+    let docs_base = state.settings.docs.public_url.as_ref().map_or_else(|| base.clone(), |u| u.base());
+    let action_token = action_token(state, &key, &info.user_id);
+    let can_save_as = (flag(info.supports_update) || flag(info.user_can_write)) && !flag(info.user_can_not_write_relative);
+    let host_info = json!({
+        "postMessageOrigin": info.post_message_origin.as_deref().map(|o| o.trim_end_matches('/')),
+        "closePostMessage": flag(info.close_post_message),
+        "closeUrl": info.close_url,
+        "closeVisible": flag(info.close_post_message) || info.close_url.as_deref().is_some_and(|u| !u.is_empty()),
+        "editPostMessage": flag(info.edit_mode_post_message),
+        "hostEditUrl": info.host_edit_url,
+        "sharingPostMessage": flag(info.file_sharing_post_message),
+        "sharingUrl": info.file_sharing_url,
+        "versionsPostMessage": flag(info.file_version_post_message),
+        "versionsUrl": info.file_version_url,
+        "editNotification": info.extra.get("EditNotificationPostMessage").and_then(Value::as_bool).unwrap_or(false),
+        "canSaveAs": can_save_as,
+        "canRename": flag(info.supports_rename) && flag(info.user_can_rename) && edit,
+        "saveAsUrl": format!("{base}/hosting/api/{key}/saveas?t={action_token}"),
+        "renameUrl": format!("{base}/hosting/api/{key}/rename?t={action_token}"),
+        "userSession": o.query.get("usid"),
+    });
+    let title = config.pointer("/document/title").and_then(Value::as_str).unwrap_or("Document").to_owned();
+    tracing::info!(mode = if edit { "edit" } else { "view" }, ext = %ext, stage = "editor", "editor page rendered");
+    Ok((render_page(&title, &docs_base, &config, &host_info), if edit { "edit" } else { "view" }))
+}
+
+/// A short-lived token authorising the page's Save As / Rename calls for (key, user).
+fn action_token(state: &AppState, key: &str, user: &str) -> String {
+    let mut claims = Map::new();
+    claims.insert("key".into(), json!(key));
+    claims.insert("uid".into(), json!(user));
+    let now = super::docs::now_s();
+    state
+        .settings
+        .docs
+        .jwt_secret
+        .as_ref()
+        .map(|s| jwt::sign_with_expiry(s, &claims, now, 12 * 3600))
+        .unwrap_or_default()
+}
+
+fn build_config(state: &AppState, secret: &docs_api::Secret, document_type: &str, edit: bool, key: &str, o: &Opening) -> Value {
+    let info = &o.info;
+    let flag = CheckFileInfo::flag;
+    let q = |k: &str| o.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let profile = profile(state, &o.wopi_src);
+    let base = state.settings.server.public_url.base();
+    let ext = info.extension();
+    let title = info.breadcrumb_doc_name.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| info.base_file_name.clone());
+    let copy = !matches!(info.copy_paste_restrictions.as_deref(), Some("CurrentDocumentOnly" | "BlockAll"));
+    let review = edit && info.supports_reviewing != Some(false) && info.user_can_review != Some(false);
+    let chat = q("dchat") != Some("1") && profile.and_then(|p| p.chat) != Some(false);
+    let permissions = json!({
+        "edit": edit,
+        "review": review,
+        "comment": edit || flag(info.user_can_only_comment),
+        "copy": copy,
+        "print": !flag(info.disable_print) && !flag(info.hide_print_option),
+        "download": true,
+        "chat": chat,
+        "fillForms": edit,
+    });
+    let lang = q("lang").or(q("ui")).unwrap_or("en-US");
+    let mut c = json!({"about": profile.and_then(|p| p.about).unwrap_or(true)});
+    let close_visible = flag(info.close_post_message) || info.close_url.as_deref().is_some_and(|u| !u.is_empty());
+    if close_visible {
+        c["close"] = json!({"visible": true});
+    }
+    if let Some(u) = info.breadcrumb_folder_url.as_deref().filter(|u| !u.is_empty()) {
+        c["goback"] = json!({"url": u});
+    }
+    let mut customer = Map::new();
+    if let Some(n) = profile.and_then(|p| p.customer_name.clone()).or_else(|| info.breadcrumb_brand_name.clone()) {
+        customer.insert("name".into(), json!(n));
+    }
+    if let Some(w) = profile.and_then(|p| p.customer_www.clone()).or_else(|| info.breadcrumb_brand_url.clone()) {
+        customer.insert("www".into(), json!(w));
+    }
+    if !customer.is_empty() {
+        c["customer"] = Value::Object(customer);
+    }
+    match q("thm") {
+        Some("1") => c["uiTheme"] = json!("default-light"),
+        Some("2") => c["uiTheme"] = json!("default-dark"),
+        _ => {}
+    }
+    let mut co_editing = json!({"mode": if edit { "fast" } else { "strict" }, "change": false});
+    if let Some(p) = profile {
+        if let Some(t) = &p.ui_theme {
+            c["uiTheme"] = json!(t);
+        }
+        if let Some(b) = p.compact_toolbar {
+            c["compactToolbar"] = json!(b);
+        }
+        if let Some(b) = p.forcesave {
+            c["forcesave"] = json!(b);
+        }
+        let mut logo = Map::new();
+        if let Some(i) = &p.logo_image {
+            logo.insert("image".into(), json!(i));
+        }
+        if let Some(u) = &p.logo_url {
+            logo.insert("url".into(), json!(u));
+        }
+        if !logo.is_empty() {
+            c["logo"] = Value::Object(logo);
+        }
+        if let Some(m) = &p.co_editing_mode {
+            co_editing["mode"] = json!(m);
+        }
+        if let Some(ch) = p.co_editing_change {
+            co_editing["change"] = json!(ch);
+        }
+        deep_merge(&mut c, &Value::Object(p.customization.clone()));
+    }
+    let mut user = json!({"id": info.user_id});
+    user["name"] = json!(if flag(info.is_anonymous_user) { String::new() } else { info.user_friendly_name.clone().unwrap_or_default() });
+    let mut editor_config = json!({
+        "callbackUrl": format!("{base}/docs/callback/{key}"),
+        "mode": if edit { "edit" } else { "view" },
+        "lang": lang,
+        "user": user,
+        "coEditing": co_editing,
+        "customization": c,
+    });
+    if let Some(rs) = q("rs") {
+        editor_config["region"] = json!(rs);
+    }
+    if let Some(p) = profile {
+        if !p.plugins_autostart.is_empty() || !p.plugins_data.is_empty() {
+            editor_config["plugins"] = json!({"autostart": p.plugins_autostart, "pluginsData": p.plugins_data});
+        }
+        if !p.templates.is_empty() {
+            editor_config["templates"] = json!(p.templates);
+        }
+    }
+    let mut document = json!({
+        "title": title,
+        "url": format!("{base}/docs/files/{key}"),
+        "fileType": ext,
+        "key": key,
+        "permissions": permissions,
+        "referenceData": {"fileKey": o.wopi_src.rsplit('/').next().unwrap_or(""), "instanceId": crate::host_face::session::origin_of(&o.wopi_src)},
+    });
+    if let Some(folder) = info.breadcrumb_folder_name.as_deref().filter(|f| !f.is_empty()) {
+        document["info"] = json!({"folder": folder});
+    }
+    let view_type = if q("embed") == Some("1") { "embedded" } else if q("mobile") == Some("1") { "mobile" } else { "desktop" };
+    let mut config = json!({"width": "100%", "height": "100%", "editorConfig": {"customization": {"about": true}, "coEditing": {"change": false}}});
+    if let Some(extra) = &o.docs_api_config {
+        deep_merge(&mut config, extra);
+    }
+    deep_merge(&mut config, &json!({"type": view_type, "documentType": document_type, "document": document, "editorConfig": editor_config}));
+    if let Value::Object(m) = &mut config {
+        m.remove("token");
+        let token = jwt::sign(secret, m);
+        m.insert("token".into(), json!(token));
+    }
+    config
+}
+
+fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> String {
+    format!(
+        r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1, maximum-scale=1, user-scalable=no">
+<title>{title}</title>
+<style>html,body{{margin:0;padding:0;height:100%;overflow:hidden}}#placeholder{{height:100%}}</style>
+</head><body>
+<div id="placeholder"></div>
+<script type="application/json" id="wopi-gateway-config">{config}</script>
+<script type="application/json" id="wopi-gateway-host">{host}</script>
+<script src="{api}"></script>
+<script>
+(function () {{
+  var config = JSON.parse(document.getElementById('wopi-gateway-config').textContent);
+  var host = JSON.parse(document.getElementById('wopi-gateway-host').textContent);
+  var target = host.postMessageOrigin || '*';
+  function post(id, values) {{
+    if (window.parent === window) return;
+    values = values || {{}};
+    values['ui-language'] = config.editorConfig.lang;
+    if (host.userSession) values.wdUserSession = host.userSession;
+    window.parent.postMessage(JSON.stringify({{MessageId: id, SendTime: Date.now(), Values: values}}), target);
+  }}
+  function go(url) {{ if (url) window.top.location.href = url; }}
+  function call(url, body, done) {{
+    fetch(url, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: JSON.stringify(body)}})
+      .then(function (r) {{ return r.json().then(function (j) {{ return {{ok: r.ok, body: j}}; }}); }})
+      .then(function (r) {{ done(r.ok, r.body); }}, function () {{ done(false, {{message: 'network error'}}); }});
+  }}
+  var lastNotify = 0;
+  config.events = {{
+    onAppReady: function () {{ post('App_LoadingStatus', {{DocumentLoadedTime: Date.now(), Status: 'Document_Loaded'}}); }},
+    onDocumentStateChange: function (e) {{
+      if (host.editNotification && e && e.data && Date.now() - lastNotify > 30000) {{ lastNotify = Date.now(); post('Edit_Notification'); }}
+    }}
+  }};
+  if (host.closeVisible) config.events.onRequestClose = function () {{ if (host.closePostMessage) post('UI_Close'); else go(host.closeUrl); }};
+  if (host.editPostMessage || host.hostEditUrl) config.events.onRequestEditRights = function () {{ if (host.editPostMessage) post('UI_Edit'); else go(host.hostEditUrl); }};
+  if (host.sharingPostMessage || host.sharingUrl) config.events.onRequestSharingSettings = function () {{ if (host.sharingPostMessage) post('UI_Sharing'); else window.open(host.sharingUrl); }};
+  if (host.versionsPostMessage || host.versionsUrl) config.events.onRequestHistory = function () {{ if (host.versionsPostMessage) post('UI_FileVersions'); else window.open(host.versionsUrl); }};
+  if (host.canSaveAs) config.events.onRequestSaveAs = function (e) {{
+    call(host.saveAsUrl, e.data, function (ok, body) {{
+      window.docEditor.showMessage(ok ? ('Saved as ' + (body.Name || e.data.title)) : ('Save as failed: ' + (body.message || '')));
+    }});
+  }};
+  if (host.canRename) config.events.onRequestRename = function (e) {{
+    call(host.renameUrl, {{title: e.data}}, function (ok, body) {{
+      if (!ok) window.docEditor.showMessage('Rename failed: ' + (body.message || ''));
+    }});
+  }};
+  window.addEventListener('message', function (ev) {{
+    if (target !== '*' && ev.origin !== target) return;
+    var msg; try {{ msg = JSON.parse(ev.data); }} catch (x) {{ return; }}
+    if (!msg || !window.docEditor) return;
+    if (msg.MessageId === 'Grab_Focus') window.docEditor.grabFocus();
+    if (msg.MessageId === 'Blur_Focus') window.docEditor.blurFocus();
+  }});
+  window.docEditor = new DocsAPI.DocEditor('placeholder', config);
+}})();
+</script>
+</body></html>
+"#,
+        title = html_escape(title),
+        config = script_json(config),
+        host = script_json(host),
+        api = html_escape(&format!("{docs_base}/web-apps/apps/api/documents/api.js")),
+    )
+}
+
+/// RefreshLock every `client_face.lock_refresh` while the session holds a lock.
+fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(state.settings.client_face.lock_refresh).await;
+            let Some(session) = state.client.sessions.get(&key) else { return };
+            let (wopi_src, lock, token) = {
+                let s = session.lock().await;
+                let Some(lock) = s.lock_id.clone() else { return };
+                let Some(token) = s.write_token(&[]).map(str::to_owned) else {
+                    tracing::warn!("no valid write token left to refresh the lock");
+                    state.metrics.lock_refreshes.with_label_values(&["error"]).inc();
+                    continue;
+                };
+                (s.wopi_src.clone(), lock, token)
+            };
+            let r = host::lock_op(&state, &wopi_src, &token, "RefreshLock", &lock).await;
+            state.metrics.lock_refreshes.with_label_values(&[if r.is_ok() { "ok" } else { "error" }]).inc();
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "RefreshLock failed");
+            }
+        }
+    })
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_docs_safe_and_versioned() {
+        let a = document_key('e', "https://h/wopi/files/a!b", "1");
+        assert!(docs_api::config::is_valid_key(&a), "{a}");
+        assert_ne!(a, document_key('e', "https://h/wopi/files/a!b", "2"));
+        assert_eq!(a, document_key('e', "https://h/wopi/files/a!b", "1"));
+        assert_eq!(a.len(), 41);
+    }
+
+    #[test]
+    fn forms_and_script_json() {
+        let f = parse_form("access_token=a%2Bb+c&access_token_ttl=5&x");
+        assert_eq!(f[0], ("access_token".into(), "a+b c".into()));
+        assert_eq!(f[2], ("x".into(), String::new()));
+        let s = script_json(&json!({"t": "</script><b>&"}));
+        assert!(!s.contains('<') && !s.contains('>'));
+        assert_eq!(serde_json::from_str::<Value>(&s).unwrap()["t"], "</script><b>&");
+    }
+}

@@ -1,0 +1,117 @@
+//! Per-Docs-key state: co-editors of one document share one key, one lock and one session.
+
+use dashmap::DashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex as StdMutex};
+use tokio::sync::Mutex;
+
+/// One user's credentials for the host.
+#[derive(Debug, Clone)]
+pub struct UserAuth {
+    /// The access token the host gave (form field).
+    pub token: String,
+    /// Its expiry, Unix ms (0 = unknown).
+    pub ttl_ms: u64,
+    /// Whether this user opened in edit mode (the token may write).
+    pub can_write: bool,
+}
+
+/// One editing (or viewing) session.
+#[derive(Debug)]
+pub struct Session {
+    /// Docs `document.key`.
+    pub key: String,
+    /// The host's WOPISrc.
+    pub wopi_src: String,
+    /// Lower-case extension.
+    pub ext: String,
+    /// Edit session (holds a lock) or view.
+    pub edit: bool,
+    /// Whether the host supports locks.
+    pub supports_locks: bool,
+    /// The lock id held on the host, when locked.
+    pub lock_id: Option<String>,
+    /// Users by id.
+    pub users: HashMap<String, UserAuth>,
+    /// `LastModifiedTime` from the host's last PutFile answer (Nextcloud style).
+    pub last_modified: Option<String>,
+    /// The RefreshLock loop.
+    pub refresher: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Session {
+    /// A token usable for writing: the preferred users first, then any write-capable one.
+    /// Tokens expiring within a minute are skipped.
+    pub fn write_token(&self, preferred: &[String]) -> Option<&str> {
+        let valid = |a: &&UserAuth| a.can_write && (a.ttl_ms == 0 || a.ttl_ms > now_ms() + 60_000);
+        preferred
+            .iter()
+            .filter_map(|u| self.users.get(u))
+            .find(valid)
+            .or_else(|| self.users.values().find(valid))
+            .map(|a| a.token.as_str())
+    }
+
+    /// Any token still valid (reads).
+    pub fn read_token(&self) -> Option<&str> {
+        self.write_token(&[])
+            .or_else(|| self.users.values().find(|a| a.ttl_ms == 0 || a.ttl_ms > now_ms()).map(|a| a.token.as_str()))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(r) = self.refresher.take() {
+            r.abort();
+        }
+    }
+}
+
+/// Every session, plus the keys recently finished (Docs may resend a status 2).
+#[derive(Debug, Clone, Default)]
+pub struct Sessions {
+    map: Arc<DashMap<String, Arc<Mutex<Session>>>>,
+    finished: Arc<StdMutex<VecDeque<String>>>,
+}
+
+impl Sessions {
+    /// The session of a key.
+    pub fn get(&self, key: &str) -> Option<Arc<Mutex<Session>>> {
+        self.map.get(key).map(|s| s.clone())
+    }
+
+    /// The session of a key, created by `init` when missing.
+    pub fn get_or_insert(&self, key: &str, init: impl FnOnce() -> Session) -> Arc<Mutex<Session>> {
+        self.map.entry(key.to_owned()).or_insert_with(|| Arc::new(Mutex::new(init()))).clone()
+    }
+
+    /// Ends a session; remembers its key for resent callbacks.
+    pub fn finish(&self, key: &str) {
+        self.map.remove(key);
+        if let Ok(mut f) = self.finished.lock() {
+            f.push_back(key.to_owned());
+            while f.len() > 4096 {
+                f.pop_front();
+            }
+        }
+    }
+
+    /// Whether a key finished recently.
+    pub fn finished_recently(&self, key: &str) -> bool {
+        self.finished.lock().is_ok_and(|f| f.iter().any(|k| k == key))
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there is no live session.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
