@@ -444,21 +444,40 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
             Duration::from_secs(positive("upstream.request_timeout_seconds", v)?);
     }
     let c = raw.client_face;
-    s.client_face.proof_key_file = c.proof_key_file.filter(|f| !f.is_empty()).map(|f| resolve(base, &f));
-    s.client_face.proof_key_old_file = c.proof_key_old_file.filter(|f| !f.is_empty()).map(|f| resolve(base, &f));
-    for (key, file) in [("client_face.proof_key_file", &s.client_face.proof_key_file), ("client_face.proof_key_old_file", &s.client_face.proof_key_old_file)] {
+    s.client_face.proof_key_file = c
+        .proof_key_file
+        .filter(|f| !f.is_empty())
+        .map(|f| resolve(base, &f));
+    s.client_face.proof_key_old_file = c
+        .proof_key_old_file
+        .filter(|f| !f.is_empty())
+        .map(|f| resolve(base, &f));
+    for (key, file) in [
+        ("client_face.proof_key_file", &s.client_face.proof_key_file),
+        (
+            "client_face.proof_key_old_file",
+            &s.client_face.proof_key_old_file,
+        ),
+    ] {
         if let Some(f) = file {
-            let pem = std::fs::read_to_string(f).map_err(|e| invalid(key, format!("cannot read {}: {e}", f.display())))?;
-            wopi::proof::SigningKey::from_pem(&pem).map_err(|e| invalid(key, format!("{}: {e}", f.display())))?;
+            let pem = std::fs::read_to_string(f)
+                .map_err(|e| invalid(key, format!("cannot read {}: {e}", f.display())))?;
+            wopi::proof::SigningKey::from_pem(&pem)
+                .map_err(|e| invalid(key, format!("{}: {e}", f.display())))?;
         }
     }
     for (i, o) in c.allowed_wopi_origins.iter().enumerate() {
-        s.client_face.allowed_wopi_origins.push(url(&format!("client_face.allowed_wopi_origins[{i}]"), o)?);
+        s.client_face
+            .allowed_wopi_origins
+            .push(url(&format!("client_face.allowed_wopi_origins[{i}]"), o)?);
     }
     if let Some(v) = c.lock_refresh_seconds {
         let v = positive("client_face.lock_refresh_seconds", v)?;
         if Duration::from_secs(v) >= s.locks.store.ttl.max(Duration::from_secs(1800)) {
-            return Err(invalid("client_face.lock_refresh_seconds", "must be shorter than the 30-minute WOPI lock lifetime"));
+            return Err(invalid(
+                "client_face.lock_refresh_seconds",
+                "must be shorter than the 30-minute WOPI lock lifetime",
+            ));
         }
         s.client_face.lock_refresh = Duration::from_secs(v);
     }
@@ -467,12 +486,15 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         let match_origin = url(&format!("{key}.match_origin"), &p.match_origin)?;
         if let Some(m) = &p.co_editing_mode {
             if m != "fast" && m != "strict" {
-                return Err(invalid(format!("{key}.co_editing_mode"), format!("`{m}` is neither \"fast\" nor \"strict\"")));
+                return Err(invalid(
+                    format!("{key}.co_editing_mode"),
+                    format!("`{m}` is neither \"fast\" nor \"strict\""),
+                ));
             }
         }
-        let customization = match serde_json::to_value(&p.customization) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => return Err(invalid(format!("{key}.customization"), "must be a table")),
+        let Ok(serde_json::Value::Object(customization)) = serde_json::to_value(&p.customization)
+        else {
+            return Err(invalid(format!("{key}.customization"), "must be a table"));
         };
         let templates = p
             .templates

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod client_face;
 mod foundation;
 mod host_face;
 mod proxy;

@@ -4,6 +4,7 @@
 pub mod fakes;
 pub mod http;
 pub mod upstream;
+pub mod wopi_host;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -37,7 +37,8 @@ pub struct ClientFace {
 }
 
 fn load_key(path: &Path) -> Result<SigningKey, String> {
-    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -50,7 +51,8 @@ impl ClientFace {
             None => {
                 let path = settings.server.data_dir.join("proof-key.pem");
                 if path.exists() {
-                    load_key(&path).map_err(|e| format!("client_face.proof_key_file (generated): {e}"))?
+                    load_key(&path)
+                        .map_err(|e| format!("client_face.proof_key_file (generated): {e}"))?
                 } else {
                     let key = SigningKey::generate().map_err(|e| e.to_string())?;
                     let mut options = std::fs::OpenOptions::new();
@@ -60,7 +62,10 @@ impl ClientFace {
                     use std::io::Write as _;
                     options
                         .open(&path)
-                        .and_then(|mut f| f.write_all(key.to_pem().as_bytes()).and_then(|()| f.sync_all()))
+                        .and_then(|mut f| {
+                            f.write_all(key.to_pem().as_bytes())
+                                .and_then(|()| f.sync_all())
+                        })
                         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                     tracing::info!(path = %path.display(), "generated the client-face proof key");
                     key
@@ -75,8 +80,14 @@ impl ClientFace {
             .map_err(|e| format!("client_face.proof_key_old_file: {e}"))?
             .map(Arc::new);
         let spool = settings.server.data_dir.join("spool").join("client");
-        std::fs::create_dir_all(spool.join("recovery")).map_err(|e| format!("spool {}: {e}", spool.display()))?;
-        Ok(ClientFace { key: Arc::new(key), old_key, sessions: session::Sessions::default(), spool })
+        std::fs::create_dir_all(spool.join("recovery"))
+            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        Ok(ClientFace {
+            key: Arc::new(key),
+            old_key,
+            sessions: session::Sessions::default(),
+            spool,
+        })
     }
 }
 
@@ -85,7 +96,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/hosting/discovery", get(discovery::discovery))
         .route("/hosting/capabilities", get(discovery::capabilities))
-        .route("/hosting/wopi/{document_type}/{mode}", get(editor::open).post(editor::open))
+        .route(
+            "/hosting/wopi/{document_type}/{mode}",
+            get(editor::open).post(editor::open),
+        )
         .route("/docs/files/{key}", get(docs::download))
         .route("/docs/callback/{key}", post(docs::callback))
         .route("/hosting/api/{key}/saveas", post(docs::save_as))
@@ -93,7 +107,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /recovery` on the admin listener: saves a WOPI host did not accept.
-pub async fn list_recovery(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
+pub async fn list_recovery(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
     let dir = state.client.spool.join("recovery");
     let mut items = Vec::new();
     if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
@@ -132,6 +148,9 @@ mod tests {
     fn deep_merge_merges_objects_and_replaces_the_rest() {
         let mut a = json!({"a": {"b": 1, "c": [1]}, "d": 1});
         deep_merge(&mut a, &json!({"a": {"c": [2], "e": true}, "f": "x"}));
-        assert_eq!(a, json!({"a": {"b": 1, "c": [2], "e": true}, "d": 1, "f": "x"}));
+        assert_eq!(
+            a,
+            json!({"a": {"b": 1, "c": [2], "e": true}, "d": 1, "f": "x"})
+        );
     }
 }

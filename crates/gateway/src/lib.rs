@@ -98,7 +98,15 @@ pub async fn run(
         .await
         .map_err(StartError::HostFace)?;
     let client = client_face::ClientFace::open(&settings).map_err(StartError::HostFace)?;
-    let state = AppState::new(settings.clone(), metrics, store, http, host, upstream, client);
+    let state = AppState::new(
+        settings.clone(),
+        metrics,
+        store,
+        http,
+        host,
+        upstream,
+        client,
+    );
     if settings.host_face.proof == settings::ProofMode::Off {
         tracing::warn!(
             "host_face.proof = \"off\": WOPI proofs are NOT checked; use this only in test setups"

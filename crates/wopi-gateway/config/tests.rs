@@ -60,7 +60,11 @@ fn example_parses_and_matches_defaults() {
     assert!(s.client_face.proof_key_file.is_none() && s.client_face.proof_key_old_file.is_none());
     assert!(s.client_face.allowed_wopi_origins.is_empty());
     assert_eq!(s.client_face.lock_refresh, def.client_face.lock_refresh);
-    assert_eq!(s.client_face.profiles.len(), 1, "the example documents one profile");
+    assert_eq!(
+        s.client_face.profiles.len(),
+        1,
+        "the example documents one profile"
+    );
     // Every documented default literal appears in the example.
     for (key, value) in [
         ("redis_url", d::REDIS_URL),
@@ -121,11 +125,26 @@ fn errors_name_the_dotted_key() {
         ),
         ("[docs]\nurl = \"nope\"", "docs.url"),
         ("[docs]\njwt_secret = \"short\"", "docs.jwt_secret"),
-        ("[client_face]\nallowed_wopi_origins = [\"x\"]", "client_face.allowed_wopi_origins[0]"),
-        ("[client_face]\nlock_refresh_seconds = 5000", "client_face.lock_refresh_seconds"),
-        ("[client_face]\nproof_key_file = \"/nonexistent.pem\"", "client_face.proof_key_file"),
-        ("[[client_face.profile]]\nmatch_origin = \"https://h\"\nco_editing_mode = \"slow\"", "client_face.profile[0].co_editing_mode"),
-        ("[[client_face.profile]]\nmatch_origin = \"https://h\"\nbogus = 1", "client_face.profile[0].bogus"),
+        (
+            "[client_face]\nallowed_wopi_origins = [\"x\"]",
+            "client_face.allowed_wopi_origins[0]",
+        ),
+        (
+            "[client_face]\nlock_refresh_seconds = 5000",
+            "client_face.lock_refresh_seconds",
+        ),
+        (
+            "[client_face]\nproof_key_file = \"/nonexistent.pem\"",
+            "client_face.proof_key_file",
+        ),
+        (
+            "[[client_face.profile]]\nmatch_origin = \"https://h\"\nco_editing_mode = \"slow\"",
+            "client_face.profile[0].co_editing_mode",
+        ),
+        (
+            "[[client_face.profile]]\nmatch_origin = \"https://h\"\nbogus = 1",
+            "client_face.profile[0].bogus",
+        ),
     ];
     for (text, key) in cases {
         let e = parse(text).unwrap_err();

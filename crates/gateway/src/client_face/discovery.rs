@@ -22,23 +22,34 @@ const APPS: &[AppSpec] = &[
         name: "Word",
         doc_type: "word",
         editor: "documenteditor",
-        view: &["doc", "dot", "fodt", "gdoc", "hml", "htm", "hwp", "hwpx", "md", "mht", "mhtml", "pages", "stw", "sxw", "wps", "wpt", "xml"],
-        edit: &["docm", "docx", "dotm", "dotx", "epub", "fb2", "html", "odt", "ott", "rtf", "txt"],
+        view: &[
+            "doc", "dot", "fodt", "gdoc", "hml", "htm", "hwp", "hwpx", "md", "mht", "mhtml",
+            "pages", "stw", "sxw", "wps", "wpt", "xml",
+        ],
+        edit: &[
+            "docm", "docx", "dotm", "dotx", "epub", "fb2", "html", "odt", "ott", "rtf", "txt",
+        ],
         editnew: &["docx"],
     },
     AppSpec {
         name: "Excel",
         doc_type: "cell",
         editor: "spreadsheeteditor",
-        view: &["et", "ett", "fods", "gsheet", "numbers", "sxc", "xls", "xlt"],
-        edit: &["csv", "ods", "ots", "tsv", "xlsb", "xlsm", "xlsx", "xltm", "xltx"],
+        view: &[
+            "et", "ett", "fods", "gsheet", "numbers", "sxc", "xls", "xlt",
+        ],
+        edit: &[
+            "csv", "ods", "ots", "tsv", "xlsb", "xlsm", "xlsx", "xltm", "xltx",
+        ],
         editnew: &["xlsx"],
     },
     AppSpec {
         name: "PowerPoint",
         doc_type: "slide",
         editor: "presentationeditor",
-        view: &["dps", "dpt", "fodp", "gslides", "key", "odg", "pot", "pps", "ppt", "sxi"],
+        view: &[
+            "dps", "dpt", "fodp", "gslides", "key", "odg", "pot", "pps", "ppt", "sxi",
+        ],
         edit: &["odp", "otp", "potm", "potx", "ppsm", "ppsx", "pptm", "pptx"],
         editnew: &["pptx"],
     },
@@ -53,13 +64,25 @@ const APPS: &[AppSpec] = &[
 ];
 
 fn action(name: &str, ext: &str, urlsrc: String, default: bool, requires: Option<&str>) -> Action {
-    Action { name: name.into(), ext: ext.into(), urlsrc, default, requires: requires.map(Into::into), ..Default::default() }
+    Action {
+        name: name.into(),
+        ext: ext.into(),
+        urlsrc,
+        default,
+        requires: requires.map(Into::into),
+        ..Default::default()
+    }
 }
 
 /// Builds the discovery document for a base URL.
 pub fn build(state: &AppState) -> Discovery {
     let base = state.settings.server.public_url.base();
-    let docs_base = state.settings.docs.public_url.as_ref().map_or_else(|| base.clone(), |u| u.base());
+    let docs_base = state
+        .settings
+        .docs
+        .public_url
+        .as_ref()
+        .map_or_else(|| base.clone(), |u| u.base());
     let t = format!("{base}/hosting/wopi");
     let mut apps = Vec::new();
     for spec in APPS {
@@ -78,30 +101,63 @@ pub fn build(state: &AppState) -> Discovery {
             actions.push(action("view", ext, view.clone(), false, None));
             actions.push(action("embedview", ext, embed.clone(), false, None));
             actions.push(action("mobileView", ext, mobile.clone(), false, None));
-            actions.push(action("edit", ext, edit.clone(), true, Some("locks,update")));
-            actions.push(action("mobileEdit", ext, mobile_edit.clone(), false, Some("locks,update")));
+            actions.push(action(
+                "edit",
+                ext,
+                edit.clone(),
+                true,
+                Some("locks,update"),
+            ));
+            actions.push(action(
+                "mobileEdit",
+                ext,
+                mobile_edit.clone(),
+                false,
+                Some("locks,update"),
+            ));
             if spec.editnew.contains(ext) {
-                actions.push(action("editnew", ext, edit.clone(), false, Some("locks,update")));
+                actions.push(action(
+                    "editnew",
+                    ext,
+                    edit.clone(),
+                    false,
+                    Some("locks,update"),
+                ));
             }
         }
         apps.push(App {
             name: spec.name.into(),
-            fav_icon_url: Some(format!("{docs_base}/web-apps/apps/{}/main/resources/img/favicon.ico", spec.editor)),
+            fav_icon_url: Some(format!(
+                "{docs_base}/web-apps/apps/{}/main/resources/img/favicon.ico",
+                spec.editor
+            )),
             check_license: false,
             actions,
         });
     }
     let cf = &state.client;
     Discovery {
-        net_zones: vec![NetZone { name: format!("external-{}", state.settings.server.public_url.scheme), apps }],
-        proof_key: Some(ProofKeyAttrs::from_keys(cf.key.public_key(), cf.old_key.as_deref().map(wopi::proof::SigningKey::public_key))),
+        net_zones: vec![NetZone {
+            name: format!("external-{}", state.settings.server.public_url.scheme),
+            apps,
+        }],
+        proof_key: Some(ProofKeyAttrs::from_keys(
+            cf.key.public_key(),
+            cf.old_key
+                .as_deref()
+                .map(wopi::proof::SigningKey::public_key),
+        )),
     }
 }
 
 /// `GET /hosting/discovery`
 pub async fn discovery(State(state): State<AppState>) -> Response {
     let xml = render(&build(&state));
-    ([(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+    (
+        [(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        xml,
+    )
+        .into_response()
 }
 
 /// `GET /hosting/capabilities`

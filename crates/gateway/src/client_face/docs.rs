@@ -18,18 +18,38 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) fn now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn secret(state: &AppState) -> Result<&docs_api::Secret, GatewayError> {
-    state.settings.docs.jwt_secret.as_ref().ok_or_else(|| GatewayError::Forbidden("the client face needs docs.jwt_secret".into()))
+    state
+        .settings
+        .docs
+        .jwt_secret
+        .as_ref()
+        .ok_or_else(|| GatewayError::Forbidden("the client face needs docs.jwt_secret".into()))
 }
 
 /// The header token of a Docs request (`{"payload": …}`), verified.
-fn header_payload(state: &AppState, headers: &HeaderMap, kind: &'static str) -> Result<Option<Map<String, Value>>, GatewayError> {
-    let Some(v) = headers.get(state.settings.docs.jwt_header.as_str()).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+fn header_payload(
+    state: &AppState,
+    headers: &HeaderMap,
+    kind: &'static str,
+) -> Result<Option<Map<String, Value>>, GatewayError> {
+    let Some(v) = headers
+        .get(state.settings.docs.jwt_header.as_str())
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
     let claims = jwt::verify(secret(state)?, jwt::token_from_header(v)).map_err(|e| {
-        state.metrics.jwt.with_label_values(&[kind, e.reason()]).inc();
+        state
+            .metrics
+            .jwt
+            .with_label_values(&[kind, e.reason()])
+            .inc();
         GatewayError::Forbidden(format!("Docs token refused: {e}"))
     })?;
     state.metrics.jwt.with_label_values(&[kind, "ok"]).inc();
@@ -56,22 +76,52 @@ fn mime(ext: &str) -> &'static str {
 }
 
 /// `GET /docs/files/{key}`: Docs downloads the document; streamed from the host's GetFile.
-pub async fn download(State(state): State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Result<Response, GatewayError> {
-    let payload = header_payload(&state, &headers, "docs_download")?.ok_or_else(|| GatewayError::Forbidden("Docs token missing".into()))?;
+pub async fn download(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, GatewayError> {
+    let payload = header_payload(&state, &headers, "docs_download")?
+        .ok_or_else(|| GatewayError::Forbidden("Docs token missing".into()))?;
     let url = payload.get("url").and_then(Value::as_str).unwrap_or("");
     if !url.ends_with(&format!("/docs/files/{key}")) {
-        return Err(GatewayError::Forbidden("Docs token is for another document".into()));
+        return Err(GatewayError::Forbidden(
+            "Docs token is for another document".into(),
+        ));
     }
-    let session = state.client.sessions.get(&key).ok_or(GatewayError::NotFound("document session"))?;
+    let session = state
+        .client
+        .sessions
+        .get(&key)
+        .ok_or(GatewayError::NotFound("document session"))?;
     let (wopi_src, token) = {
         let s = session.lock().await;
-        (s.wopi_src.clone(), s.read_token().map(str::to_owned).ok_or_else(|| GatewayError::Unauthorized("every access token of this document expired".into()))?)
+        (
+            s.wopi_src.clone(),
+            s.read_token().map(str::to_owned).ok_or_else(|| {
+                GatewayError::Unauthorized("every access token of this document expired".into())
+            })?,
+        )
     };
     let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
-    let call = Call { wopi_src: &wopi_src, suffix: "/contents", token: &token, op: "GetFile" };
-    let resp = host::send_ok(&state, &call, http::Method::GET, &[(wopi::headers::MAX_EXPECTED_SIZE, limit.to_string())], Body::empty()).await?;
+    let call = Call {
+        wopi_src: &wopi_src,
+        suffix: "/contents",
+        token: &token,
+        op: "GetFile",
+    };
+    let resp = host::send_ok(
+        &state,
+        &call,
+        http::Method::GET,
+        &[(wopi::headers::MAX_EXPECTED_SIZE, limit.to_string())],
+        Body::empty(),
+    )
+    .await?;
     let (parts, body) = resp.into_parts();
-    let mut out = Response::builder().status(StatusCode::OK).header(http::header::CONTENT_TYPE, "application/octet-stream");
+    let mut out = Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/octet-stream");
     if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH) {
         out = out.header(http::header::CONTENT_LENGTH, len);
     }
@@ -82,7 +132,8 @@ pub async fn download(State(state): State<AppState>, Path(key): Path<String>, he
         }
         f
     }));
-    out.body(body).map_err(|e| GatewayError::Internal(e.to_string()))
+    out.body(body)
+        .map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
 fn answer(error: i64, message: Option<&str>) -> Response {
@@ -94,46 +145,81 @@ fn answer(error: i64, message: Option<&str>) -> Response {
 }
 
 /// Verifies a callback: body `token` first (flat payload), else the header's `payload`.
-fn verified_callback(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Callback, GatewayError> {
-    let raw: Value = serde_json::from_slice(body).map_err(|e| GatewayError::BadRequest(format!("callback is not JSON: {e}")))?;
+fn verified_callback(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Callback, GatewayError> {
+    let raw: Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::BadRequest(format!("callback is not JSON: {e}")))?;
     let payload = match raw.get("token").and_then(Value::as_str) {
         Some(t) => {
             let mut claims = jwt::verify(secret(state)?, t).map_err(|e| {
-                state.metrics.jwt.with_label_values(&["docs_callback", e.reason()]).inc();
+                state
+                    .metrics
+                    .jwt
+                    .with_label_values(&["docs_callback", e.reason()])
+                    .inc();
                 GatewayError::Forbidden(format!("callback token refused: {e}"))
             })?;
-            state.metrics.jwt.with_label_values(&["docs_callback", "ok"]).inc();
+            state
+                .metrics
+                .jwt
+                .with_label_values(&["docs_callback", "ok"])
+                .inc();
             claims.remove("iat");
             claims.remove("exp");
             claims
         }
-        None => header_payload(state, headers, "docs_callback")?.ok_or_else(|| GatewayError::Forbidden("callback is not signed".into()))?,
+        None => header_payload(state, headers, "docs_callback")?
+            .ok_or_else(|| GatewayError::Forbidden("callback is not signed".into()))?,
     };
-    serde_json::from_value(Value::Object(payload)).map_err(|e| GatewayError::BadRequest(format!("callback body: {e}")))
+    serde_json::from_value(Value::Object(payload))
+        .map_err(|e| GatewayError::BadRequest(format!("callback body: {e}")))
 }
 
 /// Whether `url` points at the upstream Docs (only its own cache URLs are downloaded).
 fn is_docs_url(state: &AppState, url: &str) -> bool {
     let d = &state.settings.docs;
-    crate::host_face::session::url_is_under(url, &d.url) || d.public_url.as_ref().is_some_and(|p| crate::host_face::session::url_is_under(url, &p.origin()))
+    crate::host_face::session::url_is_under(url, &d.url)
+        || d.public_url
+            .as_ref()
+            .is_some_and(|p| crate::host_face::session::url_is_under(url, &p.origin()))
 }
 
 /// Downloads a Docs `url` into the spool.
-async fn fetch_to_spool(state: &AppState, url: &str, path: &std::path::Path) -> Result<spool::Written, String> {
+async fn fetch_to_spool(
+    state: &AppState,
+    url: &str,
+    path: &std::path::Path,
+) -> Result<spool::Written, String> {
     if !is_docs_url(state, url) {
         return Err(format!("refusing to download {url}: not under docs.url"));
     }
-    let req = http::Request::get(url).body(Body::empty()).map_err(|e| e.to_string())?;
-    let resp = state.http.send("docs_download", req).await.map_err(|e| e.to_string())?;
+    let req = http::Request::get(url)
+        .body(Body::empty())
+        .map_err(|e| e.to_string())?;
+    let resp = state
+        .http
+        .send("docs_download", req)
+        .await
+        .map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
-        return Err(format!("Docs answered {} for the saved file", resp.status()));
+        return Err(format!(
+            "Docs answered {} for the saved file",
+            resp.status()
+        ));
     }
     let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
-    spool::write_stream(path, resp.into_body().into_data_stream(), limit).await.map_err(|e| match e {
-        StreamError::TooLarge => "saved file larger than server.body_limit_bytes.wopi".to_owned(),
-        StreamError::Source(s) => format!("download interrupted: {s}"),
-        StreamError::Io(io) => format!("spool: {io}"),
-    })
+    spool::write_stream(path, resp.into_body().into_data_stream(), limit)
+        .await
+        .map_err(|e| match e {
+            StreamError::TooLarge => {
+                "saved file larger than server.body_limit_bytes.wopi".to_owned()
+            }
+            StreamError::Source(s) => format!("download interrupted: {s}"),
+            StreamError::Io(io) => format!("spool: {io}"),
+        })
 }
 
 struct PutOutcome {
@@ -141,14 +227,25 @@ struct PutOutcome {
 }
 
 /// PutFile with an explicit Content-Length, retried on 5xx/timeouts (never on 4xx).
-async fn put_file(state: &AppState, s: &super::session::Session, token: &str, path: &std::path::Path, size: u64, cb: &Callback, exit: bool) -> Result<PutOutcome, String> {
+async fn put_file(
+    state: &AppState,
+    s: &super::session::Session,
+    token: &str,
+    path: &std::path::Path,
+    size: u64,
+    cb: &Callback,
+    exit: bool,
+) -> Result<PutOutcome, String> {
     let users = cb.users.clone().unwrap_or_default();
     let modified_by_user = !(exit && cb.notmodified == Some(true));
     let autosave = !exit && cb.forcesavetype.is_some_and(|t| t != 1);
     let mut headers = vec![
         (wopi::headers::OVERRIDE, "PUT".to_owned()),
         (wopi::headers::EDITORS, users.join(",")),
-        (wopi::headers::LOOL_IS_MODIFIED_BY_USER, modified_by_user.to_string()),
+        (
+            wopi::headers::LOOL_IS_MODIFIED_BY_USER,
+            modified_by_user.to_string(),
+        ),
         (wopi::headers::LOOL_IS_AUTOSAVE, autosave.to_string()),
         (wopi::headers::LOOL_IS_EXIT_SAVE, exit.to_string()),
         ("content-type", mime(&s.ext).to_owned()),
@@ -160,24 +257,54 @@ async fn put_file(state: &AppState, s: &super::session::Session, token: &str, pa
     if let Some(ts) = &s.last_modified {
         headers.push(("x-lool-wopi-timestamp", ts.clone()));
     }
-    let call = Call { wopi_src: &s.wopi_src, suffix: "/contents", token, op: "PutFile" };
+    let call = Call {
+        wopi_src: &s.wopi_src,
+        suffix: "/contents",
+        token,
+        op: "PutFile",
+    };
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=3 {
-        let file = tokio::fs::File::open(path).await.map_err(|e| format!("spool: {e}"))?;
-        let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| format!("spool: {e}"))?;
+        let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 * 1024,
+        ));
         match host::send(state, &call, http::Method::POST, &headers, body).await {
             Ok(resp) if resp.status().is_success() => {
-                let bytes = http_body_util::Limited::new(resp.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                let last_modified = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("LastModifiedTime").and_then(Value::as_str).map(str::to_owned));
+                let bytes = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let last_modified = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+                    v.get("LastModifiedTime")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
                 return Ok(PutOutcome { last_modified });
             }
             Ok(resp) if resp.status().is_client_error() => {
-                let lock = resp.headers().get(wopi::headers::LOCK).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                return Err(format!("host refused PutFile with {} (X-WOPI-Lock `{lock}`)", resp.status()));
+                let lock = resp
+                    .headers()
+                    .get(wopi::headers::LOCK)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                return Err(format!(
+                    "host refused PutFile with {} (X-WOPI-Lock `{lock}`)",
+                    resp.status()
+                ));
             }
-            Ok(resp) if attempt == 3 => return Err(format!("host answered {} to PutFile", resp.status())),
+            Ok(resp) if attempt == 3 => {
+                return Err(format!("host answered {} to PutFile", resp.status()));
+            }
             Err(e) if attempt == 3 => return Err(e.to_string()),
-            Ok(resp) => tracing::warn!(status = %resp.status(), attempt, "PutFile failed; retrying"),
+            Ok(resp) => {
+                tracing::warn!(status = %resp.status(), attempt, "PutFile failed; retrying")
+            }
             Err(e) => tracing::warn!(error = %e, attempt, "PutFile failed; retrying"),
         }
         tokio::time::sleep(delay).await;
@@ -186,7 +313,14 @@ async fn put_file(state: &AppState, s: &super::session::Session, token: &str, pa
     Err("PutFile failed".into())
 }
 
-async fn keep_recovery(state: &AppState, key: &str, wopi_src: &str, status: i64, from: Option<&std::path::Path>, why: &str) -> Option<PathBuf> {
+async fn keep_recovery(
+    state: &AppState,
+    key: &str,
+    wopi_src: &str,
+    status: i64,
+    from: Option<&std::path::Path>,
+    why: &str,
+) -> Option<PathBuf> {
     let dir = state.client.spool.join("recovery");
     let stamp = format!("{key}-{}", crate::host_face::deliveries::now_ms());
     let bin = dir.join(format!("{stamp}.bin"));
@@ -197,8 +331,15 @@ async fn keep_recovery(state: &AppState, key: &str, wopi_src: &str, status: i64,
         }
     }
     let meta = json!({"key": key, "wopi_src": wopi_src, "status": status, "reason": why, "file": from.map(|_| bin.display().to_string()), "time_ms": crate::host_face::deliveries::now_ms()});
-    let _ = spool::write_atomic(&dir.join(format!("{stamp}.json")), meta.to_string().as_bytes()).await;
-    state.metrics.recovery.set(count_recovery(&dir).await as i64);
+    let _ = spool::write_atomic(
+        &dir.join(format!("{stamp}.json")),
+        meta.to_string().as_bytes(),
+    )
+    .await;
+    state
+        .metrics
+        .recovery
+        .set(count_recovery(&dir).await as i64);
     tracing::error!(key, status, reason = why, path = %bin.display(), "save kept as a recovery copy");
     Some(bin)
 }
@@ -217,44 +358,84 @@ pub async fn count_recovery(dir: &std::path::Path) -> usize {
 }
 
 /// `POST /docs/callback/{key}`
-pub async fn callback(State(state): State<AppState>, Path(key): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match http_body_util::Limited::new(body, 1024 * 1024).collect().await {
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let bytes = match http_body_util::Limited::new(body, 1024 * 1024)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
-        Err(e) if is_body_limit(e.as_ref()) => return GatewayError::PayloadTooLarge.into_response(),
+        Err(e) if is_body_limit(e.as_ref()) => {
+            return GatewayError::PayloadTooLarge.into_response();
+        }
         Err(e) => return GatewayError::BadRequest(format!("callback body: {e}")).into_response(),
     };
     let cb = match verified_callback(&state, &headers, &bytes) {
         Ok(cb) => cb,
         Err(e) => {
-            state.metrics.docs_callbacks.with_label_values(&["unknown", "refused"]).inc();
+            state
+                .metrics
+                .docs_callbacks
+                .with_label_values(&["unknown", "refused"])
+                .inc();
             return e.into_response();
         }
     };
     let status = cb.status();
     let label = status.map_or("other", CallbackStatus::label);
     if cb.key != key {
-        state.metrics.docs_callbacks.with_label_values(&[label, "refused"]).inc();
-        return GatewayError::Forbidden("callback key does not match its URL".into()).into_response();
+        state
+            .metrics
+            .docs_callbacks
+            .with_label_values(&[label, "refused"])
+            .inc();
+        return GatewayError::Forbidden("callback key does not match its URL".into())
+            .into_response();
     }
     let (result, resp) = handle_callback(&state, &key, status, &cb).await;
-    state.metrics.docs_callbacks.with_label_values(&[label, result]).inc();
+    state
+        .metrics
+        .docs_callbacks
+        .with_label_values(&[label, result])
+        .inc();
     resp
 }
 
-async fn handle_callback(state: &AppState, key: &str, status: Option<CallbackStatus>, cb: &Callback) -> (&'static str, Response) {
+async fn handle_callback(
+    state: &AppState,
+    key: &str,
+    status: Option<CallbackStatus>,
+    cb: &Callback,
+) -> (&'static str, Response) {
     let Some(session) = state.client.sessions.get(key) else {
         if state.client.sessions.finished_recently(key) {
             return ("ok", answer(0, None));
         }
-        tracing::warn!(key, status = cb.status, "callback for an unknown document key");
+        tracing::warn!(
+            key,
+            status = cb.status,
+            "callback for an unknown document key"
+        );
         return ("unknown_key", answer(1, Some("unknown document key")));
     };
     let mut s = session.lock().await;
-    tracing::info!(key, status = cb.status, stage = "docs-callback", "callback from Docs");
+    tracing::info!(
+        key,
+        status = cb.status,
+        stage = "docs-callback",
+        "callback from Docs"
+    );
     match status {
         Some(CallbackStatus::Editing) => {
             if s.edit && s.supports_locks && s.lock_id.is_none() {
-                if let Some(token) = s.write_token(cb.users.as_deref().unwrap_or(&[])).map(str::to_owned) {
+                if let Some(token) = s
+                    .write_token(cb.users.as_deref().unwrap_or(&[]))
+                    .map(str::to_owned)
+                {
                     match host::lock_op(state, &s.wopi_src, &token, "Lock", key).await {
                         Ok(()) => s.lock_id = Some(key.to_owned()),
                         Err(e) => tracing::warn!(error = %e, "Lock on status 1 failed"),
@@ -265,8 +446,13 @@ async fn handle_callback(state: &AppState, key: &str, status: Option<CallbackSta
         }
         Some(CallbackStatus::MustSave | CallbackStatus::MustSaveForce) => {
             let exit = status == Some(CallbackStatus::MustSave);
-            let Some(url) = cb.url.as_deref() else { return ("failed", answer(1, Some("callback has no url"))) };
-            let path = state.client.spool.join(format!("{key}-{}.bin", crate::host_face::deliveries::now_ms()));
+            let Some(url) = cb.url.as_deref() else {
+                return ("failed", answer(1, Some("callback has no url")));
+            };
+            let path = state.client.spool.join(format!(
+                "{key}-{}.bin",
+                crate::host_face::deliveries::now_ms()
+            ));
             let written = match fetch_to_spool(state, url, &path).await {
                 Ok(w) => w,
                 Err(why) => {
@@ -285,7 +471,13 @@ async fn handle_callback(state: &AppState, key: &str, status: Option<CallbackSta
                     if outcome.last_modified.is_some() {
                         s.last_modified = outcome.last_modified;
                     }
-                    tracing::info!(key, size = written.size, exit, stage = "save", "host accepted the save");
+                    tracing::info!(
+                        key,
+                        size = written.size,
+                        exit,
+                        stage = "save",
+                        "host accepted the save"
+                    );
                     if exit {
                         unlock_and_finish(state, &mut s).await;
                         drop(s);
@@ -303,7 +495,13 @@ async fn handle_callback(state: &AppState, key: &str, status: Option<CallbackSta
                         drop(s);
                         state.client.sessions.finish(key);
                     }
-                    ("failed", answer(1, Some(&format!("the WOPI host did not accept the save: {why}"))))
+                    (
+                        "failed",
+                        answer(
+                            1,
+                            Some(&format!("the WOPI host did not accept the save: {why}")),
+                        ),
+                    )
                 }
             }
         }
@@ -317,12 +515,23 @@ async fn handle_callback(state: &AppState, key: &str, status: Option<CallbackSta
             let wopi_src = s.wopi_src.clone();
             let mut from = None;
             if let Some(url) = cb.url.as_deref() {
-                let path = state.client.spool.join(format!("{key}-{}.bin", crate::host_face::deliveries::now_ms()));
+                let path = state.client.spool.join(format!(
+                    "{key}-{}.bin",
+                    crate::host_face::deliveries::now_ms()
+                ));
                 if fetch_to_spool(state, url, &path).await.is_ok() {
                     from = Some(path);
                 }
             }
-            keep_recovery(state, key, &wopi_src, cb.status, from.as_deref(), "Docs could not assemble the document").await;
+            keep_recovery(
+                state,
+                key,
+                &wopi_src,
+                cb.status,
+                from.as_deref(),
+                "Docs could not assemble the document",
+            )
+            .await;
             if status == Some(CallbackStatus::Corrupted) {
                 unlock_and_finish(state, &mut s).await;
                 drop(s);
@@ -355,30 +564,69 @@ pub struct ActionQuery {
 }
 
 fn action_claims(state: &AppState, key: &str, t: Option<&str>) -> Result<String, GatewayError> {
-    let claims = jwt::verify(secret(state)?, t.unwrap_or("")).map_err(|e| GatewayError::Unauthorized(format!("action token refused: {e}")))?;
+    let claims = jwt::verify(secret(state)?, t.unwrap_or(""))
+        .map_err(|e| GatewayError::Unauthorized(format!("action token refused: {e}")))?;
     if claims.get("key").and_then(Value::as_str) != Some(key) {
-        return Err(GatewayError::Forbidden("action token is for another document".into()));
+        return Err(GatewayError::Forbidden(
+            "action token is for another document".into(),
+        ));
     }
-    Ok(claims.get("uid").and_then(Value::as_str).unwrap_or("").to_owned())
+    Ok(claims
+        .get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned())
 }
 
 /// `POST /hosting/api/{key}/saveas?t=`: body `{title, url}` from `onRequestSaveAs` → PutRelativeFile.
-pub async fn save_as(State(state): State<AppState>, Path(key): Path<String>, Query(q): Query<ActionQuery>, body: Body) -> Result<Response, GatewayError> {
+pub async fn save_as(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<ActionQuery>,
+    body: Body,
+) -> Result<Response, GatewayError> {
     let uid = action_claims(&state, &key, q.t.as_deref())?;
     let bytes = crate::host_face::wopi::read_body(body, 64 * 1024).await?;
-    let req: Value = serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
-    let title = req.get("title").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or_else(|| GatewayError::BadRequest("title is missing".into()))?;
-    let url = req.get("url").and_then(Value::as_str).ok_or_else(|| GatewayError::BadRequest("url is missing".into()))?;
-    let session = state.client.sessions.get(&key).ok_or(GatewayError::NotFound("document session"))?;
+    let req: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
+    let title = req
+        .get("title")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| GatewayError::BadRequest("title is missing".into()))?;
+    let url = req
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GatewayError::BadRequest("url is missing".into()))?;
+    let session = state
+        .client
+        .sessions
+        .get(&key)
+        .ok_or(GatewayError::NotFound("document session"))?;
     let (wopi_src, token) = {
         let s = session.lock().await;
-        (s.wopi_src.clone(), s.write_token(std::slice::from_ref(&uid)).map(str::to_owned).ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?)
+        (
+            s.wopi_src.clone(),
+            s.write_token(std::slice::from_ref(&uid))
+                .map(str::to_owned)
+                .ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?,
+        )
     };
-    let path = state.client.spool.join(format!("{key}-saveas-{}.bin", crate::host_face::deliveries::now_ms()));
-    let written = fetch_to_spool(&state, url, &path).await.map_err(GatewayError::BadRequest)?;
+    let path = state.client.spool.join(format!(
+        "{key}-saveas-{}.bin",
+        crate::host_face::deliveries::now_ms()
+    ));
+    let written = fetch_to_spool(&state, url, &path)
+        .await
+        .map_err(GatewayError::BadRequest)?;
     let file = tokio::fs::File::open(&path).await?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    let call = Call { wopi_src: &wopi_src, suffix: "", token: &token, op: "PutRelativeFile" };
+    let call = Call {
+        wopi_src: &wopi_src,
+        suffix: "",
+        token: &token,
+        op: "PutRelativeFile",
+    };
     let headers = [
         (wopi::headers::OVERRIDE, "PUT_RELATIVE".to_owned()),
         (wopi::headers::SUGGESTED_TARGET, wopi::utf7::encode(title)),
@@ -388,24 +636,57 @@ pub async fn save_as(State(state): State<AppState>, Path(key): Path<String>, Que
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, body).await;
     let _ = tokio::fs::remove_file(&path).await;
     let resp = resp?;
-    let answer = http_body_util::Limited::new(resp.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let answer = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let v: Value = serde_json::from_slice(&answer).unwrap_or(json!({}));
-    Ok(axum::Json(json!({"Name": v.get("Name"), "Url": v.get("HostEditUrl").or(v.get("HostViewUrl"))})).into_response())
+    Ok(axum::Json(
+        json!({"Name": v.get("Name"), "Url": v.get("HostEditUrl").or(v.get("HostViewUrl"))}),
+    )
+    .into_response())
 }
 
 /// `POST /hosting/api/{key}/rename?t=`: body `{title}` from `onRequestRename` → RenameFile.
-pub async fn rename(State(state): State<AppState>, Path(key): Path<String>, Query(q): Query<ActionQuery>, body: Body) -> Result<Response, GatewayError> {
+pub async fn rename(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<ActionQuery>,
+    body: Body,
+) -> Result<Response, GatewayError> {
     let uid = action_claims(&state, &key, q.t.as_deref())?;
     let bytes = crate::host_face::wopi::read_body(body, 64 * 1024).await?;
-    let req: Value = serde_json::from_slice(&bytes).map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
-    let title = req.get("title").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or_else(|| GatewayError::BadRequest("title is missing".into()))?;
-    let session = state.client.sessions.get(&key).ok_or(GatewayError::NotFound("document session"))?;
+    let req: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
+    let title = req
+        .get("title")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| GatewayError::BadRequest("title is missing".into()))?;
+    let session = state
+        .client
+        .sessions
+        .get(&key)
+        .ok_or(GatewayError::NotFound("document session"))?;
     let (wopi_src, token, lock, ext) = {
         let s = session.lock().await;
-        (s.wopi_src.clone(), s.write_token(std::slice::from_ref(&uid)).map(str::to_owned).ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?, s.lock_id.clone().unwrap_or_default(), s.ext.clone())
+        (
+            s.wopi_src.clone(),
+            s.write_token(std::slice::from_ref(&uid))
+                .map(str::to_owned)
+                .ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?,
+            s.lock_id.clone().unwrap_or_default(),
+            s.ext.clone(),
+        )
     };
     let name = title.strip_suffix(&format!(".{ext}")).unwrap_or(title);
-    let call = Call { wopi_src: &wopi_src, suffix: "", token: &token, op: "RenameFile" };
+    let call = Call {
+        wopi_src: &wopi_src,
+        suffix: "",
+        token: &token,
+        op: "RenameFile",
+    };
     let headers = [
         (wopi::headers::OVERRIDE, "RENAME_FILE".to_owned()),
         (wopi::headers::REQUESTED_NAME, wopi::utf7::encode(name)),
@@ -413,7 +694,11 @@ pub async fn rename(State(state): State<AppState>, Path(key): Path<String>, Quer
         ("content-length", "0".to_owned()),
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, Body::empty()).await?;
-    let answer = http_body_util::Limited::new(resp.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let answer = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let v: Value = serde_json::from_slice(&answer).unwrap_or(json!({}));
     Ok(axum::Json(json!({"Name": v.get("Name").cloned().unwrap_or(json!(name))})).into_response())
 }

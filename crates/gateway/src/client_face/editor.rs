@@ -2,9 +2,9 @@
 //! WOPISrc, calls CheckFileInfo, locks (edit), builds and signs a Docs API config and renders
 //! the editor page (spec §7.1, §7.10).
 
+use super::deep_merge;
 use super::host::{self, Call};
 use super::session::{Session, UserAuth};
-use super::deep_merge;
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::host_face::session::url_is_under;
@@ -26,7 +26,11 @@ pub fn parse_form(s: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |x: &str| percent_encoding::percent_decode_str(&x.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let dec = |x: &str| {
+                percent_encoding::percent_decode_str(&x.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
             (dec(k), dec(v))
         })
         .collect()
@@ -40,7 +44,10 @@ pub fn document_key(prefix: char, wopi_src: &str, version: &str) -> String {
     ctx.update(&[0]);
     ctx.update(version.as_bytes());
     let d = ctx.finish();
-    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..30]))
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..30])
+    )
 }
 
 fn page_error(status: StatusCode, message: &str) -> Response {
@@ -52,16 +59,27 @@ fn page_error(status: StatusCode, message: &str) -> Response {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// JSON that is safe inside `<script type="application/json">`.
 pub fn script_json(v: &Value) -> String {
-    v.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+    v.to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 fn profile<'a>(state: &'a AppState, wopi_src: &str) -> Option<&'a Profile> {
-    state.settings.client_face.profiles.iter().find(|p| url_is_under(wopi_src, &p.match_origin))
+    state
+        .settings
+        .client_face
+        .profiles
+        .iter()
+        .find(|p| url_is_under(wopi_src, &p.match_origin))
 }
 
 struct Opening {
@@ -82,13 +100,30 @@ pub async fn open(
     body: Body,
 ) -> Response {
     let mode_label = if mode == "edit" { "edit" } else { "view" };
-    match open_inner(&state, &document_type, &mode, query.as_deref().unwrap_or(""), &headers, body).await {
+    match open_inner(
+        &state,
+        &document_type,
+        &mode,
+        query.as_deref().unwrap_or(""),
+        &headers,
+        body,
+    )
+    .await
+    {
         Ok((resp, effective)) => {
-            state.metrics.editor_opens.with_label_values(&[effective, "ok"]).inc();
+            state
+                .metrics
+                .editor_opens
+                .with_label_values(&[effective, "ok"])
+                .inc();
             resp
         }
         Err((result, status, message)) => {
-            state.metrics.editor_opens.with_label_values(&[mode_label, result]).inc();
+            state
+                .metrics
+                .editor_opens
+                .with_label_values(&[mode_label, result])
+                .inc();
             tracing::warn!(result, %message, stage = "editor-open", "editor page not opened");
             page_error(status, &message)
         }
@@ -107,46 +142,138 @@ async fn open_inner(
 ) -> Result<(Response, &'static str), OpenError> {
     let bad = |m: String| ("bad_request", StatusCode::BAD_REQUEST, m);
     let Some(docs_secret) = state.settings.docs.jwt_secret.clone() else {
-        return Err(("not_configured", StatusCode::SERVICE_UNAVAILABLE, "the client face needs docs.jwt_secret".into()));
+        return Err((
+            "not_configured",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the client face needs docs.jwt_secret".into(),
+        ));
     };
-    if !matches!(document_type, "word" | "cell" | "slide" | "pdf") || !matches!(mode, "view" | "edit") {
-        return Err(("bad_request", StatusCode::NOT_FOUND, format!("no editor for {document_type}/{mode}")));
+    if !matches!(document_type, "word" | "cell" | "slide" | "pdf")
+        || !matches!(mode, "view" | "edit")
+    {
+        return Err((
+            "bad_request",
+            StatusCode::NOT_FOUND,
+            format!("no editor for {document_type}/{mode}"),
+        ));
     }
     // Query keys are case-insensitive (WOPISrc, wopisrc, …).
-    let query: HashMap<String, String> = parse_form(raw_query).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    let ctype = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let bytes = body.collect().await.map_err(|e| bad(format!("request body: {e}")))?.to_bytes();
+    let query: HashMap<String, String> = parse_form(raw_query)
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let ctype = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| bad(format!("request body: {e}")))?
+        .to_bytes();
     if !bytes.is_empty() && !ctype.starts_with("application/x-www-form-urlencoded") {
-        return Err(("bad_request", StatusCode::UNSUPPORTED_MEDIA_TYPE, "the action form must be application/x-www-form-urlencoded".into()));
+        return Err((
+            "bad_request",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the action form must be application/x-www-form-urlencoded".into(),
+        ));
     }
-    let form: HashMap<String, String> = parse_form(&String::from_utf8_lossy(&bytes)).into_iter().collect();
-    let wopi_src = query.get("wopisrc").filter(|s| !s.is_empty()).cloned().ok_or_else(|| bad("WOPISrc is missing".into()))?;
+    let form: HashMap<String, String> = parse_form(&String::from_utf8_lossy(&bytes))
+        .into_iter()
+        .collect();
+    let wopi_src = query
+        .get("wopisrc")
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .ok_or_else(|| bad("WOPISrc is missing".into()))?;
     // SSRF guard: nothing leaves the gateway for a WOPISrc outside the allowed origins.
-    if !state.settings.client_face.allowed_wopi_origins.iter().any(|o| url_is_under(&wopi_src, o)) {
-        return Err(("refused", StatusCode::FORBIDDEN, "WOPISrc is not under client_face.allowed_wopi_origins".into()));
+    if !state
+        .settings
+        .client_face
+        .allowed_wopi_origins
+        .iter()
+        .any(|o| url_is_under(&wopi_src, o))
+    {
+        return Err((
+            "refused",
+            StatusCode::FORBIDDEN,
+            "WOPISrc is not under client_face.allowed_wopi_origins".into(),
+        ));
     }
-    let token = form.get("access_token").or_else(|| query.get("access_token")).filter(|t| !t.is_empty()).cloned().ok_or_else(|| bad("access_token is missing".into()))?;
-    let ttl_ms = form.get("access_token_ttl").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let token = form
+        .get("access_token")
+        .or_else(|| query.get("access_token"))
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .ok_or_else(|| bad("access_token is missing".into()))?;
+    let ttl_ms = form
+        .get("access_token_ttl")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let docs_api_config = match form.get("docs_api_config").filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(serde_json::from_str::<Value>(s).ok().filter(Value::is_object).ok_or_else(|| bad("docs_api_config is not a JSON object".into()))?),
+        Some(s) => Some(
+            serde_json::from_str::<Value>(s)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| bad("docs_api_config is not a JSON object".into()))?,
+        ),
     };
     let mut check_headers = Vec::new();
     if let Some(sc) = query.get("sc") {
         check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
     }
-    let call = Call { wopi_src: &wopi_src, suffix: "", token: &token, op: "CheckFileInfo" };
-    let host_err = |e: GatewayError| ("host_error", StatusCode::BAD_GATEWAY, format!("CheckFileInfo failed: {e}"));
-    let resp = host::send_ok(state, &call, http::Method::GET, &check_headers, Body::empty()).await.map_err(host_err)?;
+    let call = Call {
+        wopi_src: &wopi_src,
+        suffix: "",
+        token: &token,
+        op: "CheckFileInfo",
+    };
+    let host_err = |e: GatewayError| {
+        (
+            "host_error",
+            StatusCode::BAD_GATEWAY,
+            format!("CheckFileInfo failed: {e}"),
+        )
+    };
+    let resp = host::send_ok(
+        state,
+        &call,
+        http::Method::GET,
+        &check_headers,
+        Body::empty(),
+    )
+    .await
+    .map_err(host_err)?;
     let json = http_body_util::Limited::new(resp.into_body(), 4 * 1024 * 1024)
         .collect()
         .await
-        .map_err(|e| ("host_error", StatusCode::BAD_GATEWAY, format!("CheckFileInfo body: {e}")))?
+        .map_err(|e| {
+            (
+                "host_error",
+                StatusCode::BAD_GATEWAY,
+                format!("CheckFileInfo body: {e}"),
+            )
+        })?
         .to_bytes();
-    let info: CheckFileInfo = serde_json::from_slice(&json).map_err(|e| ("host_error", StatusCode::BAD_GATEWAY, format!("CheckFileInfo is not valid JSON: {e}")))?;
-    let opening = Opening { info, wopi_src, token, ttl_ms, query, docs_api_config };
+    let info: CheckFileInfo = serde_json::from_slice(&json).map_err(|e| {
+        (
+            "host_error",
+            StatusCode::BAD_GATEWAY,
+            format!("CheckFileInfo is not valid JSON: {e}"),
+        )
+    })?;
+    let opening = Opening {
+        info,
+        wopi_src,
+        token,
+        ttl_ms,
+        query,
+        docs_api_config,
+    };
     let (page, effective) = build_page(state, &docs_secret, document_type, mode, opening).await?;
-    Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response()).map(|r| (r, effective))
+    Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
+        .map(|r| (r, effective))
 }
 
 async fn build_page(
@@ -160,8 +287,15 @@ async fn build_page(
     let flag = CheckFileInfo::flag;
     let ext = info.extension();
     let document_type = docs_api::config::document_type(&ext).unwrap_or(path_type);
-    let can_write = (flag(info.user_can_write) || flag(info.user_can_review) || flag(info.user_can_only_comment)) && !flag(info.read_only);
-    let version = if info.version.is_empty() { info.last_modified_time.clone().unwrap_or_default() } else { info.version.clone() };
+    let can_write = (flag(info.user_can_write)
+        || flag(info.user_can_review)
+        || flag(info.user_can_only_comment))
+        && !flag(info.read_only);
+    let version = if info.version.is_empty() {
+        info.last_modified_time.clone().unwrap_or_default()
+    } else {
+        info.version.clone()
+    };
     let mut edit = requested == "edit" && can_write;
     let mut key = document_key(if edit { 'e' } else { 'v' }, &o.wopi_src, &version);
     let supports_locks = flag(info.supports_locks);
@@ -186,7 +320,14 @@ async fn build_page(
     });
     {
         let mut s = session.lock().await;
-        s.users.insert(info.user_id.clone(), UserAuth { token: o.token.clone(), ttl_ms: o.ttl_ms, can_write: edit });
+        s.users.insert(
+            info.user_id.clone(),
+            UserAuth {
+                token: o.token.clone(),
+                ttl_ms: o.ttl_ms,
+                can_write: edit,
+            },
+        );
         if edit && supports_locks {
             s.lock_id = Some(key.clone());
             if s.refresher.is_none() {
@@ -196,9 +337,15 @@ async fn build_page(
     }
     let config = build_config(state, docs_secret, document_type, edit, &key, &o);
     let base = state.settings.server.public_url.base();
-    let docs_base = state.settings.docs.public_url.as_ref().map_or_else(|| base.clone(), |u| u.base());
+    let docs_base = state
+        .settings
+        .docs
+        .public_url
+        .as_ref()
+        .map_or_else(|| base.clone(), |u| u.base());
     let action_token = action_token(state, &key, &info.user_id);
-    let can_save_as = (flag(info.supports_update) || flag(info.user_can_write)) && !flag(info.user_can_not_write_relative);
+    let can_save_as = (flag(info.supports_update) || flag(info.user_can_write))
+        && !flag(info.user_can_not_write_relative);
     let host_info = json!({
         "postMessageOrigin": info.post_message_origin.as_deref().map(|o| o.trim_end_matches('/')),
         "closePostMessage": flag(info.close_post_message),
@@ -217,9 +364,16 @@ async fn build_page(
         "renameUrl": format!("{base}/hosting/api/{key}/rename?t={action_token}"),
         "userSession": o.query.get("usid"),
     });
-    let title = config.pointer("/document/title").and_then(Value::as_str).unwrap_or("Document").to_owned();
+    let title = config
+        .pointer("/document/title")
+        .and_then(Value::as_str)
+        .unwrap_or("Document")
+        .to_owned();
     tracing::info!(mode = if edit { "edit" } else { "view" }, ext = %ext, stage = "editor", "editor page rendered");
-    Ok((render_page(&title, &docs_base, &config, &host_info), if edit { "edit" } else { "view" }))
+    Ok((
+        render_page(&title, &docs_base, &config, &host_info),
+        if edit { "edit" } else { "view" },
+    ))
 }
 
 /// A short-lived token authorising the page's Save As / Rename calls for (key, user).
@@ -237,16 +391,31 @@ fn action_token(state: &AppState, key: &str, user: &str) -> String {
         .unwrap_or_default()
 }
 
-fn build_config(state: &AppState, secret: &docs_api::Secret, document_type: &str, edit: bool, key: &str, o: &Opening) -> Value {
+fn build_config(
+    state: &AppState,
+    secret: &docs_api::Secret,
+    document_type: &str,
+    edit: bool,
+    key: &str,
+    o: &Opening,
+) -> Value {
     let info = &o.info;
     let flag = CheckFileInfo::flag;
     let q = |k: &str| o.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let profile = profile(state, &o.wopi_src);
     let base = state.settings.server.public_url.base();
     let ext = info.extension();
-    let title = info.breadcrumb_doc_name.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| info.base_file_name.clone());
-    let copy = !matches!(info.copy_paste_restrictions.as_deref(), Some("CurrentDocumentOnly" | "BlockAll"));
-    let review = edit && info.supports_reviewing != Some(false) && info.user_can_review != Some(false);
+    let title = info
+        .breadcrumb_doc_name
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| info.base_file_name.clone());
+    let copy = !matches!(
+        info.copy_paste_restrictions.as_deref(),
+        Some("CurrentDocumentOnly" | "BlockAll")
+    );
+    let review =
+        edit && info.supports_reviewing != Some(false) && info.user_can_review != Some(false);
     let chat = q("dchat") != Some("1") && profile.and_then(|p| p.chat) != Some(false);
     let permissions = json!({
         "edit": edit,
@@ -260,18 +429,29 @@ fn build_config(state: &AppState, secret: &docs_api::Secret, document_type: &str
     });
     let lang = q("lang").or(q("ui")).unwrap_or("en-US");
     let mut c = json!({"about": profile.and_then(|p| p.about).unwrap_or(true)});
-    let close_visible = flag(info.close_post_message) || info.close_url.as_deref().is_some_and(|u| !u.is_empty());
+    let close_visible =
+        flag(info.close_post_message) || info.close_url.as_deref().is_some_and(|u| !u.is_empty());
     if close_visible {
         c["close"] = json!({"visible": true});
     }
-    if let Some(u) = info.breadcrumb_folder_url.as_deref().filter(|u| !u.is_empty()) {
+    if let Some(u) = info
+        .breadcrumb_folder_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
         c["goback"] = json!({"url": u});
     }
     let mut customer = Map::new();
-    if let Some(n) = profile.and_then(|p| p.customer_name.clone()).or_else(|| info.breadcrumb_brand_name.clone()) {
+    if let Some(n) = profile
+        .and_then(|p| p.customer_name.clone())
+        .or_else(|| info.breadcrumb_brand_name.clone())
+    {
         customer.insert("name".into(), json!(n));
     }
-    if let Some(w) = profile.and_then(|p| p.customer_www.clone()).or_else(|| info.breadcrumb_brand_url.clone()) {
+    if let Some(w) = profile
+        .and_then(|p| p.customer_www.clone())
+        .or_else(|| info.breadcrumb_brand_url.clone())
+    {
         customer.insert("www".into(), json!(w));
     }
     if !customer.is_empty() {
@@ -312,7 +492,11 @@ fn build_config(state: &AppState, secret: &docs_api::Secret, document_type: &str
         deep_merge(&mut c, &Value::Object(p.customization.clone()));
     }
     let mut user = json!({"id": info.user_id});
-    user["name"] = json!(if flag(info.is_anonymous_user) { String::new() } else { info.user_friendly_name.clone().unwrap_or_default() });
+    user["name"] = json!(if flag(info.is_anonymous_user) {
+        String::new()
+    } else {
+        info.user_friendly_name.clone().unwrap_or_default()
+    });
     let mut editor_config = json!({
         "callbackUrl": format!("{base}/docs/callback/{key}"),
         "mode": if edit { "edit" } else { "view" },
@@ -326,7 +510,8 @@ fn build_config(state: &AppState, secret: &docs_api::Secret, document_type: &str
     }
     if let Some(p) = profile {
         if !p.plugins_autostart.is_empty() || !p.plugins_data.is_empty() {
-            editor_config["plugins"] = json!({"autostart": p.plugins_autostart, "pluginsData": p.plugins_data});
+            editor_config["plugins"] =
+                json!({"autostart": p.plugins_autostart, "pluginsData": p.plugins_data});
         }
         if !p.templates.is_empty() {
             editor_config["templates"] = json!(p.templates);
@@ -340,15 +525,28 @@ fn build_config(state: &AppState, secret: &docs_api::Secret, document_type: &str
         "permissions": permissions,
         "referenceData": {"fileKey": o.wopi_src.rsplit('/').next().unwrap_or(""), "instanceId": crate::host_face::session::origin_of(&o.wopi_src)},
     });
-    if let Some(folder) = info.breadcrumb_folder_name.as_deref().filter(|f| !f.is_empty()) {
+    if let Some(folder) = info
+        .breadcrumb_folder_name
+        .as_deref()
+        .filter(|f| !f.is_empty())
+    {
         document["info"] = json!({"folder": folder});
     }
-    let view_type = if q("embed") == Some("1") { "embedded" } else if q("mobile") == Some("1") { "mobile" } else { "desktop" };
+    let view_type = if q("embed") == Some("1") {
+        "embedded"
+    } else if q("mobile") == Some("1") {
+        "mobile"
+    } else {
+        "desktop"
+    };
     let mut config = json!({"width": "100%", "height": "100%", "editorConfig": {"customization": {"about": true}, "coEditing": {"change": false}}});
     if let Some(extra) = &o.docs_api_config {
         deep_merge(&mut config, extra);
     }
-    deep_merge(&mut config, &json!({"type": view_type, "documentType": document_type, "document": document, "editorConfig": editor_config}));
+    deep_merge(
+        &mut config,
+        &json!({"type": view_type, "documentType": document_type, "document": document, "editorConfig": editor_config}),
+    );
     if let Value::Object(m) = &mut config {
         m.remove("token");
         let token = jwt::sign(secret, m);
@@ -431,26 +629,37 @@ fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> 
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(state.settings.client_face.lock_refresh).await;
-            let Some(session) = state.client.sessions.get(&key) else { return };
+            let Some(session) = state.client.sessions.get(&key) else {
+                return;
+            };
             let (wopi_src, lock, token) = {
                 let s = session.lock().await;
-                let Some(lock) = s.lock_id.clone() else { return };
+                let Some(lock) = s.lock_id.clone() else {
+                    return;
+                };
                 let Some(token) = s.write_token(&[]).map(str::to_owned) else {
                     tracing::warn!("no valid write token left to refresh the lock");
-                    state.metrics.lock_refreshes.with_label_values(&["error"]).inc();
+                    state
+                        .metrics
+                        .lock_refreshes
+                        .with_label_values(&["error"])
+                        .inc();
                     continue;
                 };
                 (s.wopi_src.clone(), lock, token)
             };
             let r = host::lock_op(&state, &wopi_src, &token, "RefreshLock", &lock).await;
-            state.metrics.lock_refreshes.with_label_values(&[if r.is_ok() { "ok" } else { "error" }]).inc();
+            state
+                .metrics
+                .lock_refreshes
+                .with_label_values(&[if r.is_ok() { "ok" } else { "error" }])
+                .inc();
             if let Err(e) = r {
                 tracing::warn!(error = %e, "RefreshLock failed");
             }
         }
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -472,6 +681,9 @@ mod tests {
         assert_eq!(f[2], ("x".into(), String::new()));
         let s = script_json(&json!({"t": "</script><b>&"}));
         assert!(!s.contains('<') && !s.contains('>'));
-        assert_eq!(serde_json::from_str::<Value>(&s).unwrap()["t"], "</script><b>&");
+        assert_eq!(
+            serde_json::from_str::<Value>(&s).unwrap()["t"],
+            "</script><b>&"
+        );
     }
 }

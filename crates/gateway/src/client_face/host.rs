@@ -26,7 +26,9 @@ pub struct Call<'a> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The URL of a call: `{WOPISrc}{suffix}?access_token=…` (query keys of WOPISrc kept).
@@ -54,28 +56,57 @@ pub async fn send(
     let cf = &state.client;
     let proof = cf
         .key
-        .sign(cf.old_key.as_deref(), call.token, &url, wopi::ticks::from_unix_ms(now_ms()))
+        .sign(
+            cf.old_key.as_deref(),
+            call.token,
+            &url,
+            wopi::ticks::from_unix_ms(now_ms()),
+        )
         .map_err(|e| GatewayError::Internal(format!("signing a WOPI request: {e}")))?;
     let mut req = Request::builder().method(method).uri(&url);
     req = req
         .header(h::TIMESTAMP, &proof.timestamp)
         .header(h::PROOF, &proof.proof)
-        .header(h::CLIENT_VERSION, concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")))
+        .header(
+            h::CLIENT_VERSION,
+            concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
+        )
         .header(h::CORRELATION_ID, correlation_id())
-        .header(http::header::USER_AGENT, concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")));
+        .header(
+            http::header::USER_AGENT,
+            concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
+        );
     if let Some(old) = &proof.proof_old {
         req = req.header(h::PROOF_OLD, old);
     }
     for (k, v) in headers {
-        let value = HeaderValue::from_str(v).map_err(|_| GatewayError::BadRequest(format!("{k} cannot be sent as a header")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| GatewayError::BadRequest(format!("{k} cannot be sent as a header")))?;
         req = req.header(*k, value);
     }
-    let req = req.body(body).map_err(|e| GatewayError::BadRequest(format!("bad WOPISrc: {e}")))?;
+    let req = req
+        .body(body)
+        .map_err(|e| GatewayError::BadRequest(format!("bad WOPISrc: {e}")))?;
     let started = tokio::time::Instant::now();
-    let resp = state.http.send_with_timeout("wopi_host", req, HOST_TIMEOUT).await;
-    let status = resp.as_ref().map_or("error", |r| crate::metrics::status_class(r.status().as_u16()));
-    state.metrics.host_calls.with_label_values(&[call.op, status]).inc();
-    tracing::info!(op = call.op, status, elapsed_ms = started.elapsed().as_millis() as u64, stage = call.op, "WOPI call to host");
+    let resp = state
+        .http
+        .send_with_timeout("wopi_host", req, HOST_TIMEOUT)
+        .await;
+    let status = resp.as_ref().map_or("error", |r| {
+        crate::metrics::status_class(r.status().as_u16())
+    });
+    state
+        .metrics
+        .host_calls
+        .with_label_values(&[call.op, status])
+        .inc();
+    tracing::info!(
+        op = call.op,
+        status,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        stage = call.op,
+        "WOPI call to host"
+    );
     resp
 }
 
@@ -92,7 +123,11 @@ pub async fn send_ok(
         return Ok(resp);
     }
     let status = resp.status().as_u16();
-    let lock = resp.headers().get(h::LOCK).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let lock = resp
+        .headers()
+        .get(h::LOCK)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     Err(GatewayError::Upstream {
         op: call.op,
         kind: UpstreamKind::Status(status),
@@ -107,12 +142,30 @@ fn correlation_id() -> String {
     let mut b = [0u8; 16];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// A lock operation (LOCK, REFRESH_LOCK, UNLOCK) with the session's lock id.
-pub async fn lock_op(state: &AppState, wopi_src: &str, token: &str, op: &'static str, lock_id: &str) -> Result<(), GatewayError> {
-    let call = Call { wopi_src, suffix: "", token, op };
+pub async fn lock_op(
+    state: &AppState,
+    wopi_src: &str,
+    token: &str,
+    op: &'static str,
+    lock_id: &str,
+) -> Result<(), GatewayError> {
+    let call = Call {
+        wopi_src,
+        suffix: "",
+        token,
+        op,
+    };
     let over = match op {
         "Lock" => "LOCK",
         "RefreshLock" => "REFRESH_LOCK",
@@ -122,7 +175,11 @@ pub async fn lock_op(state: &AppState, wopi_src: &str, token: &str, op: &'static
         state,
         &call,
         http::Method::POST,
-        &[(h::OVERRIDE, over.to_owned()), (h::LOCK, lock_id.to_owned()), ("content-length", "0".to_owned())],
+        &[
+            (h::OVERRIDE, over.to_owned()),
+            (h::LOCK, lock_id.to_owned()),
+            ("content-length", "0".to_owned()),
+        ],
         Body::empty(),
     )
     .await
@@ -135,9 +192,22 @@ mod tests {
 
     #[test]
     fn urls() {
-        let c = Call { wopi_src: "https://h/wopi/files/a!b", suffix: "/contents", token: "t k/=", op: "GetFile" };
-        assert_eq!(url(&c), "https://h/wopi/files/a!b/contents?access_token=t%20k%2F%3D");
-        let c = Call { wopi_src: "https://h/wopi/files/1?tenant=x", suffix: "", token: "t", op: "CheckFileInfo" };
+        let c = Call {
+            wopi_src: "https://h/wopi/files/a!b",
+            suffix: "/contents",
+            token: "t k/=",
+            op: "GetFile",
+        };
+        assert_eq!(
+            url(&c),
+            "https://h/wopi/files/a!b/contents?access_token=t%20k%2F%3D"
+        );
+        let c = Call {
+            wopi_src: "https://h/wopi/files/1?tenant=x",
+            suffix: "",
+            token: "t",
+            op: "CheckFileInfo",
+        };
         assert_eq!(url(&c), "https://h/wopi/files/1?tenant=x&access_token=t");
     }
 }

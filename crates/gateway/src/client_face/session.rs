@@ -40,7 +40,9 @@ pub struct Session {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Session {
@@ -58,8 +60,12 @@ impl Session {
 
     /// Any token still valid (reads).
     pub fn read_token(&self) -> Option<&str> {
-        self.write_token(&[])
-            .or_else(|| self.users.values().find(|a| a.ttl_ms == 0 || a.ttl_ms > now_ms()).map(|a| a.token.as_str()))
+        self.write_token(&[]).or_else(|| {
+            self.users
+                .values()
+                .find(|a| a.ttl_ms == 0 || a.ttl_ms > now_ms())
+                .map(|a| a.token.as_str())
+        })
     }
 }
 
@@ -86,7 +92,10 @@ impl Sessions {
 
     /// The session of a key, created by `init` when missing.
     pub fn get_or_insert(&self, key: &str, init: impl FnOnce() -> Session) -> Arc<Mutex<Session>> {
-        self.map.entry(key.to_owned()).or_insert_with(|| Arc::new(Mutex::new(init()))).clone()
+        self.map
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(init())))
+            .clone()
     }
 
     /// Ends a session; remembers its key for resent callbacks.
@@ -102,7 +111,9 @@ impl Sessions {
 
     /// Whether a key finished recently.
     pub fn finished_recently(&self, key: &str) -> bool {
-        self.finished.lock().is_ok_and(|f| f.iter().any(|k| k == key))
+        self.finished
+            .lock()
+            .is_ok_and(|f| f.iter().any(|k| k == key))
     }
 
     /// Number of live sessions.

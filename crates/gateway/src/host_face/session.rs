@@ -456,6 +456,14 @@ pub async fn download(
         .into_response())
 }
 
+/// `scheme://authority` of a URL (empty when it has none).
+pub fn origin_of(url: &str) -> String {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?.as_str())))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,12 +509,4 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
     }
-}
-
-/// `scheme://authority` of a URL (empty when it has none).
-pub fn origin_of(url: &str) -> String {
-    url.parse::<http::Uri>()
-        .ok()
-        .and_then(|u| Some(format!("{}://{}", u.scheme_str()?, u.authority()?.as_str())))
-        .unwrap_or_default()
 }

@@ -93,8 +93,23 @@ pub(crate) const PROXY_BYTES: (&str, &str) = (
     "proxy_bytes_total",
     "Bytes proxied to and from ONLYOFFICE Docs, by direction (upstream, downstream).",
 );
-pub(crate) const HOST_CALLS: (&str, &str) = ("wopi_host_calls_total", "Client face: WOPI calls to hosts, by operation and status class (error = no answer).");
-pub(crate) const EDITOR_OPENS: (&str, &str) = ("editor_opens_total", "Client face: editor pages opened, by mode and result.");
-pub(crate) const DOCS_CALLBACKS: (&str, &str) = ("docs_callbacks_total", "Client face: callbacks received from ONLYOFFICE Docs, by status and result.");
-pub(crate) const RECOVERY: (&str, &str) = ("recovery_copies", "Client face: saves kept in the spool because the WOPI host did not accept them.");
-pub(crate) const LOCK_REFRESHES: (&str, &str) = ("lock_refreshes_total", "Client face: RefreshLock calls to hosts, by result.");
+pub(crate) const HOST_CALLS: (&str, &str) = (
+    "wopi_host_calls_total",
+    "Client face: WOPI calls to hosts, by operation and status class (error = no answer).",
+);
+pub(crate) const EDITOR_OPENS: (&str, &str) = (
+    "editor_opens_total",
+    "Client face: editor pages opened, by mode and result.",
+);
+pub(crate) const DOCS_CALLBACKS: (&str, &str) = (
+    "docs_callbacks_total",
+    "Client face: callbacks received from ONLYOFFICE Docs, by status and result.",
+);
+pub(crate) const RECOVERY: (&str, &str) = (
+    "recovery_copies",
+    "Client face: saves kept in the spool because the WOPI host did not accept them.",
+);
+pub(crate) const LOCK_REFRESHES: (&str, &str) = (
+    "lock_refreshes_total",
+    "Client face: RefreshLock calls to hosts, by result.",
+);

@@ -1,0 +1,563 @@
+//! Client face, black-box: a fake WOPI host verifying every proof against the gateway's
+//! discovery, and a Docs simulator (document.url download, callbacks with JWTs).
+
+use crate::support::http::{get, send};
+use crate::support::wopi_host::WopiHost;
+use crate::support::{Config, Gateway};
+use docs_api::{Secret, jwt};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const DOCS_SECRET: &str = "docs-secret-0123456789abcdef";
+
+struct Setup {
+    gw: Gateway,
+    host: WopiHost,
+    base: String,
+}
+
+async fn setup(content: &[u8], extra: &str) -> Setup {
+    let host = WopiHost::start(content).await;
+    let rest = format!(
+        r#"[docs]
+url = "{origin}"
+jwt_secret = "{DOCS_SECRET}"
+healthcheck_interval_seconds = 0
+[client_face]
+allowed_wopi_origins = ["{origin}"]
+{extra}
+[[client_face.profile]]
+match_origin = "{origin}"
+co_editing_mode = "strict"
+co_editing_change = true
+ui_theme = "theme-dark"
+customer_name = "Example Cloud"
+plugins_autostart = ["asc.{{0616AE85-5DBE-4B6B-A0A9-455C4F1503AD}}"]
+customization = {{ comments = false }}
+"#,
+        origin = host.origin()
+    );
+    let gw = Gateway::start(Config {
+        rest,
+        ..Default::default()
+    });
+    let base = format!("http://{}", gw.public);
+    host.trust(&base).await;
+    Setup { gw, host, base }
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Opens the editor page as a host's browser would; returns (status, page, config).
+async fn open_editor(
+    s: &Setup,
+    mode: &str,
+    token: &str,
+    query_extra: &str,
+    form_extra: &str,
+) -> (u16, String, Value) {
+    let url = format!(
+        "{}/hosting/wopi/word/{mode}?WOPISrc={}&ui=de-DE{query_extra}",
+        s.base,
+        enc(&s.host.wopi_src())
+    );
+    let form = format!("access_token={token}&access_token_ttl=0{form_extra}");
+    let (st, _, body) = send(
+        "POST",
+        &url,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form,
+    )
+    .await;
+    let page = String::from_utf8(body).unwrap();
+    let config = page
+        .split("<script type=\"application/json\" id=\"wopi-gateway-config\">")
+        .nth(1)
+        .and_then(|r| r.split("</script>").next())
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or(Value::Null);
+    (st, page, config)
+}
+
+fn docs_header(payload: Value) -> String {
+    let mut claims = serde_json::Map::new();
+    claims.insert("payload".into(), payload);
+    format!("Bearer {}", jwt::sign(&Secret::new(DOCS_SECRET), &claims))
+}
+
+/// Posts a callback as Document Server does: body token (flat) and header token (payload).
+async fn callback(s: &Setup, key: &str, body: Value) -> (u16, Value) {
+    let secret = Secret::new(DOCS_SECRET);
+    let token = jwt::sign(&secret, body.as_object().unwrap());
+    let mut with_token = body.clone();
+    with_token["token"] = json!(token);
+    let (st, _, answer) = send(
+        "POST",
+        &format!("{}/docs/callback/{key}", s.base),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &docs_header(body)),
+        ],
+        with_token.to_string(),
+    )
+    .await;
+    (st, serde_json::from_slice(&answer).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_publishes_actions_and_both_key_encodings() {
+    let s = setup(b"x", "").await;
+    let (st, h, body) = get(&format!("{}/hosting/discovery", s.base)).await;
+    assert_eq!(st, 200);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/xml"));
+    let d = wopi::discovery::parse(&body).unwrap();
+    let keys = d.proof_keys().unwrap();
+    assert_eq!(keys.current.unwrap().bits(), 2048);
+    let text = String::from_utf8(body).unwrap();
+    for attr in ["value=", "modulus=", "exponent=\"AQAB\""] {
+        assert!(text.contains(attr), "{attr}");
+    }
+    let docx: Vec<_> = d
+        .actions_for_ext("docx")
+        .map(|(a, x)| (a.name.clone(), x.name.clone()))
+        .collect();
+    for name in [
+        "view",
+        "embedview",
+        "mobileView",
+        "edit",
+        "mobileEdit",
+        "editnew",
+    ] {
+        assert!(
+            docx.iter().any(|(app, a)| app == "Word" && a == name),
+            "{name}"
+        );
+    }
+    assert!(
+        d.actions_for_ext("xlsx")
+            .any(|(a, x)| a.name == "Excel" && x.name == "edit")
+    );
+    assert!(
+        d.actions_for_ext("pdf")
+            .any(|(a, x)| a.name == "Pdf" && x.name == "edit")
+    );
+    assert!(
+        d.actions_for_ext("doc")
+            .any(|(_, x)| x.name == "view" && x.default)
+    );
+    let edit = d
+        .actions_for_ext("docx")
+        .find(|(_, x)| x.name == "edit")
+        .unwrap()
+        .1;
+    assert!(
+        edit.urlsrc
+            .starts_with(&format!("{}/hosting/wopi/word/edit?", s.base))
+    );
+    assert!(edit.urlsrc.contains("<wopisrc=WOPI_SOURCE&>"));
+    let (st, _, caps) = get(&format!("{}/hosting/capabilities", s.base)).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&caps).unwrap()["hasMobileSupport"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_in_edit_builds_a_signed_config() {
+    let s = setup(b"hello", "").await;
+    let (st, page, config) = open_editor(&s, "edit", "tok-alice", "&thm=1", "").await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains(&format!("{}/web-apps/apps/api/documents/api.js", s.base)));
+    assert!(page.contains("new DocsAPI.DocEditor"));
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    assert!(docs_api::config::is_valid_key(&key), "{key}");
+    assert!(key.starts_with('e'));
+    assert_eq!(config["documentType"], "word");
+    assert_eq!(config["type"], "desktop");
+    assert_eq!(config["document"]["title"], "Quarterly Report.docx");
+    assert_eq!(config["document"]["fileType"], "docx");
+    assert_eq!(
+        config["document"]["url"],
+        format!("{}/docs/files/{key}", s.base)
+    );
+    assert_eq!(config["document"]["permissions"]["edit"], true);
+    assert_eq!(config["document"]["info"]["folder"], "Reports");
+    assert_eq!(config["editorConfig"]["mode"], "edit");
+    assert_eq!(
+        config["editorConfig"]["callbackUrl"],
+        format!("{}/docs/callback/{key}", s.base)
+    );
+    assert_eq!(config["editorConfig"]["lang"], "de-DE");
+    assert_eq!(
+        config["editorConfig"]["user"],
+        json!({"id": "alice", "name": "Alice"})
+    );
+    assert_eq!(
+        config["editorConfig"]["coEditing"],
+        json!({"mode": "strict", "change": true}),
+        "profile"
+    );
+    let c = &config["editorConfig"]["customization"];
+    assert_eq!(c["uiTheme"], "theme-dark", "profile wins over thm");
+    assert_eq!(c["customer"]["name"], "Example Cloud");
+    assert_eq!(c["comments"], false);
+    assert_eq!(
+        config["editorConfig"]["plugins"]["autostart"][0],
+        "asc.{0616AE85-5DBE-4B6B-A0A9-455C4F1503AD}"
+    );
+    // The token signs the config itself (payload = config without token).
+    let claims = jwt::verify(&Secret::new(DOCS_SECRET), config["token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["document"], config["document"]);
+    assert_eq!(claims["editorConfig"], config["editorConfig"]);
+    // The host saw CheckFileInfo then Lock with the deterministic lock id, all proofs valid.
+    assert_eq!(s.host.ops(), ["CheckFileInfo", "Lock"]);
+    assert_eq!(
+        s.host.state.lock().unwrap().lock.as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(s.host.state.lock().unwrap().bad_proofs, 0);
+    assert!(
+        s.gw.metric("wopi_gateway_editor_opens_total{mode=\"edit\",result=\"ok\"}")
+            .await
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_mode_two_users_and_docs_api_config_merge() {
+    let s = setup(b"hello", "").await;
+    let (_, _, a) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let (_, _, b) = open_editor(&s, "edit", "tok-bob", "&embed=1", "&docs_api_config=%7B%22editorConfig%22%3A%7B%22customization%22%3A%7B%22zoom%22%3A120%7D%7D%7D").await;
+    assert_eq!(
+        a["document"]["key"], b["document"]["key"],
+        "co-editors share one key"
+    );
+    assert_eq!(b["editorConfig"]["user"]["id"], "bob");
+    assert_eq!(b["type"], "embedded");
+    assert_eq!(b["editorConfig"]["customization"]["zoom"], 120);
+    // A viewer: no Lock, a view key.
+    let (_, _, v) = open_editor(&s, "edit", "tok-viewer", "", "").await;
+    assert_eq!(v["editorConfig"]["mode"], "view");
+    assert_eq!(v["document"]["permissions"]["edit"], false);
+    assert!(v["document"]["key"].as_str().unwrap().starts_with('v'));
+    let locks = s.host.ops().iter().filter(|o| *o == "Lock").count();
+    assert_eq!(locks, 2, "one Lock per edit open, none for the viewer");
+    // Locked by someone else: the open falls back to view.
+    s.host.state.lock().unwrap().lock = Some("foreign".into());
+    s.host.state.lock().unwrap().version = 7;
+    let (_, _, f) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(f["editorConfig"]["mode"], "view");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_download_and_save_paths_6_then_2() {
+    let s = setup(b"original", "").await;
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    let url = config["document"]["url"].as_str().unwrap().to_owned();
+    // Docs downloads document.url with its JWT header.
+    let (st, _, body) = send(
+        "GET",
+        &url,
+        &[("authorization", &docs_header(json!({"url": url})))],
+        "",
+    )
+    .await;
+    assert_eq!((st, body.as_slice()), (200, b"original".as_slice()));
+    assert_eq!(send("GET", &url, &[], "").await.0, 403, "no JWT");
+    let forged = format!(
+        "Bearer {}",
+        jwt::sign(
+            &Secret::new("not-the-docs-secret-123"),
+            json!({"payload": {"url": url}}).as_object().unwrap()
+        )
+    );
+    assert_eq!(
+        send("GET", &url, &[("authorization", &forged)], "").await.0,
+        403,
+        "forged JWT"
+    );
+    let getfile = s
+        .host
+        .state
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .find(|c| c.0 == "GetFile")
+        .map(|c| c.2.clone())
+        .unwrap();
+    assert!(getfile.contains_key("x-wopi-maxexpectedsize"));
+    // Status 1, then a force-save (6), then the final save (2).
+    let (st, a) = callback(&s, &key, json!({"key": key, "status": 1, "users": ["alice"], "actions": [{"type": 1, "userid": "alice"}]})).await;
+    assert_eq!((st, a), (200, json!({"error": 0})));
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("v6/output.docx".into(), b"forced".to_vec());
+    let (_, a) = callback(&s, &key, json!({"key": key, "status": 6, "url": format!("{}/cache/v6/output.docx", s.host.origin()), "filetype": "docx", "users": ["alice"], "forcesavetype": 1})).await;
+    assert_eq!(a, json!({"error": 0}));
+    assert_eq!(s.host.state.lock().unwrap().content, b"forced");
+    assert!(
+        s.host.state.lock().unwrap().lock.is_some(),
+        "force-save keeps the lock"
+    );
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("v2/output.docx".into(), b"final".to_vec());
+    let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "filetype": "docx", "users": ["alice"], "actions": [{"type": 0, "userid": "alice"}], "notmodified": false})).await;
+    assert_eq!(a, json!({"error": 0}));
+    {
+        let st = s.host.state.lock().unwrap();
+        assert_eq!(st.content, b"final");
+        assert_eq!(st.lock, None, "unlocked after the final save");
+        let puts: Vec<_> = st.calls.iter().filter(|c| c.0 == "PutFile").collect();
+        assert_eq!(puts.len(), 2);
+        let last = &puts[1].2;
+        assert_eq!(
+            puts[1].1.as_deref(),
+            Some(key.as_str()),
+            "PutFile carries the lock"
+        );
+        assert_eq!(last["x-wopi-editors"], "alice");
+        assert_eq!(last["x-lool-wopi-isexitsave"], "true");
+        assert_eq!(last["x-lool-wopi-ismodifiedbyuser"], "true");
+        assert_eq!(last["content-length"], "5");
+        assert_eq!(puts[0].2["x-lool-wopi-isexitsave"], "false");
+        assert_eq!(
+            last["x-lool-wopi-timestamp"], "2024-01-02T00:00:00Z",
+            "LastModifiedTime of the previous PutFile answer"
+        );
+        assert_eq!(st.bad_proofs, 0);
+    }
+    // Docs may resend a status 2: answered without a second PutFile.
+    let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"]})).await;
+    assert_eq!(a, json!({"error": 0}));
+    assert_eq!(s.host.ops().iter().filter(|o| *o == "PutFile").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_unchanged_unlocks_and_status_3_never_puts() {
+    let s = setup(b"original", "").await;
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    let (_, a) = callback(
+        &s,
+        &key,
+        json!({"key": key, "status": 4, "actions": [{"type": 0, "userid": "alice"}]}),
+    )
+    .await;
+    assert_eq!(a, json!({"error": 0}));
+    assert_eq!(s.host.ops(), ["CheckFileInfo", "Lock", "Unlock"]);
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    let (_, a) = callback(
+        &s,
+        &key,
+        json!({"key": key, "status": 3, "users": ["alice"]}),
+    )
+    .await;
+    assert_eq!(a, json!({"error": 0}));
+    assert!(!s.host.ops().contains(&"PutFile".to_owned()));
+    assert!(s.gw.metric("wopi_gateway_recovery_copies").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_refusing_the_save_keeps_a_recovery_copy() {
+    let s = setup(b"original", "").await;
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    for code in [409u16, 500] {
+        s.host.state.lock().unwrap().fail_put = Some(code);
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .docs_files
+            .insert("x/output.docx".into(), b"precious".to_vec());
+        let (_, a) = callback(&s, &key, json!({"key": key, "status": 6, "url": format!("{}/cache/x/output.docx", s.host.origin()), "users": ["alice"], "forcesavetype": 1})).await;
+        assert_eq!(
+            a["error"], 1,
+            "no false {{\"error\":0}} when the host refused ({code})"
+        );
+    }
+    assert_eq!(s.host.state.lock().unwrap().content, b"original");
+    let puts = s.host.ops().iter().filter(|o| *o == "PutFile").count();
+    assert_eq!(puts, 4, "409 is not retried; 500 is tried three times");
+    let (_, _, body) = get(&s.gw.admin_url("/recovery")).await;
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let items = list["recovery"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let file = items[0]["file"].as_str().unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), b"precious");
+    assert_eq!(s.gw.metric("wopi_gateway_recovery_copies").await, 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_or_missing_docs_jwt_and_foreign_urls_are_refused() {
+    let s = setup(b"original", "").await;
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    let cb = format!("{}/docs/callback/{key}", s.base);
+    let body = json!({"key": key, "status": 4});
+    assert_eq!(
+        send(
+            "POST",
+            &cb,
+            &[("content-type", "application/json")],
+            body.to_string()
+        )
+        .await
+        .0,
+        403,
+        "unsigned"
+    );
+    let forged = jwt::sign(
+        &Secret::new("not-the-docs-secret-123"),
+        body.as_object().unwrap(),
+    );
+    let mut b = body.clone();
+    b["token"] = json!(forged);
+    assert_eq!(
+        send(
+            "POST",
+            &cb,
+            &[("content-type", "application/json")],
+            b.to_string()
+        )
+        .await
+        .0,
+        403,
+        "forged"
+    );
+    assert!(!s.host.ops().contains(&"Unlock".to_owned()));
+    // A status 2 whose url is not on Docs is not downloaded.
+    let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": "http://169.254.169.254/latest", "users": ["alice"]})).await;
+    assert_eq!(a["error"], 1);
+    assert!(!s.host.ops().contains(&"PutFile".to_owned()));
+    assert!(
+        s.gw.metric("wopi_gateway_docs_callbacks_total{result=\"refused\",status=\"unknown\"}")
+            .await
+            >= 2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wopisrc_outside_the_allowed_origins_is_refused_before_any_request() {
+    let s = setup(b"x", "").await;
+    let url = format!(
+        "{}/hosting/wopi/word/edit?wopisrc={}",
+        s.base,
+        enc("http://127.0.0.2:1/wopi/files/1")
+    );
+    let (st, _, _) = send(
+        "POST",
+        &url,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "access_token=tok-alice",
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert!(s.host.ops().is_empty());
+    assert!(
+        s.gw.metric("wopi_gateway_editor_opens_total{mode=\"edit\",result=\"refused\"}")
+            .await
+            >= 1.0
+    );
+    // Missing WOPISrc, missing token, bad docs_api_config.
+    let (st, _, _) = send(
+        "POST",
+        &format!("{}/hosting/wopi/word/edit", s.base),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "access_token=t",
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (st, _, _) = open_editor(&s, "edit", "", "", "").await;
+    assert_eq!(st, 400);
+    let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "&docs_api_config=nope").await;
+    assert_eq!(st, 400);
+    let (st, _, _) = open_editor(&s, "edit", "bad-token", "", "").await;
+    assert_eq!(st, 502, "the host refused CheckFileInfo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_are_refreshed_while_editing() {
+    let s = setup(b"x", "lock_refresh_seconds = 1").await;
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let refreshes = s.host.ops().iter().filter(|o| *o == "RefreshLock").count();
+    assert!(
+        (2..=3).contains(&refreshes),
+        "{refreshes} refreshes in 2.6 s at 1 s cadence"
+    );
+    callback(&s, &key, json!({"key": key, "status": 4})).await;
+    let after = s.host.ops().iter().filter(|o| *o == "RefreshLock").count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.host.ops().iter().filter(|o| *o == "RefreshLock").count(),
+        after,
+        "refreshing stops after the session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_as_and_rename_from_the_editor() {
+    let s = setup(b"x", "").await;
+    let (_, page, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let host_info: Value = serde_json::from_str(
+        page.split("id=\"wopi-gateway-host\">")
+            .nth(1)
+            .unwrap()
+            .split("</script>")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(host_info["canRename"], true);
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("copy/output.docx".into(), b"copy".to_vec());
+    let _ = config;
+    let (st, _, body) = send("POST", host_info["saveAsUrl"].as_str().unwrap(), &[("content-type", "application/json")], json!({"title": "Copy of report.docx", "url": format!("{}/cache/copy/output.docx", s.host.origin())}).to_string()).await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        s.host.state.lock().unwrap().relative,
+        vec![("Copy of report.docx".to_owned(), b"copy".to_vec())]
+    );
+    let (st, _, _) = send(
+        "POST",
+        host_info["renameUrl"].as_str().unwrap(),
+        &[("content-type", "application/json")],
+        json!({"title": "Renamed_~+.docx"}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        s.host.state.lock().unwrap().renamed.as_deref(),
+        Some("Renamed_~+")
+    );
+    let bad = host_info["renameUrl"]
+        .as_str()
+        .unwrap()
+        .replace("?t=", "?t=x");
+    assert_eq!(
+        send("POST", &bad, &[], json!({"title": "x"}).to_string())
+            .await
+            .0,
+        401
+    );
+}

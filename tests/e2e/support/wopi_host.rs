@@ -1,0 +1,267 @@
+//! A fake WOPI host: verifies every proof against the gateway's published discovery, keeps
+//! locks with WOPI semantics, stores one file; plus a Docs simulator origin serving saved files.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use wopi::proof::ProofKeys;
+
+#[derive(Default)]
+pub struct HostState {
+    pub content: Vec<u8>,
+    pub version: u64,
+    pub lock: Option<String>,
+    /// (operation, X-WOPI-Lock, headers) of every call, in order.
+    pub calls: Vec<(String, Option<String>, HashMap<String, String>)>,
+    pub bad_proofs: usize,
+    /// Answer the next PutFile with this status.
+    pub fail_put: Option<u16>,
+    /// Extra CheckFileInfo properties.
+    pub info: serde_json::Map<String, Value>,
+    /// Files created by PutRelativeFile.
+    pub relative: Vec<(String, Vec<u8>)>,
+    pub renamed: Option<String>,
+    /// Saved files Docs serves (path → bytes), for the Docs simulator.
+    pub docs_files: HashMap<String, Vec<u8>>,
+}
+
+pub struct WopiHost {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<HostState>>,
+    pub keys: Arc<Mutex<Option<ProofKeys>>>,
+    /// The gateway's public base, for rebuilding signed URLs.
+    pub gateway: Arc<Mutex<String>>,
+}
+
+fn resp(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .unwrap()
+}
+
+fn conflict(lock: &Option<String>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(409)
+        .header("x-wopi-lock", lock.clone().unwrap_or_default())
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+impl WopiHost {
+    pub async fn start(content: &[u8]) -> WopiHost {
+        let state = Arc::new(Mutex::new(HostState {
+            content: content.to_vec(),
+            version: 1,
+            ..Default::default()
+        }));
+        let keys: Arc<Mutex<Option<ProofKeys>>> = Arc::new(Mutex::new(None));
+        let gateway = Arc::new(Mutex::new(String::new()));
+        let (st, ks) = (state.clone(), keys.clone());
+        let addr_cell: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let ac = addr_cell.clone();
+        let handler: super::fakes::Handler = Arc::new(move |req: Request<Bytes>| {
+            let (st, ks, ac) = (st.clone(), ks.clone(), ac.clone());
+            Box::pin(async move {
+                let path = req.uri().path().to_owned();
+                if let Some(rest) = path.strip_prefix("/cache/") {
+                    return match st.lock().unwrap().docs_files.get(rest) {
+                        Some(b) => resp(200, b.clone()),
+                        None => resp(404, ""),
+                    };
+                }
+                let addr = ac.lock().unwrap().unwrap();
+                // Proof check against the gateway's discovery keys.
+                let url = format!("http://{addr}{}", req.uri());
+                let token = req
+                    .uri()
+                    .query()
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("access_token="))
+                    .map(|t| {
+                        percent_encoding::percent_decode_str(t)
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    })
+                    .unwrap_or_default();
+                let h = |n: &str| {
+                    req.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                let (ts, proof, proof_old) = (
+                    h("x-wopi-timestamp"),
+                    h("x-wopi-proof"),
+                    h("x-wopi-proofold"),
+                );
+                let input = wopi::proof::ProofInput {
+                    access_token: &token,
+                    url: &url,
+                    timestamp: ts.as_deref(),
+                    proof: proof.as_deref(),
+                    proof_old: proof_old.as_deref(),
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                let window = Some(wopi::proof::verify::Window {
+                    now_ticks: wopi::ticks::from_unix_ms(now),
+                    future_skew_ticks: 60 * wopi::ticks::TICKS_PER_SECOND,
+                });
+                let verified = ks
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .map(|k| k.verify(&input, window));
+                let mut s = st.lock().unwrap();
+                if !matches!(verified, Some(Ok(_))) {
+                    s.bad_proofs += 1;
+                    return resp(500, "bad proof");
+                }
+                if token != "tok-alice" && token != "tok-bob" && token != "tok-viewer" {
+                    return resp(401, "");
+                }
+                let over = h("x-wopi-override").unwrap_or_default();
+                let lock = h("x-wopi-lock");
+                let op = match (
+                    req.method().as_str(),
+                    path.ends_with("/contents"),
+                    over.as_str(),
+                ) {
+                    ("GET", false, _) => "CheckFileInfo",
+                    ("GET", true, _) => "GetFile",
+                    ("POST", true, "PUT") => "PutFile",
+                    ("POST", false, o) => match o {
+                        "LOCK" => "Lock",
+                        "REFRESH_LOCK" => "RefreshLock",
+                        "UNLOCK" => "Unlock",
+                        "PUT_RELATIVE" => "PutRelativeFile",
+                        "RENAME_FILE" => "RenameFile",
+                        _ => "Unknown",
+                    },
+                    _ => "Unknown",
+                };
+                let headers: HashMap<String, String> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                s.calls.push((op.to_owned(), lock.clone(), headers));
+                let writer = token != "tok-viewer";
+                match op {
+                    "CheckFileInfo" => {
+                        let mut info = json!({
+                            "BaseFileName": "Quarterly Report.docx", "OwnerId": "owner", "Size": s.content.len(), "UserId": if token == "tok-bob" { "bob" } else if writer { "alice" } else { "viewer" },
+                            "UserFriendlyName": if token == "tok-bob" { "Bob" } else { "Alice" }, "Version": s.version.to_string(),
+                            "SupportsLocks": true, "SupportsUpdate": true, "SupportsRename": true, "UserCanRename": true, "UserCanWrite": writer,
+                            "CloseUrl": null, "LastModifiedTime": "Mon, 01 Jan 2024 00:00:00 GMT", "BreadcrumbFolderName": "Reports",
+                        });
+                        for (k, v) in s.info.clone() {
+                            info[k] = v;
+                        }
+                        resp(200, info.to_string())
+                    }
+                    "GetFile" => Response::builder()
+                        .status(200)
+                        .body(Full::new(Bytes::from(s.content.clone())))
+                        .unwrap(),
+                    "Lock" if !writer => resp(401, ""),
+                    "Lock" => match &s.lock {
+                        None => {
+                            s.lock = lock;
+                            resp(200, "")
+                        }
+                        Some(l) if Some(l) == lock.as_ref() => resp(200, ""),
+                        _ => conflict(&s.lock),
+                    },
+                    "RefreshLock" | "Unlock" => {
+                        if s.lock.is_some() && s.lock == lock {
+                            if op == "Unlock" {
+                                s.lock = None;
+                            }
+                            resp(200, "")
+                        } else {
+                            conflict(&s.lock)
+                        }
+                    }
+                    "PutFile" => {
+                        if req.headers().get("content-length").is_none() {
+                            return resp(411, "chunked bodies are refused");
+                        }
+                        if let Some(code) = s.fail_put {
+                            return if code == 409 {
+                                conflict(&Some("someone-else".into()))
+                            } else {
+                                resp(code, "")
+                            };
+                        }
+                        if s.lock.is_none() || s.lock != lock {
+                            return conflict(&s.lock);
+                        }
+                        s.content = req.body().to_vec();
+                        s.version += 1;
+                        resp(200, json!({"LastModifiedTime": format!("2024-01-0{}T00:00:00Z", s.version.min(9))}).to_string())
+                    }
+                    "PutRelativeFile" => {
+                        let name =
+                            wopi::utf7::decode(&h("x-wopi-suggestedtarget").unwrap_or_default())
+                                .unwrap();
+                        s.relative.push((name.clone(), req.body().to_vec()));
+                        resp(200, json!({"Name": name, "Url": format!("http://{addr}/wopi/files/new?access_token=x"), "HostEditUrl": format!("http://{addr}/edit/new")}).to_string())
+                    }
+                    "RenameFile" => {
+                        let name =
+                            wopi::utf7::decode(&h("x-wopi-requestedname").unwrap_or_default())
+                                .unwrap();
+                        s.renamed = Some(name.clone());
+                        resp(200, json!({"Name": name}).to_string())
+                    }
+                    _ => resp(501, ""),
+                }
+            })
+        });
+        let addr = super::fakes::serve(0, handler).await;
+        *addr_cell.lock().unwrap() = Some(addr);
+        WopiHost {
+            addr,
+            state,
+            keys,
+            gateway,
+        }
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn wopi_src(&self) -> String {
+        format!("http://{}/wopi/files/doc!42", self.addr)
+    }
+
+    /// Fetches and trusts the gateway's discovery keys.
+    pub async fn trust(&self, gateway_base: &str) {
+        let (st, _, body) = super::http::get(&format!("{gateway_base}/hosting/discovery")).await;
+        assert_eq!(st, 200);
+        let d = wopi::discovery::parse(&body).unwrap();
+        *self.keys.lock().unwrap() = Some(d.proof_keys().unwrap());
+        *self.gateway.lock().unwrap() = gateway_base.to_owned();
+    }
+
+    pub fn ops(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .map(|c| c.0.clone())
+            .collect()
+    }
+}
