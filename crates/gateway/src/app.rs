@@ -4,7 +4,7 @@
 use crate::access::{self, RouteGroup};
 use crate::error::GatewayError;
 use crate::host_face::HostFace;
-use crate::metrics::{Metrics, status_class};
+use crate::metrics::Metrics;
 use crate::server::Peer;
 use crate::settings::Settings;
 use crate::upstream::HttpClient;
@@ -23,8 +23,20 @@ use tower::ServiceBuilder;
 ///
 /// Per-request path: `settings` (read-only), `metrics` (atomic counters), `locks` (the store's
 /// own synchronisation: DashMap shards or Redis), `http` (a pooled client, internally synced).
+/// Cheap to clone: one `Arc`, so the per-layer `State` clones touch one counter.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Debug)]
+pub struct Shared {
     /// Validated settings.
     pub settings: Arc<Settings>,
     /// Metric families.
@@ -40,8 +52,8 @@ pub struct AppState {
     /// Client-face state (proof keys, sessions).
     pub client: crate::client_face::ClientFace,
     /// Set once startup work is done (`/readyz`).
-    pub ready: Arc<AtomicBool>,
-    request_ids: Arc<AtomicU64>,
+    pub ready: AtomicBool,
+    request_ids: AtomicU64,
 }
 
 impl AppState {
@@ -55,7 +67,7 @@ impl AppState {
         upstream: crate::proxy::Upstream,
         client: crate::client_face::ClientFace,
     ) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             settings,
             metrics,
             locks,
@@ -63,9 +75,9 @@ impl AppState {
             host,
             upstream,
             client,
-            ready: Arc::new(AtomicBool::new(false)),
-            request_ids: Arc::new(AtomicU64::new(1)),
-        }
+            ready: AtomicBool::new(false),
+            request_ids: AtomicU64::new(1),
+        }))
     }
 }
 
@@ -88,10 +100,10 @@ pub fn with_request_path(router: Router, state: &AppState) -> Router {
             .layer(middleware::from_fn_with_state(state.clone(), front))
             // Turn overload and total timeout into responses (503 / 408).
             .layer(HandleErrorLayer::new({
-                let metrics = state.metrics.clone();
+                let shed = state.metrics.load_shed.clone();
                 move |e: tower::BoxError| {
-                    let metrics = metrics.clone();
-                    async move { overload_error(&metrics, &e) }
+                    let shed = shed.clone();
+                    async move { overload_error(&shed, &e) }
                 }
             }))
             // Shed instead of queueing: under overload, fail fast.
@@ -105,9 +117,9 @@ pub fn with_request_path(router: Router, state: &AppState) -> Router {
     )
 }
 
-fn overload_error(metrics: &Metrics, e: &tower::BoxError) -> Response {
+fn overload_error(shed: &prometheus::IntCounter, e: &tower::BoxError) -> Response {
     if e.is::<tower::load_shed::error::Overloaded>() {
-        metrics.load_shed.inc();
+        shed.inc();
         GatewayError::Overloaded.into_response()
     } else if e.is::<tower::timeout::error::Elapsed>() {
         GatewayError::Timeout.into_response()
@@ -132,16 +144,9 @@ async fn front(State(state): State<AppState>, mut req: Request, next: Next) -> R
     let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     state.metrics.http_in_flight.dec();
     let status = resp.status().as_u16();
-    state
-        .metrics
-        .http_requests
-        .with_label_values(&[group.as_str(), status_class(status)])
-        .inc();
-    state
-        .metrics
-        .http_duration
-        .with_label_values(&[group.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+    let m = &state.metrics.by_group[group.index()];
+    m.requests[usize::from((status / 100).clamp(1, 5) - 1)].inc();
+    m.duration.observe(started.elapsed().as_secs_f64());
     span.in_scope(|| {
         tracing::debug!(
             status,

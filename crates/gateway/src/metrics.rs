@@ -10,10 +10,21 @@ use prometheus::{
 };
 use std::time::Duration;
 
+/// Per-route-group handles, resolved once so the request path does no label hashing.
+#[derive(Debug, Clone)]
+pub struct GroupMetrics {
+    /// Requests by status class (1xx…5xx).
+    pub requests: [IntCounter; 5],
+    /// Durations.
+    pub duration: Histogram,
+}
+
 /// All metric families.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Per route group (index of [`crate::access::RouteGroup`]).
+    pub by_group: std::sync::Arc<Vec<GroupMetrics>>,
     /// Requests by `group`, `status_class`.
     pub http_requests: IntCounterVec,
     /// Durations by `group`.
@@ -139,9 +150,19 @@ impl Metrics {
         .unwrap_or_else(|e| panic!("sweep: {e}"));
         r.register(Box::new(sweep.clone()))
             .unwrap_or_else(|e| panic!("sweep: {e}"));
+        let http_requests = counter_vec(r, names::HTTP_REQUESTS, &["group", "status_class"]);
+        let http_duration = histogram_vec(r, names::HTTP_DURATION, &["group"]);
+        let by_group = crate::access::RouteGroup::ALL
+            .iter()
+            .map(|g| GroupMetrics {
+                requests: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|c| http_requests.with_label_values(&[g.as_str(), c])),
+                duration: http_duration.with_label_values(&[g.as_str()]),
+            })
+            .collect();
         Metrics {
-            http_requests: counter_vec(r, names::HTTP_REQUESTS, &["group", "status_class"]),
-            http_duration: histogram_vec(r, names::HTTP_DURATION, &["group"]),
+            by_group: std::sync::Arc::new(by_group),
+            http_requests,
+            http_duration,
             http_in_flight: gauge(r, names::HTTP_IN_FLIGHT),
             ip_denials: counter_vec(r, names::IP_DENIALS, &["group"]),
             load_shed: counter(r, names::LOAD_SHED),

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Load benchmarks against the real binary on 127.0.0.1, each measured against its baseline in
+# the same run (the machines are shared and noisy: compare ratios, not absolute numbers).
+#
+#   benches/load.sh [seconds-per-run]      (default 10)
+#
+# Installs wrk and nginx from Debian's packages when missing (root). Writes the figures as
+# key=value lines to target/bench/load.txt and prints them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR="${1:-10}"
+for pkg in wrk nginx; do
+  if ! command -v "$pkg" >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+  fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+cargo build --release --bin wopi-gateway --example bench_peer >/dev/null 2>&1
+BIN=target/release/wopi-gateway
+PEER=target/release/examples/bench_peer
+WORK=$(mktemp -d)
+OUT=target/bench/load.txt
+mkdir -p target/bench
+: > "$OUT"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rec() { echo "$1=$2" | tee -a "$OUT"; }
+rps() { wrk -t2 -c"${3:-64}" -d"${DUR}s" --latency "$@" 2>&1 | awk '/Requests\/sec/ {print $2}'; }
+wrk_h() { local url=$1; shift; wrk -t2 -c64 -d"${DUR}s" "$@" "$url" 2>&1; }
+
+P_PEER=$(port); P_NGINX=$(port); P_GW=$(port); P_ADMIN=$(port)
+$BIN proof-key generate --out "$WORK/client.pem" >/dev/null
+$PEER serve "$P_PEER" "$WORK/client.pem" >/dev/null & PIDS+=($!)
+
+cat > "$WORK/nginx.conf" <<NGX
+worker_processes auto;
+daemon off;
+error_log $WORK/nginx-error.log warn;
+pid $WORK/nginx.pid;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  upstream docs { server 127.0.0.1:$P_PEER; keepalive 256; }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / {
+      proxy_pass http://docs;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_buffering on;
+    }
+  }
+}
+NGX
+$NGINX -c "$WORK/nginx.conf" -p "$WORK" & PIDS+=($!)
+
+cat > "$WORK/gw.toml" <<TOML
+[server]
+listen = "127.0.0.1:$P_GW"
+admin_listen = "127.0.0.1:$P_ADMIN"
+public_url = "http://127.0.0.1:$P_GW"
+data_dir = "$WORK/data"
+max_concurrent_requests = 100000
+[locks]
+[host_face]
+discovery_urls = ["http://127.0.0.1:$P_PEER/hosting/discovery"]
+[[host_face.integrator]]
+name = "bench"
+jwt_secret = "bench-integrator-secret-0123456789"
+allowed_origins = ["http://127.0.0.1:$P_PEER"]
+[docs]
+url = "http://127.0.0.1:$P_PEER"
+TOML
+ulimit -n 65536 || true
+WOPI_GATEWAY_LOG=warn $BIN serve --config "$WORK/gw.toml" > "$WORK/gw.out" 2> "$WORK/gw.err" & GW_PID=$!; PIDS+=($GW_PID)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P_ADMIN/healthz" >/dev/null && curl -sf "http://127.0.0.1:$P_GW/small" >/dev/null && curl -sf "http://127.0.0.1:$P_NGINX/small" >/dev/null && break; sleep 0.1; done
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+
+echo "# proxy: small GETs with keep-alive (100-byte body)"
+D=$(rps "http://127.0.0.1:$P_PEER/small"); rec direct_rps "$D"
+N=$(rps "http://127.0.0.1:$P_NGINX/small"); rec nginx_rps "$N"
+G=$(rps "http://127.0.0.1:$P_GW/small"); rec gateway_rps "$G"
+rec gateway_over_nginx "$(python3 -c "print(round($G/$N,2))")"
+
+echo "# host face: CheckFileInfo with proof verification and access token, content cached"
+mapfile -t H < <($PEER headers "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem")
+curl -sf "http://127.0.0.1:$P_GW${H[0]}" -H "${H[1]}" -H "${H[2]}" >/dev/null || { echo "CheckFileInfo through the gateway failed"; cat "$WORK/gw.err"; exit 1; }
+B=$(rps "http://127.0.0.1:$P_PEER/json"); rec bare_hyper_json_rps "$B"
+C=$(wrk_h "http://127.0.0.1:$P_GW${H[0]}" -H "${H[1]}" -H "${H[2]}" | awk '/Requests\/sec/ {print $2}'); rec gateway_checkfileinfo_rps "$C"
+rec checkfileinfo_over_bare_hyper "$(python3 -c "print(round($C/$B,2))")"
+NON2XX=$(wrk_h "http://127.0.0.1:$P_GW${H[0]}" -H "${H[1]}" -H "${H[2]}" | awk '/Non-2xx/ {print $5}'); rec checkfileinfo_non2xx "${NON2XX:-0}"
+
+echo "# memory: 10,000 idle keep-alive client connections"
+rec gateway_rss_before_idle_kib "$(rss $GW_PID)"
+python3 - "$P_GW" <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1]); socks = []
+for i in range(10000):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+    socks.append(s)
+for s in socks:
+    s.recv(4096)
+open("/tmp/idle-ready", "w").write("1")
+time.sleep(20)
+PY
+IDLE=$!; PIDS+=($IDLE)
+for _ in $(seq 200); do [ -f /tmp/idle-ready ] && break; sleep 0.1; done
+sleep 1
+rec gateway_rss_10k_idle_kib "$(rss $GW_PID)"
+kill $IDLE 2>/dev/null || true; rm -f /tmp/idle-ready
+
+echo "# 1 GiB streamed download: through the gateway vs direct"
+SZ=$((1024*1024*1024))
+T0=$(date +%s.%N); curl -s -o /dev/null "http://127.0.0.1:$P_PEER/big?n=$SZ"; T1=$(date +%s.%N)
+H0=$(hwm $GW_PID)
+T2=$(date +%s.%N); curl -s -o /dev/null "http://127.0.0.1:$P_GW/web-apps/big?n=$SZ"; T3=$(date +%s.%N)
+H1=$(hwm $GW_PID)
+rec direct_1gib_seconds "$(python3 -c "print(round($T1-$T0,3))")"
+rec gateway_1gib_seconds "$(python3 -c "print(round($T3-$T2,3))")"
+rec download_gateway_over_direct "$(python3 -c "print(round(($T1-$T0)/($T3-$T2),2))")"
+rec gateway_peak_rss_growth_kib "$((H1-H0))"
+echo "results in $OUT"

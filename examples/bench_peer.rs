@@ -1,0 +1,119 @@
+//! The peers of the load benchmarks (benches/load.sh), in one program:
+//!
+//! - `bench_peer serve PORT KEYFILE`: a bare hyper server. `/json` answers a fixed
+//!   CheckFileInfo-sized JSON (the "bare hyper" baseline), `/small` 100 bytes, `/big?n=N`
+//!   streams N bytes, `/healthcheck`; as a Docs-API integrator it serves `/doc/bench.docx`,
+//!   answers `/callback` with `{"error":0}`, and publishes `/hosting/discovery` with KEYFILE's
+//!   public key (the fake WOPI client whose proofs the gateway checks).
+//! - `bench_peer headers GATEWAY PEER KEYFILE`: opens a host-face session on the gateway and
+//!   prints the CheckFileInfo path and its signed proof headers (valid for 20 minutes), one per
+//!   line, for wrk.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+
+type B = BoxBody<Bytes, std::io::Error>;
+const SECRET: &str = "bench-integrator-secret-0123456789";
+
+fn full(body: impl Into<Bytes>, ctype: &'static str) -> Response<B> {
+    Response::builder().header("content-type", ctype).body(Full::new(body.into()).map_err(|e| match e {}).boxed()).expect("response")
+}
+
+async fn handle(req: Request<Incoming>, discovery: Arc<String>, json: Bytes, doc: Bytes) -> Response<B> {
+    match req.uri().path() {
+        "/json" => full(json, "application/json"),
+        "/small" | "/web-apps/small" => full(Bytes::from_static(&[b's'; 100]), "text/plain"),
+        "/healthcheck" => full("true", "text/plain"),
+        "/doc/bench.docx" => full(doc, "application/octet-stream"),
+        "/callback" => {
+            let _ = req.into_body().collect().await;
+            full(r#"{"error":0}"#, "application/json")
+        }
+        "/hosting/discovery" => full(discovery.as_bytes().to_vec(), "text/xml"),
+        p if p.ends_with("/big") => {
+            let n: u64 = req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let chunk = Bytes::from(vec![b'z'; 256 * 1024]);
+            let count = n.div_ceil(chunk.len() as u64);
+            let stream = futures_util::stream::iter((0..count).map(move |i| {
+                let len = if i + 1 == count { n - i * chunk.len() as u64 } else { chunk.len() as u64 };
+                Ok::<_, std::io::Error>(Frame::data(chunk.slice(..len as usize)))
+            }));
+            Response::builder().header("content-length", n).body(BodyExt::boxed(StreamBody::new(stream))).expect("response")
+        }
+        _ => full("not found", "text/plain"),
+    }
+}
+
+async fn serve(port: u16, keyfile: &str) {
+    let key = wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file")).expect("key");
+    use wopi::discovery::*;
+    let discovery = render(&Discovery {
+        net_zones: vec![NetZone {
+            name: "internal-http".into(),
+            apps: vec![App { name: "Word".into(), actions: vec![Action { name: "edit".into(), ext: "docx".into(), urlsrc: "http://client.invalid/edit?<wopisrc=WOPI_SOURCE&>".into(), ..Default::default() }], ..Default::default() }],
+        }],
+        proof_key: Some(ProofKeyAttrs::from_keys(key.public_key(), None)),
+    });
+    let discovery = Arc::new(discovery);
+    let json = Bytes::from(
+        serde_json::json!({"BaseFileName": "bench.docx", "OwnerId": "owner", "Size": 4096, "UserId": "u1", "Version": "v1",
+            "SupportsLocks": true, "SupportsGetLock": true, "SupportsExtendedLockLength": true, "SupportsUpdate": true,
+            "SupportsRename": false, "SupportsDeleteFile": false, "SupportsUserInfo": true, "UserCanWrite": true, "ReadOnly": false,
+            "UserCanNotWriteRelative": true, "UserCanRename": false, "UserFriendlyName": "Bench User",
+            "LastModifiedTime": "2026-11-27T05:00:00.0000000Z", "SHA256": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "FileExtension": ".docx"})
+        .to_string(),
+    );
+    let doc = Bytes::from(vec![b'd'; 4096]);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    println!("listening addr={}", listener.local_addr().expect("addr"));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let (d, j, doc) = (discovery.clone(), json.clone(), doc.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let (d, j, doc) = (d.clone(), j.clone(), doc.clone());
+                async move { Ok::<_, std::convert::Infallible>(handle(req, d, j, doc).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+async fn headers(gateway: &str, peer: &str, keyfile: &str) {
+    let key = wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file")).expect("key");
+    let config = serde_json::json!({
+        "document": {"fileType": "docx", "key": "bench-key-1", "title": "bench.docx", "url": format!("{peer}/doc/bench.docx"), "permissions": {"edit": true}},
+        "editorConfig": {"callbackUrl": format!("{peer}/callback"), "mode": "edit", "user": {"id": "u1", "name": "Bench User"}},
+    });
+    let token = docs_api::jwt::sign(&docs_api::Secret::new(SECRET), config.as_object().expect("object"));
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::post(format!("{gateway}/api/v1/sessions?integrator=bench"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::json!({"token": token}).to_string())))
+        .expect("request");
+    let resp = client.request(req).await.expect("open session");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let access = v["access_token"].as_str().expect("token");
+    let path = format!("/wopi/files/{}?access_token={access}&access_token_ttl=0", v["file_id"].as_str().expect("file id"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let p = key.sign(None, access, &format!("{gateway}{path}"), wopi::ticks::from_unix_ms(now)).expect("sign");
+    println!("{path}");
+    println!("X-WOPI-TimeStamp: {}", p.timestamp);
+    println!("X-WOPI-Proof: {}", p.proof);
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
+        Some("headers") => headers(&args[2], &args[3], &args[4]).await,
+        _ => eprintln!("usage: bench_peer serve PORT KEYFILE | bench_peer headers GATEWAY PEER KEYFILE"),
+    }
+}
