@@ -16,7 +16,12 @@ const SAMPLES: usize = 400_000;
 
 fn rss_mib() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let kib: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     kib / 1024.0
 }
 
@@ -41,25 +46,49 @@ fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return; // `cargo test --benches` smoke mode
     }
-    let id = LockId::parse("{\"S\":\"0136ad16-9725-43c3-9ea0-5e01d2dbc162\",\"E\":2}").expect("lock id");
+    let id =
+        LockId::parse("{\"S\":\"0136ad16-9725-43c3-9ea0-5e01d2dbc162\",\"E\":2}").expect("lock id");
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let (store, mut rx) = MemoryLockStore::new(LockSettings { sweep_batch: 1024, ..Default::default() }, clock.clone());
+    let (store, mut rx) = MemoryLockStore::new(
+        LockSettings {
+            sweep_batch: 1024,
+            ..Default::default()
+        },
+        clock.clone(),
+    );
     let base = rss_mib();
     let live: Vec<String> = (0..N).map(|i| format!("live-file-{i:08}")).collect();
     for k in &live {
-        store.lock(k, &id).now_or_never().expect("sync").expect("lock");
+        store
+            .lock(k, &id)
+            .now_or_never()
+            .expect("sync")
+            .expect("lock");
     }
     let with_1m = rss_mib();
-    println!("rss_1m_live_locks_mib={:.1} (process {:.1} MiB before, {:.1} after)", with_1m - base, base, with_1m);
+    println!(
+        "rss_1m_live_locks_mib={:.1} (process {:.1} MiB before, {:.1} after)",
+        with_1m - base,
+        base,
+        with_1m
+    );
 
     // 1M more locks that will be expired when the clock moves; the live ones get refreshed.
     let dead: Vec<String> = (0..N).map(|i| format!("dead-file-{i:08}")).collect();
     for k in &dead {
-        store.lock(k, &id).now_or_never().expect("sync").expect("lock");
+        store
+            .lock(k, &id)
+            .now_or_never()
+            .expect("sync")
+            .expect("lock");
     }
     clock.advance(1_000_000);
     for k in &live {
-        store.refresh(k, &id).now_or_never().expect("sync").expect("refresh");
+        store
+            .refresh(k, &id)
+            .now_or_never()
+            .expect("sync")
+            .expect("refresh");
     }
     clock.advance(800_000); // dead: 1800 s old → expired; live: 800 s since refresh
     let quiet = p99_get(&store, &live);
@@ -87,7 +116,13 @@ fn main() {
         d.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
         d.get(d.len() / 2).copied().unwrap_or(quiet)
     };
-    println!("sweep_removed={removed} expiry_events={expired} sweep_seconds={:.3}", took.as_secs_f64());
-    println!("get_p99_ns_quiet={quiet:.0} get_p99_ns_during_sweep_median={median_during:.0} worst={worst:.0} rounds={}", during.len());
+    println!(
+        "sweep_removed={removed} expiry_events={expired} sweep_seconds={:.3}",
+        took.as_secs_f64()
+    );
+    println!(
+        "get_p99_ns_quiet={quiet:.0} get_p99_ns_during_sweep_median={median_during:.0} worst={worst:.0} rounds={}",
+        during.len()
+    );
     println!("ratio_p99_during_over_quiet={:.2}", median_during / quiet);
 }

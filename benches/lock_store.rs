@@ -32,12 +32,19 @@ fn run(iters: u64, per_op: impl Fn(usize, u64) + Sync) -> Duration {
 }
 
 fn names() -> Vec<Vec<String>> {
-    (0..THREADS).map(|t| (0..FILES_PER_THREAD).map(|i| format!("file-{t}-{i:05}")).collect()).collect()
+    (0..THREADS)
+        .map(|t| {
+            (0..FILES_PER_THREAD)
+                .map(|i| format!("file-{t}-{i:05}"))
+                .collect()
+        })
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
     let names = names();
-    let id = LockId::parse("{\"S\":\"0136ad16-9725-43c3-9ea0-5e01d2dbc162\",\"E\":2}").expect("lock id");
+    let id =
+        LockId::parse("{\"S\":\"0136ad16-9725-43c3-9ea0-5e01d2dbc162\",\"E\":2}").expect("lock id");
     let mut g = c.benchmark_group("lock_mix_2_threads");
     g.throughput(Throughput::Elements(1));
     // Each file cycles Lock → RefreshLock → Unlock (every op succeeds).

@@ -12,30 +12,56 @@ use wopi::proof::{ProofInput, ProofKeys, SigningKey, signed_bytes};
 fn bench(c: &mut Criterion) {
     let current = SigningKey::generate().expect("keygen");
     let old = SigningKey::generate().expect("keygen");
-    let keys = ProofKeys { current: Some(current.public_key().clone()), old: Some(old.public_key().clone()) };
+    let keys = ProofKeys {
+        current: Some(current.public_key().clone()),
+        old: Some(old.public_key().clone()),
+    };
     let token = "eyJhbGciOiJIUzI1NiJ9.eyJmaWQiOiJhYmMiLCJ1aWQiOiJ1c2VyLTEiLCJleHAiOjQwMDAwMDAwMDB9.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
-    let url = format!("https://gateway.example.com/wopi/files/Zm9vYmFyYmF6cXV4?access_token={token}&access_token_ttl=0");
+    let url = format!(
+        "https://gateway.example.com/wopi/files/Zm9vYmFyYmF6cXV4?access_token={token}&access_token_ttl=0"
+    );
     let now = wopi::ticks::from_unix_ms(1_800_000_000_000);
     let h = current.sign(Some(&old), token, &url, now).expect("sign");
-    let window = Some(Window { now_ticks: now, future_skew_ticks: 300 * wopi::ticks::TICKS_PER_SECOND });
-    let input = ProofInput { access_token: token, url: &url, timestamp: Some(&h.timestamp), proof: Some(&h.proof), proof_old: h.proof_old.as_deref() };
+    let window = Some(Window {
+        now_ticks: now,
+        future_skew_ticks: 300 * wopi::ticks::TICKS_PER_SECOND,
+    });
+    let input = ProofInput {
+        access_token: token,
+        url: &url,
+        timestamp: Some(&h.timestamp),
+        proof: Some(&h.proof),
+        proof_old: h.proof_old.as_deref(),
+    };
     assert!(keys.verify(&input, window).is_ok());
 
     let message = signed_bytes(token, &url, now);
     let sig = {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(&h.proof).expect("b64")
+        base64::engine::general_purpose::STANDARD
+            .decode(&h.proof)
+            .expect("b64")
     };
     let pk = current.public_key().clone();
 
     let mut g = c.benchmark_group("proof");
-    g.bench_function("ring_bare_verify", |b| b.iter(|| assert!(pk.verify(black_box(&message), black_box(&sig)))));
-    g.bench_function("full_check_current_key", |b| b.iter(|| assert!(keys.verify(black_box(&input), window).is_ok())));
-    let rsa_pk = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(pk.modulus()), rsa::BigUint::from_bytes_be(pk.exponent())).expect("rsa key");
+    g.bench_function("ring_bare_verify", |b| {
+        b.iter(|| assert!(pk.verify(black_box(&message), black_box(&sig))))
+    });
+    g.bench_function("full_check_current_key", |b| {
+        b.iter(|| assert!(keys.verify(black_box(&input), window).is_ok()))
+    });
+    let rsa_pk = rsa::RsaPublicKey::new(
+        rsa::BigUint::from_bytes_be(pk.modulus()),
+        rsa::BigUint::from_bytes_be(pk.exponent()),
+    )
+    .expect("rsa key");
     assert_eq!(rsa_pk.size(), 256);
     let vk = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(rsa_pk);
     let rsa_sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice()).expect("sig");
-    g.bench_function("rsa_crate_bare_verify", |b| b.iter(|| assert!(vk.verify(black_box(&message), black_box(&rsa_sig)).is_ok())));
+    g.bench_function("rsa_crate_bare_verify", |b| {
+        b.iter(|| assert!(vk.verify(black_box(&message), black_box(&rsa_sig)).is_ok()))
+    });
     g.finish();
 }
 

@@ -20,10 +20,18 @@ type B = BoxBody<Bytes, std::io::Error>;
 const SECRET: &str = "bench-integrator-secret-0123456789";
 
 fn full(body: impl Into<Bytes>, ctype: &'static str) -> Response<B> {
-    Response::builder().header("content-type", ctype).body(Full::new(body.into()).map_err(|e| match e {}).boxed()).expect("response")
+    Response::builder()
+        .header("content-type", ctype)
+        .body(Full::new(body.into()).map_err(|e| match e {}).boxed())
+        .expect("response")
 }
 
-async fn handle(req: Request<Incoming>, discovery: Arc<String>, json: Bytes, doc: Bytes) -> Response<B> {
+async fn handle(
+    req: Request<Incoming>,
+    discovery: Arc<String>,
+    json: Bytes,
+    doc: Bytes,
+) -> Response<B> {
     match req.uri().path() {
         "/json" => full(json, "application/json"),
         "/small" | "/web-apps/small" => full(Bytes::from_static(&[b's'; 100]), "text/plain"),
@@ -35,26 +43,49 @@ async fn handle(req: Request<Incoming>, discovery: Arc<String>, json: Bytes, doc
         }
         "/hosting/discovery" => full(discovery.as_bytes().to_vec(), "text/xml"),
         p if p.ends_with("/big") => {
-            let n: u64 = req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let n: u64 = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("n="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let chunk = Bytes::from(vec![b'z'; 256 * 1024]);
             let count = n.div_ceil(chunk.len() as u64);
             let stream = futures_util::stream::iter((0..count).map(move |i| {
-                let len = if i + 1 == count { n - i * chunk.len() as u64 } else { chunk.len() as u64 };
+                let len = if i + 1 == count {
+                    n - i * chunk.len() as u64
+                } else {
+                    chunk.len() as u64
+                };
                 Ok::<_, std::io::Error>(Frame::data(chunk.slice(..len as usize)))
             }));
-            Response::builder().header("content-length", n).body(BodyExt::boxed(StreamBody::new(stream))).expect("response")
+            Response::builder()
+                .header("content-length", n)
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .expect("response")
         }
         _ => full("not found", "text/plain"),
     }
 }
 
 async fn serve(port: u16, keyfile: &str) {
-    let key = wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file")).expect("key");
+    let key =
+        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
+            .expect("key");
     use wopi::discovery::*;
     let discovery = render(&Discovery {
         net_zones: vec![NetZone {
             name: "internal-http".into(),
-            apps: vec![App { name: "Word".into(), actions: vec![Action { name: "edit".into(), ext: "docx".into(), urlsrc: "http://client.invalid/edit?<wopisrc=WOPI_SOURCE&>".into(), ..Default::default() }], ..Default::default() }],
+            apps: vec![App {
+                name: "Word".into(),
+                actions: vec![Action {
+                    name: "edit".into(),
+                    ext: "docx".into(),
+                    urlsrc: "http://client.invalid/edit?<wopisrc=WOPI_SOURCE&>".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
         }],
         proof_key: Some(ProofKeyAttrs::from_keys(key.public_key(), None)),
     });
@@ -68,10 +99,14 @@ async fn serve(port: u16, keyfile: &str) {
         .to_string(),
     );
     let doc = Bytes::from(vec![b'd'; 4096]);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
     println!("listening addr={}", listener.local_addr().expect("addr"));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (d, j, doc) = (discovery.clone(), json.clone(), doc.clone());
         tokio::spawn(async move {
@@ -79,30 +114,53 @@ async fn serve(port: u16, keyfile: &str) {
                 let (d, j, doc) = (d.clone(), j.clone(), doc.clone());
                 async move { Ok::<_, std::convert::Infallible>(handle(req, d, j, doc).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
 
 async fn headers(gateway: &str, peer: &str, keyfile: &str) {
-    let key = wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file")).expect("key");
+    let key =
+        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
+            .expect("key");
     let config = serde_json::json!({
         "document": {"fileType": "docx", "key": "bench-key-1", "title": "bench.docx", "url": format!("{peer}/doc/bench.docx"), "permissions": {"edit": true}},
         "editorConfig": {"callbackUrl": format!("{peer}/callback"), "mode": "edit", "user": {"id": "u1", "name": "Bench User"}},
     });
-    let token = docs_api::jwt::sign(&docs_api::Secret::new(SECRET), config.as_object().expect("object"));
-    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+    let token = docs_api::jwt::sign(
+        &docs_api::Secret::new(SECRET),
+        config.as_object().expect("object"),
+    );
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
     let req = Request::post(format!("{gateway}/api/v1/sessions?integrator=bench"))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::json!({"token": token}).to_string())))
+        .body(Full::new(Bytes::from(
+            serde_json::json!({"token": token}).to_string(),
+        )))
         .expect("request");
     let resp = client.request(req).await.expect("open session");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     let access = v["access_token"].as_str().expect("token");
-    let path = format!("/wopi/files/{}?access_token={access}&access_token_ttl=0", v["file_id"].as_str().expect("file id"));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
-    let p = key.sign(None, access, &format!("{gateway}{path}"), wopi::ticks::from_unix_ms(now)).expect("sign");
+    let path = format!(
+        "/wopi/files/{}?access_token={access}&access_token_ttl=0",
+        v["file_id"].as_str().expect("file id")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let p = key
+        .sign(
+            None,
+            access,
+            &format!("{gateway}{path}"),
+            wopi::ticks::from_unix_ms(now),
+        )
+        .expect("sign");
     println!("{path}");
     println!("X-WOPI-TimeStamp: {}", p.timestamp);
     println!("X-WOPI-Proof: {}", p.proof);
@@ -114,6 +172,8 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
         Some("headers") => headers(&args[2], &args[3], &args[4]).await,
-        _ => eprintln!("usage: bench_peer serve PORT KEYFILE | bench_peer headers GATEWAY PEER KEYFILE"),
+        _ => eprintln!(
+            "usage: bench_peer serve PORT KEYFILE | bench_peer headers GATEWAY PEER KEYFILE"
+        ),
     }
 }

@@ -90,7 +90,10 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
     };
     init_tracing(format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("WOPI_GATEWAY_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("WOPI_GATEWAY_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         builder.worker_threads(n.max(1));
     }
     let runtime = match builder.enable_all().build() {
@@ -130,7 +133,12 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
-        match gateway::run(listeners, settings, shutdown).await {
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(wait_for_reload(
+            config_path.map(Path::to_path_buf),
+            reload_tx,
+        ));
+        match gateway::run_with_reload(listeners, settings, shutdown, reload_rx).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
@@ -138,6 +146,29 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
             }
         }
     })
+}
+
+/// SIGHUP: re-read and validate the settings file, and hand the result to the gateway.
+async fn wait_for_reload(
+    path: Option<std::path::PathBuf>,
+    tx: tokio::sync::mpsc::UnboundedSender<gateway::reload::Reload>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some(path) = &path else {
+            tracing::warn!("SIGHUP: running on embedded defaults (no --config); nothing to reload");
+            continue;
+        };
+        tracing::info!(path = %path.display(), "SIGHUP: reloading settings");
+        let r = config::load(path).map_err(|e| e.to_string());
+        if tx.send(r).is_err() {
+            return;
+        }
+    }
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

@@ -11,4 +11,5 @@ mod support;
 mod client_face;
 mod foundation;
 mod host_face;
+mod operations;
 mod proxy;

@@ -172,6 +172,16 @@ impl Gateway {
         self.dir.path().join("data")
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`, …).
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            Command::new("kill")
+                .args([&format!("-{sig}"), &c.id().to_string()])
+                .status()
+                .unwrap();
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         if let Some(c) = &self.child {

@@ -27,6 +27,18 @@ use tower::ServiceBuilder;
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
+impl Shared {
+    /// The settings in force (a cheap snapshot; a reload does not change it under you).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Installs reloaded settings.
+    pub fn store_settings(&self, settings: Arc<Settings>) {
+        self.settings.store(settings);
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {
@@ -37,8 +49,8 @@ impl std::ops::Deref for AppState {
 /// What [`AppState`] shares.
 #[derive(Debug)]
 pub struct Shared {
-    /// Validated settings.
-    pub settings: Arc<Settings>,
+    /// Validated settings; swapped whole by a reload (SIGHUP).
+    settings: arc_swap::ArcSwap<Settings>,
     /// Metric families.
     pub metrics: Metrics,
     /// The lock store.
@@ -68,7 +80,7 @@ impl AppState {
         client: crate::client_face::ClientFace,
     ) -> Self {
         AppState(Arc::new(Shared {
-            settings,
+            settings: arc_swap::ArcSwap::new(settings),
             metrics,
             locks,
             http,
@@ -92,8 +104,8 @@ pub struct Classified {
 
 /// Wraps a router of handlers in the request path.
 pub fn with_request_path(router: Router, state: &AppState) -> Router {
-    let limit = state.settings.server.max_concurrent_requests;
-    let timeout = state.settings.server.request_timeout;
+    let limit = state.settings().server.max_concurrent_requests;
+    let timeout = state.settings().server.request_timeout;
     router.layer(
         ServiceBuilder::new()
             // Classify, span and metrics first so that every request, even a shed one, is counted.
@@ -135,7 +147,11 @@ async fn front(State(state): State<AppState>, mut req: Request, next: Next) -> R
         .get::<Peer>()
         .map(|p| p.addr.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let client_ip = access::client_ip(peer, req.headers(), &state.settings.access.trusted_proxies);
+    let client_ip = access::client_ip(
+        peer,
+        req.headers(),
+        &state.settings().access.trusted_proxies,
+    );
     req.extensions_mut().insert(Classified { group, client_ip });
     let id = state.request_ids.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", request_id = id, group = group.as_str(), method = %req.method());
@@ -161,7 +177,7 @@ async fn allow_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
     let Some(c) = req.extensions().get::<Classified>().copied() else {
         return GatewayError::Internal("request was not classified".into()).into_response();
     };
-    match state.settings.access.allow[c.group.index()].admit(c.client_ip) {
+    match state.settings().access.allow[c.group.index()].admit(c.client_ip) {
         access::Admit::Anyone => next.run(req).await,
         access::Admit::Rule(rule) => {
             tracing::debug!(client = %c.client_ip, rule = %rule, group = c.group.as_str(), "allowlist matched");
@@ -184,7 +200,7 @@ async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> 
         .extensions()
         .get::<Classified>()
         .map_or(RouteGroup::Proxy, |c| c.group);
-    let limit = state.settings.server.body_limits[group.index()];
+    let limit = state.settings().server.body_limits[group.index()];
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -238,7 +254,7 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let upstream_ok = state.settings.docs.healthcheck_interval.is_none()
+    let upstream_ok = state.settings().docs.healthcheck_interval.is_none()
         || state.upstream.healthy.load(Ordering::Relaxed);
     if state.ready.load(Ordering::Acquire) && upstream_ok {
         "ready\n".into_response()

@@ -23,13 +23,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wopi::proof::SigningKey;
 
+/// The gateway's proof keys.
+#[derive(Debug)]
+pub struct ProofKeyPair {
+    /// Signs calls to WOPI hosts (published as the current key).
+    pub current: Arc<SigningKey>,
+    /// The previous key (published as old; signs X-WOPI-ProofOld).
+    pub old: Option<Arc<SigningKey>>,
+}
+
 /// Client-face state. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ClientFace {
-    /// Signs calls to WOPI hosts (published as the current key).
-    pub key: Arc<SigningKey>,
-    /// The previous key (published as old; signs X-WOPI-ProofOld).
-    pub old_key: Option<Arc<SigningKey>>,
+    keys: Arc<arc_swap::ArcSwap<ProofKeyPair>>,
     /// Editing sessions by Docs key.
     pub sessions: session::Sessions,
     /// Where downloaded saves wait and recovery copies stay.
@@ -43,9 +49,66 @@ fn load_key(path: &Path) -> Result<SigningKey, String> {
 }
 
 impl ClientFace {
+    /// The keys in force.
+    pub fn keys(&self) -> Arc<ProofKeyPair> {
+        self.keys.load_full()
+    }
+
+    /// Loads the keys `settings` name (for a reload): when the current key changes and no old
+    /// key file is named, the previous current key becomes the old one, so hosts that cached
+    /// the old discovery keep verifying.
+    pub fn prepare_keys(&self, settings: &Settings) -> Result<ProofKeyPair, String> {
+        let running = self.keys();
+        let current = Arc::new(current_key(settings)?);
+        let old = match &settings.client_face.proof_key_old_file {
+            Some(p) => {
+                Some(Arc::new(load_key(p).map_err(|e| {
+                    format!("client_face.proof_key_old_file: {e}")
+                })?))
+            }
+            None if current.public_key() != running.current.public_key() => {
+                Some(running.current.clone())
+            }
+            None => running.old.clone(),
+        };
+        Ok(ProofKeyPair { current, old })
+    }
+
+    /// Installs keys prepared by [`Self::prepare_keys`].
+    pub fn store_keys(&self, keys: ProofKeyPair) {
+        self.keys.store(Arc::new(keys));
+    }
+
     /// Loads (or generates into data_dir) the proof keys and opens the spool.
     pub fn open(settings: &Settings) -> Result<Self, String> {
         let cf = &settings.client_face;
+        let key = current_key(settings)?;
+        let old_key = cf
+            .proof_key_old_file
+            .as_deref()
+            .map(load_key)
+            .transpose()
+            .map_err(|e| format!("client_face.proof_key_old_file: {e}"))?
+            .map(Arc::new);
+        let spool = settings.server.data_dir.join("spool").join("client");
+        std::fs::create_dir_all(spool.join("recovery"))
+            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        let keys = ProofKeyPair {
+            current: Arc::new(key),
+            old: old_key,
+        };
+        Ok(ClientFace {
+            keys: Arc::new(arc_swap::ArcSwap::new(Arc::new(keys))),
+            sessions: session::Sessions::default(),
+            spool,
+        })
+    }
+}
+
+/// The current key: `client_face.proof_key_file`, else the one generated into data_dir.
+fn current_key(settings: &Settings) -> Result<SigningKey, String> {
+    let cf = &settings.client_face;
+    {
         let key = match &cf.proof_key_file {
             Some(p) => load_key(p).map_err(|e| format!("client_face.proof_key_file: {e}"))?,
             None => {
@@ -72,22 +135,7 @@ impl ClientFace {
                 }
             }
         };
-        let old_key = cf
-            .proof_key_old_file
-            .as_deref()
-            .map(load_key)
-            .transpose()
-            .map_err(|e| format!("client_face.proof_key_old_file: {e}"))?
-            .map(Arc::new);
-        let spool = settings.server.data_dir.join("spool").join("client");
-        std::fs::create_dir_all(spool.join("recovery"))
-            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
-        Ok(ClientFace {
-            key: Arc::new(key),
-            old_key,
-            sessions: session::Sessions::default(),
-            spool,
-        })
+        Ok(key)
     }
 }
 

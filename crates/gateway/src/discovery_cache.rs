@@ -26,7 +26,7 @@ pub struct ClientDiscovery {
 /// The cache; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DiscoveryCache {
-    urls: Arc<Vec<String>>,
+    urls: Arc<arc_swap::ArcSwap<Vec<String>>>,
     snapshot: Arc<RwLock<Arc<Vec<Arc<ClientDiscovery>>>>>,
     last_forced: Arc<Mutex<Option<tokio::time::Instant>>>,
     http: HttpClient,
@@ -37,7 +37,7 @@ impl DiscoveryCache {
     /// An empty cache for these discovery URLs.
     pub fn new(urls: Vec<String>, http: HttpClient, metrics: Metrics) -> Self {
         DiscoveryCache {
-            urls: Arc::new(urls),
+            urls: Arc::new(arc_swap::ArcSwap::from_pointee(urls)),
             snapshot: Arc::new(RwLock::new(Arc::new(Vec::new()))),
             last_forced: Arc::new(Mutex::new(None)),
             http,
@@ -52,7 +52,12 @@ impl DiscoveryCache {
 
     /// Whether any discovery URL is configured.
     pub fn is_configured(&self) -> bool {
-        !self.urls.is_empty()
+        !self.urls.load().is_empty()
+    }
+
+    /// Replaces the discovery URLs (reload); call [`Self::refresh_all`] after.
+    pub fn set_urls(&self, urls: Vec<String>) {
+        self.urls.store(Arc::new(urls));
     }
 
     async fn fetch(&self, url: &str) -> Result<ClientDiscovery, String> {
@@ -79,8 +84,9 @@ impl DiscoveryCache {
     /// Re-fetches every document; a failed fetch keeps the previous copy of that client.
     pub async fn refresh_all(&self) {
         let old = self.clients();
-        let mut next = Vec::with_capacity(self.urls.len());
-        for url in self.urls.iter() {
+        let mut next = Vec::with_capacity(self.urls.load().len());
+        let urls = self.urls.load_full();
+        for url in urls.iter() {
             match self.fetch(url).await {
                 Ok(c) => {
                     self.metrics.discovery.with_label_values(&["ok"]).inc();

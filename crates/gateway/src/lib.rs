@@ -12,6 +12,7 @@
 //! - [`error`]: [`GatewayError`], the one place errors become responses.
 //! - [`metrics`]: Prometheus families.
 //! - [`upstream`]: the pooled outgoing HTTP client.
+//! - [`reload`]: hot reload on SIGHUP.
 //! - [`proxy`]: the reverse proxy to ONLYOFFICE Docs (HTTP and WebSockets).
 //! - [`client_face`]: WOPI hosts get ONLYOFFICE Docs through the Docs API.
 //! - [`host_face`]: WOPI endpoints for storages that speak only the Docs API.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod host_face;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod settings;
 pub mod spool;
@@ -72,17 +74,32 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    run_with_reload(listeners, settings, shutdown, rx).await
+}
+
+/// Runs the gateway until `shutdown` is cancelled, applying every settings reload received.
+pub async fn run_with_reload(
+    listeners: Listeners,
+    settings: Settings,
+    shutdown: CancellationToken,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<reload::Reload>,
+) -> Result<(), StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Arc::new(settings);
     std::fs::create_dir_all(&settings.server.data_dir)
         .map_err(|e| StartError::DataDir(format!("{}: {e}", settings.server.data_dir.display())))?;
-    let tls = settings
+    let (tls, cert_resolver) = match settings
         .server
         .tls
         .as_ref()
         .map(server::tls_acceptor)
         .transpose()
-        .map_err(StartError::Tls)?;
+        .map_err(StartError::Tls)?
+    {
+        Some((acceptor, resolver)) => (Some(acceptor), Some(resolver)),
+        None => (None, None),
+    };
     let metrics = metrics::Metrics::register();
     let (store, expiries) = open_lock_store(&settings, &metrics).await?;
     let http = upstream::HttpClient::with_ca(
@@ -167,6 +184,14 @@ pub async fn run(
         grace,
     ));
     state.ready.store(true, Ordering::Release);
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            while let Some(r) = reloads.recv().await {
+                reload::apply(&state, cert_resolver.as_deref(), r).await;
+            }
+        });
+    }
     tracing::info!("ready");
     let _ = public_task.await;
     let _ = admin_task.await;

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub recovery: IntGauge,
     /// Client face: lock refreshes by `result`.
     pub lock_refreshes: IntCounterVec,
+    /// Reloads by `result`.
+    pub reloads: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, (name, help): (&str, &str), labels: &[&str]) -> IntCounterVec {
@@ -155,7 +157,8 @@ impl Metrics {
         let by_group = crate::access::RouteGroup::ALL
             .iter()
             .map(|g| GroupMetrics {
-                requests: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|c| http_requests.with_label_values(&[g.as_str(), c])),
+                requests: ["1xx", "2xx", "3xx", "4xx", "5xx"]
+                    .map(|c| http_requests.with_label_values(&[g.as_str(), c])),
                 duration: http_duration.with_label_values(&[g.as_str()]),
             })
             .collect();
@@ -190,6 +193,7 @@ impl Metrics {
             docs_callbacks: counter_vec(r, names::DOCS_CALLBACKS, &["status", "result"]),
             recovery: gauge(r, names::RECOVERY),
             lock_refreshes: counter_vec(r, names::LOCK_REFRESHES, &["result"]),
+            reloads: counter_vec(r, names::RELOADS, &["result"]),
             registry,
         }
     }

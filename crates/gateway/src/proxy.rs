@@ -130,7 +130,7 @@ async fn forward(state: &AppState, mut req: Request) -> Result<Response, Gateway
     let trusted_peer = peer.is_some_and(|p| {
         let ip = crate::access::canonical(p.addr.ip());
         state
-            .settings
+            .settings()
             .access
             .trusted_proxies
             .iter()
@@ -163,11 +163,9 @@ async fn forward(state: &AppState, mut req: Request) -> Result<Response, Gateway
         }
     }
     if !(trusted_peer && h.contains_key(&XFP)) {
-        let proto = if peer.is_some_and(|p| p.tls) {
-            "https"
-        } else {
-            state.settings.server.public_url.scheme.as_str()
-        };
+        let https =
+            peer.is_some_and(|p| p.tls) || state.settings().server.public_url.scheme == "https";
+        let proto = if https { "https" } else { "http" };
         h.insert(
             XFP.clone(),
             HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
@@ -176,7 +174,7 @@ async fn forward(state: &AppState, mut req: Request) -> Result<Response, Gateway
     if let Some(host) = host.filter(|_| !(trusted_peer && h.contains_key(&XFH))) {
         h.insert(XFH.clone(), host);
     }
-    let prefix = &state.settings.server.public_url.path;
+    let prefix = &state.settings().server.public_url.path;
     if let Some(v) = (!prefix.is_empty())
         .then(|| HeaderValue::from_str(prefix).ok())
         .flatten()
@@ -208,7 +206,7 @@ async fn forward(state: &AppState, mut req: Request) -> Result<Response, Gateway
             });
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
-        let idle = state.settings.docs.tunnel_idle_timeout;
+        let idle = state.settings().docs.tunnel_idle_timeout;
         let metrics = state.metrics.clone();
         let (up_c, down_c) = (up.up_bytes.clone(), up.down_bytes.clone());
         tokio::spawn(async move {

@@ -37,33 +37,67 @@ pub struct ConnLimits {
     pub idle_timeout: Duration,
 }
 
-/// Loads a rustls server config (HTTP/2 and HTTP/1.1 over ALPN) from PEM files.
-pub fn tls_acceptor(tls: &TlsSettings) -> Result<TlsAcceptor, String> {
-    let certs_pem =
-        std::fs::read(&tls.cert_file).map_err(|e| format!("{}: {e}", tls.cert_file.display()))?;
-    let key_pem =
-        std::fs::read(&tls.key_file).map_err(|e| format!("{}: {e}", tls.key_file.display()))?;
-    let certs = rustls_pemfile::certs(&mut certs_pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", tls.cert_file.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{}: no PEM certificate found",
-            tls.cert_file.display()
-        ));
+/// Serves the certificate in force; a reload swaps it without touching connections.
+#[derive(Debug)]
+pub struct CertResolver {
+    current: arc_swap::ArcSwap<rustls::sign::CertifiedKey>,
+}
+
+impl rustls::server::ResolvesServerCert for CertResolver {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.load_full())
     }
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| format!("{}: {e}", tls.key_file.display()))?
-        .ok_or_else(|| format!("{}: no PEM private key found", tls.key_file.display()))?;
+}
+
+impl CertResolver {
+    /// Reads a PEM certificate chain and key into a certified key.
+    pub fn load(tls: &TlsSettings) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+        let certs_pem = std::fs::read(&tls.cert_file)
+            .map_err(|e| format!("{}: {e}", tls.cert_file.display()))?;
+        let key_pem =
+            std::fs::read(&tls.key_file).map_err(|e| format!("{}: {e}", tls.key_file.display()))?;
+        let certs = rustls_pemfile::certs(&mut certs_pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", tls.cert_file.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{}: no PEM certificate found",
+                tls.cert_file.display()
+            ));
+        }
+        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .map_err(|e| format!("{}: {e}", tls.key_file.display()))?
+            .ok_or_else(|| format!("{}: no PEM private key found", tls.key_file.display()))?;
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| format!("{}: {e}", tls.key_file.display()))?;
+        let ck = rustls::sign::CertifiedKey::new(certs, signing);
+        ck.keys_match()
+            .map_err(|e| format!("certificate and key do not match: {e}"))?;
+        Ok(Arc::new(ck))
+    }
+
+    /// Installs a certified key prepared by [`Self::load`].
+    pub fn store(&self, key: Arc<rustls::sign::CertifiedKey>) {
+        self.current.store(key);
+    }
+}
+
+/// A rustls acceptor (HTTP/2 and HTTP/1.1 over ALPN) and the resolver that can swap its cert.
+pub fn tls_acceptor(tls: &TlsSettings) -> Result<(TlsAcceptor, Arc<CertResolver>), String> {
+    let resolver = Arc::new(CertResolver {
+        current: arc_swap::ArcSwap::new(CertResolver::load(tls)?),
+    });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key do not match or are unusable: {e}"))?;
+        .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok((TlsAcceptor::from(Arc::new(config)), resolver))
 }
 
 /// An I/O wrapper that records when bytes last moved, for the idle timeout.

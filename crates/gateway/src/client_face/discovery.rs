@@ -76,9 +76,9 @@ fn action(name: &str, ext: &str, urlsrc: String, default: bool, requires: Option
 
 /// Builds the discovery document for a base URL.
 pub fn build(state: &AppState) -> Discovery {
-    let base = state.settings.server.public_url.base();
+    let base = state.settings().server.public_url.base();
     let docs_base = state
-        .settings
+        .settings()
         .docs
         .public_url
         .as_ref()
@@ -135,17 +135,15 @@ pub fn build(state: &AppState) -> Discovery {
             actions,
         });
     }
-    let cf = &state.client;
+    let cf = state.client.keys();
     Discovery {
         net_zones: vec![NetZone {
-            name: format!("external-{}", state.settings.server.public_url.scheme),
+            name: format!("external-{}", state.settings().server.public_url.scheme),
             apps,
         }],
         proof_key: Some(ProofKeyAttrs::from_keys(
-            cf.key.public_key(),
-            cf.old_key
-                .as_deref()
-                .map(wopi::proof::SigningKey::public_key),
+            cf.current.public_key(),
+            cf.old.as_deref().map(wopi::proof::SigningKey::public_key),
         )),
     }
 }

@@ -23,12 +23,12 @@ pub(crate) fn now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn secret(state: &AppState) -> Result<&docs_api::Secret, GatewayError> {
+fn secret(state: &AppState) -> Result<docs_api::Secret, GatewayError> {
     state
-        .settings
+        .settings()
         .docs
         .jwt_secret
-        .as_ref()
+        .clone()
         .ok_or_else(|| GatewayError::Forbidden("the client face needs docs.jwt_secret".into()))
 }
 
@@ -39,12 +39,12 @@ fn header_payload(
     kind: &'static str,
 ) -> Result<Option<Map<String, Value>>, GatewayError> {
     let Some(v) = headers
-        .get(state.settings.docs.jwt_header.as_str())
+        .get(state.settings().docs.jwt_header.as_str())
         .and_then(|v| v.to_str().ok())
     else {
         return Ok(None);
     };
-    let claims = jwt::verify(secret(state)?, jwt::token_from_header(v)).map_err(|e| {
+    let claims = jwt::verify(&secret(state)?, jwt::token_from_header(v)).map_err(|e| {
         state
             .metrics
             .jwt
@@ -103,7 +103,7 @@ pub async fn download(
             })?,
         )
     };
-    let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let call = Call {
         wopi_src: &wopi_src,
         suffix: "/contents",
@@ -154,7 +154,7 @@ fn verified_callback(
         .map_err(|e| GatewayError::BadRequest(format!("callback is not JSON: {e}")))?;
     let payload = match raw.get("token").and_then(Value::as_str) {
         Some(t) => {
-            let mut claims = jwt::verify(secret(state)?, t).map_err(|e| {
+            let mut claims = jwt::verify(&secret(state)?, t).map_err(|e| {
                 state
                     .metrics
                     .jwt
@@ -180,7 +180,7 @@ fn verified_callback(
 
 /// Whether `url` points at the upstream Docs (only its own cache URLs are downloaded).
 fn is_docs_url(state: &AppState, url: &str) -> bool {
-    let d = &state.settings.docs;
+    let d = &state.settings().docs;
     crate::host_face::session::url_is_under(url, &d.url)
         || d.public_url
             .as_ref()
@@ -210,7 +210,7 @@ async fn fetch_to_spool(
             resp.status()
         ));
     }
-    let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     spool::write_stream(path, resp.into_body().into_data_stream(), limit)
         .await
         .map_err(|e| match e {
@@ -564,7 +564,7 @@ pub struct ActionQuery {
 }
 
 fn action_claims(state: &AppState, key: &str, t: Option<&str>) -> Result<String, GatewayError> {
-    let claims = jwt::verify(secret(state)?, t.unwrap_or(""))
+    let claims = jwt::verify(&secret(state)?, t.unwrap_or(""))
         .map_err(|e| GatewayError::Unauthorized(format!("action token refused: {e}")))?;
     if claims.get("key").and_then(Value::as_str) != Some(key) {
         return Err(GatewayError::Forbidden(

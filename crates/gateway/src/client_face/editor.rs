@@ -73,9 +73,8 @@ pub fn script_json(v: &Value) -> String {
         .replace('&', "\\u0026")
 }
 
-fn profile<'a>(state: &'a AppState, wopi_src: &str) -> Option<&'a Profile> {
-    state
-        .settings
+fn profile<'a>(settings: &'a crate::settings::Settings, wopi_src: &str) -> Option<&'a Profile> {
+    settings
         .client_face
         .profiles
         .iter()
@@ -141,7 +140,7 @@ async fn open_inner(
     body: Body,
 ) -> Result<(Response, &'static str), OpenError> {
     let bad = |m: String| ("bad_request", StatusCode::BAD_REQUEST, m);
-    let Some(docs_secret) = state.settings.docs.jwt_secret.clone() else {
+    let Some(docs_secret) = state.settings().docs.jwt_secret.clone() else {
         return Err((
             "not_configured",
             StatusCode::SERVICE_UNAVAILABLE,
@@ -188,7 +187,7 @@ async fn open_inner(
         .ok_or_else(|| bad("WOPISrc is missing".into()))?;
     // SSRF guard: nothing leaves the gateway for a WOPISrc outside the allowed origins.
     if !state
-        .settings
+        .settings()
         .client_face
         .allowed_wopi_origins
         .iter()
@@ -336,9 +335,9 @@ async fn build_page(
         }
     }
     let config = build_config(state, docs_secret, document_type, edit, &key, &o);
-    let base = state.settings.server.public_url.base();
+    let base = state.settings().server.public_url.base();
     let docs_base = state
-        .settings
+        .settings()
         .docs
         .public_url
         .as_ref()
@@ -383,7 +382,7 @@ fn action_token(state: &AppState, key: &str, user: &str) -> String {
     claims.insert("uid".into(), json!(user));
     let now = super::docs::now_s();
     state
-        .settings
+        .settings()
         .docs
         .jwt_secret
         .as_ref()
@@ -402,8 +401,9 @@ fn build_config(
     let info = &o.info;
     let flag = CheckFileInfo::flag;
     let q = |k: &str| o.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let profile = profile(state, &o.wopi_src);
-    let base = state.settings.server.public_url.base();
+    let settings = state.settings();
+    let profile = profile(&settings, &o.wopi_src);
+    let base = state.settings().server.public_url.base();
     let ext = info.extension();
     let title = info
         .breadcrumb_doc_name
@@ -628,7 +628,7 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
 fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(state.settings.client_face.lock_refresh).await;
+            tokio::time::sleep(state.settings().client_face.lock_refresh).await;
             let Some(session) = state.client.sessions.get(&key) else {
                 return;
             };

@@ -53,11 +53,11 @@ pub async fn send(
     body: Body,
 ) -> Result<Response<Incoming>, GatewayError> {
     let url = url(call);
-    let cf = &state.client;
+    let cf = state.client.keys();
     let proof = cf
-        .key
+        .current
         .sign(
-            cf.old_key.as_deref(),
+            cf.old.as_deref(),
             call.token,
             &url,
             wopi::ticks::from_unix_ms(now_ms()),

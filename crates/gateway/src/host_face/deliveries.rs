@@ -229,8 +229,8 @@ impl Deliveries {
     async fn attempt(&self, state: &AppState, mut d: Delivery) {
         let status_label =
             docs_api::CallbackStatus::from_code(d.status).map_or("other", |s| s.label());
-        let Some(integrator) = state
-            .settings
+        let settings = state.settings();
+        let Some(integrator) = settings
             .host_face
             .integrators
             .iter()
@@ -243,7 +243,7 @@ impl Deliveries {
             ));
             d.attempts += 1;
             d.next_attempt_ms =
-                now_ms() + state.settings.host_face.delivery_max_backoff.as_millis() as u64;
+                now_ms() + state.settings().host_face.delivery_max_backoff.as_millis() as u64;
             self.retry_later(state, d, status_label).await;
             return;
         };
@@ -260,7 +260,7 @@ impl Deliveries {
                 if d.has_content {
                     // The integrator may fetch the url after answering; keep it until it expires.
                     let path = self.content_path(&d.id);
-                    let ttl = state.settings.host_face.download_url_ttl;
+                    let ttl = state.settings().host_face.download_url_ttl;
                     tokio::spawn(async move {
                         tokio::time::sleep(ttl).await;
                         let _ = tokio::fs::remove_file(path).await;
@@ -275,7 +275,7 @@ impl Deliveries {
                     .inc();
                 d.attempts += 1;
                 let backoff = Duration::from_secs(1u64 << d.attempts.min(20))
-                    .min(state.settings.host_face.delivery_max_backoff);
+                    .min(state.settings().host_face.delivery_max_backoff);
                 d.next_attempt_ms = now_ms() + backoff.as_millis() as u64;
                 tracing::warn!(delivery = %d.id, status = d.status, attempts = d.attempts, retry_in_ms = backoff.as_millis() as u64, error = %why, "callback not accepted; will retry");
                 d.last_error = Some(why);
@@ -346,13 +346,13 @@ impl Deliveries {
 
 /// The signed, expiring URL serving a delivery's exact content.
 pub fn download_url(state: &AppState, id: &str) -> String {
-    let exp = now_ms() / 1000 + state.settings.host_face.download_url_ttl.as_secs();
+    let exp = now_ms() / 1000 + state.settings().host_face.download_url_ttl.as_secs();
     let mut claims = serde_json::Map::new();
     claims.insert("did".into(), json!(id));
     claims.insert("exp".into(), json!(exp));
     let token = jwt::sign(&state.host.token_secret, &claims);
     format!(
         "{}/api/v1/download/{id}?token={token}",
-        state.settings.server.public_url.base()
+        state.settings().server.public_url.base()
     )
 }

@@ -36,16 +36,17 @@ pub struct Opened {
     pub actions: Vec<Value>,
 }
 
-fn integrator<'a>(state: &'a AppState, name: Option<&str>) -> Result<&'a Integrator, GatewayError> {
+fn integrator(state: &AppState, name: Option<&str>) -> Result<Integrator, GatewayError> {
     let name = name.ok_or_else(|| {
         GatewayError::BadRequest("query parameter `integrator` is required".into())
     })?;
     state
-        .settings
+        .settings()
         .host_face
         .integrators
         .iter()
         .find(|i| i.name == name)
+        .cloned()
         .ok_or_else(|| GatewayError::BadRequest(format!("unknown integrator `{name}`")))
 }
 
@@ -193,7 +194,7 @@ pub async fn open(
         .unwrap_or(key);
     let fid = file_id(&integrator.name, identity);
     let exp =
-        super::deliveries::now_ms() / 1000 + state.settings.host_face.access_token_ttl.as_secs();
+        super::deliveries::now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
     let claims = AccessClaims {
         int: integrator.name.clone(),
         fid: fid.clone(),
@@ -212,7 +213,7 @@ pub async fn open(
     let access_token = token::sign(&state.host.token_secret, &claims);
     let wopi_src = format!(
         "{}/wopi/files/{fid}",
-        state.settings.server.public_url.base()
+        state.settings().server.public_url.base()
     );
     let lang = str_at(&config, &["editorConfig", "lang"]).map(str::to_owned);
     let region = str_at(&config, &["editorConfig", "region"])
@@ -320,7 +321,7 @@ pub async fn open_session(
         .ok_or_else(|| {
             GatewayError::Unauthorized("editor config is not signed: `token` is missing".into())
         })?;
-    let r = open(&state, integrator, token).await;
+    let r = open(&state, &integrator, token).await;
     record(&state, &r);
     let o = r?;
     let body = json!({
@@ -364,7 +365,7 @@ pub async fn open_page(
                 "query parameter `config` (the signed editor config) is required".into(),
             )
         })?;
-    let r = open(&state, integrator, token).await;
+    let r = open(&state, &integrator, token).await;
     record(&state, &r);
     let o = r?;
     let wanted = q.action.unwrap_or_else(|| {

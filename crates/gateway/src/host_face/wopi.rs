@@ -78,11 +78,11 @@ async fn verify_proof(
     target: &str,
     token: &str,
 ) -> Result<(), GatewayError> {
-    if state.settings.host_face.proof == ProofMode::Off {
+    if state.settings().host_face.proof == ProofMode::Off {
         state.metrics.proof.with_label_values(&["off"]).inc();
         return Ok(());
     }
-    let url = format!("{}{target}", state.settings.server.public_url.origin());
+    let url = format!("{}{target}", state.settings().server.public_url.origin());
     let input = ProofInput {
         access_token: token,
         url: &url,
@@ -92,7 +92,7 @@ async fn verify_proof(
     };
     let window = Some(Window {
         now_ticks: wopi::ticks::from_unix_ms(now_ms()),
-        future_skew_ticks: state.settings.host_face.proof_future_skew.as_secs() as i64
+        future_skew_ticks: state.settings().host_face.proof_future_skew.as_secs() as i64
             * wopi::ticks::TICKS_PER_SECOND,
     });
     let check = |state: &AppState| {
@@ -308,8 +308,8 @@ async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), Gatew
     if e.content_path().is_some_and(|p| p.is_file()) {
         return Ok(());
     }
-    let integrator = state
-        .settings
+    let settings = state.settings();
+    let integrator = settings
         .host_face
         .integrators
         .iter()
@@ -347,7 +347,7 @@ async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), Gatew
     }
     let name = format!("orig-{}.bin", state.host.next_version());
     let path = e.dir.join(&name);
-    let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let stream = resp.into_body().into_data_stream();
     let written = spool::write_stream(&path, stream, limit)
         .await
@@ -573,7 +573,7 @@ async fn put_file(
     r?;
     let version = state.host.next_version();
     let name = format!("{version}.bin");
-    let limit = state.settings.server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let stream = req.into_body().into_data_stream();
     let written = spool::write_stream(&dir.join(&name), stream, limit)
         .await
@@ -601,7 +601,7 @@ async fn put_file(
     e.persist().await?;
     tracing::info!(file_id = %c.fid, size = written.size, version = %version, stage = "PutFile", "content staged");
     let forcesave = state
-        .settings
+        .settings()
         .host_face
         .integrators
         .iter()

@@ -113,3 +113,4 @@ pub(crate) const LOCK_REFRESHES: (&str, &str) = (
     "lock_refreshes_total",
     "Client face: RefreshLock calls to hosts, by result.",
 );
+pub(crate) const RELOADS: (&str, &str) = ("reloads_total", "Settings reloads (SIGHUP), by result.");

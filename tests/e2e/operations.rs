@@ -1,0 +1,124 @@
+//! Operator features: hot reload under load, the doctor command.
+
+use crate::support::http::get;
+use crate::support::{Config, Gateway, run_cli};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+fn key_file(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    let (code, out, err) = run_cli(&["proof-key", "generate", "--out", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    path.to_str().unwrap().to_owned()
+}
+
+fn discovery_keys(xml: &[u8]) -> wopi::proof::ProofKeys {
+    wopi::discovery::parse(xml).unwrap().proof_keys().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_under_load_without_failed_requests() {
+    let keys = crate::support::TempDir::new("keys");
+    let k1 = key_file(keys.path(), "k1.pem");
+    let k2 = key_file(keys.path(), "k2.pem");
+    let before = format!(
+        "[access.allow]\nintegrator = [\"10.0.0.0/8\"]\n[client_face]\nproof_key_file = \"{k1}\"\n"
+    );
+    let gw = Gateway::start(Config {
+        rest: before,
+        ..Default::default()
+    });
+    assert_eq!(get(&gw.url("/api/v1/x")).await.0, 403);
+    let (_, _, d1) = get(&gw.url("/hosting/discovery")).await;
+    let first = discovery_keys(&d1);
+
+    // Load on another route for the whole reload.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed, url) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            gw.url("/hosting/capabilities"),
+        );
+        workers.push(tokio::spawn(async move {
+            let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http();
+            while !stop.load(Ordering::Relaxed) {
+                let req = http::Request::get(&url)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                match client.request(req).await {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A broken file: refused, the running settings stay.
+    let config = std::fs::read_to_string(&gw.config).unwrap();
+    std::fs::write(&gw.config, format!("{config}\n[locks]\nttl_seconds = 0\n")).unwrap();
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(get(&gw.url("/api/v1/x")).await.0, 403);
+    assert_eq!(
+        gw.metric("wopi_gateway_reloads_total{result=\"error\"}")
+            .await,
+        1.0
+    );
+    assert!(
+        gw.stderr().contains("locks.ttl_seconds"),
+        "the log names the bad key"
+    );
+
+    // A good file: new allowlist and a rotated proof key.
+    let after = config
+        .replace(
+            "integrator = [\"10.0.0.0/8\"]",
+            "integrator = [\"127.0.0.1\"]",
+        )
+        .replace(&k1, &k2);
+    std::fs::write(&gw.config, after).unwrap();
+    gw.signal("HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while get(&gw.url("/api/v1/x")).await.0 == 403 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reload never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request failed during the reloads"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 50);
+    assert_eq!(
+        gw.metric("wopi_gateway_reloads_total{result=\"ok\"}").await,
+        1.0
+    );
+    let (_, _, d2) = get(&gw.url("/hosting/discovery")).await;
+    let second = discovery_keys(&d2);
+    assert_ne!(second.current, first.current, "the new key is current");
+    assert_eq!(
+        second.old, first.current,
+        "the previous current key became old"
+    );
+}
