@@ -28,6 +28,12 @@ pub(crate) enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Checks every stage an integration needs and prints the fix for each problem (exit 0/1).
+    Doctor {
+        /// TOML settings file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Proof-key tools.
     ProofKey {
         #[command(subcommand)]

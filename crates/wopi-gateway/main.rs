@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod doctor;
 mod proof_key;
 
 use clap::Parser;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EX_USAGE)
             }
         },
+        Command::Doctor { config } => doctor::run(&config),
         Command::ProofKey { command } => match command {
             ProofKeyCommand::Generate { out } => proof_key::generate(&out),
             ProofKeyCommand::Verify {

@@ -122,3 +122,95 @@ async fn sighup_reloads_under_load_without_failed_requests() {
         "the previous current key became old"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_failing_stage() {
+    let up = crate::support::upstream::start(0).await;
+    let dir = crate::support::TempDir::new("doctor");
+    let write = |secret: &str| {
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n[docs]\nurl = \"http://{up}\"\njwt_secret = \"{secret}\"\n[client_face]\nallowed_wopi_origins = [\"https://cloud.example.com\"]\n",
+                crate::support::free_port(),
+                crate::support::free_port(),
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let bad = write("wrong-secret-0123456789abcdef");
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(&["doctor", "--config", bad.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 1, "{}", out.1);
+    assert!(
+        out.1.lines().any(|l| l.starts_with("fail")
+            && l.contains("docs.jwt_secret")
+            && l.contains("error 6")),
+        "{}",
+        out.1
+    );
+    assert!(
+        out.1
+            .contains("fix: make docs.jwt_secret equal Docs' JWT_SECRET"),
+        "{}",
+        out.1
+    );
+    assert!(
+        out.1
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("docs.url")),
+        "{}",
+        out.1
+    );
+    let good = write(crate::support::upstream::DOCS_SECRET);
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(&["doctor", "--config", good.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 0, "{}", out.1);
+    assert!(
+        out.1
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("docs.jwt_secret") && l.contains("9.3.1.1")),
+        "{}",
+        out.1
+    );
+    assert!(
+        out.1
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("clock")),
+        "{}",
+        out.1
+    );
+    // Upstream down: the docs.url stage fails.
+    let down = dir.path().join("down.toml");
+    std::fs::write(
+        &down,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n[docs]\nurl = \"http://127.0.0.1:{}\"\n",
+            dir.path().join("d2").display(),
+            crate::support::free_port()
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        run_cli(&["doctor", "--config", down.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 1);
+    assert!(
+        out.1
+            .lines()
+            .any(|l| l.starts_with("fail") && l.contains("docs.url")),
+        "{}",
+        out.1
+    );
+}

@@ -12,6 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type B = BoxBody<Bytes, std::io::Error>;
 
+/// The JWT secret of the stand-in Docs.
+pub const DOCS_SECRET: &str = "docs-secret-0123456789abcdef";
+
 fn full(status: u16, body: impl Into<Bytes>) -> Response<B> {
     Response::builder()
         .status(status)
@@ -29,6 +32,28 @@ async fn handle(mut req: Request<Incoming>) -> Response<B> {
             full(200, "late")
         }
         "/status/418" => full(418, "teapot"),
+        "/coauthoring/CommandService.ashx" => {
+            // Document Server's command service: the body token must verify with its secret.
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let ok = v.get("token").and_then(Value::as_str).is_some_and(|t| {
+                docs_api::jwt::verify(&docs_api::Secret::new(DOCS_SECRET), t).is_ok()
+            });
+            full(
+                200,
+                if ok {
+                    json!({"error": 0, "version": "9.3.1.1"})
+                } else {
+                    json!({"error": 6})
+                }
+                .to_string(),
+            )
+        }
         "/big" => {
             let n: u64 = query
                 .strip_prefix("n=")
