@@ -9,6 +9,7 @@
 mod support;
 
 mod client_face;
+mod deploy;
 mod foundation;
 mod host_face;
 mod operations;
