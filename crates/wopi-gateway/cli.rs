@@ -34,10 +34,25 @@ pub(crate) enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Pending callbacks of the host face (read from the spool; works while the gateway is down).
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
     /// Proof-key tools.
     ProofKey {
         #[command(subcommand)]
         command: ProofKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeliveriesCommand {
+    /// Lists pending deliveries: id, status, attempts, age, last error.
+    List {
+        /// TOML settings file (for server.data_dir); embedded defaults without it.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 

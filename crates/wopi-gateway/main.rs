@@ -7,7 +7,7 @@ mod doctor;
 mod proof_key;
 
 use clap::Parser;
-use cli::{Cli, Command, ProofKeyCommand};
+use cli::{Cli, Command, DeliveriesCommand, ProofKeyCommand};
 use gateway::settings::{LogFormat, Settings};
 use std::io::Write as _;
 use std::path::Path;
@@ -31,6 +31,9 @@ fn main() -> ExitCode {
             }
         },
         Command::Doctor { config } => doctor::run(&config),
+        Command::Deliveries {
+            command: DeliveriesCommand::List { config },
+        } => list_deliveries(config.as_deref()),
         Command::ProofKey { command } => match command {
             ProofKeyCommand::Generate { out } => proof_key::generate(&out),
             ProofKeyCommand::Verify {
@@ -52,6 +55,60 @@ fn main() -> ExitCode {
             ),
         },
     }
+}
+
+fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
+    let settings = match config_path.map(config::load) {
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+        Some(Ok(s)) => s,
+        None => Settings::default(),
+    };
+    let dir = settings
+        .server
+        .data_dir
+        .join("spool")
+        .join("host")
+        .join("deliveries");
+    let mut rows = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                match std::fs::read(&p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                {
+                    Some(v) => rows.push(v),
+                    None => eprintln!("unreadable: {}", p.display()),
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    println!(
+        "{:<22} {:>6} {:>8} {:>9}  {:<24} last error",
+        "id", "status", "attempts", "age", "file"
+    );
+    for v in &rows {
+        let age = now.saturating_sub(v["created_ms"].as_u64().unwrap_or(now)) / 1000;
+        println!(
+            "{:<22} {:>6} {:>8} {:>8}s  {:<24} {}",
+            v["id"].as_str().unwrap_or("?"),
+            v["status"],
+            v["attempts"],
+            age,
+            v["file_id"].as_str().unwrap_or("?"),
+            v["last_error"].as_str().unwrap_or("-")
+        );
+    }
+    println!("{} pending in {}", rows.len(), dir.display());
+    ExitCode::SUCCESS
 }
 
 fn init_tracing(format: LogFormat) {

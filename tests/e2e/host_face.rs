@@ -1119,3 +1119,98 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     assert!(text.starts_with("HTTP/1.1 201"), "{text}");
     assert!(s.gw.wait(Duration::from_secs(15)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_list_retry_and_discard_pending_deliveries() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("q.docx", b"0");
+    let (fid, tok, _) = open(&s, "q.docx", "k-q", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    s.int
+        .fail_next
+        .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    s.wopi(
+        "POST",
+        &format!("{f}/contents"),
+        &tok,
+        &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
+        "q1",
+    )
+    .await;
+    s.wopi(
+        "POST",
+        &f,
+        &tok,
+        &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")],
+        "",
+    )
+    .await;
+    let config = s.gw.config.to_str().unwrap().to_owned();
+    let (code, out, _) = tokio::task::spawn_blocking(move || {
+        crate::support::run_cli(&["deliveries", "list", "--config", &config])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("2 pending") || out.contains("pending"),
+        "{out}"
+    );
+    let (_, _, body) = get(&s.gw.admin_url("/deliveries")).await;
+    let pending = json(&body)["pending"].as_array().unwrap().clone();
+    let two = pending.iter().find(|d| d["status"] == 2).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(out.contains(&two), "{out}");
+    assert_eq!(
+        send(
+            "POST",
+            &s.gw.admin_url(&format!("/deliveries/{two}/retry")),
+            &[],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        send(
+            "POST",
+            &s.gw.admin_url(&format!("/deliveries/{two}/discard")),
+            &[],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        send("POST", &s.gw.admin_url("/deliveries/nope/discard"), &[], "")
+            .await
+            .0,
+        404
+    );
+    let (_, _, body) = get(&s.gw.admin_url("/deliveries")).await;
+    assert!(
+        json(&body)["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["id"] != two.as_str())
+    );
+    let discarded = s.gw.data_dir().join("spool/host/deliveries/discarded");
+    assert!(
+        discarded.join(format!("{two}.json")).exists()
+            && discarded.join(format!("{two}.bin")).exists(),
+        "discarded deliveries are kept aside, not deleted"
+    );
+}

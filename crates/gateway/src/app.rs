@@ -238,6 +238,14 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/deliveries", get(crate::host_face::list_deliveries))
+        .route(
+            "/deliveries/{id}/discard",
+            axum::routing::post(crate::host_face::discard_delivery),
+        )
+        .route(
+            "/deliveries/{id}/retry",
+            axum::routing::post(crate::host_face::retry_delivery),
+        )
         .route("/recovery", get(crate::client_face::list_recovery))
         .with_state(state)
 }

@@ -142,6 +142,30 @@ pub async fn list_deliveries(
     axum::Json(json!({ "pending": list }))
 }
 
+/// `POST /deliveries/{id}/discard` on the admin listener.
+pub async fn discard_delivery(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, GatewayError> {
+    if state.host.deliveries.discard(&id).await? {
+        Ok(axum::Json(json!({"discarded": id})))
+    } else {
+        Err(GatewayError::NotFound("pending delivery"))
+    }
+}
+
+/// `POST /deliveries/{id}/retry` on the admin listener: attempt it now.
+pub async fn retry_delivery(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, GatewayError> {
+    if state.host.deliveries.retry_now(&id).await {
+        Ok(axum::Json(json!({"retrying": id})))
+    } else {
+        Err(GatewayError::NotFound("pending delivery"))
+    }
+}
+
 /// Adds a user to the file's editing session; a new editor is announced with status 1.
 pub(crate) async fn join(
     state: &AppState,

@@ -163,6 +163,41 @@ impl Deliveries {
         self.pending.lock().await.values().cloned().collect()
     }
 
+    /// Moves a pending delivery (and its content) to `discarded/`; it will not be sent.
+    pub async fn discard(&self, id: &str) -> std::io::Result<bool> {
+        if self.pending.lock().await.remove(id).is_none() {
+            return Ok(false);
+        }
+        let dir = self.dir.join("discarded");
+        tokio::fs::create_dir_all(&dir).await?;
+        for ext in ["json", "bin"] {
+            let from = self.dir.join(format!("{id}.{ext}"));
+            if from.exists() {
+                tokio::fs::rename(&from, dir.join(format!("{id}.{ext}"))).await?;
+            }
+        }
+        tracing::warn!(
+            delivery = id,
+            "pending delivery discarded by an operator; kept under discarded/"
+        );
+        Ok(true)
+    }
+
+    /// Makes a pending delivery due now.
+    pub async fn retry_now(&self, id: &str) -> bool {
+        let found = self
+            .pending
+            .lock()
+            .await
+            .get_mut(id)
+            .map(|d| d.next_attempt_ms = 0)
+            .is_some();
+        if found {
+            self.wake.notify_one();
+        }
+        found
+    }
+
     /// Whether a file has deliveries pending.
     pub async fn has_pending(&self, file_id: &str) -> bool {
         self.pending
