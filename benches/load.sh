@@ -98,7 +98,7 @@ rec checkfileinfo_over_bare_hyper "$(python3 -c "print(round($C/$B,2))")"
 NON2XX=$(wrk_h "http://127.0.0.1:$P_GW${H[0]}" -H "${H[1]}" -H "${H[2]}" | awk '/Non-2xx/ {print $5}'); rec checkfileinfo_non2xx "${NON2XX:-0}"
 
 echo "# memory: 10,000 idle keep-alive client connections"
-rec gateway_rss_before_idle_kib "$(rss $GW_PID)"
+rec gateway_rss_before_idle_mib "$(( $(rss $GW_PID) / 1024 ))"
 python3 - "$P_GW" <<'PY' &
 import socket, sys, time
 port = int(sys.argv[1]); socks = []
@@ -114,7 +114,7 @@ PY
 IDLE=$!; PIDS+=($IDLE)
 for _ in $(seq 200); do [ -f /tmp/idle-ready ] && break; sleep 0.1; done
 sleep 1
-rec gateway_rss_10k_idle_kib "$(rss $GW_PID)"
+rec gateway_rss_10k_idle_mib "$(( $(rss $GW_PID) / 1024 ))"
 kill $IDLE 2>/dev/null || true; rm -f /tmp/idle-ready
 
 echo "# 1 GiB streamed download: through the gateway vs direct"
@@ -126,5 +126,6 @@ H1=$(hwm $GW_PID)
 rec direct_1gib_seconds "$(python3 -c "print(round($T1-$T0,3))")"
 rec gateway_1gib_seconds "$(python3 -c "print(round($T3-$T2,3))")"
 rec download_gateway_over_direct "$(python3 -c "print(round(($T1-$T0)/($T3-$T2),2))")"
-rec gateway_peak_rss_growth_kib "$((H1-H0))"
+rec gateway_peak_rss_growth_mib "$(( (H1-H0) / 1024 ))"
 echo "results in $OUT"
+python3 benches/report.py "$OUT"

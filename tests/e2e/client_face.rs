@@ -561,3 +561,95 @@ async fn save_as_and_rename_from_the_editor() {
         401
     );
 }
+
+/// One real browser: headless Chromium renders the editor page; the page's `api.js` (a stub
+/// served through the gateway's proxy) records the config `DocsAPI.DocEditor` received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_runs_the_editor_page() {
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok()
+    });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is required in CI (scripts/test installs it)"
+        );
+        eprintln!("chromium not installed: skipping the browser test");
+        return;
+    };
+    let host = WopiHost::start(b"hello").await;
+    let rest = format!(
+        "[docs]\nurl = \"{origin}\"\njwt_secret = \"{DOCS_SECRET}\"\nhealthcheck_interval_seconds = 0\n[client_face]\nallowed_wopi_origins = [\"{origin}\"]\n",
+        origin = host.origin()
+    );
+    let gw = Gateway::start(Config {
+        rest,
+        ..Default::default()
+    });
+    let base = format!("http://{}", gw.public);
+    host.trust(&base).await;
+    let url = format!(
+        "{base}/hosting/wopi/word/edit?WOPISrc={}&access_token=tok-alice&ui=en-US",
+        enc(&host.wopi_src())
+    );
+    let profile = crate::support::TempDir::new("chromium");
+    let out = tokio::task::spawn_blocking({
+        let profile = profile.path().to_owned();
+        move || {
+            std::process::Command::new(chromium)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--virtual-time-budget=5000",
+                    &format!("--user-data-dir={}", profile.display()),
+                    "--dump-dom",
+                    &url,
+                ])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let attr = dom
+        .split("data-config=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| {
+            panic!(
+                "DocEditor was not called; DOM:\n{dom}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let json_text = attr
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    let config: Value = serde_json::from_str(&json_text).unwrap();
+    let claims = jwt::verify(&Secret::new(DOCS_SECRET), config["token"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        claims["document"]["key"], config["document"]["key"],
+        "DocEditor received the signed config"
+    );
+    assert_eq!(config["editorConfig"]["user"]["id"], "alice");
+    let events = dom
+        .split("data-events=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("");
+    assert!(
+        events.contains("onAppReady") && events.contains("onRequestSaveAs"),
+        "{events}"
+    );
+}

@@ -69,6 +69,15 @@ impl WopiHost {
             let (st, ks, ac) = (st.clone(), ks.clone(), ac.clone());
             Box::pin(async move {
                 let path = req.uri().path().to_owned();
+                if path == "/web-apps/apps/api/documents/api.js" {
+                    // A stub of Docs' api.js: records what DocEditor receives in the DOM.
+                    let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(config.events || {}).sort().join(',')); document.title = 'DocEditor:' + config.document.key; return {showMessage: function () {}, grabFocus: function () {}, blurFocus: function () {}}; }};";
+                    return Response::builder()
+                        .status(200)
+                        .header("content-type", "application/javascript")
+                        .body(Full::new(Bytes::from(js)))
+                        .unwrap();
+                }
                 if let Some(rest) = path.strip_prefix("/cache/") {
                     return match st.lock().unwrap().docs_files.get(rest) {
                         Some(b) => resp(200, b.clone()),

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Renders the load benchmark's results (target/bench/load.txt, key=value lines written by
+benches/load.sh) as SVG bar charts under docs/img/. No third-party packages.
+
+    python3 benches/report.py [target/bench/load.txt]
+"""
+import sys
+from pathlib import Path
+
+src = Path(sys.argv[1] if len(sys.argv) > 1 else "target/bench/load.txt")
+vals = {}
+for line in src.read_text().splitlines():
+    if "=" in line and not line.startswith("#"):
+        k, v = line.split("=", 1)
+        try:
+            vals[k.strip()] = float(v.split()[0])
+        except ValueError:
+            pass
+
+
+def bars(name, title, unit, items, goal=None):
+    items = [(label, vals[key]) for label, key in items if key in vals]
+    if not items:
+        return
+    w, bar_h, gap, left = 640, 28, 12, 190
+    h = 50 + len(items) * (bar_h + gap) + 20
+    top = max(v for _, v in items + ([("goal", goal)] if goal else []))
+    scale = (w - left - 90) / top if top else 1
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="13">',
+           f'<text x="10" y="22" font-size="15" font-weight="bold">{title}</text>']
+    for i, (label, v) in enumerate(items):
+        y = 40 + i * (bar_h + gap)
+        out.append(f'<text x="10" y="{y + 19}">{label}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{max(1, v * scale):.1f}" height="{bar_h}" fill="#3b82f6"/>')
+        out.append(f'<text x="{left + v * scale + 6:.1f}" y="{y + 19}">{v:g} {unit}</text>')
+    if goal:
+        x = left + goal * scale
+        out.append(f'<line x1="{x:.1f}" y1="34" x2="{x:.1f}" y2="{h - 10}" stroke="#dc2626" stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{x + 4:.1f}" y="{h - 12}" fill="#dc2626">goal {goal:g}</text>')
+    out.append("</svg>")
+    path = Path("docs/img") / f"{name}.svg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n")
+    print(f"wrote {path}")
+
+
+bars("proxy_rps", "Small GETs with keep-alive (requests/s, same run)", "req/s",
+     [("direct (bare hyper)", "direct_rps"), ("nginx", "nginx_rps"), ("wopi-gateway", "gateway_rps")])
+bars("ratios", "Ratios against the same-run baseline", "×",
+     [("gateway ÷ nginx", "gateway_over_nginx"), ("CheckFileInfo ÷ bare hyper", "checkfileinfo_over_bare_hyper"),
+      ("1 GiB download ÷ direct", "download_gateway_over_direct")])
+bars("memory", "Gateway memory (MiB)", "MiB",
+     [("RSS idle", "gateway_rss_before_idle_mib"), ("RSS, 10k idle keep-alive conns", "gateway_rss_10k_idle_mib"),
+      ("peak growth, 1 GiB download", "gateway_peak_rss_growth_mib")])
