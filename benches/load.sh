@@ -127,5 +127,23 @@ rec direct_1gib_seconds "$(python3 -c "print(round($T1-$T0,3))")"
 rec gateway_1gib_seconds "$(python3 -c "print(round($T3-$T2,3))")"
 rec download_gateway_over_direct "$(python3 -c "print(round(($T1-$T0)/($T3-$T2),2))")"
 rec gateway_peak_rss_growth_mib "$(( (H1-H0) / 1024 ))"
+echo "# host face: GetFile and PutFile of 1 GiB"
+mapfile -t B < <($PEER headers "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" big.bin)
+curl -sf -o /dev/null "http://127.0.0.1:$P_GW${B[3]}" -H "${B[4]}" -H "${B[5]}"   # the first GetFile fills the spool
+T0=$(date +%s.%N); curl -s -o /dev/null "http://127.0.0.1:$P_PEER/doc/big.bin"; T1=$(date +%s.%N)
+H0=$(hwm $GW_PID)
+T2=$(date +%s.%N); curl -sf -o /dev/null "http://127.0.0.1:$P_GW${B[3]}" -H "${B[4]}" -H "${B[5]}"; T3=$(date +%s.%N)
+rec getfile_1gib_seconds "$(python3 -c "print(round($T3-$T2,3))")"
+rec getfile_over_direct "$(python3 -c "print(round(($T1-$T0)/($T3-$T2),2))")"
+head -c $SZ /dev/zero > "$WORK/upload.bin"
+curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_GW${B[0]}" -H "${B[1]}" -H "${B[2]}" -H "X-WOPI-Override: LOCK" -H "X-WOPI-Lock: bench"
+T4=$(date +%s.%N); cp "$WORK/upload.bin" "$WORK/copy.bin" && sync "$WORK/copy.bin"; T5=$(date +%s.%N)
+rm -f "$WORK/copy.bin"
+T6=$(date +%s.%N); curl -sf -o /dev/null -X POST -T "$WORK/upload.bin" "http://127.0.0.1:$P_GW${B[3]}" -H "${B[4]}" -H "${B[5]}" -H "X-WOPI-Override: PUT" -H "X-WOPI-Lock: bench" -H "Content-Type: application/octet-stream"; T7=$(date +%s.%N)
+H1=$(hwm $GW_PID)
+rec copy_fsync_1gib_seconds "$(python3 -c "print(round($T5-$T4,3))")"
+rec putfile_1gib_seconds "$(python3 -c "print(round($T7-$T6,3))")"
+rec putfile_over_direct_copy "$(python3 -c "print(round(($T5-$T4)/($T7-$T6),2))")"
+rec hostface_peak_rss_growth_mib "$(( (H1-H0) / 1024 ))"
 echo "results in $OUT"
 python3 benches/report.py "$OUT"

@@ -6,8 +6,9 @@
 //!   answers `/callback` with `{"error":0}`, and publishes `/hosting/discovery` with KEYFILE's
 //!   public key (the fake WOPI client whose proofs the gateway checks).
 //! - `bench_peer headers GATEWAY PEER KEYFILE`: opens a host-face session on the gateway and
-//!   prints the CheckFileInfo path and its signed proof headers (valid for 20 minutes), one per
-//!   line, for wrk.
+//!   prints, one per line, the CheckFileInfo path and its signed proof headers, then the
+//!   contents path (GetFile/PutFile) and its headers (valid for 20 minutes), for wrk and curl.
+//!   An optional 5th argument names the document (`big.bin` streams 1 GiB).
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -42,13 +43,12 @@ async fn handle(
             full(r#"{"error":0}"#, "application/json")
         }
         "/hosting/discovery" => full(discovery.as_bytes().to_vec(), "text/xml"),
-        p if p.ends_with("/big") => {
-            let n: u64 = req
-                .uri()
-                .query()
-                .and_then(|q| q.strip_prefix("n="))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+        p if p.ends_with("/big") || p == "/doc/big.bin" => {
+            let n: u64 = if req.uri().path() == "/doc/big.bin" {
+                1 << 30
+            } else {
+                req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|v| v.parse().ok()).unwrap_or(0)
+            };
             let chunk = Bytes::from(vec![b'z'; 256 * 1024]);
             let count = n.div_ceil(chunk.len() as u64);
             let stream = futures_util::stream::iter((0..count).map(move |i| {
@@ -121,49 +121,34 @@ async fn serve(port: u16, keyfile: &str) {
     }
 }
 
-async fn headers(gateway: &str, peer: &str, keyfile: &str) {
-    let key =
-        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
-            .expect("key");
+async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
+    let key = wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file")).expect("key");
     let config = serde_json::json!({
-        "document": {"fileType": "docx", "key": "bench-key-1", "title": "bench.docx", "url": format!("{peer}/doc/bench.docx"), "permissions": {"edit": true}},
+        "document": {"fileType": "docx", "key": format!("bench-key-{doc}"), "title": "bench.docx",
+                     "url": format!("{peer}/doc/{doc}"), "permissions": {"edit": true}},
         "editorConfig": {"callbackUrl": format!("{peer}/callback"), "mode": "edit", "user": {"id": "u1", "name": "Bench User"}},
     });
-    let token = docs_api::jwt::sign(
-        &docs_api::Secret::new(SECRET),
-        config.as_object().expect("object"),
-    );
+    let token = docs_api::jwt::sign(&docs_api::Secret::new(SECRET), config.as_object().expect("object"));
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
         hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
     let req = Request::post(format!("{gateway}/api/v1/sessions?integrator=bench"))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(
-            serde_json::json!({"token": token}).to_string(),
-        )))
+        .body(Full::new(Bytes::from(serde_json::json!({"token": token}).to_string())))
         .expect("request");
     let resp = client.request(req).await.expect("open session");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     let access = v["access_token"].as_str().expect("token");
-    let path = format!(
-        "/wopi/files/{}?access_token={access}&access_token_ttl=0",
-        v["file_id"].as_str().expect("file id")
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    let p = key
-        .sign(
-            None,
-            access,
-            &format!("{gateway}{path}"),
-            wopi::ticks::from_unix_ms(now),
-        )
-        .expect("sign");
-    println!("{path}");
-    println!("X-WOPI-TimeStamp: {}", p.timestamp);
-    println!("X-WOPI-Proof: {}", p.proof);
+    let fid = v["file_id"].as_str().expect("file id");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    // CheckFileInfo (also Lock/Unlock: same URL), then GetFile/PutFile (…/contents).
+    for suffix in ["", "/contents"] {
+        let path = format!("/wopi/files/{fid}{suffix}?access_token={access}&access_token_ttl=0");
+        let p = key.sign(None, access, &format!("{gateway}{path}"), wopi::ticks::from_unix_ms(now)).expect("sign");
+        println!("{path}");
+        println!("X-WOPI-TimeStamp: {}", p.timestamp);
+        println!("X-WOPI-Proof: {}", p.proof);
+    }
 }
 
 #[tokio::main]
@@ -171,7 +156,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
-        Some("headers") => headers(&args[2], &args[3], &args[4]).await,
+        Some("headers") => headers(&args[2], &args[3], &args[4], args.get(5).map_or("bench.docx", String::as_str)).await,
         _ => eprintln!(
             "usage: bench_peer serve PORT KEYFILE | bench_peer headers GATEWAY PEER KEYFILE"
         ),
