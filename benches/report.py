@@ -48,7 +48,8 @@ bars("proxy_rps", "Small GETs with keep-alive (requests/s, same run)", "req/s",
      [("direct (bare hyper)", "direct_rps"), ("nginx", "nginx_rps"), ("wopi-gateway", "gateway_rps")])
 bars("ratios", "Ratios against the same-run baseline", "×",
      [("gateway ÷ nginx", "gateway_over_nginx"), ("CheckFileInfo ÷ bare hyper", "checkfileinfo_over_bare_hyper"),
-      ("1 GiB download ÷ direct", "download_gateway_over_direct")])
+      ("1 GiB download ÷ direct", "download_gateway_over_direct"), ("GetFile 1 GiB ÷ direct", "getfile_over_direct"),
+      ("PutFile 1 GiB ÷ copy+fsync", "putfile_over_direct_copy")])
 bars("memory", "Gateway memory (MiB)", "MiB",
      [("RSS idle", "gateway_rss_before_idle_mib"), ("RSS, 10k idle keep-alive conns", "gateway_rss_10k_idle_mib"),
       ("peak growth, 1 GiB download", "gateway_peak_rss_growth_mib")])
