@@ -47,7 +47,11 @@ async fn handle(
             let n: u64 = if req.uri().path() == "/doc/big.bin" {
                 1 << 30
             } else {
-                req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|v| v.parse().ok()).unwrap_or(0)
+                req.uri()
+                    .query()
+                    .and_then(|q| q.strip_prefix("n="))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
             };
             let chunk = Bytes::from(vec![b'z'; 256 * 1024]);
             let count = n.div_ceil(chunk.len() as u64);
@@ -122,29 +126,46 @@ async fn serve(port: u16, keyfile: &str) {
 }
 
 async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
-    let key = wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file")).expect("key");
+    let key =
+        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
+            .expect("key");
     let config = serde_json::json!({
         "document": {"fileType": "docx", "key": format!("bench-key-{doc}"), "title": "bench.docx",
                      "url": format!("{peer}/doc/{doc}"), "permissions": {"edit": true}},
         "editorConfig": {"callbackUrl": format!("{peer}/callback"), "mode": "edit", "user": {"id": "u1", "name": "Bench User"}},
     });
-    let token = docs_api::jwt::sign(&docs_api::Secret::new(SECRET), config.as_object().expect("object"));
+    let token = docs_api::jwt::sign(
+        &docs_api::Secret::new(SECRET),
+        config.as_object().expect("object"),
+    );
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
         hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
     let req = Request::post(format!("{gateway}/api/v1/sessions?integrator=bench"))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::json!({"token": token}).to_string())))
+        .body(Full::new(Bytes::from(
+            serde_json::json!({"token": token}).to_string(),
+        )))
         .expect("request");
     let resp = client.request(req).await.expect("open session");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     let access = v["access_token"].as_str().expect("token");
     let fid = v["file_id"].as_str().expect("file id");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
     // CheckFileInfo (also Lock/Unlock: same URL), then GetFile/PutFile (…/contents).
     for suffix in ["", "/contents"] {
         let path = format!("/wopi/files/{fid}{suffix}?access_token={access}&access_token_ttl=0");
-        let p = key.sign(None, access, &format!("{gateway}{path}"), wopi::ticks::from_unix_ms(now)).expect("sign");
+        let p = key
+            .sign(
+                None,
+                access,
+                &format!("{gateway}{path}"),
+                wopi::ticks::from_unix_ms(now),
+            )
+            .expect("sign");
         println!("{path}");
         println!("X-WOPI-TimeStamp: {}", p.timestamp);
         println!("X-WOPI-Proof: {}", p.proof);
@@ -156,7 +177,15 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
-        Some("headers") => headers(&args[2], &args[3], &args[4], args.get(5).map_or("bench.docx", String::as_str)).await,
+        Some("headers") => {
+            headers(
+                &args[2],
+                &args[3],
+                &args[4],
+                args.get(5).map_or("bench.docx", String::as_str),
+            )
+            .await
+        }
         _ => eprintln!(
             "usage: bench_peer serve PORT KEYFILE | bench_peer headers GATEWAY PEER KEYFILE"
         ),
