@@ -75,6 +75,9 @@ jwt_secret = "bench-integrator-secret-0123456789"
 allowed_origins = ["http://127.0.0.1:$P_PEER"]
 [docs]
 url = "http://127.0.0.1:$P_PEER"
+jwt_secret = "bench-docs-secret-0123456789abcdef"
+[client_face]
+allowed_wopi_origins = ["http://127.0.0.1:$P_PEER"]
 TOML
 ulimit -n 65536 || true
 WOPI_GATEWAY_LOG=warn $BIN serve --config "$WORK/gw.toml" > "$WORK/gw.out" 2> "$WORK/gw.err" & GW_PID=$!; PIDS+=($GW_PID)
@@ -145,5 +148,30 @@ rec copy_fsync_1gib_seconds "$(python3 -c "print(round($T5-$T4,3))")"
 rec putfile_1gib_seconds "$(python3 -c "print(round($T7-$T6,3))")"
 rec putfile_over_direct_copy "$(python3 -c "print(round(($T5-$T4)/($T7-$T6),2))")"
 rec hostface_peak_rss_growth_mib "$(( (H1-H0) / 1024 ))"
+echo "# client face: editor open overhead and a 100 MiB status-2 save"
+SRC="http%3A%2F%2F127.0.0.1%3A$P_PEER%2Fwopi%2Ffiles%2Fbench"
+ACTION="http://127.0.0.1:$P_GW/hosting/wopi/word/edit?WOPISrc=$SRC"
+pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100); if (i<1) i=1; printf "%.2f", a[i]*1000}'; }
+for _ in $(seq 200); do curl -s -o /dev/null -w '%{time_total}\n' -d 'access_token=t&access_token_ttl=0' "$ACTION"; done > "$WORK/open.txt"
+for _ in $(seq 200); do
+  a=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$P_PEER/wopi/files/bench?access_token=t")
+  b=$(curl -s -o /dev/null -w '%{time_total}' -X POST -H 'X-WOPI-Override: LOCK' -H 'X-WOPI-Lock: k' "http://127.0.0.1:$P_PEER/wopi/files/bench?access_token=t")
+  python3 -c "print($a+$b)"
+done > "$WORK/host.txt"
+rec editor_open_p50_ms "$(pct 50 < "$WORK/open.txt")"
+rec editor_open_p99_ms "$(pct 99 < "$WORK/open.txt")"
+rec host_checkfileinfo_lock_p50_ms "$(pct 50 < "$WORK/host.txt")"
+rec host_checkfileinfo_lock_p99_ms "$(pct 99 < "$WORK/host.txt")"
+KEY=$(curl -s -d 'access_token=t&access_token_ttl=0' "$ACTION" | grep -o '"key":"[^"]*"' | head -1 | cut -d'"' -f4)
+$PEER callback "$KEY" "http://127.0.0.1:$P_PEER/cache/big" "bench-docs-secret-0123456789abcdef" > "$WORK/cb.json"
+T0=$(date +%s.%N); curl -s -o "$WORK/direct.bin" "http://127.0.0.1:$P_PEER/cache/big"; curl -s -o /dev/null -X POST -T "$WORK/direct.bin" "http://127.0.0.1:$P_PEER/wopi/files/bench/contents"; T1=$(date +%s.%N)
+H0=$(hwm $GW_PID)
+T2=$(date +%s.%N); ANSWER=$(curl -s -H 'content-type: application/json' --data-binary "@$WORK/cb.json" "http://127.0.0.1:$P_GW/docs/callback/$KEY"); T3=$(date +%s.%N)
+H1=$(hwm $GW_PID)
+[ "$ANSWER" = '{"error":0}' ] || { echo "status 2 was not accepted: $ANSWER"; exit 1; }
+rec save_100mib_direct_seconds "$(python3 -c "print(round($T1-$T0,3))")"
+rec save_100mib_gateway_seconds "$(python3 -c "print(round($T3-$T2,3))")"
+rec save_over_direct_copy "$(python3 -c "print(round(($T1-$T0)/($T3-$T2),2))")"
+rec clientface_peak_rss_growth_mib "$(( (H1-H0) / 1024 ))"
 echo "results in $OUT"
 python3 benches/report.py "$OUT"

@@ -9,6 +9,10 @@
 //!   prints, one per line, the CheckFileInfo path and its signed proof headers, then the
 //!   contents path (GetFile/PutFile) and its headers (valid for 20 minutes), for wrk and curl.
 //!   An optional 5th argument names the document (`big.bin` streams 1 GiB).
+//! - `bench_peer callback KEY URL SECRET`: prints a signed status-2 callback body.
+//!
+//! For the client face it also plays the WOPI host (`/wopi/files/bench`, no proof check) and
+//! Docs' cache (`/cache/big`, 100 MiB).
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -43,9 +47,23 @@ async fn handle(
             full(r#"{"error":0}"#, "application/json")
         }
         "/hosting/discovery" => full(discovery.as_bytes().to_vec(), "text/xml"),
-        p if p.ends_with("/big") || p == "/doc/big.bin" => {
+        // A WOPI host for the client-face benchmark (no proof check: the gateway's signing cost
+        // is still paid).
+        "/wopi/files/bench" if req.method() == http::Method::GET => full(
+            serde_json::json!({"BaseFileName": "bench.docx", "OwnerId": "o", "Size": 4096, "UserId": "u1",
+                "UserFriendlyName": "Bench User", "Version": "1", "SupportsLocks": true, "SupportsUpdate": true, "UserCanWrite": true})
+            .to_string(),
+            "application/json",
+        ),
+        "/wopi/files/bench" | "/wopi/files/bench/contents" => {
+            let _ = req.into_body().collect().await;
+            full("{}", "application/json")
+        }
+        p if p.ends_with("/big") || p == "/doc/big.bin" || p == "/cache/big" => {
             let n: u64 = if req.uri().path() == "/doc/big.bin" {
                 1 << 30
+            } else if req.uri().path() == "/cache/big" {
+                100 << 20
             } else {
                 req.uri()
                     .query()
@@ -172,11 +190,25 @@ async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
     }
 }
 
+/// Prints a status-2 callback body as Document Server signs it (body token), for curl.
+fn callback(key: &str, url: &str, secret: &str) {
+    let body = serde_json::json!({"key": key, "status": 2, "url": url, "filetype": "docx", "users": ["u1"],
+        "actions": [{"type": 0, "userid": "u1"}], "notmodified": false});
+    let token = docs_api::jwt::sign(
+        &docs_api::Secret::new(secret),
+        body.as_object().expect("object"),
+    );
+    let mut with = body;
+    with["token"] = serde_json::json!(token);
+    println!("{with}");
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
+        Some("callback") => callback(&args[2], &args[3], &args[4]),
         Some("headers") => {
             headers(
                 &args[2],

@@ -274,3 +274,75 @@ fn busy_port_is_a_clear_runtime_error() {
     assert_eq!(code, 1);
     assert!(stderr.contains("server.listen"), "{stderr}");
 }
+
+#[test]
+fn proof_key_cli_answers_the_microsoft_vectors() {
+    let v: serde_json::Value = serde_json::from_str(include_str!(
+        "../../crates/wopi/tests/fixtures/wopi-proof-key-test-vectors.json"
+    ))
+    .unwrap();
+    let d = &v["discovery"];
+    let attrs = wopi::discovery::ProofKeyAttrs {
+        value: d["value"].as_str().map(str::to_owned),
+        modulus: d["modulus"].as_str().map(str::to_owned),
+        exponent: d["exponent"].as_str().map(str::to_owned),
+        old_value: d["oldvalue"].as_str().map(str::to_owned),
+        old_modulus: d["oldmodulus"].as_str().map(str::to_owned),
+        old_exponent: d["oldexponent"].as_str().map(str::to_owned),
+    };
+    let xml = wopi::discovery::render(&wopi::discovery::Discovery {
+        net_zones: vec![],
+        proof_key: Some(attrs),
+    });
+    let dir = TempDir::new("vectors");
+    let file = dir.path().join("discovery.xml");
+    std::fs::write(&file, xml).unwrap();
+    for case in v["cases"].as_array().unwrap() {
+        let ts = case["timestamp"].as_i64().unwrap().to_string();
+        let mut args = vec![
+            "proof-key",
+            "verify",
+            "--discovery",
+            file.to_str().unwrap(),
+            "--url",
+            case["url"].as_str().unwrap(),
+            "--access-token",
+            case["access_token"].as_str().unwrap(),
+            "--timestamp",
+            &ts,
+            "--proof",
+            case["proof"].as_str().unwrap(),
+            "--proof-old",
+            case["proof_old"].as_str().unwrap(),
+        ];
+        args.push("--ignore-time");
+        let (code, out, _) = run_cli(&args);
+        let name = case["name"].as_str().unwrap();
+        if case["expected"].as_bool().unwrap() {
+            assert_eq!(code, 0, "{name}: {out}");
+            assert!(out.starts_with("valid: proof"), "{name}: {out}");
+        } else {
+            assert_eq!(code, 1, "{name}: {out}");
+            assert!(out.starts_with("invalid: signature"), "{name}: {out}");
+        }
+    }
+    // Without --ignore-time the 2015 timestamps are stale.
+    let c = &v["cases"][0];
+    let ts = c["timestamp"].as_i64().unwrap().to_string();
+    let (code, out, _) = run_cli(&[
+        "proof-key",
+        "verify",
+        "--discovery",
+        file.to_str().unwrap(),
+        "--url",
+        c["url"].as_str().unwrap(),
+        "--access-token",
+        c["access_token"].as_str().unwrap(),
+        "--timestamp",
+        &ts,
+        "--proof",
+        c["proof"].as_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("stale"), "{out}");
+}

@@ -52,6 +52,10 @@ fn tmp_path(final_path: &Path) -> PathBuf {
 }
 
 /// Streams `body` into `path` (atomically, fsync'd), hashing as it goes. At most `limit` bytes.
+///
+/// Disk writes and SHA-256 run on two blocking threads fed by bounded channels, so the network,
+/// the hash and the disk overlap instead of taking turns (and no blocking-pool round trip is
+/// paid per chunk).
 pub async fn write_stream<S, E>(
     path: &Path,
     mut body: S,
@@ -61,40 +65,96 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
     let tmp = tmp_path(path);
-    let result = async {
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(StreamError::Io)?;
+    let (to_disk, disk_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (to_hash, hash_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let tmp_w = tmp.clone();
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
+        use std::io::Write as _;
+        let mut rx = disk_rx;
+        let file = std::fs::File::create(&tmp_w)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        while let Some(chunk) = rx.blocking_recv() {
+            out.write_all(&chunk)?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    });
+    let hasher = tokio::task::spawn_blocking(move || {
+        let mut rx = hash_rx;
         let mut hash = Context::new(&SHA256);
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(StreamError::Source)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(StreamError::TooLarge);
-            }
+        while let Some(chunk) = rx.blocking_recv() {
             hash.update(&chunk);
-            file.write_all(&chunk).await.map_err(StreamError::Io)?;
         }
-        file.flush().await.map_err(StreamError::Io)?;
-        file.sync_all().await.map_err(StreamError::Io)?;
-        drop(file);
-        tokio::fs::rename(&tmp, path)
-            .await
-            .map_err(StreamError::Io)?;
-        if let Some(dir) = path.parent() {
-            sync_dir(dir).await.map_err(StreamError::Io)?;
+        b64_digest(hash)
+    });
+    let mut size = 0u64;
+    let mut failure: Option<StreamError<E>> = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(StreamError::Source(e));
+                break;
+            }
+        };
+        size += chunk.len() as u64;
+        if size > limit {
+            failure = Some(StreamError::TooLarge);
+            break;
         }
-        Ok(Written {
-            size,
-            sha256: b64_digest(hash),
-        })
+        if to_hash.send(chunk.clone()).await.is_err() || to_disk.send(chunk).await.is_err() {
+            break; // the writer failed; its error is reported below
+        }
     }
-    .await;
+    drop(to_disk);
+    drop(to_hash);
+    let written = writer.await.map_err(io::Error::other).and_then(|r| r);
+    let sha256 = hasher.await.unwrap_or_default();
+    let result = match (failure, written) {
+        (Some(f), _) => Err(f),
+        (None, Err(e)) => Err(StreamError::Io(e)),
+        (None, Ok(())) => async {
+            tokio::fs::rename(&tmp, path).await?;
+            if let Some(dir) = path.parent() {
+                sync_dir(dir).await?;
+            }
+            Ok(Written { size, sha256 })
+        }
+        .await
+        .map_err(StreamError::Io),
+    };
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     result
+}
+
+/// Streams a file in 1 MiB chunks read on a blocking thread (for GetFile and downloads).
+pub fn read_stream(file: std::fs::File) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut file = file;
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// Writes bytes atomically and durably.

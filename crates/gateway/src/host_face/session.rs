@@ -441,12 +441,10 @@ pub async fn download(
         ));
     }
     let path = state.host.deliveries.content_path(&id);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| GatewayError::NotFound("download"))?;
-    let len = file.metadata().await?.len();
+    let file = std::fs::File::open(&path).map_err(|_| GatewayError::NotFound("download"))?;
+    let len = file.metadata()?.len();
     state.metrics.bytes.with_label_values(&["out"]).inc_by(len);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    let body = Body::from_stream(crate::spool::read_stream(file));
     Ok((
         [
             (http::header::CONTENT_TYPE, "application/octet-stream"),

@@ -447,9 +447,9 @@ async fn get_file(
     }
     // Opened before the lock is released above? No: a PutFile renames a new file in place and
     // unlinks the old one; an open handle keeps reading the version it opened.
-    let file = tokio::fs::File::open(&path).await?;
+    let file = std::fs::File::open(&path)?;
     let metrics = state.metrics.bytes.with_label_values(&["out"]);
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+    let stream = spool::read_stream(file).map(move |chunk| {
         if let Ok(c) = &chunk {
             metrics.inc_by(c.len() as u64);
         }
