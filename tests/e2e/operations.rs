@@ -214,3 +214,109 @@ async fn doctor_names_the_failing_stage() {
         out.1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_the_tls_certificate() {
+    use rustls::pki_types::ServerName;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = crate::support::TempDir::new("tls-reload");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    let write = |name: &str| {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_owned(), "localhost".to_owned()])
+            .unwrap();
+        std::fs::write(&cert_path, c.cert.pem()).unwrap();
+        std::fs::write(&key_path, c.key_pair.serialize_pem()).unwrap();
+        c.cert.der().to_vec()
+    };
+    let first = write("first.example");
+    let gw = Gateway::start(Config {
+        server: format!(
+            "[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+        ..Default::default()
+    });
+    // Presents whatever it serves; the test only reads which certificate that is.
+    #[derive(Debug)]
+    struct AcceptAny;
+    impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let presented = |addr: std::net::SocketAddr| async move {
+        let config = rustls::ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny))
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    };
+    assert_eq!(presented(gw.public).await, first);
+    // Keep a connection open across the reload: it must survive.
+    let config = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    let mut open = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let second = write("second.example");
+    gw.signal("HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while presented(gw.public).await != second {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    open.write_all(
+        b"GET /hosting/capabilities HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    open.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "the connection opened before the reload still works"
+    );
+}
