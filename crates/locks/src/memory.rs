@@ -19,6 +19,26 @@ use wopi::lock::{self as rules, LockAction, LockConflict, LockId};
 
 const INDEX_SHARDS: usize = 16;
 
+/// Hands out generation numbers without a shared counter on the hot path: each thread takes a
+/// block of 2^32 numbers from `NEXT_BLOCK` once, then counts locally.
+static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static LOCAL_GEN: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn next_generation() -> u64 {
+    LOCAL_GEN.with(|cell| {
+        let (mut next, mut end) = cell.get();
+        if next == end {
+            next = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) << 32;
+            end = next + (1 << 32);
+        }
+        cell.set((next + 1, end));
+        next
+    })
+}
+
 #[derive(Debug)]
 struct Entry {
     lock_id: Box<str>,
@@ -35,7 +55,6 @@ type IndexKey = (u64, u64, Arc<str>);
 struct Inner {
     map: DashMap<Arc<str>, Entry>,
     index: Vec<Mutex<BTreeSet<IndexKey>>>,
-    generation: AtomicU64,
     /// The deadline the sweeper sleeps until (u64::MAX when idle); earlier ones wake it.
     sleeping_until: AtomicU64,
     wake: Arc<Notify>,
@@ -79,7 +98,6 @@ impl MemoryLockStore {
             index: (0..INDEX_SHARDS)
                 .map(|_| Mutex::new(BTreeSet::new()))
                 .collect(),
-            generation: AtomicU64::new(1),
             sleeping_until: AtomicU64::new(u64::MAX),
             wake: Arc::new(Notify::new()),
             clock,
@@ -150,7 +168,7 @@ impl MemoryLockStore {
                             e.created = now;
                         }
                         e.deadline = inner.deadline(now, e.created);
-                        e.generation = inner.generation.fetch_add(1, Ordering::Relaxed);
+                        e.generation = next_generation();
                         inner.reindex(&key, Some(old), (e.deadline, e.generation));
                     }
                     LockAction::Remove => {
@@ -177,7 +195,7 @@ impl MemoryLockStore {
             match inner.map.entry(key.clone()) {
                 MapEntry::Occupied(_) => continue, // raced with another writer: decide again
                 MapEntry::Vacant(v) => {
-                    let generation = inner.generation.fetch_add(1, Ordering::Relaxed);
+                    let generation = next_generation();
                     let deadline = inner.deadline(now, now);
                     v.insert(Entry {
                         lock_id: new_id.unwrap_or_default().into(),
