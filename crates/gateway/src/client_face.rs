@@ -118,17 +118,7 @@ fn current_key(settings: &Settings) -> Result<SigningKey, String> {
                         .map_err(|e| format!("client_face.proof_key_file (generated): {e}"))?
                 } else {
                     let key = SigningKey::generate().map_err(|e| e.to_string())?;
-                    let mut options = std::fs::OpenOptions::new();
-                    options.write(true).create_new(true);
-                    #[cfg(unix)]
-                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                    use std::io::Write as _;
-                    options
-                        .open(&path)
-                        .and_then(|mut f| {
-                            f.write_all(key.to_pem().as_bytes())
-                                .and_then(|()| f.sync_all())
-                        })
+                    crate::spool::write_private(&path, key.to_pem().as_bytes())
                         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                     tracing::info!(path = %path.display(), "generated the client-face proof key");
                     key

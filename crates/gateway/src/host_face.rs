@@ -75,14 +75,7 @@ async fn load_or_create_secret(settings: &Settings) -> Result<Secret, String> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| "no system randomness".to_owned())?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    use std::io::Write as _;
-    options
-        .open(&path)
-        .and_then(|mut f| f.write_all(secret.as_bytes()).and_then(|()| f.sync_all()))
+    crate::spool::write_private(&path, secret.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     tracing::info!(path = %path.display(), "generated the access-token secret");
     Ok(Secret::new(secret))

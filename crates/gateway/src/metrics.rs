@@ -216,6 +216,22 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Counts one JWT check of `kind` by its result, passing the result through.
+    pub fn count_jwt<T>(
+        &self,
+        kind: &str,
+        r: Result<T, docs_api::JwtError>,
+    ) -> Result<T, docs_api::JwtError> {
+        let label = match &r {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        self.jwt.with_label_values(&[kind, label]).inc();
+        r
+    }
+}
+
 /// `2xx`, `4xx`, … for a status code.
 pub fn status_class(status: u16) -> &'static str {
     match status / 100 {

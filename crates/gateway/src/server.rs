@@ -226,17 +226,18 @@ pub async fn serve(
             let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
             match tls {
                 None => {
-                    let io = TokioIo::new(IdleIo {
-                        inner: stream,
-                        last,
-                        epoch,
-                    });
-                    let conn = builder.serve_connection_with_upgrades(io, service);
-                    let conn = watcher.watch(conn.into_owned());
-                    tokio::select! {
-                        r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") },
-                        () = idle => tracing::debug!("idle connection closed"),
-                    }
+                    drive(
+                        TokioIo::new(IdleIo {
+                            inner: stream,
+                            last,
+                            epoch,
+                        }),
+                        &builder,
+                        service,
+                        watcher,
+                        idle,
+                    )
+                    .await
                 }
                 Some(acceptor) => {
                     let handshake =
@@ -247,17 +248,18 @@ pub async fn serve(
                         Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => return tracing::debug!("TLS handshake timed out"),
                     };
-                    let io = TokioIo::new(IdleIo {
-                        inner: stream,
-                        last,
-                        epoch,
-                    });
-                    let conn = builder.serve_connection_with_upgrades(io, service);
-                    let conn = watcher.watch(conn.into_owned());
-                    tokio::select! {
-                        r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") },
-                        () = idle => tracing::debug!("idle connection closed"),
-                    }
+                    drive(
+                        TokioIo::new(IdleIo {
+                            inner: stream,
+                            last,
+                            epoch,
+                        }),
+                        &builder,
+                        service,
+                        watcher,
+                        idle,
+                    )
+                    .await;
                 }
             }
         });
@@ -266,6 +268,34 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// Serves one connection until it ends, shutdown closes it, or `idle` fires.
+async fn drive<I, S>(
+    io: I,
+    builder: &auto::Builder<TokioExecutor>,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    idle: impl std::future::Future<Output = ()>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<axum::body::Body>,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = watcher.watch(
+        builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned(),
+    );
+    tokio::select! {
+        r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") },
+        () = idle => tracing::debug!("idle connection closed"),
     }
 }
 

@@ -157,6 +157,19 @@ pub fn read_stream(file: std::fs::File) -> impl Stream<Item = io::Result<Bytes>>
     })
 }
 
+/// Creates a new file readable only by the owner (mode 0600) holding `data`, fsync'd; refuses
+/// to overwrite. For generated secrets and keys.
+pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
 /// Writes bytes atomically and durably.
 pub async fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = tmp_path(path);

@@ -44,15 +44,13 @@ fn header_payload(
     else {
         return Ok(None);
     };
-    let claims = jwt::verify(&secret(state)?, jwt::token_from_header(v)).map_err(|e| {
-        state
-            .metrics
-            .jwt
-            .with_label_values(&[kind, e.reason()])
-            .inc();
-        GatewayError::Forbidden(format!("Docs token refused: {e}"))
-    })?;
-    state.metrics.jwt.with_label_values(&[kind, "ok"]).inc();
+    let claims = state
+        .metrics
+        .count_jwt(
+            kind,
+            jwt::verify(&secret(state)?, jwt::token_from_header(v)),
+        )
+        .map_err(|e| GatewayError::Forbidden(format!("Docs token refused: {e}")))?;
     Ok(Some(match claims.get("payload") {
         Some(Value::Object(p)) => p.clone(),
         _ => claims,
@@ -154,19 +152,10 @@ fn verified_callback(
         .map_err(|e| GatewayError::BadRequest(format!("callback is not JSON: {e}")))?;
     let payload = match raw.get("token").and_then(Value::as_str) {
         Some(t) => {
-            let mut claims = jwt::verify(&secret(state)?, t).map_err(|e| {
-                state
-                    .metrics
-                    .jwt
-                    .with_label_values(&["docs_callback", e.reason()])
-                    .inc();
-                GatewayError::Forbidden(format!("callback token refused: {e}"))
-            })?;
-            state
+            let mut claims = state
                 .metrics
-                .jwt
-                .with_label_values(&["docs_callback", "ok"])
-                .inc();
+                .count_jwt("docs_callback", jwt::verify(&secret(state)?, t))
+                .map_err(|e| GatewayError::Forbidden(format!("callback token refused: {e}")))?;
             claims.remove("iat");
             claims.remove("exp");
             claims

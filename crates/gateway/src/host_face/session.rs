@@ -97,19 +97,13 @@ pub async fn open(
     integrator: &Integrator,
     token: &str,
 ) -> Result<Opened, GatewayError> {
-    let config = jwt::verify(&integrator.jwt_secret, token).map_err(|e| {
-        state
-            .metrics
-            .jwt
-            .with_label_values(&["integrator_config", e.reason()])
-            .inc();
-        GatewayError::Unauthorized(format!("editor config token refused: {e}"))
-    })?;
-    state
+    let config = state
         .metrics
-        .jwt
-        .with_label_values(&["integrator_config", "ok"])
-        .inc();
+        .count_jwt(
+            "integrator_config",
+            jwt::verify(&integrator.jwt_secret, token),
+        )
+        .map_err(|e| GatewayError::Unauthorized(format!("editor config token refused: {e}")))?;
     let config = Value::Object(config);
     if config.get("payload").is_some() || config.get("url").is_some() {
         return Err(GatewayError::BadRequest(
@@ -420,20 +414,10 @@ pub async fn download(
     let token = q
         .token
         .ok_or_else(|| GatewayError::Unauthorized("download token missing".into()))?;
-    let claims: Map<String, Value> =
-        jwt::verify(&state.host.token_secret, &token).map_err(|e| {
-            state
-                .metrics
-                .jwt
-                .with_label_values(&["download", e.reason()])
-                .inc();
-            GatewayError::Unauthorized(format!("download token refused: {e}"))
-        })?;
-    state
+    let claims: Map<String, Value> = state
         .metrics
-        .jwt
-        .with_label_values(&["download", "ok"])
-        .inc();
+        .count_jwt("download", jwt::verify(&state.host.token_secret, &token))
+        .map_err(|e| GatewayError::Unauthorized(format!("download token refused: {e}")))?;
     if claims.get("did").and_then(Value::as_str) != Some(id.as_str()) || claims.get("exp").is_none()
     {
         return Err(GatewayError::Forbidden(

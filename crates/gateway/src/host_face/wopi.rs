@@ -199,19 +199,13 @@ async fn serve(
     .await?;
     let token =
         token.ok_or_else(|| GatewayError::Unauthorized("access_token is missing".into()))?;
-    let claims = token::verify(&state.host.token_secret, &token).map_err(|e| {
-        state
-            .metrics
-            .jwt
-            .with_label_values(&["access_token", e.reason()])
-            .inc();
-        GatewayError::Unauthorized(format!("access token refused: {e}"))
-    })?;
-    state
+    let claims = state
         .metrics
-        .jwt
-        .with_label_values(&["access_token", "ok"])
-        .inc();
+        .count_jwt(
+            "access_token",
+            token::verify(&state.host.token_secret, &token),
+        )
+        .map_err(|e| GatewayError::Unauthorized(format!("access token refused: {e}")))?;
     let file_id = match ep {
         Endpoint::File(id)
         | Endpoint::Contents(id)
