@@ -93,9 +93,12 @@ impl HostFace {
         let files = Files::open(spool.join("files"))
             .await
             .map_err(|e| format!("spool {}: {e}", spool.display()))?;
-        let deliveries = Deliveries::open(spool.join("deliveries"))
-            .await
-            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        let deliveries = Deliveries::open(
+            spool.join("deliveries"),
+            settings.host_face.download_url_ttl,
+        )
+        .await
+        .map_err(|e| format!("spool {}: {e}", spool.display()))?;
         let discovery =
             DiscoveryCache::new(settings.host_face.discovery_urls.clone(), http, metrics);
         Ok(HostFace {

@@ -70,7 +70,10 @@ pub(crate) fn now_ms() -> u64 {
 
 impl Deliveries {
     /// Opens the queue under `dir`, resuming every delivery saved there.
-    pub async fn open(dir: PathBuf) -> std::io::Result<Self> {
+    ///
+    /// Content of deliveries already accepted (a `.bin` without its `.json`) is removed once it
+    /// is older than `download_ttl`, the lifetime of the URL that served it.
+    pub async fn open(dir: PathBuf, download_ttl: Duration) -> std::io::Result<Self> {
         tokio::fs::create_dir_all(&dir).await?;
         let mut pending = BTreeMap::new();
         let mut entries = tokio::fs::read_dir(&dir).await?;
@@ -90,6 +93,22 @@ impl Deliveries {
                         tracing::error!(path = %path.display(), "unreadable delivery in the spool; left in place")
                     }
                 }
+            }
+        }
+        let mut entries = tokio::fs::read_dir(&dir).await?;
+        while let Some(e) = entries.next_entry().await? {
+            let path = e.path();
+            let delivered = path.extension().is_some_and(|x| x == "bin")
+                && !path.with_extension("json").exists();
+            let expired = e
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > download_ttl);
+            if delivered && expired {
+                let _ = tokio::fs::remove_file(&path).await;
             }
         }
         if !pending.is_empty() {
