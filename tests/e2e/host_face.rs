@@ -1214,3 +1214,30 @@ async fn operators_list_retry_and_discard_pending_deliveries() {
         "discarded deliveries are kept aside, not deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_logs_name_the_group_and_the_allowlist_rule() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("log.docx", b"x");
+    let (fid, tok, _) = open(&s, "log.docx", "k-log", Some(("u", "U")), true).await;
+    s.wopi("GET", &format!("/wopi/files/{fid}"), &tok, &[], "")
+        .await;
+    let log = s.gw.stderr();
+    assert!(!log.contains('\u{1b}'), "no terminal colours in a log file");
+    let plain = log.replace('"', "");
+    let line = plain
+        .lines()
+        .find(|l| l.contains("stage=session-opened"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("group=integrator") && line.contains("allow_rule=any"),
+        "{line}"
+    );
+    let line = plain.lines().find(|l| l.contains("WOPI request")).unwrap();
+    assert!(
+        line.contains("group=wopi")
+            && line.contains("allow_rule=any")
+            && line.contains("op=CheckFileInfo"),
+        "{line}"
+    );
+}

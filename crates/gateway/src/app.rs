@@ -154,7 +154,15 @@ async fn front(State(state): State<AppState>, mut req: Request, next: Next) -> R
     );
     req.extensions_mut().insert(Classified { group, client_ip });
     let id = state.request_ids.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("request", request_id = id, group = group.as_str(), method = %req.method());
+    // Every line logged while serving carries the request id, the route group and the
+    // allowlist rule that admitted the client ("any" for an empty list).
+    let span = tracing::info_span!(
+        "request",
+        request_id = id,
+        group = group.as_str(),
+        method = %req.method(),
+        allow_rule = tracing::field::Empty
+    );
     let started = tokio::time::Instant::now();
     state.metrics.http_in_flight.inc();
     let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
@@ -178,8 +186,12 @@ async fn allow_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
         return GatewayError::Internal("request was not classified".into()).into_response();
     };
     match state.settings().access.allow[c.group.index()].admit(c.client_ip) {
-        access::Admit::Anyone => next.run(req).await,
+        access::Admit::Anyone => {
+            tracing::Span::current().record("allow_rule", "any");
+            next.run(req).await
+        }
         access::Admit::Rule(rule) => {
+            tracing::Span::current().record("allow_rule", tracing::field::display(rule));
             tracing::debug!(client = %c.client_ip, rule = %rule, group = c.group.as_str(), "allowlist matched");
             next.run(req).await
         }
