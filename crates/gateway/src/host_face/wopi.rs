@@ -420,13 +420,19 @@ async fn get_file(
     entry: &Arc<Mutex<FileEntry>>,
     headers: &HeaderMap,
 ) -> Result<Response, GatewayError> {
-    let (path, size, version) = {
+    // The file is opened under the entry lock: a PutFile that replaces (and unlinks) it later
+    // does not disturb this response, which keeps streaming the version it opened.
+    let (file, size, version) = {
         let mut e = entry.lock().await;
         ensure_content(state, &mut e).await?;
         let path = e
             .content_path()
             .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
-        (path, e.meta.size, e.meta.version.clone())
+        (
+            std::fs::File::open(&path)?,
+            e.meta.size,
+            e.meta.version.clone(),
+        )
     };
     let max = match header(headers, h::MAX_EXPECTED_SIZE) {
         None => i64::from(i32::MAX) as u64,
@@ -439,9 +445,6 @@ async fn get_file(
             "file is {size} bytes, more than X-WOPI-MaxExpectedSize {max}"
         )));
     }
-    // Opened before the lock is released above? No: a PutFile renames a new file in place and
-    // unlinks the old one; an open handle keeps reading the version it opened.
-    let file = std::fs::File::open(&path)?;
     let metrics = state.metrics.bytes.with_label_values(&["out"]);
     let stream = spool::read_stream(file).map(move |chunk| {
         if let Ok(c) = &chunk {
