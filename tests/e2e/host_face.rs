@@ -1241,3 +1241,102 @@ async fn stage_logs_name_the_group_and_the_allowlist_rule() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lock_store_serves_wopi_locks_and_fails_closed() {
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is required in CI"
+        );
+        return;
+    }
+    let port = crate::support::free_port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let int = Integrator::start().await;
+    let client = WopiClient::new();
+    *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
+    let rest = format!(
+        "[locks]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/\"\n[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\n{}",
+        int.origin(),
+        int.toml("nc", "")
+    );
+    let s = Setup {
+        gw: Gateway::start(Config {
+            rest,
+            ..Default::default()
+        }),
+        int,
+        client,
+    };
+    s.int.put_doc("r.docx", b"redis");
+    let (fid, tok, _) = open(&s, "r.docx", "k-r", Some(("u", "U")), true).await;
+    let f = format!("/wopi/files/{fid}");
+    assert_eq!(
+        s.wopi(
+            "POST",
+            &f,
+            &tok,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "A")],
+            ""
+        )
+        .await
+        .0,
+        200
+    );
+    let (st, h, _) = s
+        .wopi(
+            "POST",
+            &f,
+            &tok,
+            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "B")],
+            "",
+        )
+        .await;
+    assert_eq!((st, hdr(&h, "x-wopi-lock").as_deref()), (409, Some("A")));
+    let _ = redis.kill();
+    let _ = redis.wait();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (st, _, _) = s
+        .wopi("POST", &f, &tok, &[("x-wopi-override", "GET_LOCK")], "")
+        .await;
+    assert_eq!(st, 503, "Redis down: fail closed");
+    let (st, _, _) = s
+        .wopi(
+            "POST",
+            &f,
+            &tok,
+            &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "A")],
+            "",
+        )
+        .await;
+    assert_eq!(st, 503);
+    assert!(
+        s.gw.metric("wopi_gateway_lock_operations_total{op=\"get\",result=\"unavailable\"}")
+            .await
+            >= 1.0
+    );
+}
