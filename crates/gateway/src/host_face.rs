@@ -162,6 +162,27 @@ pub async fn retry_delivery(
     }
 }
 
+/// The file's state: known from the session open, or rebuilt from the self-contained access
+/// token (e.g. after the spool was lost).
+pub(crate) async fn entry_for(
+    state: &AppState,
+    c: &token::AccessClaims,
+) -> Result<Arc<tokio::sync::Mutex<FileEntry>>, GatewayError> {
+    let init = || files::FileMeta {
+        file_id: c.fid.clone(),
+        integrator: c.int.clone(),
+        doc_url: c.url.clone(),
+        doc_key: c.key.clone(),
+        title: c.title.clone(),
+        file_type: c.ft.clone(),
+        owner_id: c.uid.clone(),
+        callback_url: c.cb.clone(),
+        version: format!("k.{}", c.key),
+        ..Default::default()
+    };
+    Ok(state.host.files.get_or_create(&c.fid, init).await?)
+}
+
 /// Adds a user to the file's editing session; a new editor is announced with status 1.
 pub(crate) async fn join(
     state: &AppState,

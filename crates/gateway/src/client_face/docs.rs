@@ -567,6 +567,61 @@ fn action_claims(state: &AppState, key: &str, t: Option<&str>) -> Result<String,
         .to_owned())
 }
 
+/// What the page's Save As and Rename calls share: the verified user, the request body, and
+/// the session's WOPISrc, write token, lock id and extension.
+struct Action {
+    req: Value,
+    wopi_src: String,
+    token: String,
+    lock: String,
+    ext: String,
+}
+
+async fn action(
+    state: &AppState,
+    key: &str,
+    t: Option<&str>,
+    body: Body,
+) -> Result<Action, GatewayError> {
+    let uid = action_claims(state, key, t)?;
+    let bytes = crate::host_face::wopi::read_body(body, 64 * 1024).await?;
+    let req: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
+    let session = state
+        .client
+        .sessions
+        .get(key)
+        .ok_or(GatewayError::NotFound("document session"))?;
+    let s = session.lock().await;
+    let token = s
+        .write_token(std::slice::from_ref(&uid))
+        .map(str::to_owned)
+        .ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?;
+    Ok(Action {
+        req,
+        wopi_src: s.wopi_src.clone(),
+        token,
+        lock: s.lock_id.clone().unwrap_or_default(),
+        ext: s.ext.clone(),
+    })
+}
+
+fn field<'a>(req: &'a Value, name: &str) -> Result<&'a str, GatewayError> {
+    req.get(name)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| GatewayError::BadRequest(format!("{name} is missing")))
+}
+
+async fn json_answer(resp: http::Response<hyper::body::Incoming>) -> Value {
+    let answer = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    serde_json::from_slice(&answer).unwrap_or(json!({}))
+}
+
 /// `POST /hosting/api/{key}/saveas?t=`: body `{title, url}` from `onRequestSaveAs` → PutRelativeFile.
 pub async fn save_as(
     State(state): State<AppState>,
@@ -574,33 +629,8 @@ pub async fn save_as(
     Query(q): Query<ActionQuery>,
     body: Body,
 ) -> Result<Response, GatewayError> {
-    let uid = action_claims(&state, &key, q.t.as_deref())?;
-    let bytes = crate::host_face::wopi::read_body(body, 64 * 1024).await?;
-    let req: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
-    let title = req
-        .get("title")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| GatewayError::BadRequest("title is missing".into()))?;
-    let url = req
-        .get("url")
-        .and_then(Value::as_str)
-        .ok_or_else(|| GatewayError::BadRequest("url is missing".into()))?;
-    let session = state
-        .client
-        .sessions
-        .get(&key)
-        .ok_or(GatewayError::NotFound("document session"))?;
-    let (wopi_src, token) = {
-        let s = session.lock().await;
-        (
-            s.wopi_src.clone(),
-            s.write_token(std::slice::from_ref(&uid))
-                .map(str::to_owned)
-                .ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?,
-        )
-    };
+    let a = action(&state, &key, q.t.as_deref(), body).await?;
+    let (title, url) = (field(&a.req, "title")?, field(&a.req, "url")?);
     let path = state.client.spool.join(format!(
         "{key}-saveas-{}.bin",
         crate::host_face::deliveries::now_ms()
@@ -608,12 +638,11 @@ pub async fn save_as(
     let written = fetch_to_spool(&state, url, &path)
         .await
         .map_err(GatewayError::BadRequest)?;
-    let file = tokio::fs::File::open(&path).await?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let body = Body::from_stream(crate::spool::read_stream(std::fs::File::open(&path)?));
     let call = Call {
-        wopi_src: &wopi_src,
+        wopi_src: &a.wopi_src,
         suffix: "",
-        token: &token,
+        token: &a.token,
         op: "PutRelativeFile",
     };
     let headers = [
@@ -624,13 +653,7 @@ pub async fn save_as(
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, body).await;
     let _ = tokio::fs::remove_file(&path).await;
-    let resp = resp?;
-    let answer = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let v: Value = serde_json::from_slice(&answer).unwrap_or(json!({}));
+    let v = json_answer(resp?).await;
     Ok(axum::Json(
         json!({"Name": v.get("Name"), "Url": v.get("HostEditUrl").or(v.get("HostViewUrl"))}),
     )
@@ -644,50 +667,22 @@ pub async fn rename(
     Query(q): Query<ActionQuery>,
     body: Body,
 ) -> Result<Response, GatewayError> {
-    let uid = action_claims(&state, &key, q.t.as_deref())?;
-    let bytes = crate::host_face::wopi::read_body(body, 64 * 1024).await?;
-    let req: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
-    let title = req
-        .get("title")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| GatewayError::BadRequest("title is missing".into()))?;
-    let session = state
-        .client
-        .sessions
-        .get(&key)
-        .ok_or(GatewayError::NotFound("document session"))?;
-    let (wopi_src, token, lock, ext) = {
-        let s = session.lock().await;
-        (
-            s.wopi_src.clone(),
-            s.write_token(std::slice::from_ref(&uid))
-                .map(str::to_owned)
-                .ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?,
-            s.lock_id.clone().unwrap_or_default(),
-            s.ext.clone(),
-        )
-    };
-    let name = title.strip_suffix(&format!(".{ext}")).unwrap_or(title);
+    let a = action(&state, &key, q.t.as_deref(), body).await?;
+    let title = field(&a.req, "title")?;
+    let name = title.strip_suffix(&format!(".{}", a.ext)).unwrap_or(title);
     let call = Call {
-        wopi_src: &wopi_src,
+        wopi_src: &a.wopi_src,
         suffix: "",
-        token: &token,
+        token: &a.token,
         op: "RenameFile",
     };
     let headers = [
         (wopi::headers::OVERRIDE, "RENAME_FILE".to_owned()),
         (wopi::headers::REQUESTED_NAME, wopi::utf7::encode(name)),
-        (wopi::headers::LOCK, lock),
+        (wopi::headers::LOCK, a.lock.clone()),
         ("content-length", "0".to_owned()),
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, Body::empty()).await?;
-    let answer = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let v: Value = serde_json::from_slice(&answer).unwrap_or(json!({}));
+    let v = json_answer(resp).await;
     Ok(axum::Json(json!({"Name": v.get("Name").cloned().unwrap_or(json!(name))})).into_response())
 }

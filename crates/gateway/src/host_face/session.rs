@@ -2,7 +2,6 @@
 //! ONLYOFFICE Docs; the gateway answers with a WOPI access token, a stable file id and the
 //! action URLs of every trusted WOPI client.
 
-use super::files::FileMeta;
 use super::token::{self, AccessClaims};
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -225,19 +224,7 @@ pub async fn open(
 
 /// Creates the file's state, or moves an idle one to the integrator's new version.
 async fn register(state: &AppState, c: &AccessClaims) -> Result<(), GatewayError> {
-    let init = || FileMeta {
-        file_id: c.fid.clone(),
-        integrator: c.int.clone(),
-        doc_url: c.url.clone(),
-        doc_key: c.key.clone(),
-        title: c.title.clone(),
-        file_type: c.ft.clone(),
-        owner_id: c.uid.clone(),
-        callback_url: c.cb.clone(),
-        version: format!("k.{}", c.key),
-        ..Default::default()
-    };
-    let entry = state.host.files.get_or_create(&c.fid, init).await?;
+    let entry = super::entry_for(state, c).await?;
     let mut e = entry.lock().await;
     let idle = e.meta.editors.is_empty() && !e.meta.session_modified && !e.meta.undelivered;
     if e.meta.doc_key != c.key && idle && !state.host.deliveries.has_pending(&c.fid).await {

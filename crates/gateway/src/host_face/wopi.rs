@@ -224,7 +224,7 @@ async fn serve(
         stage = op.as_str(),
         "WOPI request"
     );
-    let entry = entry_for(state, &claims).await?;
+    let entry = super::entry_for(state, &claims).await?;
     match op {
         Operation::CheckFileInfo => check_file_info(state, &claims, &entry).await,
         Operation::GetFile => get_file(state, &claims, &entry, req.headers()).await,
@@ -274,26 +274,6 @@ async fn serve(
         Operation::UnknownOverride => Err(GatewayError::NotImplemented("unknown X-WOPI-Override")),
         Operation::MethodNotAllowed => Err(GatewayError::MethodNotAllowed),
     }
-}
-
-async fn entry_for(
-    state: &AppState,
-    c: &AccessClaims,
-) -> Result<Arc<Mutex<FileEntry>>, GatewayError> {
-    // Known from the session open, or rebuilt from the self-contained token (e.g. a new spool).
-    let init = || super::files::FileMeta {
-        file_id: c.fid.clone(),
-        integrator: c.int.clone(),
-        doc_url: c.url.clone(),
-        doc_key: c.key.clone(),
-        title: c.title.clone(),
-        file_type: c.ft.clone(),
-        owner_id: c.uid.clone(),
-        callback_url: c.cb.clone(),
-        version: format!("k.{}", c.key),
-        ..Default::default()
-    };
-    Ok(state.host.files.get_or_create(&c.fid, init).await?)
 }
 
 /// Makes sure the file's content is in the spool, downloading `document.url` once (with the
