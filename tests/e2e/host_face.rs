@@ -15,15 +15,32 @@ struct Setup {
     client: WopiClient,
 }
 
-async fn setup(host_face_extra: &str, integrator_extra: &str, server_extra: &str) -> Setup {
+/// A Docs-API integrator and a WOPI client whose discovery the integrator serves.
+async fn peers() -> (Integrator, WopiClient) {
     let int = Integrator::start().await;
     let client = WopiClient::new();
     *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
-    let rest = format!(
-        "[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\ndelivery_max_backoff_seconds = 1\n{host_face_extra}\n{}",
+    (int, client)
+}
+
+/// Settings trusting the client's discovery and registering the integrator as `nc`;
+/// `before` goes first (e.g. a `[locks]` table).
+fn host_face_toml(
+    int: &Integrator,
+    before: &str,
+    host_face_extra: &str,
+    integrator_extra: &str,
+) -> String {
+    format!(
+        "{before}\n[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\ndelivery_max_backoff_seconds = 1\n{host_face_extra}\n{}",
         int.origin(),
         int.toml("nc", integrator_extra)
-    );
+    )
+}
+
+async fn setup(host_face_extra: &str, integrator_extra: &str, server_extra: &str) -> Setup {
+    let (int, client) = peers().await;
+    let rest = host_face_toml(&int, "", host_face_extra, integrator_extra);
     let gw = Gateway::start(Config {
         server: server_extra.into(),
         rest,
@@ -560,15 +577,12 @@ async fn zero_byte_file_is_created_without_a_lock_and_wopitest_flows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_expiry_ends_the_session_with_status_2() {
-    let s = setup("", "", "").await;
-    drop(s);
-    let int = Integrator::start().await;
-    let client = WopiClient::new();
-    *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
-    let rest = format!(
-        "[locks]\nttl_seconds = 1\nsweep_interval_ms = 50\n[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\ndelivery_max_backoff_seconds = 1\n{}",
-        int.origin(),
-        int.toml("nc", "")
+    let (int, client) = peers().await;
+    let rest = host_face_toml(
+        &int,
+        "[locks]\nttl_seconds = 1\nsweep_interval_ms = 50",
+        "",
+        "",
     );
     let gw = Gateway::start(Config {
         rest,
@@ -720,14 +734,8 @@ async fn integrator_down_during_delivery_gets_it_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_delivery_survives_a_crash() {
-    let int = Integrator::start().await;
-    let client = WopiClient::new();
-    *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
-    let rest = format!(
-        "[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\ndelivery_max_backoff_seconds = 1\n{}",
-        int.origin(),
-        int.toml("nc", "")
-    );
+    let (int, client) = peers().await;
+    let rest = host_face_toml(&int, "", "", "");
     let keep = crate::support::TempDir::new("crash");
     let data = keep.path().join("data");
     let port = crate::support::free_port();
@@ -1276,13 +1284,12 @@ async fn redis_lock_store_serves_wopi_locks_and_fails_closed() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let int = Integrator::start().await;
-    let client = WopiClient::new();
-    *int.discovery.lock().unwrap() = Some(client.discovery("http://office.test/hosting"));
-    let rest = format!(
-        "[locks]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/\"\n[host_face]\ndiscovery_urls = [\"{}/hosting/discovery\"]\n{}",
-        int.origin(),
-        int.toml("nc", "")
+    let (int, client) = peers().await;
+    let rest = host_face_toml(
+        &int,
+        &format!("[locks]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/\""),
+        "",
+        "",
     );
     let s = Setup {
         gw: Gateway::start(Config {
