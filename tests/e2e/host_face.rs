@@ -75,6 +75,21 @@ async fn open(
 }
 
 impl Setup {
+    /// One editing session on `file` (`/wopi/files/{id}`): Lock "L", PutFile `body`, Unlock.
+    async fn edit_session(&self, file: &str, token: &str, body: &'static str) {
+        let lock = [("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")];
+        let put = [("x-wopi-override", "PUT"), ("x-wopi-lock", "L")];
+        let unlock = [("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")];
+        assert_eq!(self.wopi("POST", file, token, &lock, "").await.0, 200);
+        assert_eq!(
+            self.wopi("POST", &format!("{file}/contents"), token, &put, body)
+                .await
+                .0,
+            200
+        );
+        assert_eq!(self.wopi("POST", file, token, &unlock, "").await.0, 200);
+    }
+
     async fn wopi(
         &self,
         method: &str,
@@ -694,30 +709,7 @@ async fn integrator_down_during_delivery_gets_it_later() {
     s.int
         .fail_next
         .store(3, std::sync::atomic::Ordering::SeqCst);
-    s.wopi(
-        "POST",
-        &f,
-        &tok,
-        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
-        "",
-    )
-    .await;
-    s.wopi(
-        "POST",
-        &format!("{f}/contents"),
-        &tok,
-        &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
-        "saved while down",
-    )
-    .await;
-    s.wopi(
-        "POST",
-        &f,
-        &tok,
-        &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")],
-        "",
-    )
-    .await;
+    s.edit_session(&f, &tok, "saved while down").await;
     s.int.wait_status(2, 1, T).await;
     assert_eq!(
         s.int.log.lock().unwrap().saved,
@@ -756,30 +748,7 @@ async fn a_pending_delivery_survives_a_crash() {
     s.int
         .fail_next
         .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
-    s.wopi(
-        "POST",
-        &f,
-        &tok,
-        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
-        "",
-    )
-    .await;
-    s.wopi(
-        "POST",
-        &format!("{f}/contents"),
-        &tok,
-        &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
-        "survives",
-    )
-    .await;
-    s.wopi(
-        "POST",
-        &f,
-        &tok,
-        &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")],
-        "",
-    )
-    .await;
+    s.edit_session(&f, &tok, "survives").await;
     let (_, _, body) = get(&s.gw.admin_url("/deliveries")).await;
     assert!(
         json(&body)["pending"]
@@ -1137,30 +1106,7 @@ async fn operators_list_retry_and_discard_pending_deliveries() {
     s.int
         .fail_next
         .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
-    s.wopi(
-        "POST",
-        &f,
-        &tok,
-        &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
-        "",
-    )
-    .await;
-    s.wopi(
-        "POST",
-        &format!("{f}/contents"),
-        &tok,
-        &[("x-wopi-override", "PUT"), ("x-wopi-lock", "L")],
-        "q1",
-    )
-    .await;
-    s.wopi(
-        "POST",
-        &f,
-        &tok,
-        &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")],
-        "",
-    )
-    .await;
+    s.edit_session(&f, &tok, "q1").await;
     let config = s.gw.config.to_str().unwrap().to_owned();
     let (code, out, _) = tokio::task::spawn_blocking(move || {
         crate::support::run_cli(&["deliveries", "list", "--config", &config])
