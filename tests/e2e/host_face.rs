@@ -1293,3 +1293,44 @@ async fn redis_lock_store_serves_wopi_locks_and_fails_closed() {
             >= 1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_urls_refuse_missing_forged_and_foreign_tokens() {
+    let s = setup("", "", "").await;
+    assert_eq!(get(&s.gw.url("/api/v1/download/x")).await.0, 401);
+    assert_eq!(
+        get(&s.gw.url("/api/v1/download/x?token=garbage")).await.0,
+        401
+    );
+    // A real download URL from a delivery, replayed against another id, is refused.
+    s.int.put_doc("d2.docx", b"0");
+    let (fid, tok, _) = open(&s, "d2.docx", "k-d2", Some(("u", "U")), true).await;
+    s.edit_session(&format!("/wopi/files/{fid}"), &tok, "content")
+        .await;
+    s.int.wait_status(2, 1, T).await;
+    let url = s
+        .int
+        .callbacks()
+        .into_iter()
+        .find(|c| c["status"] == 2)
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(get(&url).await.0, 200);
+    let (path, query) = url.split_once('?').unwrap();
+    let other = format!("{}/other-id?{query}", path.rsplit_once('/').unwrap().0);
+    assert_eq!(get(&other).await.0, 403);
+    // A callback body that is not JSON gets 400 from the client face's endpoint.
+    assert_eq!(
+        send(
+            "POST",
+            &s.gw.url("/docs/callback/k"),
+            &[("content-type", "application/json")],
+            "{nope"
+        )
+        .await
+        .0,
+        400
+    );
+}
