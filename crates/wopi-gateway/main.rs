@@ -118,7 +118,7 @@ fn init_tracing(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| RedactingWriter(std::io::stderr()));
     match format {
         LogFormat::Json => builder
             .json()
@@ -129,27 +129,79 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
-    let settings = match config_path {
-        Some(p) => match config::load(p) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EX_USAGE);
-            }
-        },
-        None => Settings::default(),
+/// Every log line passes through [`gateway::urls::redact`] on its way out: whatever a
+/// message or a field carries, access tokens, `token=` values, bearer credentials and JWTs
+/// never reach stderr (the call sites redact too; this is the net under them).
+struct RedactingWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(gateway::urls::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Prints a line for scripts on stdout: plain text, or a JSON log record whose message is
+/// the same text when logs are JSON.
+fn print_line(format: LogFormat, level: &str, text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = match format {
+        LogFormat::Human => writeln!(out, "{text}"),
+        LogFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "timestamp": gateway::host_face::wopi::iso_time(now_ms()),
+                "level": level,
+                "message": text,
+                "target": "wopi_gateway",
+            })
+        ),
     };
-    let format = match log_format {
-        None => settings.server.log_format,
-        Some("json") => LogFormat::Json,
-        Some("human") => LogFormat::Human,
+    let _ = out.flush();
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
+    let cli_format = match log_format {
+        None => None,
+        Some("json") => Some(LogFormat::Json),
+        Some("human") => Some(LogFormat::Human),
         Some(other) => {
             eprintln!("error: --log-format: `{other}` is neither human nor json");
             return ExitCode::from(EX_USAGE);
         }
     };
+    let settings = match config_path {
+        Some(p) => match config::load(p) {
+            Ok(s) => s,
+            Err(e) => {
+                init_tracing(cli_format.unwrap_or(LogFormat::Human));
+                tracing::error!("{e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        },
+        None => Settings::default(),
+    };
+    let format = cli_format.unwrap_or(settings.server.log_format);
     init_tracing(format);
+    if config_path.is_none() {
+        tracing::info!(
+            "no --config: running on embedded defaults (listen {}, admin {}, data_dir {}, in-memory locks, generated keys)",
+            settings.server.listen,
+            settings.server.admin_listen,
+            settings.server.data_dir.display()
+        );
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = std::env::var("WOPI_GATEWAY_WORKERS")
         .ok()
@@ -169,8 +221,11 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
             Ok(l) => {
                 let _ = l.set_nonblocking(true);
                 let local = l.local_addr().unwrap_or(addr);
-                println!("listening role={role} addr={local}");
-                let _ = std::io::stdout().flush();
+                print_line(
+                    format,
+                    "INFO",
+                    &format!("listening role={role} addr={local}"),
+                );
                 tokio::net::TcpListener::from_std(l).map_err(|e| format!("{role} listener: {e}"))
             }
             Err(e) => Err(format!(

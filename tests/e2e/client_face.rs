@@ -17,6 +17,11 @@ struct Setup {
 }
 
 async fn setup(content: &[u8], extra: &str) -> Setup {
+    setup_with_server(content, extra, "").await
+}
+
+/// Like [`setup`], with `server` lines in `[server]`.
+async fn setup_with_server(content: &[u8], extra: &str, server: &str) -> Setup {
     let host = WopiHost::start(content).await;
     let rest = format!(
         r#"[docs]
@@ -39,6 +44,7 @@ customization = {{ comments = false }}
     );
     let gw = Gateway::start(Config {
         rest,
+        server: server.into(),
         ..Default::default()
     });
     let base = format!("http://{}", gw.public);
@@ -652,4 +658,54 @@ async fn a_real_browser_runs_the_editor_page() {
         events.contains("onAppReady") && events.contains("onRequestSaveAs"),
         "{events}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_tokens_and_docs_jwts_never_reach_the_logs() {
+    for format in ["human", "json"] {
+        let s = setup_with_server(b"original", "", &format!("log_format = \"{format}\"")).await;
+        // A good token through the whole edit, and a refused one.
+        let (st, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+        assert_eq!(st, 200);
+        let (st, _, _) = open_editor(&s, "edit", "MARKER-CF-REFUSED-31ae", "", "").await;
+        assert_eq!(st, 502, "the host refused the token");
+        let key = config["document"]["key"].as_str().unwrap().to_owned();
+        let url = config["document"]["url"].as_str().unwrap().to_owned();
+        let docs_jwt = docs_header(json!({"url": url}));
+        let (st, _, _) = send("GET", &url, &[("authorization", &docs_jwt)], "").await;
+        assert_eq!(st, 200);
+        let forged = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJNQVJLRVIiOjJ9.Rk9SR0VELURPQ1MtSldU";
+        let (st, _, _) = send("GET", &url, &[("authorization", forged)], "").await;
+        assert_eq!(st, 403);
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .docs_files
+            .insert("v2/output.docx".into(), b"final".to_vec());
+        let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"], "actions": [{"type": 0, "userid": "alice"}]})).await;
+        assert_eq!(a, json!({"error": 0}));
+        assert_eq!(s.host.state.lock().unwrap().content, b"final");
+        let (out, err) = (s.gw.stdout(), s.gw.stderr());
+        assert!(err.contains("WOPI call to host"), "{err}");
+        let docs_token = docs_jwt.trim_start_matches("Bearer ");
+        for secret in [
+            "tok-alice",
+            "MARKER-CF-REFUSED-31ae",
+            docs_token,
+            docs_token.rsplit('.').next().unwrap(),
+            "Rk9SR0VELURPQ1MtSldU",
+        ] {
+            assert!(!out.contains(secret), "{secret} on stdout:\n{out}");
+            assert!(!err.contains(secret), "{secret} on stderr:\n{err}");
+        }
+        if format == "json" {
+            for line in out.lines().chain(err.lines()) {
+                assert!(
+                    serde_json::from_str::<Value>(line).is_ok(),
+                    "not JSON: {line}"
+                );
+            }
+        }
+    }
 }

@@ -1334,3 +1334,100 @@ async fn download_urls_refuse_missing_forged_and_foreign_tokens() {
         400
     );
 }
+
+/// Asserts that none of `secrets` appears in anything the gateway printed.
+fn assert_no_secret_logged(gw: &Gateway, secrets: &[&str]) {
+    let (out, err) = (gw.stdout(), gw.stderr());
+    assert!(
+        err.contains("WOPI proof refused"),
+        "the forged proof was logged: {err}"
+    );
+    for secret in secrets {
+        assert!(secret.len() >= 8, "a secret worth looking for: {secret}");
+        assert!(!out.contains(secret), "{secret} on stdout:\n{out}");
+        assert!(!err.contains(secret), "{secret} on stderr:\n{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_never_reach_the_logs_in_either_format() {
+    for format in ["human", "json"] {
+        let s = setup("", "", &format!("log_format = \"{format}\"")).await;
+        s.int.put_doc("m.docx", b"marker content");
+        let (fid, token, _) = open(&s, "m.docx", "key-m", Some(("u1", "Ada")), true).await;
+        let file = format!("/wopi/files/{fid}");
+        // A good token with a good proof, then with a forged one (another client's keys).
+        assert_eq!(s.wopi("GET", &file, &token, &[], "").await.0, 200);
+        let forger = WopiClient::new();
+        let forged = forger
+            .send(
+                &format!("http://{}", s.gw.public),
+                "GET",
+                &with_token(&file, &token),
+                &token,
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(forged.0, 500, "forged proof refused");
+        // Bad tokens, one JWT-shaped, one not, each with a valid proof over it.
+        let bad_jwt = "eyJhbGciOiJIUzI1NiJ9.eyJNQVJLRVIiOjF9.TUFSS0VSLUJBRC1KV1Q";
+        let bad_plain = "MARKER-BAD-TOKEN-7f3a";
+        for bad in [bad_jwt, bad_plain] {
+            assert_eq!(s.wopi("GET", &file, bad, &[], "").await.0, 401);
+        }
+        // An edit, so a status 2 callback carries a download URL with its token.
+        s.edit_session(&file, &token, "edited bytes").await;
+        let cb = s.int.wait_status(2, 1, T).await;
+        let url = cb[0]["url"].as_str().unwrap().to_owned();
+        let dl_token = url.split("token=").nth(1).unwrap().to_owned();
+        let bad_dl = "MARKER-BAD-DOWNLOAD-9c1d";
+        let (st, _, _) = get(&s.gw.url(&format!("/api/v1/download/{fid}?token={bad_dl}"))).await;
+        assert_eq!(st, 401);
+        // Bearer credentials in a header.
+        let (st, _, _) = send(
+            "GET",
+            &s.gw.url(&format!("{file}?x=1")),
+            &[("authorization", "Bearer MARKER-BEARER-55aa")],
+            "",
+        )
+        .await;
+        assert_eq!(
+            st, 500,
+            "no proof for a bearer call: refused before the token"
+        );
+        let sig = token.rsplit('.').next().unwrap();
+        // As it travels in a query: percent-encoded.
+        let encoded = with_token("", &token);
+        let encoded = encoded
+            .trim_start_matches("?access_token=")
+            .split('&')
+            .next()
+            .unwrap();
+        assert_no_secret_logged(
+            &s.gw,
+            &[
+                &token,
+                encoded,
+                sig,
+                bad_jwt,
+                "TUFSS0VSLUJBRC1KV1Q",
+                bad_plain,
+                &dl_token,
+                bad_dl,
+                "MARKER-BEARER-55aa",
+            ],
+        );
+        if format == "json" {
+            for line in s.gw.stdout().lines().chain(s.gw.stderr().lines()) {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                assert!(
+                    v["message"].is_string() || v["fields"].is_object(),
+                    "{line}"
+                );
+            }
+            assert!(s.gw.stdout().contains("listening role=public addr="));
+        }
+    }
+}

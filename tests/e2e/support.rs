@@ -102,11 +102,13 @@ impl Gateway {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let mut out_log = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
         std::thread::spawn(move || {
+            use std::io::Write as _;
+            // Every stdout line is kept (tests read it), the listening lines are also sent.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = writeln!(out_log, "{line}");
+                let _ = tx.send(line);
             }
         });
         let (mut public, mut admin) = (None, None);
@@ -115,14 +117,18 @@ impl Gateway {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    // Plain text, or the same text as the message of a JSON record.
                     let parse = |l: &str| {
-                        l.split("addr=")
-                            .nth(1)
-                            .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+                        l.split("addr=").nth(1).and_then(|a| {
+                            a.split(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c)))
+                                .next()?
+                                .parse::<SocketAddr>()
+                                .ok()
+                        })
                     };
-                    if line.starts_with("listening role=public ") {
+                    if line.contains("listening role=public ") {
                         public = parse(&line);
-                    } else if line.starts_with("listening role=admin ") {
+                    } else if line.contains("listening role=admin ") {
                         admin = parse(&line);
                     }
                 }
@@ -166,6 +172,11 @@ impl Gateway {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Everything the gateway printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -90,12 +90,12 @@ impl DiscoveryCache {
             match self.fetch(url).await {
                 Ok(c) => {
                     self.metrics.discovery.with_label_values(&["ok"]).inc();
-                    tracing::info!(url = %url, current_key_bits = c.keys.current.as_ref().map(|k| k.bits()), old_key = c.keys.old.is_some(), "WOPI client discovery fetched");
+                    tracing::info!(url = %crate::urls::redact(url), current_key_bits = c.keys.current.as_ref().map(|k| k.bits()), old_key = c.keys.old.is_some(), "WOPI client discovery fetched");
                     next.push(Arc::new(c));
                 }
                 Err(e) => {
                     self.metrics.discovery.with_label_values(&["error"]).inc();
-                    tracing::warn!(url = %url, error = %e, "cannot fetch WOPI client discovery; keeping the previous copy");
+                    tracing::warn!(url = %crate::urls::redact(url), error = %crate::urls::redact(&e.to_string()), "cannot fetch WOPI client discovery; keeping the previous copy");
                     if let Some(prev) = old.iter().find(|c| &c.url == url) {
                         next.push(prev.clone());
                     }

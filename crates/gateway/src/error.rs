@@ -216,15 +216,16 @@ impl From<std::io::Error> for GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let error = crate::urls::redact(&self.to_string()).into_owned();
         match self.fault() {
             Fault::Client => {
-                tracing::info!(status = status.as_u16(), kind = self.kind(), error = %self, "request refused")
+                tracing::info!(status = status.as_u16(), kind = self.kind(), %error, "request refused")
             }
             Fault::Upstream => {
-                tracing::warn!(status = status.as_u16(), kind = self.kind(), error = %self, "upstream failure")
+                tracing::warn!(status = status.as_u16(), kind = self.kind(), %error, "upstream failure")
             }
             Fault::Internal => {
-                tracing::error!(status = status.as_u16(), kind = self.kind(), error = %self, "request failed")
+                tracing::error!(status = status.as_u16(), kind = self.kind(), %error, "request failed")
             }
         }
         let mut resp = (

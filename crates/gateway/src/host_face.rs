@@ -71,10 +71,7 @@ async fn load_or_create_secret(settings: &Settings) -> Result<Secret, String> {
         }
         Err(_) => {}
     }
-    let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| "no system randomness".to_owned())?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = crate::random::hex::<32>().map_err(|e| e.to_string())?;
     crate::spool::write_private(&path, secret.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     tracing::info!(path = %path.display(), "generated the access-token secret");

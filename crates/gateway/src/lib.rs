@@ -18,6 +18,7 @@
 //! - [`host_face`]: WOPI endpoints for storages that speak only the Docs API.
 //! - [`discovery_cache`]: trusted WOPI clients' discovery (proof keys, actions).
 //! - [`spool`]: durable staging of content on disk.
+//! - [`urls`]: allowed-origin checks and redaction of secrets from logged text.
 
 pub mod access;
 pub mod app;
@@ -27,11 +28,13 @@ pub mod error;
 pub mod host_face;
 pub mod metrics;
 pub mod proxy;
+pub mod random;
 pub mod reload;
 pub mod server;
 pub mod settings;
 pub mod spool;
 pub mod upstream;
+pub mod urls;
 
 pub use error::GatewayError;
 pub use settings::Settings;

@@ -170,10 +170,10 @@ fn verified_callback(
 /// Whether `url` points at the upstream Docs (only its own cache URLs are downloaded).
 fn is_docs_url(state: &AppState, url: &str) -> bool {
     let d = &state.settings().docs;
-    crate::host_face::session::url_is_under(url, &d.url)
+    crate::urls::is_under(url, &d.url)
         || d.public_url
             .as_ref()
-            .is_some_and(|p| crate::host_face::session::url_is_under(url, &p.origin()))
+            .is_some_and(|p| crate::urls::is_under(url, &p.origin()))
 }
 
 /// Downloads a Docs `url` into the spool.

@@ -7,8 +7,8 @@ use super::host::{self, Call};
 use super::session::{Session, UserAuth};
 use crate::app::AppState;
 use crate::error::GatewayError;
-use crate::host_face::session::url_is_under;
 use crate::settings::Profile;
+use crate::urls;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -78,7 +78,7 @@ fn profile<'a>(settings: &'a crate::settings::Settings, wopi_src: &str) -> Optio
         .client_face
         .profiles
         .iter()
-        .find(|p| url_is_under(wopi_src, &p.match_origin))
+        .find(|p| urls::is_under(wopi_src, &p.match_origin))
 }
 
 struct Opening {
@@ -186,17 +186,16 @@ async fn open_inner(
         .cloned()
         .ok_or_else(|| bad("WOPISrc is missing".into()))?;
     // SSRF guard: nothing leaves the gateway for a WOPISrc outside the allowed origins.
-    if !state
-        .settings()
-        .client_face
-        .allowed_wopi_origins
-        .iter()
-        .any(|o| url_is_under(&wopi_src, o))
-    {
+    let allowed = &state.settings().client_face.allowed_wopi_origins;
+    if let Err(why) = urls::check_under(&wopi_src, allowed) {
         return Err((
             "refused",
             StatusCode::FORBIDDEN,
-            "WOPISrc is not under client_face.allowed_wopi_origins".into(),
+            format!(
+                "WOPISrc `{}` (origin `{}`) is refused: {why}; the gateway checked client_face.allowed_wopi_origins = {allowed:?}",
+                urls::redact(&wopi_src),
+                urls::origin_of(&wopi_src)
+            ),
         ));
     }
     let token = form
@@ -523,7 +522,7 @@ fn build_config(
         "fileType": ext,
         "key": key,
         "permissions": permissions,
-        "referenceData": {"fileKey": o.wopi_src.rsplit('/').next().unwrap_or(""), "instanceId": crate::host_face::session::origin_of(&o.wopi_src)},
+        "referenceData": {"fileKey": o.wopi_src.rsplit('/').next().unwrap_or(""), "instanceId": urls::origin_of(&o.wopi_src)},
     });
     if let Some(folder) = info
         .breadcrumb_folder_name

@@ -71,7 +71,7 @@ pub async fn send(
             h::CLIENT_VERSION,
             concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
         )
-        .header(h::CORRELATION_ID, correlation_id())
+        .header(h::CORRELATION_ID, correlation_id()?)
         .header(
             http::header::USER_AGENT,
             concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
@@ -138,18 +138,16 @@ pub async fn send_ok(
     })
 }
 
-fn correlation_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
+fn correlation_id() -> Result<String, GatewayError> {
+    let hex = crate::random::hex::<16>()?;
+    Ok(format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..]
-    )
+    ))
 }
 
 /// A lock operation (LOCK, REFRESH_LOCK, UNLOCK) with the session's lock id.

@@ -134,7 +134,7 @@ async fn verify_proof(
         }
         Err(e) => {
             state.metrics.proof.with_label_values(&[e.reason()]).inc();
-            tracing::warn!(reason = e.reason(), signed_url = %url, "WOPI proof refused: {e}");
+            tracing::warn!(reason = e.reason(), signed_url = %crate::urls::redact(&url), "WOPI proof refused: {e}");
             Err(GatewayError::Proof(e))
         }
     }

@@ -1,0 +1,34 @@
+//! Random ids from the system's CSPRNG. A failure fails the request: an id of zeros would
+//! make sessions, users and correlation ids collide.
+
+use crate::error::GatewayError;
+
+/// `N` random bytes.
+pub fn bytes<const N: usize>() -> Result<[u8; N], GatewayError> {
+    let mut b = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| GatewayError::Internal("the system random number generator failed".into()))?;
+    Ok(b)
+}
+
+/// `N` random bytes as lower-case hex (`2 × N` characters).
+pub fn hex<const N: usize>() -> Result<String, GatewayError> {
+    use std::fmt::Write as _;
+    let b = bytes::<N>()?;
+    let mut s = String::with_capacity(2 * N);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_differ_and_have_their_length() {
+        let (a, b) = (super::hex::<8>().unwrap(), super::hex::<8>().unwrap());
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+}
