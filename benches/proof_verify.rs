@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
         url: &url,
         timestamp: Some(&h.timestamp),
         proof: Some(&h.proof),
-        proof_old: h.proof_old.as_deref(),
+        proof_old: Some(&h.proof_old),
     };
     assert!(keys.verify(&input, window).is_ok());
 

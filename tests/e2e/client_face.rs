@@ -23,13 +23,19 @@ async fn setup(content: &[u8], extra: &str) -> Setup {
 /// Like [`setup`], with `server` lines in `[server]`.
 async fn setup_with_server(content: &[u8], extra: &str, server: &str) -> Setup {
     let host = WopiHost::start(content).await;
+    setup_on(host, extra, server, "").await
+}
+
+/// Like [`setup_with_server`] on a started host, with `allowed_path` after its origin in
+/// `client_face.allowed_wopi_origins`.
+async fn setup_on(host: WopiHost, extra: &str, server: &str, allowed_path: &str) -> Setup {
     let rest = format!(
         r#"[docs]
 url = "{origin}"
 jwt_secret = "{DOCS_SECRET}"
 healthcheck_interval_seconds = 0
 [client_face]
-allowed_wopi_origins = ["{origin}"]
+allowed_wopi_origins = ["{origin}{allowed_path}"]
 {extra}
 [[client_face.profile]]
 match_origin = "{origin}"
@@ -708,4 +714,125 @@ async fn host_tokens_and_docs_jwts_never_reach_the_logs() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wopisrc_escapes_from_the_allowed_prefix_never_reach_the_host() {
+    let host = WopiHost::start(b"x").await;
+    let s = setup_on(host, "", "", "/wopi").await;
+    let o = s.host.origin();
+    let authority = o.trim_start_matches("http://");
+    let attempts = [
+        format!("{o}/wopi/../admin/files/1"),
+        format!("{o}/wopi/./../admin/files/1"),
+        format!("{o}/wopi/%2e%2e/admin/files/1"),
+        format!("{o}/wopi/%2E%2E/admin/files/1"),
+        format!("{o}/wopi/%2E%2E%2Fadmin/files/1"),
+        format!("{o}/wopi/files/..%2F..%2Fadmin"),
+        format!("{o}/wopi\\..\\admin/files/1"),
+        format!("http://user:pw@{authority}/wopi/files/1"),
+        format!("http://{authority}@127.0.0.2:1/wopi/files/1"),
+        format!("{o}/wopifiles/1"),
+        format!("{o}/admin/files/1?x=/wopi/files/1"),
+        format!("ftp://{authority}/wopi/files/1"),
+        "file:///etc/passwd".to_owned(),
+    ];
+    for wopi_src in &attempts {
+        let url = format!(
+            "{}/hosting/wopi/word/edit?WOPISrc={}",
+            s.base,
+            enc(wopi_src)
+        );
+        let (st, _, body) = send(
+            "POST",
+            &url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "access_token=tok-alice",
+        )
+        .await;
+        let page = String::from_utf8_lossy(&body);
+        assert_eq!(st, 403, "{wopi_src}: {page}");
+        assert!(
+            page.contains("client_face.allowed_wopi_origins"),
+            "names the setting: {page}"
+        );
+    }
+    assert!(
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .paths
+            .iter()
+            .all(|p| !p.contains("admin")),
+        "no escape reached the host: {:?}",
+        s.host.state.lock().unwrap().paths
+    );
+    assert!(s.host.ops().is_empty(), "{:?}", s.host.ops());
+    // The allowed prefix itself still works, and names the origin it refused otherwise.
+    let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200);
+}
+
+/// Every call the host received carried X-WOPI-Proof and X-WOPI-ProofOld, all verified.
+fn assert_all_calls_fully_signed(s: &Setup) {
+    let st = s.host.state.lock().unwrap();
+    assert!(!st.calls.is_empty());
+    for (op, _, headers) in &st.calls {
+        for h in ["x-wopi-timestamp", "x-wopi-proof", "x-wopi-proofold"] {
+            assert!(headers.contains_key(h), "{op} without {h}");
+        }
+    }
+    assert_eq!(st.bad_proofs, 0);
+}
+
+async fn edit_and_save(s: &Setup) {
+    let (st, _, config) = open_editor(s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200);
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("v2/output.docx".into(), b"saved".to_vec());
+    let (_, a) = callback(s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"]})).await;
+    assert_eq!(a, json!({"error": 0}));
+    assert_eq!(s.host.state.lock().unwrap().content, b"saved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_old_is_sent_and_published_with_and_without_an_old_key() {
+    // No old key: the current key is published as old too and signs X-WOPI-ProofOld.
+    let s = setup(b"x", "").await;
+    let (_, _, body) = get(&format!("{}/hosting/discovery", s.base)).await;
+    let keys = wopi::discovery::parse(&body).unwrap().proof_keys().unwrap();
+    let (cur, old) = (keys.current.unwrap(), keys.old.expect("old key published"));
+    assert_eq!(cur, old, "old = current until a rotation");
+    let text = String::from_utf8(body).unwrap();
+    for attr in ["oldvalue=", "oldmodulus=", "oldexponent="] {
+        assert!(text.contains(attr), "{attr}");
+    }
+    edit_and_save(&s).await;
+    assert_all_calls_fully_signed(&s);
+
+    // A real old key: published as old, and signing X-WOPI-ProofOld.
+    let dir = crate::support::TempDir::new("keys");
+    let (cur_pem, old_pem) = (dir.path().join("cur.pem"), dir.path().join("old.pem"));
+    for p in [&cur_pem, &old_pem] {
+        let (code, _, err) =
+            crate::support::run_cli(&["proof-key", "generate", "--out", p.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let extra = format!(
+        "proof_key_file = \"{}\"\nproof_key_old_file = \"{}\"",
+        cur_pem.display(),
+        old_pem.display()
+    );
+    let s = setup(b"x", &extra).await;
+    let (_, _, body) = get(&format!("{}/hosting/discovery", s.base)).await;
+    let keys = wopi::discovery::parse(&body).unwrap().proof_keys().unwrap();
+    assert_ne!(keys.current.unwrap(), keys.old.unwrap());
+    edit_and_save(&s).await;
+    assert_all_calls_fully_signed(&s);
 }

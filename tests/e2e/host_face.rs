@@ -1431,3 +1431,45 @@ async fn tokens_never_reach_the_logs_in_either_format() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_urls_escaping_the_allowed_origins_are_refused() {
+    let (int, client) = peers().await;
+    let rest = host_face_toml(&int, "", "", "").replace(
+        &format!("allowed_origins = [\"{}\"]", int.origin()),
+        &format!("allowed_origins = [\"{}/doc\"]", int.origin()),
+    );
+    let gw = Gateway::start(Config {
+        rest,
+        ..Default::default()
+    });
+    let s = Setup { gw, int, client };
+    let o = s.int.origin();
+    for (doc_url, callback) in [
+        (format!("{o}/doc/../admin"), format!("{o}/doc/cb")),
+        (format!("{o}/doc/%2e%2e/admin"), format!("{o}/doc/cb")),
+        (format!("{o}/doc/a"), format!("{o}/doc/%2E%2E%2Fcallback")),
+        (format!("{o}/doc/a"), format!("{o}/callback")),
+        (
+            format!("http://u:p@{}/doc/a", s.int.addr),
+            format!("{o}/doc/cb"),
+        ),
+    ] {
+        let cfg = json!({
+            "document": {"fileType": "docx", "key": "k", "title": "a.docx", "url": doc_url},
+            "editorConfig": {"callbackUrl": callback},
+        });
+        let token = docs_api::jwt::sign(&s.int.secret, cfg.as_object().unwrap());
+        let (st, _, body) = send(
+            "POST",
+            &s.gw.url("/api/v1/sessions?integrator=nc"),
+            &[("content-type", "application/json")],
+            json!({"token": token}).to_string(),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(st, 403, "{doc_url} {callback}: {text}");
+        assert!(text.contains("allowed_origins"), "{text}");
+    }
+    assert!(s.int.log.lock().unwrap().downloads.is_empty());
+}

@@ -113,7 +113,7 @@ fn sign_then_verify_current_and_old_and_every_flip_fails() {
         url,
         timestamp: Some(&h.timestamp),
         proof: Some(&h.proof),
-        proof_old: h.proof_old.as_deref(),
+        proof_old: Some(&h.proof_old),
     };
     assert_eq!(
         keys.verify(&input, now_window(now)),

@@ -344,10 +344,8 @@ impl WopiClient {
         let mut all: Vec<(&str, &str)> = vec![
             ("x-wopi-timestamp", &p.timestamp),
             ("x-wopi-proof", &p.proof),
+            ("x-wopi-proofold", &p.proof_old),
         ];
-        if let Some(o) = &p.proof_old {
-            all.push(("x-wopi-proofold", o));
-        }
         all.extend_from_slice(headers);
         super::http::send(method, &url, &all, body).await
     }

@@ -15,6 +15,8 @@ pub struct HostState {
     pub content: Vec<u8>,
     pub version: u64,
     pub lock: Option<String>,
+    /// Path and query of every request that reached the host, in order.
+    pub paths: Vec<String>,
     /// (operation, X-WOPI-Lock, headers) of every call, in order.
     pub calls: Vec<(String, Option<String>, HashMap<String, String>)>,
     pub bad_proofs: usize,
@@ -69,6 +71,11 @@ impl WopiHost {
             let (st, ks, ac) = (st.clone(), ks.clone(), ac.clone());
             Box::pin(async move {
                 let path = req.uri().path().to_owned();
+                st.lock().unwrap().paths.push(
+                    req.uri()
+                        .path_and_query()
+                        .map_or(path.clone(), |p| p.to_string()),
+                );
                 if path == "/web-apps/apps/api/documents/api.js" {
                     // A stub of Docs' api.js: records what DocEditor receives in the DOM.
                     let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(config.events || {}).sort().join(',')); document.title = 'DocEditor:' + config.document.key; return {showMessage: function () {}, grabFocus: function () {}, blurFocus: function () {}}; }};";
@@ -131,7 +138,8 @@ impl WopiHost {
                     .as_ref()
                     .map(|k| k.verify(&input, window));
                 let mut s = st.lock().unwrap();
-                if !matches!(verified, Some(Ok(_))) {
+                // Strict, like the Node.js validators many hosts use: all three headers.
+                if proof_old.is_none() || !matches!(verified, Some(Ok(_))) {
                     s.bad_proofs += 1;
                     return resp(500, "bad proof");
                 }

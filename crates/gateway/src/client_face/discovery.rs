@@ -141,9 +141,11 @@ pub fn build(state: &AppState) -> Discovery {
             name: format!("external-{}", state.settings().server.public_url.scheme),
             apps,
         }],
+        // Without an old key the current one is published as old too, as ONLYOFFICE Docs
+        // does: hosts that require both keys (and both proof headers) accept the gateway.
         proof_key: Some(ProofKeyAttrs::from_keys(
             cf.current.public_key(),
-            cf.old.as_deref().map(wopi::proof::SigningKey::public_key),
+            Some(cf.old.as_deref().unwrap_or(&cf.current).public_key()),
         )),
     }
 }

@@ -67,6 +67,7 @@ pub async fn send(
     req = req
         .header(h::TIMESTAMP, &proof.timestamp)
         .header(h::PROOF, &proof.proof)
+        .header(h::PROOF_OLD, &proof.proof_old)
         .header(
             h::CLIENT_VERSION,
             concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
@@ -76,9 +77,6 @@ pub async fn send(
             http::header::USER_AGENT,
             concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
         );
-    if let Some(old) = &proof.proof_old {
-        req = req.header(h::PROOF_OLD, old);
-    }
     for (k, v) in headers {
         let value = HeaderValue::from_str(v)
             .map_err(|_| GatewayError::BadRequest(format!("{k} cannot be sent as a header")))?;

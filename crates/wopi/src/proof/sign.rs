@@ -58,8 +58,9 @@ pub struct ProofHeaders {
     pub timestamp: String,
     /// `X-WOPI-Proof`.
     pub proof: String,
-    /// `X-WOPI-ProofOld`, when an old key is configured.
-    pub proof_old: Option<String>,
+    /// `X-WOPI-ProofOld`: signed with the old key, or with the current one while there is
+    /// no old key (as ONLYOFFICE Docs does; validators that require all three headers accept it).
+    pub proof_old: String,
 }
 
 impl SigningKey {
@@ -117,7 +118,9 @@ impl SigningKey {
         Ok(sig)
     }
 
-    /// Signs a request to `url` (absolute, with its query) carrying `access_token`.
+    /// Signs a request to `url` (absolute, with its query) carrying `access_token`. Without an
+    /// `old` key the current key signs `X-WOPI-ProofOld` too (the same bytes: PKCS#1 v1.5
+    /// signatures are deterministic, so it is computed once).
     pub fn sign(
         &self,
         old: Option<&SigningKey>,
@@ -127,9 +130,10 @@ impl SigningKey {
     ) -> Result<ProofHeaders, SignError> {
         let message = signed_bytes(access_token, url, ticks);
         let proof = STANDARD.encode(self.sign_bytes(&message)?);
-        let proof_old = old
-            .map(|k| k.sign_bytes(&message).map(|s| STANDARD.encode(s)))
-            .transpose()?;
+        let proof_old = match old {
+            Some(k) => STANDARD.encode(k.sign_bytes(&message)?),
+            None => proof.clone(),
+        };
         Ok(ProofHeaders {
             timestamp: ticks.to_string(),
             proof,
