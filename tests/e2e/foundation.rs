@@ -346,3 +346,55 @@ fn proof_key_cli_answers_the_microsoft_vectors() {
     assert_eq!(code, 1);
     assert!(out.contains("stale"), "{out}");
 }
+
+/// Sends raw bytes and returns the status line's code (0 when the connection just closed).
+fn raw_status(addr: std::net::SocketAddr, head: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(head);
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn oversized_heads_are_logged_and_counted() {
+    let gw = Gateway::start(Config {
+        server: "log_format = \"json\"".into(),
+        ..Default::default()
+    });
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    assert_eq!(raw_status(gw.public, long_uri.as_bytes()), 414);
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(600_000)
+    );
+    assert_eq!(raw_status(gw.public, big_header.as_bytes()), 431);
+    assert_eq!(
+        raw_status(gw.public, b"GARBAGE\x01 / HTTP/1.1\r\n\r\n"),
+        400
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts = (
+            gw.metric("wopi_gateway_http_unrouted_requests_total{status=\"414\"}")
+                .await,
+            gw.metric("wopi_gateway_http_unrouted_requests_total{status=\"431\"}")
+                .await,
+            gw.metric("wopi_gateway_http_unrouted_requests_total{status=\"400\"}")
+                .await,
+            gw.metric("wopi_gateway_http_requests_total{group=\"unrouted\",status_class=\"4xx\"}")
+                .await,
+        );
+        if counts == (1.0, 1.0, 1.0, 3.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1473,3 +1473,61 @@ async fn config_urls_escaping_the_allowed_origins_are_refused() {
     }
     assert!(s.int.log.lock().unwrap().downloads.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_url_with_a_path_prefix_serves_both_forms() {
+    let (int, client) = peers().await;
+    let gw = Gateway::start(Config {
+        rest: host_face_toml(&int, "", "", ""),
+        public_path: "/office/".into(),
+        ..Default::default()
+    });
+    let s = Setup { gw, int, client };
+    s.int.put_doc("p.docx", b"prefixed");
+    let direct = format!("http://{}", s.gw.public);
+    let public = format!("{direct}/office");
+    // Opening a session under the prefix, as a browser or integrator reaching it directly.
+    let token = s.int.config("p.docx", "key-p", Some(("u1", "Ada")), true);
+    let (st, _, body) = send(
+        "POST",
+        &format!("{public}/api/v1/sessions?integrator=nc"),
+        &[("content-type", "application/json")],
+        json!({"token": token}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let opened = json(&body);
+    let fid = opened["file_id"].as_str().unwrap();
+    let token = opened["access_token"].as_str().unwrap();
+    assert_eq!(opened["wopi_src"], format!("{public}/wopi/files/{fid}"));
+    let pq = with_token(&format!("/wopi/files/{fid}"), token);
+    let now = wopi::ticks::from_unix_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    // Signed for the public URL, sent with the prefix (no front proxy) …
+    let (st, _, body) = s
+        .client
+        .send_via(&public, &public, "GET", &pq, token, &[], "", now)
+        .await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["BaseFileName"], "p.docx");
+    // … and without it (a front proxy stripped the prefix): the proof is still over the
+    // public URL, and verifies.
+    let (st, _, body) = s
+        .client
+        .send_via(&public, &direct, "GET", &pq, token, &[], "", now)
+        .await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    // A proof over the URL without the prefix is not what the client would sign: refused.
+    let (st, _, _) = s
+        .client
+        .send_via(&direct, &direct, "GET", &pq, token, &[], "", now)
+        .await;
+    assert_eq!(st, 500);
+    // Discovery and other routes under the prefix are served, not proxied.
+    let (st, _, _) = get(&format!("{public}/hosting/capabilities")).await;
+    assert_eq!(st, 200);
+}

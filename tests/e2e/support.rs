@@ -68,6 +68,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Use this public port (restart tests); a free one when `None`.
     pub port: Option<u16>,
+    /// A path after `http://127.0.0.1:{port}` in `server.public_url` (e.g. `/office`).
+    pub public_path: String,
 }
 
 impl Gateway {
@@ -79,7 +81,8 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata_dir = \"{}\"\nshutdown_grace_seconds = 10\n{}\n{}\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:{port}{}\"\ndata_dir = \"{}\"\nshutdown_grace_seconds = 10\n{}\n{}\n",
+            cfg.public_path,
             data.display(),
             cfg.server,
             cfg.rest

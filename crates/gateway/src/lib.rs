@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`settings`]: typed settings and their defaults.
 //! - [`access`]: route groups, client address, IP allowlists.
-//! - [`app`]: shared state and the request path (tower/axum layers), admin routes.
+//! - [`app`]: shared state and the admin routes.
+//! - [`stack`]: the request path, one tower stack around the whole public router.
 //! - [`server`]: accept loops, TLS, timeouts, graceful shutdown.
 //! - [`error`]: [`GatewayError`], the one place errors become responses.
 //! - [`metrics`]: Prometheus families.
@@ -33,6 +34,7 @@ pub mod reload;
 pub mod server;
 pub mod settings;
 pub mod spool;
+pub mod stack;
 pub mod upstream;
 pub mod urls;
 
@@ -103,30 +105,7 @@ pub async fn run_with_reload(
         Some((acceptor, resolver)) => (Some(acceptor), Some(resolver)),
         None => (None, None),
     };
-    let metrics = metrics::Metrics::register();
-    let (store, expiries) = open_lock_store(&settings, &metrics).await?;
-    let http = upstream::HttpClient::with_ca(
-        settings.upstream.connect_timeout,
-        settings.upstream.request_timeout,
-        metrics.clone(),
-        settings.docs.ca_file.as_deref(),
-    )
-    .map_err(|e| StartError::HostFace(format!("docs.ca_file: {e}")))?;
-    let upstream =
-        proxy::Upstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
-    let host = host_face::HostFace::open(&settings, http.clone(), metrics.clone())
-        .await
-        .map_err(StartError::HostFace)?;
-    let client = client_face::ClientFace::open(&settings).map_err(StartError::HostFace)?;
-    let state = AppState::new(
-        settings.clone(),
-        metrics,
-        store,
-        http,
-        host,
-        upstream,
-        client,
-    );
+    let (state, expiries) = open_state(settings.clone()).await?;
     if settings.host_face.proof == settings::ProofMode::Off {
         tracing::warn!(
             "host_face.proof = \"off\": WOPI proofs are NOT checked; use this only in test setups"
@@ -148,11 +127,7 @@ pub async fn run_with_reload(
     if let Some(every) = settings.docs.healthcheck_interval {
         proxy::spawn_health_checker(state.clone(), every, shutdown.clone());
     }
-    let routes = host_face::routes()
-        .merge(client_face::routes())
-        .fallback(proxy::handle)
-        .with_state(state.clone());
-    let public = app::with_request_path(routes, &state);
+    let public = stack::public_service(public_routes(&state), &state);
     let admin = app::admin_router(state.clone());
     let limits = server::ConnLimits {
         header_read_timeout: settings.server.header_read_timeout,
@@ -164,6 +139,7 @@ pub async fn run_with_reload(
         admin,
         None,
         limits,
+        state.metrics.clone(),
         shutdown.clone(),
         grace,
     ));
@@ -183,6 +159,7 @@ pub async fn run_with_reload(
         public,
         tls,
         limits,
+        state.metrics.clone(),
         shutdown.clone(),
         grace,
     ));
@@ -203,6 +180,48 @@ pub async fn run_with_reload(
 }
 
 type Expiries = tokio::sync::mpsc::UnboundedReceiver<locks::ExpiryEvent>;
+
+/// Opens everything the request path needs: metrics, the lock store, the outgoing client,
+/// both faces' state. No task is spawned and no socket is bound.
+async fn open_state(settings: Arc<Settings>) -> Result<(AppState, Expiries), StartError> {
+    let metrics = metrics::Metrics::register();
+    let (store, expiries) = open_lock_store(&settings, &metrics).await?;
+    let http = upstream::HttpClient::with_ca(
+        settings.upstream.connect_timeout,
+        settings.upstream.request_timeout,
+        metrics.clone(),
+        settings.docs.ca_file.as_deref(),
+    )
+    .map_err(|e| StartError::HostFace(format!("docs.ca_file: {e}")))?;
+    let upstream =
+        proxy::Upstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
+    let host = host_face::HostFace::open(&settings, http.clone(), metrics.clone())
+        .await
+        .map_err(StartError::HostFace)?;
+    let client = client_face::ClientFace::open(&settings).map_err(StartError::HostFace)?;
+    let state = AppState::new(settings, metrics, store, http, host, upstream, client);
+    Ok((state, expiries))
+}
+
+/// Every public route: the host face, the client face, and the proxy for the rest.
+fn public_routes(state: &AppState) -> axum::Router {
+    host_face::routes()
+        .merge(client_face::routes())
+        .fallback(proxy::handle)
+        .with_state(state.clone())
+}
+
+/// A state and the public service on `settings`, for tests of the stack (no listener).
+#[cfg(test)]
+pub(crate) async fn test_service(settings: Settings) -> (AppState, stack::PublicService) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    #[allow(clippy::unwrap_used)]
+    std::fs::create_dir_all(&settings.server.data_dir).unwrap();
+    #[allow(clippy::unwrap_used)]
+    let (state, _) = open_state(Arc::new(settings)).await.unwrap();
+    let svc = stack::public_service(public_routes(&state), &state);
+    (state, svc)
+}
 
 async fn open_lock_store(
     settings: &Settings,

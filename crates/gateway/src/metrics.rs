@@ -27,6 +27,8 @@ pub struct Metrics {
     pub by_group: std::sync::Arc<Vec<GroupMetrics>>,
     /// Requests by `group`, `status_class`.
     pub http_requests: IntCounterVec,
+    /// Heads refused by the HTTP parser, by status.
+    pub http_unrouted: IntCounterVec,
     /// Durations by `group`.
     pub http_duration: HistogramVec,
     /// Requests in flight.
@@ -165,6 +167,7 @@ impl Metrics {
         Metrics {
             by_group: std::sync::Arc::new(by_group),
             http_requests,
+            http_unrouted: counter_vec(r, names::HTTP_UNROUTED, &["status"]),
             http_duration,
             http_in_flight: gauge(r, names::HTTP_IN_FLIGHT),
             ip_denials: counter_vec(r, names::IP_DENIALS, &["group"]),
@@ -217,6 +220,20 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Counts a request head the HTTP parser refused: by exact status, and in the request
+    /// counter under the group `unrouted`.
+    pub fn count_unrouted(&self, status: u16) {
+        let label = match status {
+            414 => "414",
+            431 => "431",
+            _ => "400",
+        };
+        self.http_unrouted.with_label_values(&[label]).inc();
+        self.http_requests
+            .with_label_values(&["unrouted", "4xx"])
+            .inc();
+    }
+
     /// Counts one JWT check of `kind` by its result, passing the result through.
     pub fn count_jwt<T>(
         &self,

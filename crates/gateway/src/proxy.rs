@@ -111,7 +111,7 @@ static XFPREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let group = req
         .extensions()
-        .get::<crate::app::Classified>()
+        .get::<crate::stack::Classified>()
         .map(|c| c.group);
     if group.is_some_and(|g| g != crate::access::RouteGroup::Proxy) {
         return GatewayError::NotFound("route").into_response();

@@ -1,7 +1,6 @@
 //! Listeners: accept loops, TLS, timeouts, graceful shutdown.
 
 use crate::settings::TlsSettings;
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -163,16 +162,26 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets open requests
-/// finish for up to `grace`.
-pub async fn serve(
+/// Serves `router` (any clonable service: the public stack, the admin router) on `listener`
+/// until `shutdown` is cancelled, then lets open requests finish for up to `grace`.
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     tls: Option<TlsAcceptor>,
     limits: ConnLimits,
+    metrics: crate::metrics::Metrics,
     shutdown: CancellationToken,
     grace: Duration,
-) {
+) where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -203,6 +212,7 @@ pub async fn serve(
         let builder = builder.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let last = Arc::new(AtomicU64::new(0));
             let active = Arc::new(AtomicU64::new(0));
@@ -224,7 +234,7 @@ pub async fn serve(
                 }
             });
             let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
-            match tls {
+            let result = match tls {
                 None => {
                     drive(
                         TokioIo::new(IdleIo {
@@ -259,8 +269,11 @@ pub async fn serve(
                         watcher,
                         idle,
                     )
-                    .await;
+                    .await
                 }
+            };
+            if let Err(e) = result {
+                connection_error(&metrics, addr, &*e);
             }
         });
     }
@@ -271,6 +284,34 @@ pub async fn serve(
     }
 }
 
+/// A connection ended with an error. Heads the HTTP parser refused (hyper answered 400, 414
+/// or 431 itself, before any layer saw a request) are logged and counted: nothing else would.
+fn connection_error(
+    metrics: &crate::metrics::Metrics,
+    peer: SocketAddr,
+    e: &(dyn std::error::Error + Send + Sync + 'static),
+) {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_parse()
+        {
+            let status: u16 = if !h.is_parse_too_large() {
+                400
+            } else if h.to_string().contains("URI too long") {
+                414
+            } else {
+                431
+            };
+            metrics.count_unrouted(status);
+            tracing::debug!(%peer, status, error = %h, "request head refused by the HTTP parser");
+            return;
+        }
+        cur = err.source();
+    }
+    tracing::debug!(%peer, error = %e, "connection ended with an error");
+}
+
 /// Serves one connection until it ends, shutdown closes it, or `idle` fires.
 async fn drive<I, S>(
     io: I,
@@ -278,7 +319,8 @@ async fn drive<I, S>(
     service: S,
     watcher: hyper_util::server::graceful::Watcher,
     idle: impl std::future::Future<Output = ()>,
-) where
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<
             http::Request<Incoming>,
@@ -294,8 +336,11 @@ async fn drive<I, S>(
             .into_owned(),
     );
     tokio::select! {
-        r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended with an error") },
-        () = idle => tracing::debug!("idle connection closed"),
+        r = conn => r,
+        () = idle => {
+            tracing::debug!("idle connection closed");
+            Ok(())
+        }
     }
 }
 

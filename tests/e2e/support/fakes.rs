@@ -336,10 +336,38 @@ impl WopiClient {
         body: impl Into<Bytes>,
         ticks: i64,
     ) -> Resp {
-        let url = format!("{gw_base}{path_and_query}");
+        self.send_via(
+            gw_base,
+            gw_base,
+            method,
+            path_and_query,
+            token,
+            headers,
+            body,
+            ticks,
+        )
+        .await
+    }
+
+    /// Signs for `signed_base` + `path_and_query` but sends to `sent_base` + it, as a front
+    /// proxy that strips a path prefix does.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_via(
+        &self,
+        signed_base: &str,
+        sent_base: &str,
+        method: &str,
+        path_and_query: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+        ticks: i64,
+    ) -> Resp {
+        let signed = format!("{signed_base}{path_and_query}");
+        let url = format!("{sent_base}{path_and_query}");
         let p = self
             .current
-            .sign(self.old.as_ref(), token, &url, ticks)
+            .sign(self.old.as_ref(), token, &signed, ticks)
             .unwrap();
         let mut all: Vec<(&str, &str)> = vec![
             ("x-wopi-timestamp", &p.timestamp),

@@ -82,7 +82,9 @@ async fn verify_proof(
         state.metrics.proof.with_label_values(&["off"]).inc();
         return Ok(());
     }
-    let url = format!("{}{target}", state.settings().server.public_url.origin());
+    // The URL as the client signed it: the public base (with its path prefix, which the
+    // stack has stripped from `target` when the request carried it) and the raw target.
+    let url = format!("{}{target}", state.settings().server.public_url.base());
     let input = ProofInput {
         access_token: token,
         url: &url,

@@ -6,6 +6,10 @@ pub(crate) const HTTP_REQUESTS: (&str, &str) = (
     "http_requests_total",
     "Requests answered, by route group and status class.",
 );
+pub(crate) const HTTP_UNROUTED: (&str, &str) = (
+    "http_unrouted_requests_total",
+    "Request heads refused by the HTTP parser before routing (400, 414, 431), by status.",
+);
 pub(crate) const HTTP_DURATION: (&str, &str) = (
     "http_request_duration_seconds",
     "Time to the response head, by route group.",

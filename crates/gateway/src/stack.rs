@@ -1,0 +1,343 @@
+//! The request path: one tower stack wrapped once around the whole public router, so every
+//! request crosses the same layers and shares one concurrency limit. Outermost first:
+//!
+//! 1. **classify** — strip the `server.public_url` path prefix when present, find the route
+//!    group and the client address, open the request span, count and time the answer;
+//! 2. **overload** — load shed (503) when `server.max_concurrent_requests` are in flight, and
+//!    the total request timeout (408);
+//! 3. **allowlist** — the route group's IP allowlist (403), before any cryptography;
+//! 4. **body limit** — the route group's limit (413 by `Content-Length`, or while streaming);
+//! 5. the router: host face, client face, and the proxy as the fallback.
+//!
+//! docs/architecture.md shows the same order.
+
+use crate::access::{self, RouteGroup};
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::server::Peer;
+use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+
+/// The public listener's service: the router inside the whole stack.
+pub type PublicService = BoxCloneSyncService<Request, Response, Infallible>;
+
+/// What the classify step learned, for the layers below.
+#[derive(Debug, Clone, Copy)]
+pub struct Classified {
+    /// Route group of the path.
+    pub group: RouteGroup,
+    /// The client address (peer, or forwarded through a trusted proxy).
+    pub client_ip: IpAddr,
+}
+
+/// Wraps `router` in the request path, once.
+pub fn public_service(router: Router, state: &AppState) -> PublicService {
+    let limit = state.settings().server.max_concurrent_requests;
+    let timeout = state.settings().server.request_timeout;
+    let svc = ServiceBuilder::new()
+        // Classify, span and metrics first so that every request, even a shed one, is counted.
+        .layer(middleware::from_fn_with_state(state.clone(), classify))
+        // Turn overload and total timeout into responses (503 / 408).
+        .layer(HandleErrorLayer::new({
+            let shed = state.metrics.load_shed.clone();
+            move |e: tower::BoxError| {
+                let shed = shed.clone();
+                async move { overload_error(&shed, &e) }
+            }
+        }))
+        // Shed instead of queueing: under overload, fail fast.
+        .load_shed()
+        .concurrency_limit(limit)
+        .timeout(timeout)
+        // The allowlist is a cheap predicate: it runs before any cryptography.
+        .layer(middleware::from_fn_with_state(state.clone(), allow_ip))
+        // Refuse bodies over the group's limit: by Content-Length at once, while streaming otherwise.
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
+        .service(router);
+    BoxCloneSyncService::new(svc)
+}
+
+fn overload_error(shed: &prometheus::IntCounter, e: &tower::BoxError) -> Response {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        shed.inc();
+        GatewayError::Overloaded.into_response()
+    } else if e.is::<tower::timeout::error::Elapsed>() {
+        GatewayError::Timeout.into_response()
+    } else {
+        GatewayError::Internal(format!("request path: {e}")).into_response()
+    }
+}
+
+/// The path below `server.public_url`'s prefix: requests may arrive with the prefix (the
+/// gateway is reached directly) or without it (a front proxy stripped it).
+fn strip_prefix(req: &mut Request, prefix: &str) {
+    if prefix.is_empty() {
+        return;
+    }
+    let Some(pq) = req.uri().path_and_query() else {
+        return;
+    };
+    let path = pq.path();
+    let rest = match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(r) if r.starts_with('/') => r,
+        _ => return,
+    };
+    let new = match pq.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(p) = new.parse() {
+        parts.path_and_query = Some(p);
+        if let Ok(u) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = u;
+        }
+    }
+}
+
+async fn classify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let settings = state.settings();
+    strip_prefix(&mut req, &settings.server.public_url.path);
+    let group = RouteGroup::classify(req.uri().path());
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .map(|p| p.addr.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let client_ip = access::client_ip(peer, req.headers(), &settings.access.trusted_proxies);
+    drop(settings);
+    req.extensions_mut().insert(Classified { group, client_ip });
+    let id = state.request_ids.fetch_add(1, Ordering::Relaxed);
+    // Every line logged while serving carries the request id, the route group and the
+    // allowlist rule that admitted the client ("any" for an empty list).
+    let span = tracing::info_span!(
+        "request",
+        request_id = id,
+        group = group.as_str(),
+        method = %req.method(),
+        allow_rule = tracing::field::Empty
+    );
+    let started = tokio::time::Instant::now();
+    state.metrics.http_in_flight.inc();
+    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    state.metrics.http_in_flight.dec();
+    let status = resp.status().as_u16();
+    let m = &state.metrics.by_group[group.index()];
+    m.requests[usize::from((status / 100).clamp(1, 5) - 1)].inc();
+    m.duration.observe(started.elapsed().as_secs_f64());
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
+    resp
+}
+
+async fn allow_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(c) = req.extensions().get::<Classified>().copied() else {
+        return GatewayError::Internal("request was not classified".into()).into_response();
+    };
+    match state.settings().access.allow[c.group.index()].admit(c.client_ip) {
+        access::Admit::Anyone => {
+            tracing::Span::current().record("allow_rule", "any");
+            next.run(req).await
+        }
+        access::Admit::Rule(rule) => {
+            tracing::Span::current().record("allow_rule", tracing::field::display(rule));
+            tracing::debug!(client = %c.client_ip, rule = %rule, group = c.group.as_str(), "allowlist matched");
+            next.run(req).await
+        }
+        access::Admit::Denied => {
+            state
+                .metrics
+                .ip_denials
+                .with_label_values(&[c.group.as_str()])
+                .inc();
+            tracing::warn!(client = %c.client_ip, group = c.group.as_str(), "client address not in the allowlist");
+            GatewayError::IpDenied.into_response()
+        }
+    }
+}
+
+async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let group = req
+        .extensions()
+        .get::<Classified>()
+        .map_or(RouteGroup::Proxy, |c| c.group);
+    let limit = state.settings().server.body_limits[group.index()];
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        tracing::info!(declared, limit, "request body over the route group's limit");
+        return GatewayError::PayloadTooLarge.into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let limited = Body::new(http_body_util::Limited::new(
+        body,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    ));
+    next.run(Request::from_parts(parts, limited)).await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::settings::Settings;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+    use tower::ServiceExt as _;
+
+    /// An upstream that accepts connections, counts them, and never answers.
+    async fn silent_upstream() -> (String, Arc<AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = Arc::new(AtomicUsize::new(0));
+        let n2 = n.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                n2.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        (format!("http://{addr}"), n)
+    }
+
+    fn settings(dir: &str, docs_url: &str, limit: usize) -> Settings {
+        let mut s = Settings::default();
+        s.server.data_dir =
+            std::env::temp_dir().join(format!("wopi-gw-stack-{dir}-{}", std::process::id()));
+        s.server.max_concurrent_requests = limit;
+        docs_url.clone_into(&mut s.docs.url);
+        s.docs.healthcheck_interval = None;
+        s
+    }
+
+    fn req(method: &str, path: &str, from: [u8; 4]) -> Request {
+        let mut r = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        r.extensions_mut().insert(Peer {
+            addr: std::net::SocketAddr::from((from, 40000)),
+            tls: false,
+        });
+        r
+    }
+
+    const LOCAL: [u8; 4] = [127, 0, 0, 1];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_limit_for_every_route_sheds_wopi_and_discovery() {
+        let (docs, accepted) = silent_upstream().await;
+        let (state, svc) = crate::test_service(settings("shed", &docs, 2)).await;
+        // Two slow proxied requests take the whole limit…
+        let slow: Vec<_> = (0..2)
+            .map(|i| {
+                let svc = svc.clone();
+                tokio::spawn(svc.oneshot(req("GET", &format!("/web-apps/slow{i}"), LOCAL)))
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while accepted.load(Ordering::SeqCst) < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "proxied requests never left"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // …so every other route, on every method, is shed: the limit is one for the server.
+        for (method, path) in [
+            ("GET", "/hosting/discovery"),
+            ("POST", "/wopi/files/abc"),
+            ("GET", "/wopi/files/abc/contents"),
+            ("POST", "/api/v1/sessions"),
+            ("GET", "/web-apps/other"),
+        ] {
+            let resp = svc.clone().oneshot(req(method, path, LOCAL)).await.unwrap();
+            assert_eq!(resp.status(), 503, "{method} {path}");
+        }
+        assert_eq!(state.metrics.load_shed.get(), 5);
+        // Shed requests are still classified and counted by the outermost layer.
+        let wopi_5xx = state.metrics.by_group[RouteGroup::Wopi.index()].requests[4].get();
+        assert_eq!(wopi_5xx, 2);
+        for s in slow {
+            s.abort();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn layer_order_classify_shed_allowlist_body_limit() {
+        let (docs, accepted) = silent_upstream().await;
+        let mut s = settings("order", &docs, 1);
+        s.access.allow[RouteGroup::Wopi.index()] =
+            access::AllowList::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        s.server.body_limits[RouteGroup::Wopi.index()] = 10;
+        let (state, svc) = crate::test_service(s).await;
+        // Allowlist before body limit: a denied client with a huge body gets 403, not 413.
+        let mut big = req("POST", "/wopi/files/a/contents", LOCAL);
+        big.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, "1000".parse().unwrap());
+        assert_eq!(svc.clone().oneshot(big).await.unwrap().status(), 403);
+        // An allowed client meets the body limit.
+        let mut big = req("POST", "/wopi/files/a/contents", [10, 1, 2, 3]);
+        big.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, "1000".parse().unwrap());
+        assert_eq!(svc.clone().oneshot(big).await.unwrap().status(), 413);
+        assert_eq!(
+            state.metrics.ip_denials.with_label_values(&["wopi"]).get(),
+            1
+        );
+        // Shed before the allowlist: under overload even a denied client sees 503, and the
+        // allowlist is not consulted (no new denial).
+        let slow = tokio::spawn(svc.clone().oneshot(req("GET", "/slow", LOCAL)));
+        while accepted.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let resp = svc
+            .clone()
+            .oneshot(req("GET", "/wopi/files/a", LOCAL))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(
+            state.metrics.ip_denials.with_label_values(&["wopi"]).get(),
+            1
+        );
+        slow.abort();
+    }
+
+    #[tokio::test]
+    async fn public_url_prefix_is_stripped_when_present() {
+        let mut r = req("GET", "/office/wopi/files/1?access_token=x", LOCAL);
+        strip_prefix(&mut r, "/office");
+        assert_eq!(r.uri(), "/wopi/files/1?access_token=x");
+        let mut r = req("GET", "/office", LOCAL);
+        strip_prefix(&mut r, "/office");
+        assert_eq!(r.uri(), "/");
+        // Already stripped by a front proxy, or only sharing a name: unchanged.
+        for p in ["/wopi/files/1", "/officex/wopi/files/1"] {
+            let mut r = req("GET", p, LOCAL);
+            strip_prefix(&mut r, "/office");
+            assert_eq!(r.uri(), p);
+        }
+    }
+}
