@@ -16,11 +16,29 @@ pub(crate) struct ConfigError {
     pub(crate) key: String,
     /// What is wrong and how to fix it.
     pub(crate) reason: String,
+    /// A file the settings name cannot be read on this machine: the value may be right
+    /// where the gateway runs (a secret mounted only inside the container).
+    pub(crate) unreadable: bool,
+}
+
+impl ConfigError {
+    /// The exit code of `check-config` and `serve`: 66 (EX_NOINPUT) for a file that cannot be
+    /// read here, 64 (EX_USAGE) for a wrong value.
+    pub(crate) fn exit_code(&self) -> u8 {
+        if self.unreadable { 66 } else { 64 }
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
+        write!(f, "{}: {}", self.key, self.reason)?;
+        if self.unreadable {
+            f.write_str(
+                " (hint: the file may exist only where the gateway runs, e.g. inside its container \
+                 or as a mounted secret; run check-config there, or supply the file, to check the value)",
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -30,8 +48,24 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.into(),
         reason: reason.into(),
+        unreadable: false,
     }
 }
+
+/// A named file that cannot be read on this machine.
+fn unreadable(key: impl Into<String>, path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason: format!("cannot read {} on this machine: {e}", path.display()),
+        unreadable: true,
+    }
+}
+
+/// The shortest JWT secret accepted (HS256 wants at least its 256-bit output).
+const MIN_SECRET_BYTES: usize = 32;
+
+/// How to make a good secret, for error messages.
+const GENERATE_HINT: &str = "generate one with `openssl rand -hex 32`";
 
 /// Parses TOML text. `base` resolves relative paths (the config file's folder).
 pub(crate) fn parse_str(text: &str, base: &Path) -> Result<Settings, ConfigError> {
@@ -102,33 +136,44 @@ fn secret(
         (None, Some(f)) => {
             let path = resolve(base, &f);
             std::fs::read_to_string(&path)
-                .map_err(|e| {
-                    invalid(
-                        format!("{key}_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?
+                .map_err(|e| unreadable(format!("{key}_file"), &path, &e))?
                 .trim()
                 .to_owned()
         }
         (None, None) => return Ok(None),
     };
-    if value.len() < 16 {
-        return Err(invalid(
-            key,
-            "is shorter than 16 characters; use a long random secret",
-        ));
-    }
-    if ["secret", "changeme", "change-me"]
-        .iter()
-        .any(|d| value.eq_ignore_ascii_case(d))
+    check_secret_value(key, &value)?;
+    Ok(Some(docs_api::Secret::new(value)))
+}
+
+/// Refuses placeholders and secrets shorter than [`MIN_SECRET_BYTES`].
+fn check_secret_value(key: &str, value: &str) -> Result<(), ConfigError> {
+    if [
+        "secret",
+        "changeme",
+        "change-me",
+        "password",
+        "jwt_secret",
+        "my_jwt_secret",
+    ]
+    .iter()
+    .any(|d| value.eq_ignore_ascii_case(d))
     {
         return Err(invalid(
             key,
-            "is a well-known default; use a long random secret",
+            format!("is a well-known placeholder; {GENERATE_HINT}"),
         ));
     }
-    Ok(Some(docs_api::Secret::new(value)))
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(invalid(
+            key,
+            format!(
+                "is {} bytes; secrets must be at least {MIN_SECRET_BYTES} bytes ({GENERATE_HINT})",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
@@ -199,6 +244,62 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
             key_file: resolve(base, &key),
         });
     }
+    if let Some(tls) = &s.server.tls {
+        // The same loading serve does: files readable, PEM well-formed, key matching the cert.
+        for (key, path) in [
+            ("server.tls.cert_file", &tls.cert_file),
+            ("server.tls.key_file", &tls.key_file),
+        ] {
+            if let Err(e) = std::fs::metadata(path) {
+                return Err(unreadable(key, path, &e));
+            }
+        }
+        gateway::server::CertResolver::load(tls).map_err(|e| invalid("server.tls", e))?;
+    }
+    let (public, admin) = (s.server.listen, s.server.admin_listen);
+    if public.port() != 0
+        && public.port() == admin.port()
+        && (public.ip() == admin.ip()
+            || public.ip().is_unspecified()
+            || admin.ip().is_unspecified())
+    {
+        return Err(invalid(
+            "server.admin_listen",
+            format!(
+                "`{admin}` collides with server.listen `{public}`: give the admin listener its own port"
+            ),
+        ));
+    }
+    if s.server.data_dir.exists() && !s.server.data_dir.is_dir() {
+        return Err(invalid(
+            "server.data_dir",
+            format!(
+                "{} exists and is not a directory",
+                s.server.data_dir.display()
+            ),
+        ));
+    }
+    s.server.admin_token = match r.admin_token_file.filter(|f| !f.is_empty()) {
+        Some(f) => {
+            let path = resolve(base, &f);
+            let token = std::fs::read_to_string(&path)
+                .map_err(|e| unreadable("server.admin_token_file", &path, &e))?;
+            let token = token.trim();
+            check_secret_value("server.admin_token_file", token)?;
+            Some(docs_api::Secret::new(token.to_owned()))
+        }
+        None if !admin.ip().is_loopback() => {
+            return Err(invalid(
+                "server.admin_token_file",
+                format!(
+                    "is required when server.admin_listen (`{admin}`) is not a loopback address: \
+                     its delivery retry/discard endpoints would be open to the network; \
+                     {GENERATE_HINT} into a file readable only by the gateway"
+                ),
+            ));
+        }
+        None => None,
+    };
     if let Some(b) = r.body_limit_bytes {
         for (group, v) in [
             (RouteGroup::Wopi, b.wopi),
@@ -330,6 +431,11 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         .access_token_secret_file
         .filter(|f| !f.is_empty())
         .map(|f| resolve(base, &f));
+    if let Some(path) = &s.host_face.access_token_secret_file {
+        let value = std::fs::read_to_string(path)
+            .map_err(|e| unreadable("host_face.access_token_secret_file", path, &e))?;
+        check_secret_value("host_face.access_token_secret_file", value.trim())?;
+    }
     if let Some(v) = h.access_token_ttl_seconds {
         s.host_face.access_token_ttl =
             Duration::from_secs(positive("host_face.access_token_ttl_seconds", v)?);
@@ -460,8 +566,7 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         ),
     ] {
         if let Some(f) = file {
-            let pem = std::fs::read_to_string(f)
-                .map_err(|e| invalid(key, format!("cannot read {}: {e}", f.display())))?;
+            let pem = std::fs::read_to_string(f).map_err(|e| unreadable(key, f, &e))?;
             wopi::proof::SigningKey::from_pem(&pem)
                 .map_err(|e| invalid(key, format!("{}: {e}", f.display())))?;
         }

@@ -1,5 +1,6 @@
 //! The wopi-gateway binary: CLI, settings, logging, signals, exit codes.
-//! Exit codes: 0 success, 1 runtime failure (or invalid proof), 64 bad usage or settings.
+//! Exit codes: 0 success, 1 runtime failure (or invalid proof), 64 bad usage or settings,
+//! 66 a file the settings name cannot be read on this machine.
 
 mod cli;
 mod config;
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 println!("{e}");
-                ExitCode::from(EX_USAGE)
+                ExitCode::from(e.exit_code())
             }
         },
         Command::Doctor { config } => doctor::run(&config),
@@ -61,7 +62,7 @@ fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
     let settings = match config_path.map(config::load) {
         Some(Err(e)) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EX_USAGE);
+            return ExitCode::from(e.exit_code());
         }
         Some(Ok(s)) => s,
         None => Settings::default(),
@@ -187,7 +188,7 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
             Err(e) => {
                 init_tracing(cli_format.unwrap_or(LogFormat::Human));
                 tracing::error!("{e}");
-                return ExitCode::from(EX_USAGE);
+                return ExitCode::from(e.exit_code());
             }
         },
         None => Settings::default(),

@@ -8,7 +8,7 @@ use docs_api::{Secret, jwt};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const DOCS_SECRET: &str = "docs-secret-0123456789abcdef";
+const DOCS_SECRET: &str = "docs-secret-0123456789abcdef-0123456789";
 
 struct Setup {
     gw: Gateway,

@@ -29,6 +29,8 @@ fn check_toml(text: &str, scratch: &TempDir, name: &str) {
         "docs-jwt-secret",
         "integrator-cloud-secret",
         "access-token-secret",
+        "admin_token",
+        "admin-token",
     ] {
         std::fs::write(secrets.join(f), "x".repeat(64)).unwrap();
     }

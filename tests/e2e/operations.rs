@@ -320,3 +320,70 @@ async fn sighup_swaps_the_tls_certificate() {
         "the connection opened before the reload still works"
     );
 }
+
+#[tokio::test]
+async fn admin_operator_routes_need_the_bearer_token() {
+    use crate::support::http::send;
+    let dir = crate::support::TempDir::new("admin-token");
+    let token_file = dir.path().join("admin-token");
+    let token = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let gw = Gateway::start(Config {
+        server: format!("admin_token_file = \"{}\"", token_file.display()),
+        ..Default::default()
+    });
+    let bearer = format!("Bearer {token}");
+    for (method, path) in [
+        ("POST", "/deliveries/nope/retry"),
+        ("POST", "/deliveries/nope/discard"),
+        ("GET", "/deliveries"),
+        ("GET", "/recovery"),
+    ] {
+        let url = gw.admin_url(path);
+        let (st, h, _) = send(method, &url, &[], "").await;
+        assert_eq!(st, 401, "{method} {path} without a token");
+        assert!(h.contains_key("www-authenticate"));
+        let (st, _, _) = send(method, &url, &[("authorization", "Bearer wrong")], "").await;
+        assert_eq!(st, 401, "{method} {path} with a wrong token");
+        let (st, _, _) = send(method, &url, &[("authorization", &bearer)], "").await;
+        assert_eq!(
+            st,
+            if method == "POST" { 404 } else { 200 },
+            "{method} {path} with the token"
+        );
+    }
+    // Scrapers and probes need no token.
+    assert_eq!(get(&gw.admin_url("/metrics")).await.0, 200);
+    assert_eq!(get(&gw.admin_url("/healthz")).await.0, 200);
+    assert_ne!(get(&gw.admin_url("/readyz")).await.0, 401);
+    assert_eq!(
+        gw.metric("wopi_gateway_admin_auth_failures_total").await,
+        8.0
+    );
+    assert!(!gw.stderr().contains(token), "the token is never logged");
+}
+
+#[test]
+fn check_config_refuses_an_open_admin_listener_without_a_token() {
+    let dir = crate::support::TempDir::new("admin-open");
+    let path = dir.path().join("gw.toml");
+    std::fs::write(&path, "[server]\nadmin_listen = \"0.0.0.0:9090\"\n").unwrap();
+    let (code, out, _) = run_cli(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 64);
+    assert!(out.contains("server.admin_token_file"), "{out}");
+    let missing = dir.path().join("missing.toml");
+    std::fs::write(
+        &missing,
+        "[docs]\njwt_secret_file = \"/run/secrets/not-on-this-machine\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = run_cli(&["check-config", "--config", missing.to_str().unwrap()]);
+    assert_eq!(
+        code, 66,
+        "a secret file that is not here: its own exit code"
+    );
+    assert!(
+        out.contains("on this machine") && out.contains("hint"),
+        "{out}"
+    );
+}

@@ -32,6 +32,18 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `candidate` equals the secret, in time that does not depend on where they differ.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        if candidate.len() != self.0.len() {
+            return false;
+        }
+        self.0
+            .iter()
+            .zip(candidate)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
 }
 
 /// Why a token was refused.

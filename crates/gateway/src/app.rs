@@ -58,6 +58,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Source of request ids (the request span's `request_id`).
     pub request_ids: AtomicU64,
+    /// The readiness last logged (0 none yet, 1 ready, 2 not ready).
+    reported_readiness: std::sync::atomic::AtomicU8,
 }
 
 impl AppState {
@@ -81,6 +83,7 @@ impl AppState {
             client,
             ready: AtomicBool::new(false),
             request_ids: AtomicU64::new(1),
+            reported_readiness: std::sync::atomic::AtomicU8::new(0),
         }))
     }
 }
@@ -97,13 +100,11 @@ pub fn is_body_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The admin listener: metrics and health.
+/// The admin listener: metrics and health (open), and the operator routes (behind
+/// `server.admin_token_file` when it is set).
 pub fn admin_router(state: AppState) -> Router {
     use axum::routing::get;
-    Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+    let operator = Router::new()
         .route("/deliveries", get(crate::host_face::list_deliveries))
         .route(
             "/deliveries/{id}/discard",
@@ -114,7 +115,87 @@ pub fn admin_router(state: AppState) -> Router {
             axum::routing::post(crate::host_face::retry_delivery),
         )
         .route("/recovery", get(crate::client_face::list_recovery))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_admin_token,
+        ));
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(operator)
         .with_state(state)
+}
+
+/// `Authorization: Bearer <server.admin_token_file>` on the operator routes (401 otherwise).
+async fn require_admin_token(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(expected) = state.settings().server.admin_token.clone() else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    match given {
+        Some(t) if expected.matches(t.trim().as_bytes()) => next.run(req).await,
+        Some(_) => {
+            state.metrics.count_admin_denied();
+            crate::error::GatewayError::Unauthorized(
+                "admin token refused (server.admin_token_file)".into(),
+            )
+            .into_response()
+        }
+        None => {
+            state.metrics.count_admin_denied();
+            let mut resp = crate::error::GatewayError::Unauthorized(
+                "the admin API needs Authorization: Bearer <token of server.admin_token_file>"
+                    .into(),
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"wopi-gateway admin\""),
+            );
+            resp
+        }
+    }
+}
+
+/// Why the gateway is not ready, or `Ok` when it is (`/readyz`).
+pub fn readiness(state: &AppState) -> Result<(), &'static str> {
+    if !state.ready.load(Ordering::Acquire) {
+        return Err("starting");
+    }
+    if state.settings().docs.healthcheck_interval.is_some()
+        && !state.upstream.healthy.load(Ordering::Relaxed)
+    {
+        return Err("upstream Docs unreachable");
+    }
+    Ok(())
+}
+
+/// Logs a change of [`readiness`], once per change (ready → not ready and back).
+pub fn report_readiness(state: &AppState) {
+    let now = readiness(state);
+    let code = match now {
+        Ok(()) => 1,
+        Err(_) => 2,
+    };
+    if state.reported_readiness.swap(code, Ordering::AcqRel) == code {
+        return;
+    }
+    match now {
+        Ok(()) => tracing::info!("ready"),
+        Err(why) => tracing::warn!(reason = why, "not ready: {why} (/readyz answers 503)"),
+    }
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
@@ -129,16 +210,8 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let upstream_ok = state.settings().docs.healthcheck_interval.is_none()
-        || state.upstream.healthy.load(Ordering::Relaxed);
-    if state.ready.load(Ordering::Acquire) && upstream_ok {
-        "ready\n".into_response()
-    } else {
-        let why = if state.ready.load(Ordering::Acquire) {
-            "upstream Docs unreachable\n"
-        } else {
-            "starting\n"
-        };
-        (http::StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    match readiness(&state) {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => (http::StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }

@@ -172,7 +172,7 @@ pub async fn run_with_reload(
             }
         });
     }
-    tracing::info!("ready");
+    app::report_readiness(&state);
     let _ = public_task.await;
     let _ = admin_task.await;
     tracing::info!("stopped");

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Heads refused by the HTTP parser, by status.
     pub http_unrouted: IntCounterVec,
+    /// Admin requests without the right token.
+    pub admin_denied: IntCounter,
     /// Durations by `group`.
     pub http_duration: HistogramVec,
     /// Requests in flight.
@@ -168,6 +170,7 @@ impl Metrics {
             by_group: std::sync::Arc::new(by_group),
             http_requests,
             http_unrouted: counter_vec(r, names::HTTP_UNROUTED, &["status"]),
+            admin_denied: counter(r, names::ADMIN_DENIED),
             http_duration,
             http_in_flight: gauge(r, names::HTTP_IN_FLIGHT),
             ip_denials: counter_vec(r, names::IP_DENIALS, &["group"]),
@@ -232,6 +235,12 @@ impl Metrics {
         self.http_requests
             .with_label_values(&["unrouted", "4xx"])
             .inc();
+    }
+
+    /// Counts an admin request refused for its token.
+    pub fn count_admin_denied(&self) {
+        self.admin_denied.inc();
+        tracing::warn!("admin API request without a valid bearer token");
     }
 
     /// Counts one JWT check of `kind` by its result, passing the result through.

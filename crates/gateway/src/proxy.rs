@@ -316,13 +316,10 @@ pub fn spawn_health_checker(
             };
             let was = state.upstream.healthy.swap(ok, Ordering::Relaxed);
             if was != ok {
-                if ok {
-                    tracing::info!(url = %url, "upstream Docs is reachable");
-                } else {
-                    tracing::warn!(url = %url, "upstream Docs is not reachable: /readyz reports not ready");
-                }
+                tracing::debug!(url = %crate::urls::redact(&url), ok, "upstream Docs health changed");
             }
             state.metrics.upstream_up.set(i64::from(ok));
+            crate::app::report_readiness(&state);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}

@@ -186,6 +186,9 @@ pub struct ServerSettings {
     pub body_limits: [u64; RouteGroup::COUNT],
     /// Log format.
     pub log_format: LogFormat,
+    /// Bearer token the admin listener requires on every route but `/metrics`, `/healthz`
+    /// and `/readyz` (required when `admin_listen` is not a loopback address).
+    pub admin_token: Option<Secret>,
 }
 
 /// A base URL split into the parts proof checks need.
@@ -383,6 +386,7 @@ impl Default for Settings {
                     BODY_LIMIT_PROXY,
                 ],
                 log_format: LogFormat::Human,
+                admin_token: None,
             },
             access: AccessSettings::default(),
             locks: LockStoreSettings {

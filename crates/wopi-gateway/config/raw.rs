@@ -81,6 +81,7 @@ pub(crate) struct RawServer {
     pub(crate) shutdown_grace_seconds: Option<u64>,
     pub(crate) max_concurrent_requests: Option<usize>,
     pub(crate) log_format: Option<String>,
+    pub(crate) admin_token_file: Option<String>,
     pub(crate) tls: Option<RawTls>,
     pub(crate) body_limit_bytes: Option<RawGroups<u64>>,
 }

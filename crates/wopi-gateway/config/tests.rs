@@ -116,11 +116,11 @@ fn errors_name_the_dotted_key() {
             "host_face.integrator[0].jwt_secret",
         ),
         (
-            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123\"",
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"",
             "host_face.integrator[0].allowed_origins",
         ),
         (
-            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123\"\nallowed_origins = [\"https://a\"]\n[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123\"\nallowed_origins = [\"https://a\"]",
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\n[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]",
             "host_face.integrator[1].name",
         ),
         ("[docs]\nurl = \"nope\"", "docs.url"),
@@ -153,4 +153,102 @@ fn errors_name_the_dotted_key() {
     }
     let e = parse("[server]\nlisen = \"x\"").unwrap_err();
     assert!(e.reason.contains("line 2"), "{e}");
+}
+
+#[test]
+fn check_config_refuses_what_serve_would_refuse() {
+    let dir = std::env::temp_dir().join(format!("wopi-gw-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let short = dir.join("short-secret");
+    std::fs::write(&short, "0123456789").unwrap();
+    let good = dir.join("good-secret");
+    std::fs::write(&good, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let cases = [
+        (
+            "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"".to_owned(),
+            "server.admin_listen",
+            "collides",
+        ),
+        (
+            "[server]\nlisten = \"0.0.0.0:8080\"\nadmin_listen = \"127.0.0.1:8080\"".to_owned(),
+            "server.admin_listen",
+            "collides",
+        ),
+        (
+            "[server.tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"".to_owned(),
+            "server.tls.cert_file",
+            "cannot read",
+        ),
+        (
+            format!("[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"", file.display(), file.display()),
+            "server.tls",
+            "no PEM certificate",
+        ),
+        (
+            format!("[server]\ndata_dir = \"{}\"", file.display()),
+            "server.data_dir",
+            "not a directory",
+        ),
+        (
+            "[docs]\njwt_secret = \"secret\"".to_owned(),
+            "docs.jwt_secret",
+            "openssl rand -hex 32",
+        ),
+        (
+            "[docs]\njwt_secret = \"0123456789abcdef0123456789abcde\"".to_owned(),
+            "docs.jwt_secret",
+            "at least 32 bytes",
+        ),
+        (
+            format!("[docs]\njwt_secret_file = \"{}\"", short.display()),
+            "docs.jwt_secret",
+            "at least 32 bytes",
+        ),
+        (
+            "[server]\nadmin_listen = \"0.0.0.0:9090\"".to_owned(),
+            "server.admin_token_file",
+            "not a loopback address",
+        ),
+        (
+            format!("[server]\nadmin_token_file = \"{}\"", short.display()),
+            "server.admin_token_file",
+            "at least 32 bytes",
+        ),
+    ];
+    for (text, key, why) in &cases {
+        let e = parse(text).unwrap_err();
+        assert_eq!(&e.key, key, "{text} → {e}");
+        assert!(e.to_string().contains(why), "{text} → {e}");
+        assert_eq!(
+            e.exit_code(),
+            if *why == "cannot read" { 66 } else { 64 },
+            "{e}"
+        );
+    }
+    // A secret file that cannot be read here: its own message, hint and exit code.
+    let e = parse("[docs]\njwt_secret_file = \"/run/secrets/only-in-the-container\"").unwrap_err();
+    assert_eq!(e.key, "docs.jwt_secret_file");
+    assert!(e.unreadable);
+    assert_eq!(e.exit_code(), 66);
+    assert!(
+        e.to_string()
+            .contains("cannot read /run/secrets/only-in-the-container on this machine"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("inside its container"), "{e}");
+    // A non-loopback admin listener with a token is fine.
+    let s = parse(&format!(
+        "[server]\nadmin_listen = \"0.0.0.0:9090\"\nadmin_token_file = \"{}\"",
+        good.display()
+    ))
+    .unwrap();
+    assert!(
+        s.server
+            .admin_token
+            .unwrap()
+            .matches(b"0123456789abcdef0123456789abcdef")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

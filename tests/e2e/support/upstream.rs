@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 type B = BoxBody<Bytes, std::io::Error>;
 
 /// The JWT secret of the stand-in Docs.
-pub const DOCS_SECRET: &str = "docs-secret-0123456789abcdef";
+pub const DOCS_SECRET: &str = "docs-secret-0123456789abcdef-0123456789";
 
 fn full(status: u16, body: impl Into<Bytes>) -> Response<B> {
     Response::builder()

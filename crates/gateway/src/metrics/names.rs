@@ -10,6 +10,10 @@ pub(crate) const HTTP_UNROUTED: (&str, &str) = (
     "http_unrouted_requests_total",
     "Request heads refused by the HTTP parser before routing (400, 414, 431), by status.",
 );
+pub(crate) const ADMIN_DENIED: (&str, &str) = (
+    "admin_auth_failures_total",
+    "Admin API requests refused for a missing or wrong bearer token.",
+);
 pub(crate) const HTTP_DURATION: (&str, &str) = (
     "http_request_duration_seconds",
     "Time to the response head, by route group.",
