@@ -412,6 +412,31 @@ async fn host_refusing_the_save_keeps_a_recovery_copy() {
     let file = items[0]["file"].as_str().unwrap();
     assert_eq!(std::fs::read(file).unwrap(), b"precious");
     assert_eq!(s.gw.metric("wopi_gateway_recovery_copies").await, 2.0);
+    // The host's own words travel into the record, the log, and /recovery.
+    let refused = items
+        .iter()
+        .find(|i| i["reason"].as_str().unwrap().contains("409"))
+        .unwrap();
+    assert_eq!(
+        refused["host_reason"],
+        "The file being edited got moved or overwritten"
+    );
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("locked by `someone-else`"),
+        "{refused}"
+    );
+    let log = s.gw.stderr();
+    assert!(
+        log.contains("The file being edited got moved or overwritten"),
+        "{log}"
+    );
+    assert!(
+        log.contains("status=409"),
+        "host-call lines give the status code: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -835,4 +860,100 @@ async fn proof_old_is_sent_and_published_with_and_without_an_old_key() {
     assert_ne!(keys.current.unwrap(), keys.old.unwrap());
     edit_and_save(&s).await;
     assert_all_calls_fully_signed(&s);
+}
+
+/// Waits until `cond` holds on the host's state.
+async fn wait_host(
+    s: &Setup,
+    what: &str,
+    cond: impl Fn(&crate::support::wopi_host::HostState) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond(&s.host.state.lock().unwrap()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {:?}",
+            s.host.ops()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_the_host_forgot_is_taken_again_and_the_edit_reaches_storage() {
+    let s = setup(b"original", "lock_refresh_seconds = 1").await;
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    // The host forgets the lock: the next RefreshLock meets 409 with no lock, and the gateway
+    // locks again with the same id.
+    s.host.state.lock().unwrap().lock = None;
+    wait_host(&s, "re-locked after RefreshLock", |h| {
+        h.lock.as_deref() == Some(key.as_str())
+    })
+    .await;
+    let locks = s.host.ops().iter().filter(|o| *o == "Lock").count();
+    assert_eq!(locks, 2, "{:?}", s.host.ops());
+    assert!(
+        s.gw.metric("wopi_gateway_lock_refreshes_total{result=\"relocked\"}")
+            .await
+            >= 1.0
+    );
+    // Forgotten again just before the final save: PutFile meets 409, re-locks, and saves.
+    s.host.state.lock().unwrap().lock = None;
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("v2/output.docx".into(), b"edited".to_vec());
+    let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"]})).await;
+    assert_eq!(a, json!({"error": 0}));
+    {
+        let h = s.host.state.lock().unwrap();
+        assert_eq!(h.content, b"edited", "the edit reached storage");
+        assert_eq!(h.lock, None, "unlocked after the save");
+        assert_eq!(h.bad_proofs, 0);
+    }
+    assert_eq!(s.gw.metric("wopi_gateway_recovery_copies").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lock_on_a_changed_file_is_not_taken_again() {
+    let s = setup(b"original", "").await;
+    let (_, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    {
+        // Someone else wrote the file while the lock was gone.
+        let mut h = s.host.state.lock().unwrap();
+        h.lock = None;
+        h.version += 1;
+        h.content = b"someone else's".to_vec();
+        h.docs_files
+            .insert("v2/output.docx".into(), b"ours".to_vec());
+    }
+    let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"]})).await;
+    assert_eq!(a["error"], 1);
+    assert_eq!(
+        s.host.state.lock().unwrap().content,
+        b"someone else's",
+        "nothing overwritten"
+    );
+    let (_, _, body) = get(&s.gw.admin_url("/recovery")).await;
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let item = &list["recovery"][0];
+    assert!(
+        item["reason"].as_str().unwrap().contains("not re-locked"),
+        "{item}"
+    );
+    assert_eq!(item["host_reason"], "Lock mismatch");
+    assert_eq!(
+        std::fs::read(item["file"].as_str().unwrap()).unwrap(),
+        b"ours"
+    );
+    let log = s.gw.stderr();
+    assert!(
+        log.contains("already holds no lock"),
+        "the Unlock message says there is no lock: {log}"
+    );
+    assert!(!log.contains("the host's lock will expire"), "{log}");
 }

@@ -1379,6 +1379,13 @@ async fn tokens_never_reach_the_logs_in_either_format() {
         // An edit, so a status 2 callback carries a download URL with its token.
         s.edit_session(&file, &token, "edited bytes").await;
         let cb = s.int.wait_status(2, 1, T).await;
+        // lastsave in JavaScript's ISO form, as Docs sends it: milliseconds, 3 digits.
+        let lastsave = cb[0]["lastsave"].as_str().unwrap();
+        assert_eq!(lastsave.len(), 24, "{lastsave}");
+        assert!(
+            lastsave.ends_with('Z') && lastsave.as_bytes()[19] == b'.',
+            "{lastsave}"
+        );
         let url = cb[0]["url"].as_str().unwrap().to_owned();
         let dl_token = url.split("token=").nth(1).unwrap().to_owned();
         let bad_dl = "MARKER-BAD-DOWNLOAD-9c1d";

@@ -141,7 +141,7 @@ async fn doctor_names_the_failing_stage() {
         .unwrap();
         path
     };
-    let bad = write("wrong-secret-0123456789abcdef");
+    let bad = write("wrong-secret-0123456789abcdef-0123456789");
     let out = tokio::task::spawn_blocking(move || {
         run_cli(&["doctor", "--config", bad.to_str().unwrap()])
     })

@@ -69,6 +69,53 @@ impl CallbackStatus {
     }
 }
 
+/// What an entry of `actions` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// 0: the user disconnected.
+    Disconnected,
+    /// 1: the user connected.
+    Connected,
+    /// 2: the user clicked force-save.
+    ForceSave,
+}
+
+impl ActionKind {
+    /// The numeric `type`.
+    pub fn code(self) -> i64 {
+        match self {
+            ActionKind::Disconnected => 0,
+            ActionKind::Connected => 1,
+            ActionKind::ForceSave => 2,
+        }
+    }
+}
+
+/// `forcesavetype` of a status 6/7 callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForceSaveType {
+    /// 0: a command-service `forcesave` request.
+    Command,
+    /// 1: the Save button.
+    Button,
+    /// 2: the server's force-save timer.
+    Timer,
+    /// 3: a form was submitted.
+    Form,
+}
+
+impl ForceSaveType {
+    /// The numeric `forcesavetype`.
+    pub fn code(self) -> i64 {
+        match self {
+            ForceSaveType::Command => 0,
+            ForceSaveType::Button => 1,
+            ForceSaveType::Timer => 2,
+            ForceSaveType::Form => 3,
+        }
+    }
+}
+
 /// One entry of `actions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackAction {
@@ -118,10 +165,87 @@ pub struct Callback {
     pub userdata: Option<String>,
 }
 
+impl CallbackAction {
+    /// An action of `kind` by `userid`.
+    pub fn new(kind: ActionKind, userid: &str) -> Self {
+        CallbackAction {
+            kind: kind.code(),
+            userid: userid.to_owned(),
+        }
+    }
+}
+
 impl Callback {
     /// The status, when known.
     pub fn status(&self) -> Option<CallbackStatus> {
         CallbackStatus::from_code(self.status)
+    }
+
+    fn with(key: &str, status: CallbackStatus) -> Self {
+        Callback {
+            key: key.to_owned(),
+            status: status.code(),
+            ..Callback::default()
+        }
+    }
+
+    /// Status 1: `users` are editing; `action` says who connected or disconnected.
+    pub fn editing(key: &str, users: &[String], action: CallbackAction) -> Self {
+        Callback {
+            users: Some(users.to_vec()),
+            actions: Some(vec![action]),
+            ..Callback::with(key, CallbackStatus::Editing)
+        }
+    }
+
+    /// Status 2: everyone left after changes. `lastsave` is JavaScript's ISO form
+    /// (`2026-12-01T22:20:33.333Z`); the download `url` and `filetype` are added when sent.
+    pub fn must_save(key: &str, last_user: &str, lastsave: String, notmodified: bool) -> Self {
+        Callback {
+            users: Some(vec![last_user.to_owned()]),
+            actions: Some(vec![CallbackAction::new(
+                ActionKind::Disconnected,
+                last_user,
+            )]),
+            lastsave: Some(lastsave),
+            notmodified: Some(notmodified),
+            ..Callback::with(key, CallbackStatus::MustSave)
+        }
+    }
+
+    /// Status 4: everyone left without changes.
+    pub fn closed(key: &str, last_user: &str) -> Self {
+        Callback {
+            actions: Some(vec![CallbackAction::new(
+                ActionKind::Disconnected,
+                last_user,
+            )]),
+            ..Callback::with(key, CallbackStatus::Closed)
+        }
+    }
+
+    /// Status 6: a force-save while editing goes on (`url` and `filetype` added when sent).
+    pub fn force_save(key: &str, user: &str, kind: ForceSaveType, lastsave: String) -> Self {
+        Callback {
+            users: Some(vec![user.to_owned()]),
+            actions: Some(vec![CallbackAction::new(ActionKind::ForceSave, user)]),
+            forcesavetype: Some(kind.code()),
+            lastsave: Some(lastsave),
+            ..Callback::with(key, CallbackStatus::MustSaveForce)
+        }
+    }
+
+    /// Status 3 (or 7 when `force`): the document could not be assembled.
+    pub fn corrupted(key: &str, users: &[String], force: bool) -> Self {
+        let status = if force {
+            CallbackStatus::CorruptedForce
+        } else {
+            CallbackStatus::Corrupted
+        };
+        Callback {
+            users: Some(users.to_vec()),
+            ..Callback::with(key, status)
+        }
     }
 }
 
@@ -143,5 +267,44 @@ mod tests {
         for c in 0..8 {
             assert_eq!(CallbackStatus::from_code(c).unwrap().code(), c);
         }
+    }
+
+    #[test]
+    fn constructors_build_what_docs_sends() {
+        let v = |cb: &Callback| serde_json::to_value(cb).unwrap();
+        assert_eq!(
+            v(&Callback::editing(
+                "k",
+                &["u1".into(), "u2".into()],
+                CallbackAction::new(ActionKind::Connected, "u2")
+            )),
+            serde_json::json!({"key": "k", "status": 1, "users": ["u1", "u2"], "actions": [{"type": 1, "userid": "u2"}]})
+        );
+        assert_eq!(
+            v(&Callback::must_save(
+                "k",
+                "u1",
+                "2026-12-01T22:20:33.333Z".into(),
+                false
+            )),
+            serde_json::json!({"key": "k", "status": 2, "users": ["u1"], "actions": [{"type": 0, "userid": "u1"}], "lastsave": "2026-12-01T22:20:33.333Z", "notmodified": false})
+        );
+        assert_eq!(
+            v(&Callback::closed("k", "u1")),
+            serde_json::json!({"key": "k", "status": 4, "actions": [{"type": 0, "userid": "u1"}]})
+        );
+        assert_eq!(
+            v(&Callback::force_save(
+                "k",
+                "u1",
+                ForceSaveType::Button,
+                "t".into()
+            )),
+            serde_json::json!({"key": "k", "status": 6, "users": ["u1"], "actions": [{"type": 2, "userid": "u1"}], "forcesavetype": 1, "lastsave": "t"})
+        );
+        assert_eq!(
+            Callback::corrupted("k", &[], true).status(),
+            Some(CallbackStatus::CorruptedForce)
+        );
     }
 }

@@ -13,5 +13,5 @@ pub mod callback;
 pub mod config;
 pub mod jwt;
 
-pub use callback::{Callback, CallbackStatus};
+pub use callback::{ActionKind, Callback, CallbackAction, CallbackStatus, ForceSaveType};
 pub use jwt::{JwtError, Secret};

@@ -80,6 +80,13 @@ pub enum GatewayError {
         /// Detail for the log.
         detail: String,
     },
+    /// A WOPI host refused a call the gateway made (client face).
+    HostRefused {
+        /// The WOPI operation (bounded label).
+        op: &'static str,
+        /// What the host answered.
+        refusal: crate::client_face::host::HostRefusal,
+    },
     /// Our own failure (I/O, invariant).
     Internal(String),
 }
@@ -106,7 +113,9 @@ impl GatewayError {
                 kind: UpstreamKind::Timeout,
                 ..
             } => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::Upstream { .. } | GatewayError::HostRefused { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,9 +135,9 @@ impl GatewayError {
             | GatewayError::Proof(_)
             | GatewayError::NotImplemented(_)
             | GatewayError::Timeout => Fault::Client,
-            GatewayError::Upstream { .. } | GatewayError::LockStoreUnavailable(_) => {
-                Fault::Upstream
-            }
+            GatewayError::Upstream { .. }
+            | GatewayError::HostRefused { .. }
+            | GatewayError::LockStoreUnavailable(_) => Fault::Upstream,
             GatewayError::Overloaded | GatewayError::Internal(_) => Fault::Internal,
         }
     }
@@ -151,6 +160,7 @@ impl GatewayError {
             GatewayError::Timeout => "timeout",
             GatewayError::NotImplemented(_) => "not_implemented",
             GatewayError::Upstream { .. } => "upstream",
+            GatewayError::HostRefused { .. } => "host_refused",
             GatewayError::Internal(_) => "internal",
         }
     }
@@ -178,6 +188,9 @@ impl GatewayError {
                 ..
             } => format!("upstream timeout during {op}"),
             GatewayError::Upstream { op, .. } => format!("upstream failure during {op}"),
+            GatewayError::HostRefused { op, refusal } => {
+                format!("the WOPI host refused {op}: {refusal}")
+            }
             GatewayError::Internal(_) => "internal error".into(),
         }
     }

@@ -25,6 +25,7 @@ use axum::routing::{any, get, post};
 use dashmap::DashMap;
 use deliveries::Deliveries;
 use docs_api::Secret;
+use docs_api::{ActionKind, Callback, CallbackAction};
 use files::{FileEntry, Files};
 use serde_json::json;
 use std::sync::Arc;
@@ -193,12 +194,11 @@ pub(crate) async fn join(
     entry.persist().await?;
     tracing::info!(file_id = %entry.meta.file_id, editors = entry.meta.editors.len(), stage = "editor-joined", "editor joined the session");
     if let Some(cb) = entry.meta.callback_url.clone() {
-        let body = json!({
-            "key": entry.meta.doc_key,
-            "status": 1,
-            "users": entry.meta.editors,
-            "actions": [{"type": 1, "userid": user}],
-        });
+        let body = Callback::editing(
+            &entry.meta.doc_key,
+            &entry.meta.editors,
+            CallbackAction::new(ActionKind::Connected, user),
+        );
         state
             .host
             .deliveries
@@ -206,8 +206,7 @@ pub(crate) async fn join(
                 &entry.meta.file_id,
                 &entry.meta.integrator,
                 &cb,
-                1,
-                body,
+                &body,
                 None,
             )
             .await?;
@@ -244,19 +243,13 @@ pub(crate) async fn end_session(
         }
         None => {}
         Some(cb) => {
-            let lastsave = crate::host_face::wopi::iso_time(e.meta.modified_ms);
+            let lastsave = crate::host_face::wopi::js_time(e.meta.modified_ms);
             if e.meta.session_modified {
                 let content = e
                     .content_path()
                     .ok_or_else(|| GatewayError::Internal("modified file has no content".into()))?;
-                let body = json!({
-                    "key": e.meta.doc_key,
-                    "status": 2,
-                    "users": [last],
-                    "actions": [{"type": 0, "userid": last}],
-                    "lastsave": lastsave,
-                    "notmodified": !e.meta.undelivered,
-                });
+                let body =
+                    Callback::must_save(&e.meta.doc_key, &last, lastsave, !e.meta.undelivered);
                 let ft = e.meta.file_type.clone();
                 state
                     .host
@@ -265,17 +258,16 @@ pub(crate) async fn end_session(
                         file_id,
                         &e.meta.integrator,
                         &cb,
-                        2,
-                        body,
+                        &body,
                         Some((&content, &ft)),
                     )
                     .await?;
             } else {
-                let body = json!({"key": e.meta.doc_key, "status": 4, "actions": [{"type": 0, "userid": last}]});
+                let body = Callback::closed(&e.meta.doc_key, &last);
                 state
                     .host
                     .deliveries
-                    .enqueue(file_id, &e.meta.integrator, &cb, 4, body, None)
+                    .enqueue(file_id, &e.meta.integrator, &cb, &body, None)
                     .await?;
             }
         }

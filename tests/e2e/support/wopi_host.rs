@@ -47,10 +47,11 @@ fn resp(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
-fn conflict(lock: &Option<String>) -> Response<Full<Bytes>> {
+fn conflict(lock: &Option<String>, reason: &str) -> Response<Full<Bytes>> {
     Response::builder()
         .status(409)
         .header("x-wopi-lock", lock.clone().unwrap_or_default())
+        .header("x-wopi-lockfailurereason", reason)
         .body(Full::new(Bytes::new()))
         .unwrap()
 }
@@ -197,7 +198,7 @@ impl WopiHost {
                             resp(200, "")
                         }
                         Some(l) if Some(l) == lock.as_ref() => resp(200, ""),
-                        _ => conflict(&s.lock),
+                        _ => conflict(&s.lock, "Locked by another client"),
                     },
                     "RefreshLock" | "Unlock" => {
                         if s.lock.is_some() && s.lock == lock {
@@ -205,8 +206,10 @@ impl WopiHost {
                                 s.lock = None;
                             }
                             resp(200, "")
+                        } else if s.lock.is_none() {
+                            conflict(&s.lock, "File is not locked")
                         } else {
-                            conflict(&s.lock)
+                            conflict(&s.lock, "Lock mismatch")
                         }
                     }
                     "PutFile" => {
@@ -215,13 +218,16 @@ impl WopiHost {
                         }
                         if let Some(code) = s.fail_put {
                             return if code == 409 {
-                                conflict(&Some("someone-else".into()))
+                                conflict(
+                                    &Some("someone-else".into()),
+                                    "The file being edited got moved or overwritten",
+                                )
                             } else {
                                 resp(code, "")
                             };
                         }
                         if s.lock.is_none() || s.lock != lock {
-                            return conflict(&s.lock);
+                            return conflict(&s.lock, "Lock mismatch");
                         }
                         s.content = req.body().to_vec();
                         s.version += 1;

@@ -213,6 +213,25 @@ async fn fetch_to_spool(
 
 struct PutOutcome {
     last_modified: Option<String>,
+    /// `X-WOPI-ItemVersion` of the answer.
+    version: Option<String>,
+}
+
+/// Why a save did not reach the host.
+#[derive(Debug)]
+struct SaveFailure {
+    why: String,
+    /// The host's `X-WOPI-LockFailureReason`, when it gave one.
+    host_reason: Option<String>,
+}
+
+impl From<String> for SaveFailure {
+    fn from(why: String) -> Self {
+        SaveFailure {
+            why,
+            host_reason: None,
+        }
+    }
 }
 
 /// PutFile with an explicit Content-Length, retried on 5xx/timeouts (never on 4xx).
@@ -224,7 +243,7 @@ async fn put_file(
     size: u64,
     cb: &Callback,
     exit: bool,
-) -> Result<PutOutcome, String> {
+) -> Result<PutOutcome, SaveFailure> {
     let users = cb.users.clone().unwrap_or_default();
     let modified_by_user = !(exit && cb.notmodified == Some(true));
     let autosave = !exit && cb.forcesavetype.is_some_and(|t| t != 1);
@@ -253,6 +272,7 @@ async fn put_file(
         op: "PutFile",
     };
     let mut delay = Duration::from_secs(1);
+    let mut relocked = false;
     for attempt in 1..=3 {
         let file = tokio::fs::File::open(path)
             .await
@@ -263,6 +283,11 @@ async fn put_file(
         ));
         match host::send(state, &call, http::Method::POST, &headers, body).await {
             Ok(resp) if resp.status().is_success() => {
+                let version = resp
+                    .headers()
+                    .get(wopi::headers::ITEM_VERSION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let bytes = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
                     .collect()
                     .await
@@ -273,24 +298,39 @@ async fn put_file(
                         .and_then(Value::as_str)
                         .map(str::to_owned)
                 });
-                return Ok(PutOutcome { last_modified });
+                return Ok(PutOutcome {
+                    last_modified,
+                    version,
+                });
             }
             Ok(resp) if resp.status().is_client_error() => {
-                let lock = resp
-                    .headers()
-                    .get(wopi::headers::LOCK)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
-                return Err(format!(
-                    "host refused PutFile with {} (X-WOPI-Lock `{lock}`)",
-                    resp.status()
-                ));
+                let refusal = host::HostRefusal::of(&resp);
+                if refusal.lock_lost() && !relocked {
+                    if let Some(lock) = &s.lock_id {
+                        // The host forgot the lock before the save: take it again (same id,
+                        // file unchanged) and put once more.
+                        relocked = true;
+                        tracing::warn!(%refusal, "PutFile: the host holds no lock on the file; locking again");
+                        match host::relock(state, &s.wopi_src, token, lock, &s.expected()).await {
+                            Ok(()) => continue,
+                            Err(e) => {
+                                return Err(SaveFailure {
+                                    why: format!("host refused PutFile: {refusal}; {e}"),
+                                    host_reason: refusal.reason,
+                                });
+                            }
+                        }
+                    }
+                }
+                return Err(SaveFailure {
+                    why: format!("host refused PutFile: {refusal}"),
+                    host_reason: refusal.reason,
+                });
             }
             Ok(resp) if attempt == 3 => {
-                return Err(format!("host answered {} to PutFile", resp.status()));
+                return Err(format!("host answered {} to PutFile", resp.status()).into());
             }
-            Err(e) if attempt == 3 => return Err(e.to_string()),
+            Err(e) if attempt == 3 => return Err(e.to_string().into()),
             Ok(resp) => {
                 tracing::warn!(status = %resp.status(), attempt, "PutFile failed; retrying")
             }
@@ -299,7 +339,7 @@ async fn put_file(
         tokio::time::sleep(delay).await;
         delay *= 2;
     }
-    Err("PutFile failed".into())
+    Err("PutFile failed".to_owned().into())
 }
 
 async fn keep_recovery(
@@ -309,6 +349,7 @@ async fn keep_recovery(
     status: i64,
     from: Option<&std::path::Path>,
     why: &str,
+    host_reason: Option<&str>,
 ) -> Option<PathBuf> {
     let dir = state.client.spool.join("recovery");
     let stamp = format!("{key}-{}", crate::host_face::deliveries::now_ms());
@@ -319,7 +360,7 @@ async fn keep_recovery(
             return None;
         }
     }
-    let meta = json!({"key": key, "wopi_src": wopi_src, "status": status, "reason": why, "file": from.map(|_| bin.display().to_string()), "time_ms": crate::host_face::deliveries::now_ms()});
+    let meta = json!({"key": key, "wopi_src": wopi_src, "status": status, "reason": why, "host_reason": host_reason, "file": from.map(|_| bin.display().to_string()), "time_ms": crate::host_face::deliveries::now_ms()});
     let _ = spool::write_atomic(
         &dir.join(format!("{stamp}.json")),
         meta.to_string().as_bytes(),
@@ -329,7 +370,7 @@ async fn keep_recovery(
         .metrics
         .recovery
         .set(count_recovery(&dir).await as i64);
-    tracing::error!(key, status, reason = why, path = %bin.display(), "save kept as a recovery copy");
+    tracing::error!(key, status, reason = why, host_reason, path = %bin.display(), "save kept as a recovery copy");
     Some(bin)
 }
 
@@ -451,7 +492,9 @@ async fn handle_callback(
             };
             let users = cb.users.clone().unwrap_or_default();
             let result = match s.write_token(&users).map(str::to_owned) {
-                None => Err("no valid write-capable access token for this document".to_owned()),
+                None => Err(SaveFailure::from(
+                    "no valid write-capable access token for this document".to_owned(),
+                )),
                 Some(token) => put_file(state, &s, &token, &path, written.size, cb, exit).await,
             };
             match result {
@@ -460,6 +503,8 @@ async fn handle_callback(
                     if outcome.last_modified.is_some() {
                         s.last_modified = outcome.last_modified;
                     }
+                    // The version this session now expects (none known when the host gave none).
+                    s.version = outcome.version;
                     tracing::info!(
                         key,
                         size = written.size,
@@ -474,9 +519,18 @@ async fn handle_callback(
                     }
                     ("ok", answer(0, None))
                 }
-                Err(why) => {
+                Err(SaveFailure { why, host_reason }) => {
                     let wopi_src = s.wopi_src.clone();
-                    keep_recovery(state, key, &wopi_src, cb.status, Some(&path), &why).await;
+                    keep_recovery(
+                        state,
+                        key,
+                        &wopi_src,
+                        cb.status,
+                        Some(&path),
+                        &why,
+                        host_reason.as_deref(),
+                    )
+                    .await;
                     if exit {
                         // As ONLYOFFICE does after a failed final save: release the lock; the
                         // recovery copy (and Docs' forgotten copy) hold the edit.
@@ -519,6 +573,7 @@ async fn handle_callback(
                 cb.status,
                 from.as_deref(),
                 "Docs could not assemble the document",
+                None,
             )
             .await;
             if status == Some(CallbackStatus::Corrupted) {
@@ -541,8 +596,12 @@ async fn unlock_and_finish(state: &AppState, s: &mut super::session::Session) {
         tracing::warn!("no valid token left to unlock; the host's lock will expire");
         return;
     };
-    if let Err(e) = host::lock_op(state, &s.wopi_src, &token, "Unlock", &lock).await {
-        tracing::warn!(error = %e, "Unlock failed; the host's lock will expire");
+    match host::lock_op(state, &s.wopi_src, &token, "Unlock", &lock).await {
+        Ok(()) => {}
+        Err(GatewayError::HostRefused { refusal, .. }) if refusal.lock_lost() => {
+            tracing::info!(%refusal, "Unlock: the host already holds no lock on the file");
+        }
+        Err(e) => tracing::warn!(error = %e, "Unlock failed; the host's lock will expire"),
     }
 }
 

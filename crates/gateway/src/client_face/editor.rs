@@ -3,7 +3,7 @@
 //! the editor page (spec §7.1, §7.10).
 
 use super::deep_merge;
-use super::host::{self, Call};
+use super::host;
 use super::session::{Session, UserAuth};
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -221,46 +221,15 @@ async fn open_inner(
     if let Some(sc) = query.get("sc") {
         check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
     }
-    let call = Call {
-        wopi_src: &wopi_src,
-        suffix: "",
-        token: &token,
-        op: "CheckFileInfo",
-    };
-    let host_err = |e: GatewayError| {
-        (
-            "host_error",
-            StatusCode::BAD_GATEWAY,
-            format!("CheckFileInfo failed: {e}"),
-        )
-    };
-    let resp = host::send_ok(
-        state,
-        &call,
-        http::Method::GET,
-        &check_headers,
-        Body::empty(),
-    )
-    .await
-    .map_err(host_err)?;
-    let json = http_body_util::Limited::new(resp.into_body(), 4 * 1024 * 1024)
-        .collect()
+    let info = host::check_file_info(state, &wopi_src, &token, &check_headers)
         .await
         .map_err(|e| {
             (
                 "host_error",
                 StatusCode::BAD_GATEWAY,
-                format!("CheckFileInfo body: {e}"),
+                format!("CheckFileInfo failed: {e}"),
             )
-        })?
-        .to_bytes();
-    let info: CheckFileInfo = serde_json::from_slice(&json).map_err(|e| {
-        (
-            "host_error",
-            StatusCode::BAD_GATEWAY,
-            format!("CheckFileInfo is not valid JSON: {e}"),
-        )
-    })?;
+        })?;
     let opening = Opening {
         info,
         wopi_src,
@@ -313,6 +282,7 @@ async fn build_page(
         supports_locks,
         lock_id: None,
         users: HashMap::new(),
+        version: Some(info.version.clone()).filter(|v| !v.is_empty()),
         last_modified: info.last_modified_time.clone(),
         refresher: None,
     });
@@ -631,7 +601,7 @@ fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> 
             let Some(session) = state.client.sessions.get(&key) else {
                 return;
             };
-            let (wopi_src, lock, token) = {
+            let (wopi_src, lock, token, expected) = {
                 let s = session.lock().await;
                 let Some(lock) = s.lock_id.clone() else {
                     return;
@@ -645,7 +615,7 @@ fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> 
                         .inc();
                     continue;
                 };
-                (s.wopi_src.clone(), lock, token)
+                (s.wopi_src.clone(), lock, token, s.expected())
             };
             let r = host::lock_op(&state, &wopi_src, &token, "RefreshLock", &lock).await;
             state
@@ -653,8 +623,18 @@ fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> 
                 .lock_refreshes
                 .with_label_values(&[if r.is_ok() { "ok" } else { "error" }])
                 .inc();
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "RefreshLock failed");
+            match r {
+                Ok(()) => {}
+                Err(GatewayError::HostRefused { refusal, .. }) if refusal.lock_lost() => {
+                    // The host forgot the lock (expired, cleaned up): take it again with the
+                    // same id while the file is unchanged, so the final save still lands.
+                    tracing::warn!(%refusal, "RefreshLock: the host holds no lock on the file; locking again");
+                    if let Err(e) = host::relock(&state, &wopi_src, &token, &lock, &expected).await
+                    {
+                        tracing::error!(error = %e, "the lost lock could not be taken again; a save will be kept as a recovery copy if the host refuses it");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "RefreshLock failed"),
             }
         }
     })

@@ -90,22 +90,82 @@ pub async fn send(
         .http
         .send_with_timeout("wopi_host", req, HOST_TIMEOUT)
         .await;
-    let status = resp.as_ref().map_or("error", |r| {
-        crate::metrics::status_class(r.status().as_u16())
-    });
+    let code = resp.as_ref().map_or(0, |r| r.status().as_u16());
+    let class = if code == 0 {
+        "error"
+    } else {
+        crate::metrics::status_class(code)
+    };
     state
         .metrics
         .host_calls
-        .with_label_values(&[call.op, status])
+        .with_label_values(&[call.op, class])
         .inc();
+    let reason = resp.as_ref().ok().and_then(|r| {
+        r.headers()
+            .get(h::LOCK_FAILURE_REASON)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
     tracing::info!(
         op = call.op,
-        status,
+        status = code,
+        lock_failure_reason = reason.as_deref(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         stage = call.op,
         "WOPI call to host"
     );
     resp
+}
+
+/// What a WOPI host answered when it refused a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRefusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// `X-WOPI-Lock` of the answer (the lock the host holds; empty: none).
+    pub lock: Option<String>,
+    /// `X-WOPI-LockFailureReason`, the host's words.
+    pub reason: Option<String>,
+}
+
+impl HostRefusal {
+    /// Reads the refusal headers of an answer.
+    pub fn of<B>(resp: &Response<B>) -> Self {
+        let get = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        HostRefusal {
+            status: resp.status().as_u16(),
+            lock: get(h::LOCK),
+            reason: get(h::LOCK_FAILURE_REASON).filter(|r| !r.is_empty()),
+        }
+    }
+
+    /// A 409 with an empty (or no) `X-WOPI-Lock`: the file is not locked at all — the host's
+    /// lock expired or was cleaned up.
+    pub fn lock_lost(&self) -> bool {
+        self.status == 409 && self.lock.as_deref().unwrap_or("").is_empty()
+    }
+}
+
+impl std::fmt::Display for HostRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host answered {}", self.status)?;
+        if self.status == 409 {
+            match self.lock.as_deref().filter(|l| !l.is_empty()) {
+                Some(l) => write!(f, " (the file is locked by `{l}`)")?,
+                None => f.write_str(" (the file is not locked)")?,
+            }
+        }
+        if let Some(r) = &self.reason {
+            write!(f, " (X-WOPI-LockFailureReason: {r})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Like [`send`], failing on a non-2xx answer (with its status).
@@ -120,20 +180,109 @@ pub async fn send_ok(
     if resp.status().is_success() {
         return Ok(resp);
     }
-    let status = resp.status().as_u16();
-    let lock = resp
-        .headers()
-        .get(h::LOCK)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Err(GatewayError::Upstream {
+    Err(GatewayError::HostRefused {
         op: call.op,
-        kind: UpstreamKind::Status(status),
-        detail: match lock {
-            Some(l) if status == 409 => format!("host answered 409 (current lock `{l}`)"),
-            _ => format!("host answered {status}"),
-        },
+        refusal: HostRefusal::of(&resp),
     })
+}
+
+/// Signed CheckFileInfo (extra headers such as `X-WOPI-SessionContext` in `headers`).
+pub async fn check_file_info(
+    state: &AppState,
+    wopi_src: &str,
+    token: &str,
+    headers: &[(&'static str, String)],
+) -> Result<wopi::CheckFileInfo, GatewayError> {
+    let call = Call {
+        wopi_src,
+        suffix: "",
+        token,
+        op: "CheckFileInfo",
+    };
+    let resp = send_ok(state, &call, http::Method::GET, headers, Body::empty()).await?;
+    let protocol = |detail: String| GatewayError::Upstream {
+        op: "CheckFileInfo",
+        kind: UpstreamKind::Protocol,
+        detail,
+    };
+    let json = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+        resp.into_body(),
+        4 * 1024 * 1024,
+    ))
+    .await
+    .map_err(|e| protocol(format!("CheckFileInfo body: {e}")))?
+    .to_bytes();
+    serde_json::from_slice(&json)
+        .map_err(|e| protocol(format!("CheckFileInfo is not valid JSON: {e}")))
+}
+
+/// What the file must still be for a lost lock to be taken again.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    /// `Version` at open or after the gateway's last PutFile (when the host said).
+    pub version: Option<String>,
+    /// `LastModifiedTime` at open or from the last PutFile answer.
+    pub last_modified: Option<String>,
+}
+
+/// Why a lost lock was not taken again.
+#[derive(Debug)]
+pub enum RelockError {
+    /// The file changed since this session opened or last saved it: a save now would
+    /// overwrite someone else's edit.
+    Changed(String),
+    /// A host call failed.
+    Host(GatewayError),
+}
+
+impl std::fmt::Display for RelockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelockError::Changed(why) => write!(f, "not re-locked: {why}"),
+            RelockError::Host(e) => write!(f, "not re-locked: {e}"),
+        }
+    }
+}
+
+/// Re-acquires a lock the host lost (it answered 409 with no lock) with the same lock id,
+/// when the file is still the one this session opened or last saved.
+pub async fn relock(
+    state: &AppState,
+    wopi_src: &str,
+    token: &str,
+    lock_id: &str,
+    expected: &Expected,
+) -> Result<(), RelockError> {
+    let info = check_file_info(state, wopi_src, token, &[])
+        .await
+        .map_err(RelockError::Host)?;
+    let same = match (&expected.version, &expected.last_modified) {
+        (Some(v), _) if !info.version.is_empty() => *v == info.version,
+        (_, Some(t)) => info.last_modified_time.as_deref() == Some(t.as_str()),
+        _ => false,
+    };
+    if !same {
+        return Err(RelockError::Changed(format!(
+            "the file's version is `{}` (last modified {}), expected `{}` (last modified {})",
+            info.version,
+            info.last_modified_time.as_deref().unwrap_or("?"),
+            expected.version.as_deref().unwrap_or("?"),
+            expected.last_modified.as_deref().unwrap_or("?"),
+        )));
+    }
+    lock_op(state, wopi_src, token, "Lock", lock_id)
+        .await
+        .map_err(RelockError::Host)?;
+    state
+        .metrics
+        .lock_refreshes
+        .with_label_values(&["relocked"])
+        .inc();
+    tracing::info!(
+        stage = "relock",
+        "the host had lost the lock: locked again with the same id"
+    );
+    Ok(())
 }
 
 fn correlation_id() -> Result<String, GatewayError> {

@@ -33,7 +33,10 @@ pub struct Session {
     pub lock_id: Option<String>,
     /// Users by id.
     pub users: HashMap<String, UserAuth>,
-    /// `LastModifiedTime` from the host's last PutFile answer (Nextcloud style).
+    /// `Version` at open, or the `X-WOPI-ItemVersion` of the last PutFile answer (`None`
+    /// once a save gave no version).
+    pub version: Option<String>,
+    /// `LastModifiedTime` at open or from the host's last PutFile answer (Nextcloud style).
     pub last_modified: Option<String>,
     /// The RefreshLock loop.
     pub refresher: Option<tokio::task::JoinHandle<()>>,
@@ -46,6 +49,14 @@ fn now_ms() -> u64 {
 }
 
 impl Session {
+    /// What the file must still be for a lost lock to be taken again.
+    pub fn expected(&self) -> super::host::Expected {
+        super::host::Expected {
+            version: self.version.clone(),
+            last_modified: self.last_modified.clone(),
+        }
+    }
+
     /// A token usable for writing: the preferred users first, then any write-capable one.
     /// Tokens expiring within a minute are skipped.
     pub fn write_token(&self, preferred: &[String]) -> Option<&str> {

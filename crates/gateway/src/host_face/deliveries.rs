@@ -136,10 +136,11 @@ impl Deliveries {
         file_id: &str,
         integrator: &str,
         callback_url: &str,
-        status: i64,
-        body: Value,
+        callback: &docs_api::Callback,
         content: Option<(&Path, &str)>,
     ) -> std::io::Result<String> {
+        let status = callback.status;
+        let body = serde_json::to_value(callback).map_err(std::io::Error::other)?;
         let now = now_ms();
         let id = format!(
             "{now:013}-{:06}",

@@ -36,6 +36,17 @@ pub fn iso_time(unix_ms: u64) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// ISO-8601 UTC with milliseconds, as JavaScript's `Date.toISOString()` and so ONLYOFFICE
+/// Docs write callback times (`lastsave`).
+pub fn js_time(unix_ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
+
 /// Reads a whole (small) body, refusing more than `limit` bytes.
 pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
     let collected = http_body_util::Limited::new(body, limit)
@@ -589,14 +600,12 @@ async fn put_file(
         let content = e
             .content_path()
             .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
-        let body = json!({
-            "key": e.meta.doc_key,
-            "status": 6,
-            "users": [c.uid],
-            "actions": [{"type": 2, "userid": c.uid}],
-            "forcesavetype": 1,
-            "lastsave": iso_time(e.meta.modified_ms),
-        });
+        let body = docs_api::Callback::force_save(
+            &e.meta.doc_key,
+            &c.uid,
+            docs_api::ForceSaveType::Button,
+            js_time(e.meta.modified_ms),
+        );
         let ft = e.meta.file_type.clone();
         state
             .host
@@ -605,8 +614,7 @@ async fn put_file(
                 &c.fid,
                 &e.meta.integrator,
                 &cb,
-                6,
-                body,
+                &body,
                 Some((&content, &ft)),
             )
             .await?;
@@ -625,6 +633,8 @@ mod tests {
     fn times_and_tokens() {
         assert_eq!(iso_time(0), "1970-01-01T00:00:00.0000000Z");
         assert_eq!(iso_time(1_700_000_000_123), "2023-11-14T22:13:20.1230000Z");
+        assert_eq!(js_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(js_time(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(
             query_token("a=1&access_token=x%2By&access_token_ttl=0").as_deref(),
             Some("x+y")
