@@ -99,18 +99,37 @@ async fn checks(s: &Settings, r: &mut Report) {
             ),
         }
     }
-    match std::fs::create_dir_all(&s.server.data_dir)
-        .and_then(|()| tempfile_probe(&s.server.data_dir))
-    {
-        Ok(()) => r.ok(
-            "server.data_dir",
-            format!("{} is writable", s.server.data_dir.display()),
-        ),
-        Err(e) => r.fail(
-            "server.data_dir",
-            format!("{}: {e}", s.server.data_dir.display()),
-            "give the gateway's user write access (the spool keeps saves there)",
-        ),
+    // doctor only looks: it never creates the data directory (serve does, at start).
+    let dir = &s.server.data_dir;
+    if dir.is_dir() {
+        match tempfile_probe(dir) {
+            Ok(()) => r.ok("server.data_dir", format!("{} is writable", dir.display())),
+            Err(e) => r.fail(
+                "server.data_dir",
+                format!("{}: {e}", dir.display()),
+                "give the gateway's user write access (the spool keeps saves there)",
+            ),
+        }
+    } else {
+        match dir.ancestors().skip(1).find(|a| a.is_dir()) {
+            Some(parent) if tempfile_probe(parent).is_ok() => r.warn(
+                "server.data_dir",
+                format!(
+                    "{} does not exist yet; serve will create it (in {}, which is writable)",
+                    dir.display(),
+                    parent.display()
+                ),
+                "nothing to do, or create it with the gateway's user as owner",
+            ),
+            _ => r.fail(
+                "server.data_dir",
+                format!(
+                    "{} does not exist and cannot be created here",
+                    dir.display()
+                ),
+                "create it, owned by the gateway's user (the spool keeps saves there)",
+            ),
+        }
     }
     let pu = &s.server.public_url;
     match (&s.server.tls, pu.scheme.as_str()) {

@@ -73,6 +73,13 @@ fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
         .join("spool")
         .join("host")
         .join("deliveries");
+    if !settings.server.data_dir.is_dir() {
+        eprintln!(
+            "error: server.data_dir {} does not exist: no gateway has run with these settings here (check --config and the path)",
+            settings.server.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let mut rows = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {

@@ -610,12 +610,9 @@ async fn a_real_browser_runs_the_editor_page() {
             .is_ok()
     });
     let Some(chromium) = chromium else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is required in CI (scripts/test installs it)"
+        panic!(
+            "chromium is required for the browser test: apt-get install chromium (scripts/test installs it when run as root)"
         );
-        eprintln!("chromium not installed: skipping the browser test");
-        return;
     };
     let host = WopiHost::start(b"hello").await;
     let rest = format!(

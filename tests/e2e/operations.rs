@@ -387,3 +387,31 @@ fn check_config_refuses_an_open_admin_listener_without_a_token() {
         "{out}"
     );
 }
+
+#[test]
+fn deliveries_list_and_doctor_leave_a_missing_data_dir_alone() {
+    let dir = crate::support::TempDir::new("no-data");
+    let data = dir.path().join("never-created");
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n[docs]\nurl = \"http://127.0.0.1:1\"\n",
+            crate::support::free_port(),
+            crate::support::free_port(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let cfg = path.to_str().unwrap();
+    let (code, _, err) = run_cli(&["deliveries", "list", "--config", cfg]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+    let (_, out, _) = run_cli(&["doctor", "--config", cfg]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("server.data_dir") && l.contains("does not exist yet")),
+        "{out}"
+    );
+    assert!(!data.exists(), "doctor created the data dir");
+}

@@ -202,6 +202,107 @@ impl Metrics {
             reloads: counter_vec(r, names::RELOADS, &["result"]),
             registry,
         }
+        .with_zero_series()
+    }
+
+    /// Creates the series dashboards and alerts look at, at zero, so every documented family
+    /// is exported from the start (a labelled family has no series until its first event).
+    fn with_zero_series(self) -> Self {
+        fn zero(v: &IntCounterVec, combos: &[&[&str]]) {
+            for c in combos {
+                let _ = v.with_label_values(c);
+            }
+        }
+        let groups: Vec<&str> = crate::access::RouteGroup::ALL
+            .iter()
+            .map(|g| g.as_str())
+            .collect();
+        for g in &groups {
+            let _ = self.ip_denials.with_label_values(&[g]);
+        }
+        zero(&self.http_unrouted, &[&["400"], &["414"], &["431"]]);
+        zero(
+            &self.proof,
+            &[
+                &["ok"],
+                &["ok_old_key"],
+                &["signature"],
+                &["stale"],
+                &["missing"],
+            ],
+        );
+        zero(
+            &self.jwt,
+            &[
+                &["access_token", "ok"],
+                &["access_token", "signature"],
+                &["integrator_config", "ok"],
+                &["docs_callback", "ok"],
+                &["download", "ok"],
+            ],
+        );
+        zero(
+            &self.wopi_ops,
+            &[
+                &["CheckFileInfo", "2xx"],
+                &["GetFile", "2xx"],
+                &["PutFile", "2xx"],
+            ],
+        );
+        zero(
+            &self.lock_ops,
+            &[
+                &["lock", "ok"],
+                &["lock", "conflict"],
+                &["lock", "unavailable"],
+                &["unlock", "ok"],
+            ],
+        );
+        zero(&self.sessions, &[&["ok"], &["refused"]]);
+        zero(
+            &self.callbacks_sent,
+            &[
+                &["1", "ok"],
+                &["2", "ok"],
+                &["2", "error"],
+                &["4", "ok"],
+                &["6", "ok"],
+            ],
+        );
+        for op in [
+            "document_download",
+            "docs_proxy",
+            "wopi_host",
+            "healthcheck",
+        ] {
+            let _ = self.upstream_duration.with_label_values(&[op]);
+        }
+        zero(
+            &self.upstream_errors,
+            &[&["document_download", "connect"], &["wopi_host", "connect"]],
+        );
+        zero(&self.discovery, &[&["ok"], &["error"]]);
+        zero(&self.bytes, &[&["in"], &["out"]]);
+        zero(&self.proxy_bytes, &[&["upstream"], &["downstream"]]);
+        zero(
+            &self.host_calls,
+            &[
+                &["CheckFileInfo", "2xx"],
+                &["PutFile", "2xx"],
+                &["PutFile", "4xx"],
+            ],
+        );
+        zero(
+            &self.editor_opens,
+            &[&["edit", "ok"], &["view", "ok"], &["edit", "refused"]],
+        );
+        zero(
+            &self.docs_callbacks,
+            &[&["1", "ok"], &["2", "ok"], &["2", "failed"], &["4", "ok"]],
+        );
+        zero(&self.lock_refreshes, &[&["ok"], &["error"], &["relocked"]]);
+        zero(&self.reloads, &[&["ok"], &["error"]]);
+        self
     }
 
     /// The Prometheus text exposition of every family.
@@ -304,6 +405,24 @@ mod docs_tests {
             assert!(
                 doc.contains(&format!("`{name}`")),
                 "{name} is missing from docs/metrics.md"
+            );
+        }
+    }
+
+    #[test]
+    fn every_documented_family_is_exported_at_start() {
+        let doc = include_str!("../../../docs/metrics.md");
+        let text = super::Metrics::register().render();
+        let documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `wopi_gateway_"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        assert!(documented.len() > 20, "{documented:?}");
+        for name in documented {
+            assert!(
+                text.contains(&format!("# TYPE wopi_gateway_{name} ")),
+                "wopi_gateway_{name} is documented but not exported before its first event"
             );
         }
     }
