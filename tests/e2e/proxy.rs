@@ -224,4 +224,21 @@ async fn readyz_follows_the_upstream() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(gw.metric("wopi_gateway_upstream_up").await, 1.0);
+    // The log tells the same story as /readyz: not ready (with the reason) once, then ready
+    // once, never "ready" while /readyz said 503.
+    let log = gw.stderr();
+    let not_ready: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("not ready: upstream Docs unreachable"))
+        .collect();
+    assert_eq!(not_ready.len(), 1, "{log}");
+    let ready: Vec<_> = log
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" ready") || l.contains("INFO gateway::app: ready"))
+        .collect();
+    assert_eq!(ready.len(), 1, "{log}");
+    assert!(
+        log.find("not ready: upstream").unwrap() < log.find(ready[0]).unwrap(),
+        "{log}"
+    );
 }

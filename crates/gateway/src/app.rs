@@ -184,6 +184,10 @@ pub fn readiness(state: &AppState) -> Result<(), &'static str> {
 
 /// Logs a change of [`readiness`], once per change (ready → not ready and back).
 pub fn report_readiness(state: &AppState) {
+    if !state.ready.load(Ordering::Acquire) {
+        // Startup reports once it is done; "starting" is not a change worth a line.
+        return;
+    }
     let now = readiness(state);
     let code = match now {
         Ok(()) => 1,
