@@ -34,8 +34,8 @@ impl fmt::Display for ConfigError {
         write!(f, "{}: {}", self.key, self.reason)?;
         if self.unreadable {
             f.write_str(
-                " (hint: the file may exist only where the gateway runs, e.g. inside its container \
-                 or as a mounted secret; run check-config there, or supply the file, to check the value)",
+                " (hint: the file or variable may exist only where the gateway runs, e.g. inside its \
+                 container or as a mounted secret; run check-config there, or supply it, to check the value)",
             )?;
         }
         Ok(())
@@ -119,28 +119,45 @@ fn url(key: &str, v: &str) -> Result<String, ConfigError> {
     Ok(v.trim_end_matches('/').to_owned())
 }
 
-fn secret(
-    key: &str,
+/// Where a secret comes from: inline, a file, or an environment variable (one of them).
+struct SecretSource {
     inline: Option<String>,
     file: Option<String>,
+    env: Option<String>,
+}
+
+fn secret(
+    key: &str,
+    src: SecretSource,
     base: &Path,
 ) -> Result<Option<docs_api::Secret>, ConfigError> {
-    let value = match (
-        inline.filter(|s| !s.is_empty()),
-        file.filter(|s| !s.is_empty()),
-    ) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(key, "set either the secret or its _file, not both"));
-        }
-        (Some(s), None) => s,
-        (None, Some(f)) => {
+    let set = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let value = match (set(src.inline), set(src.file), set(src.env)) {
+        (None, None, None) => return Ok(None),
+        (Some(s), None, None) => s,
+        (None, Some(f), None) => {
             let path = resolve(base, &f);
             std::fs::read_to_string(&path)
                 .map_err(|e| unreadable(format!("{key}_file"), &path, &e))?
                 .trim()
                 .to_owned()
         }
-        (None, None) => return Ok(None),
+        (None, None, Some(var)) => match std::env::var(&var) {
+            Ok(v) => v.trim().to_owned(),
+            Err(_) => {
+                return Err(ConfigError {
+                    key: format!("{key}_env"),
+                    reason: format!("the environment variable `{var}` is not set on this machine"),
+                    unreadable: true,
+                });
+            }
+        },
+        _ => {
+            return Err(invalid(
+                key,
+                format!("set one of {key}, {key}_file and {key}_env, not several"),
+            ));
+        }
     };
     check_secret_value(key, &value)?;
     Ok(Some(docs_api::Secret::new(value)))
@@ -193,6 +210,11 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         s.server.public_url = PublicUrl::parse(&v)
             .map_err(|e| invalid("server.public_url", format!("`{v}`: {e}")))?;
     }
+    s.server.internal_url = match r.internal_url.filter(|v| !v.is_empty()) {
+        Some(v) => PublicUrl::parse(&v)
+            .map_err(|e| invalid("server.internal_url", format!("`{v}`: {e}")))?,
+        None => s.server.public_url.clone(),
+    };
     if let Some(v) = r.data_dir {
         s.server.data_dir = resolve(base, &v);
     }
@@ -469,14 +491,17 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         }
         let jwt_secret = secret(
             &format!("{key}.jwt_secret"),
-            it.jwt_secret,
-            it.jwt_secret_file,
+            SecretSource {
+                inline: it.jwt_secret,
+                file: it.jwt_secret_file,
+                env: it.jwt_secret_env,
+            },
             base,
         )?
         .ok_or_else(|| {
             invalid(
                 format!("{key}.jwt_secret"),
-                "is required (or jwt_secret_file); there is no default secret",
+                "is required (or jwt_secret_file, jwt_secret_env); there is no default secret",
             )
         })?;
         if it.allowed_origins.is_empty() {
@@ -509,7 +534,15 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
             PublicUrl::parse(&v).map_err(|e| invalid("docs.public_url", format!("`{v}`: {e}")))?,
         );
     }
-    s.docs.jwt_secret = secret("docs.jwt_secret", d.jwt_secret, d.jwt_secret_file, base)?;
+    s.docs.jwt_secret = secret(
+        "docs.jwt_secret",
+        SecretSource {
+            inline: d.jwt_secret,
+            file: d.jwt_secret_file,
+            env: d.jwt_secret_env,
+        },
+        base,
+    )?;
     if let Some(v) = d.jwt_header {
         if http::HeaderName::from_bytes(v.as_bytes()).is_err() {
             return Err(invalid(

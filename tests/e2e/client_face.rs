@@ -29,6 +29,16 @@ async fn setup_with_server(content: &[u8], extra: &str, server: &str) -> Setup {
 /// Like [`setup_with_server`] on a started host, with `allowed_path` after its origin in
 /// `client_face.allowed_wopi_origins`.
 async fn setup_on(host: WopiHost, extra: &str, server: &str, allowed_path: &str) -> Setup {
+    setup_port(host, extra, server, allowed_path, None).await
+}
+
+async fn setup_port(
+    host: WopiHost,
+    extra: &str,
+    server: &str,
+    allowed_path: &str,
+    port: Option<u16>,
+) -> Setup {
     let rest = format!(
         r#"[docs]
 url = "{origin}"
@@ -51,6 +61,7 @@ customization = {{ comments = false }}
     let gw = Gateway::start(Config {
         rest,
         server: server.into(),
+        port,
         ..Default::default()
     });
     let base = format!("http://{}", gw.public);
@@ -953,4 +964,52 @@ async fn a_lost_lock_on_a_changed_file_is_not_taken_again() {
         "the Unlock message says there is no lock: {log}"
     );
     assert!(!log.contains("the host's lock will expire"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_gets_internal_urls_browsers_get_public_ones() {
+    let host = WopiHost::start(b"x").await;
+    let port = crate::support::free_port();
+    let internal = format!("http://localhost:{port}");
+    let s = setup_port(
+        host,
+        "",
+        &format!("internal_url = \"{internal}\""),
+        "",
+        Some(port),
+    )
+    .await;
+    let (st, page, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200);
+    let key = config["document"]["key"].as_str().unwrap();
+    assert_eq!(
+        config["document"]["url"],
+        format!("{internal}/docs/files/{key}")
+    );
+    assert_eq!(
+        config["editorConfig"]["callbackUrl"],
+        format!("{internal}/docs/callback/{key}")
+    );
+    // The browser loads api.js and posts Save As through the public URL.
+    assert!(
+        page.contains(&format!("{}/web-apps/apps/api/documents/api.js", s.base)),
+        "{page}"
+    );
+    let (_, _, body) = get(&format!("{}/hosting/discovery", s.base)).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains(&format!("urlsrc=\"{}/hosting/wopi/", s.base)),
+        "{text}"
+    );
+    assert!(!text.contains(&internal));
+    // Docs downloads document.url at the internal base.
+    let url = config["document"]["url"].as_str().unwrap();
+    let (st, _, body) = send(
+        "GET",
+        url,
+        &[("authorization", &docs_header(json!({"url": url})))],
+        "",
+    )
+    .await;
+    assert_eq!((st, body.as_slice()), (200, b"x".as_slice()));
 }

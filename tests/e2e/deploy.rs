@@ -1,8 +1,9 @@
 //! The deploy/ artifacts: every TOML validates, every YAML parses, and the dashboard and
 //! alert rules only use documented metrics.
 
-use crate::support::{TempDir, run_cli};
+use crate::support::{TempDir, run_cli, run_cli_env};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -49,7 +50,11 @@ fn check_toml(text: &str, scratch: &TempDir, name: &str) {
         );
     let path = scratch.path().join(name);
     std::fs::write(&path, text).unwrap();
-    let (code, stdout, stderr) = run_cli(&["check-config", "--config", path.to_str().unwrap()]);
+    // The compose file hands the Docs JWT secret over in the environment.
+    let (code, stdout, stderr) = run_cli_env(
+        &["check-config", "--config", path.to_str().unwrap()],
+        &[("DOCS_JWT_SECRET", &"y".repeat(64))],
+    );
     assert_eq!((code, stdout.trim()), (0, "ok"), "{name}: {stdout}{stderr}");
 }
 
@@ -144,5 +149,362 @@ fn dashboard_and_alerts_use_documented_metrics() {
             doc.contains(&format!("`{n}`")),
             "{n} is used by a dashboard or alert but not in docs/metrics.md"
         );
+    }
+}
+
+/// Runs a validator from a package registry; a missing one fails with its install command.
+fn tool(program: &str, install: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{program} is needed to validate deploy/: {install} (scripts/test installs it when run as root)"
+    );
+    Command::new(program)
+}
+
+fn yaml(path: &str) -> Vec<yaml_rust2::Yaml> {
+    yaml_rust2::YamlLoader::load_from_str(&std::fs::read_to_string(deploy().join(path)).unwrap())
+        .unwrap()
+}
+
+fn toml_of(text: &str) -> toml::Value {
+    text.parse::<toml::Value>().unwrap()
+}
+
+#[test]
+fn compose_file_validates_and_both_sides_read_one_docs_secret() {
+    let marker = "compose-shared-secret-0123456789abcdef0123456789abcdef";
+    let out = tool("docker-compose", "apt-get install docker-compose")
+        .args(["-f", "compose.yaml", "config"])
+        .current_dir(deploy())
+        .env("DOCS_JWT_SECRET", marker)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "docker-compose config: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resolved = yaml_rust2::YamlLoader::load_from_str(&stdout).unwrap();
+    let svc = &resolved[0]["services"];
+    // ONLYOFFICE's image reads JWT_ENABLED/JWT_SECRET/JWT_HEADER; the gateway the variable
+    // its TOML names in docs.jwt_secret_env. Both carry the one value.
+    let ds = &svc["documentserver"]["environment"];
+    assert_eq!(ds["JWT_ENABLED"].as_str(), Some("true"));
+    assert_eq!(ds["JWT_SECRET"].as_str(), Some(marker));
+    let toml =
+        toml_of(&std::fs::read_to_string(deploy().join("compose/wopi-gateway.toml")).unwrap());
+    let var = toml["docs"]["jwt_secret_env"].as_str().unwrap();
+    assert_eq!(
+        svc["wopi-gateway"]["environment"][var].as_str(),
+        Some(marker)
+    );
+    assert_eq!(
+        ds["JWT_HEADER"].as_str(),
+        toml["docs"]["jwt_header"].as_str(),
+        "both sides use one JWT header"
+    );
+    // Docs reaches the gateway by service name and port; the gateway reaches Docs by its.
+    let internal = toml["server"]["internal_url"].as_str().unwrap();
+    let port = toml["server"]["listen"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert_eq!(internal, format!("http://wopi-gateway:{port}"));
+    assert_eq!(toml["docs"]["url"].as_str(), Some("http://documentserver"));
+    let mounts: Vec<&str> = svc["wopi-gateway"]["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["target"].as_str().or(v.as_str()))
+        .collect();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.contains("/etc/wopi-gateway/wopi-gateway.toml")),
+        "{mounts:?}"
+    );
+    assert!(
+        mounts.iter().any(|m| m.contains("/var/lib/wopi-gateway")),
+        "{mounts:?}"
+    );
+}
+
+#[test]
+fn systemd_unit_and_its_user_and_directories_verify() {
+    let root = TempDir::new("systemd-root");
+    let r = root.path();
+    for d in [
+        "usr/local/bin",
+        "etc/systemd/system",
+        "usr/lib/systemd",
+        "bin",
+    ] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(crate::support::BIN, r.join("usr/local/bin/wopi-gateway")).unwrap();
+    let kill = ["/usr/bin/kill", "/bin/kill"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("kill(1) for ExecReload");
+    std::fs::copy(kill, r.join("bin/kill")).unwrap();
+    let status = Command::new("cp")
+        .args(["-r", "/usr/lib/systemd/system"])
+        .arg(r.join("usr/lib/systemd/"))
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "systemd's own units (apt-get install systemd)"
+    );
+    let sd = deploy().join("systemd");
+    std::fs::copy(
+        sd.join("wopi-gateway.service"),
+        r.join("etc/systemd/system/wopi-gateway.service"),
+    )
+    .unwrap();
+    let out = tool("systemd-analyze", "apt-get install systemd")
+        .arg("verify")
+        .arg(format!("--root={}", r.display()))
+        .arg("/etc/systemd/system/wopi-gateway.service")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+    // sysusers creates the unit's user, tmpfiles the settings folder, in the scratch root.
+    let out = tool("systemd-sysusers", "apt-get install systemd")
+        .arg(format!("--root={}", r.display()))
+        .arg(sd.join("wopi-gateway.sysusers"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.lines().any(|l| l.starts_with("wopi-gateway:")),
+        "{passwd}"
+    );
+    let unit = std::fs::read_to_string(sd.join("wopi-gateway.service")).unwrap();
+    assert!(unit.contains("User=wopi-gateway") && unit.contains("StateDirectory=wopi-gateway"));
+    let out = tool("systemd-tmpfiles", "apt-get install systemd")
+        .arg(format!("--root={}", r.display()))
+        .arg("--create")
+        .arg(sd.join("wopi-gateway.tmpfiles"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(r.join("etc/wopi-gateway").is_dir());
+    // The shipped TOML writes only where StateDirectory= allows.
+    let toml = toml_of(&std::fs::read_to_string(sd.join("wopi-gateway.toml")).unwrap());
+    assert_eq!(
+        toml["server"]["data_dir"].as_str(),
+        Some("/var/lib/wopi-gateway")
+    );
+    assert!(unit.contains("--config /etc/wopi-gateway/wopi-gateway.toml"));
+}
+
+#[test]
+fn kubernetes_manifests_validate_and_match_the_configmap() {
+    let dir = deploy().join("k8s");
+    let mut manifests = Vec::new();
+    files(&dir, "yaml", &mut manifests);
+    for m in &manifests {
+        let out = tool("kubernetes-validate", "pip install kubernetes-validate")
+            .args(["--strict", "--quiet"])
+            .arg(m)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A CRD (the ServiceMonitor) has no schema in the bundle: a warning, not a failure.
+        assert!(
+            out.status.success() && !text.contains("ERROR"),
+            "{}: {text}",
+            m.display()
+        );
+    }
+    let cm = yaml("k8s/configmap.yaml");
+    let toml = toml_of(cm[0]["data"]["wopi-gateway.toml"].as_str().unwrap());
+    let dep = yaml("k8s/deployment.yaml");
+    let pod = &dep[0]["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let port_of = |name: &str| {
+        c["ports"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))
+            .and_then(|p| p["containerPort"].as_i64())
+            .unwrap_or_else(|| panic!("container port {name}"))
+    };
+    let listen_port = |key: &str| -> i64 {
+        toml["server"][key]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(port_of("http"), listen_port("listen"));
+    assert_eq!(port_of("admin"), listen_port("admin_listen"));
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            c[probe]["httpGet"]["port"].as_str(),
+            Some("admin"),
+            "{probe}"
+        );
+    }
+    // The --config path is mounted, data_dir is a volume, every *_file is under a mount.
+    let args: Vec<&str> = c["args"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let config = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
+    let mounts: Vec<&str> = c["volumeMounts"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["mountPath"].as_str())
+        .collect();
+    assert!(mounts.contains(&config), "{config} not mounted: {mounts:?}");
+    let data_dir = toml["server"]["data_dir"].as_str().unwrap();
+    assert!(
+        mounts.contains(&data_dir),
+        "{data_dir} not mounted: {mounts:?}"
+    );
+    let mut files_named = Vec::new();
+    fn walk<'a>(v: &'a toml::Value, out: &mut Vec<&'a str>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    if k.ends_with("_file") {
+                        if let Some(s) = v.as_str() {
+                            out.push(s);
+                        }
+                    }
+                    walk(v, out);
+                }
+            }
+            toml::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(&toml, &mut files_named);
+    assert!(files_named.len() >= 3, "{files_named:?}");
+    let secret = yaml("k8s/secret.yaml");
+    for f in files_named {
+        let mount = mounts
+            .iter()
+            .find(|m| f.starts_with(&format!("{m}/")))
+            .unwrap_or_else(|| panic!("{f} is under no volume mount: {mounts:?}"));
+        if mount.ends_with("/secrets") {
+            let key = &f[mount.len() + 1..];
+            assert!(
+                !secret[0]["stringData"][key].is_badvalue(),
+                "{f}: the Secret has no key {key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dockerfile_copies_paths_that_exist_and_builds_where_an_engine_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(deploy().join("Dockerfile")).unwrap();
+    let mut copied = 0;
+    for line in text.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        if rest.starts_with("--from=") {
+            continue;
+        }
+        let parts: Vec<&str> = rest.split_whitespace().collect();
+        for src in &parts[..parts.len() - 1] {
+            assert!(
+                root.join(src).exists(),
+                "the Dockerfile copies {src}, which does not exist"
+            );
+            copied += 1;
+        }
+    }
+    assert!(copied >= 2, "{text}");
+    // The image's own settings start without any secret.
+    let image_toml = deploy().join("docker/wopi-gateway.toml");
+    assert!(
+        text.contains("COPY deploy/docker/wopi-gateway.toml /etc/wopi-gateway/wopi-gateway.toml")
+    );
+    let scratch = TempDir::new("image-toml");
+    let t = std::fs::read_to_string(&image_toml).unwrap().replace(
+        "/var/lib/wopi-gateway",
+        &scratch.path().join("d").display().to_string(),
+    );
+    let p = scratch.path().join("image.toml");
+    std::fs::write(&p, t).unwrap();
+    assert_eq!(
+        run_cli(&["check-config", "--config", p.to_str().unwrap()]).0,
+        0
+    );
+    let engine = Command::new("docker").arg("info").output();
+    match engine {
+        Ok(o) if o.status.success() => {
+            let out = Command::new("docker")
+                .args([
+                    "build",
+                    "-q",
+                    "-f",
+                    "deploy/Dockerfile",
+                    "-t",
+                    "wopi-gateway:test",
+                    ".",
+                ])
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker build: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+                Err(e) => e.to_string(),
+            };
+            println!(
+                "NOT RUN: docker build of deploy/Dockerfile: no container engine here ({why})"
+            );
+            eprintln!(
+                "NOT RUN: docker build of deploy/Dockerfile: no container engine here ({why})"
+            );
+        }
     }
 }

@@ -251,7 +251,16 @@ impl Drop for Gateway {
 
 /// Runs the binary to completion with `args`; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    run_cli_env(args, &[])
+}
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

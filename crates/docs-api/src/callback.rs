@@ -1,4 +1,4 @@
-//! Callback bodies Document Server POSTs to `callbackUrl` (spec §4).
+//! Callback bodies Document Server POSTs to `callbackUrl` (ONLYOFFICE Docs API docs, "Callback handler").
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

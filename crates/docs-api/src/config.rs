@@ -1,4 +1,4 @@
-//! Editor-config rules (spec §1): document keys and document types.
+//! Editor-config rules (ONLYOFFICE Docs API docs, "Config"): document keys and document types.
 
 /// Longest document key Document Server documents.
 pub const MAX_KEY_LEN: usize = 128;

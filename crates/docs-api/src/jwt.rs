@@ -1,4 +1,4 @@
-//! HS256 JWTs as Document Server uses them (spec §3).
+//! HS256 JWTs as Document Server uses them (ONLYOFFICE Docs API docs, "Signature").
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
 
-/// Who may call a route (DESIGN.md §3); each group has its own allowlist and body limit.
+/// Who may call a route (docs/architecture.md, "The request path"); each group has its own allowlist and body limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteGroup {
     /// `/wopi/*`: WOPI clients' servers.

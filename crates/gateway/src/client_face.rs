@@ -1,6 +1,6 @@
 //! Client face: WOPI hosts use the gateway as their WOPI client, and get ONLYOFFICE Docs
-//! through the full Docs API (DESIGN.md §1; ONLYOFFICE's own WOPI client is the reference,
-//! spec/onlyoffice-docs-api.md §7).
+//! through the full Docs API (docs/architecture.md; ONLYOFFICE Docs' own WOPI mode is the
+//! reference behaviour).
 //!
 //! # Layout
 //! - [`discovery`]: `/hosting/discovery` and `/hosting/capabilities`.

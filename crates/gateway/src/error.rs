@@ -61,7 +61,7 @@ pub enum GatewayError {
     PreconditionFailed(String),
     /// Body over the route group's limit.
     PayloadTooLarge,
-    /// Proof check failed: 500 with `X-WOPI-ServerError` (WOPI §7.5).
+    /// Proof check failed: 500 with `X-WOPI-ServerError` (WOPI proof keys: a failed check answers 500).
     Proof(wopi::proof::ProofError),
     /// The lock store (Redis) cannot be reached.
     LockStoreUnavailable(String),

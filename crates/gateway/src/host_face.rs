@@ -1,5 +1,5 @@
 //! Host face: WOPI clients call `/wopi/files/{id}`; the gateway answers from the Docs-API flow
-//! of a storage ("integrator") that only implemented the Docs API (DESIGN.md §1).
+//! of a storage ("integrator") that only implemented the Docs API (docs/architecture.md).
 //!
 //! # Layout
 //! - [`session`]: `POST /api/v1/sessions`, `GET /open`, `GET /api/v1/download/{id}`.

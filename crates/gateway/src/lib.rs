@@ -111,6 +111,16 @@ pub async fn run_with_reload(
             "host_face.proof = \"off\": WOPI proofs are NOT checked; use this only in test setups"
         );
     }
+    if settings.docs.jwt_secret.is_none() {
+        tracing::warn!(
+            "docs.jwt_secret is not set: the client face (/hosting/wopi/…) answers 503 until it is (docs.jwt_secret, _file or _env)"
+        );
+    }
+    if settings.host_face.integrators.is_empty() {
+        tracing::info!(
+            "no [[host_face.integrator]]: the host face opens no sessions until one is configured"
+        );
+    }
     host_face::spawn_expiry_consumer(state.clone(), expiries);
     tokio::spawn(
         state

@@ -166,8 +166,13 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Admin listener (`/metrics`, `/healthz`, `/readyz`).
     pub admin_listen: SocketAddr,
-    /// How clients reach the gateway; proofs are checked against URLs rebuilt from it.
+    /// How browsers and external clients reach the gateway; proofs are checked against URLs
+    /// rebuilt from it (or from `internal_url`, whichever the client signed).
     pub public_url: PublicUrl,
+    /// How servers (ONLYOFFICE Docs, WOPI clients and hosts, integrators) reach the gateway:
+    /// the base of document.url, callbackUrl, download URLs and the host face's WOPISrc.
+    /// Defaults to `public_url`.
+    pub internal_url: PublicUrl,
     /// Generated state, spool, keys.
     pub data_dir: PathBuf,
     /// TLS on the public listener.
@@ -234,6 +239,18 @@ impl PublicUrl {
     /// `scheme://authority` + path prefix.
     pub fn base(&self) -> String {
         format!("{}://{}{}", self.scheme, self.authority, self.path)
+    }
+
+    /// Whether a request's `Host` (or `:authority`) names this URL's authority.
+    pub fn has_authority(&self, host: &str) -> bool {
+        let default_port = if self.scheme == "https" {
+            ":443"
+        } else {
+            ":80"
+        };
+        let host = host.to_ascii_lowercase();
+        let host = host.strip_suffix(default_port).unwrap_or(&host);
+        host == self.authority
     }
 
     /// `scheme://authority` only.
@@ -371,6 +388,7 @@ impl Default for Settings {
                     .parse()
                     .expect("default admin address is valid"),
                 public_url: PublicUrl::parse(PUBLIC_URL).expect("default public URL is valid"),
+                internal_url: PublicUrl::parse(PUBLIC_URL).expect("default public URL is valid"),
                 data_dir: PathBuf::from(DATA_DIR),
                 tls: None,
                 header_read_timeout: Duration::from_secs(HEADER_READ_TIMEOUT_SECONDS),

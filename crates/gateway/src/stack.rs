@@ -1,7 +1,7 @@
 //! The request path: one tower stack wrapped once around the whole public router, so every
 //! request crosses the same layers and shares one concurrency limit. Outermost first:
 //!
-//! 1. **classify** — strip the `server.public_url` path prefix when present, find the route
+//! 1. **classify** — strip the `server.public_url` (or `internal_url`) path prefix when present, find the route
 //!    group and the client address, open the request span, count and time the answer;
 //! 2. **overload** — load shed (503) when `server.max_concurrent_requests` are in flight, and
 //!    the total request timeout (408);
@@ -108,6 +108,9 @@ fn strip_prefix(req: &mut Request, prefix: &str) {
 async fn classify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let settings = state.settings();
     strip_prefix(&mut req, &settings.server.public_url.path);
+    if settings.server.internal_url.path != settings.server.public_url.path {
+        strip_prefix(&mut req, &settings.server.internal_url.path);
+    }
     let group = RouteGroup::classify(req.uri().path());
     let peer = req
         .extensions()

@@ -45,7 +45,7 @@ impl Harness {
         format!("{}{name}", self.prefix)
     }
 
-    /// Every row of the decision table (spec §3.3–3.11).
+    /// Every row of the decision table (WOPI Lock, RefreshLock, Unlock, UnlockAndRelock, PutFile).
     pub async fn decision_table(&mut self) {
         let s = &self.store;
         let f = self.f("table");

@@ -74,6 +74,7 @@ pub(crate) struct RawServer {
     pub(crate) listen: Option<String>,
     pub(crate) admin_listen: Option<String>,
     pub(crate) public_url: Option<String>,
+    pub(crate) internal_url: Option<String>,
     pub(crate) data_dir: Option<String>,
     pub(crate) header_read_timeout_seconds: Option<u64>,
     pub(crate) idle_timeout_seconds: Option<u64>,
@@ -161,6 +162,7 @@ pub(crate) struct RawIntegrator {
     pub(crate) name: String,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) jwt_secret_file: Option<String>,
+    pub(crate) jwt_secret_env: Option<String>,
     pub(crate) jwt_header: Option<String>,
     #[serde(default)]
     pub(crate) allowed_origins: Vec<String>,
@@ -174,6 +176,7 @@ pub(crate) struct RawDocs {
     pub(crate) public_url: Option<String>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) jwt_secret_file: Option<String>,
+    pub(crate) jwt_secret_env: Option<String>,
     pub(crate) jwt_header: Option<String>,
     pub(crate) ca_file: Option<String>,
     pub(crate) healthcheck_interval_seconds: Option<u64>,

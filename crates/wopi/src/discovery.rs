@@ -1,4 +1,4 @@
-//! Discovery XML (spec §5): what a WOPI client publishes and a host reads.
+//! Discovery XML (Microsoft's WOPI docs, "WOPI discovery"): what a WOPI client publishes and a host reads.
 //!
 //! [`parse`] reads a client's discovery with hard limits, since the document comes over the
 //! network: a size cap, a nesting cap, an attribute-length cap, and no DTD (so no entity
@@ -376,7 +376,7 @@ impl ProofKeyAttrs {
     }
 }
 
-/// Resolves an urlsrc template (§5): each `<name=PLACEHOLDER&>` becomes `name=value&` when
+/// Resolves an urlsrc template (WOPI discovery, "Transforming the urlsrc parameter"): each `<name=PLACEHOLDER&>` becomes `name=value&` when
 /// `value_of(PLACEHOLDER)` is known (values must already be URL-encoded), and disappears
 /// otherwise. Stray `&`s left at the end or after `?` are removed.
 pub fn resolve_urlsrc(template: &str, value_of: impl Fn(&str) -> Option<String>) -> String {

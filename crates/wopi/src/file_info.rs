@@ -1,4 +1,4 @@
-//! The CheckFileInfo JSON document (spec §4).
+//! The CheckFileInfo JSON document (Microsoft's WOPI REST API docs, "CheckFileInfo").
 //!
 //! Serialised by the host face (optional fields skipped when absent) and parsed leniently by
 //! the client face: real hosts send JSON `null`s, numeric `Version`s and sizes as strings.

@@ -1,4 +1,5 @@
-//! WOPI lock rules (spec §2 and §3.3–3.11) as pure functions.
+//! WOPI lock rules (Microsoft's WOPI REST API docs: Lock, RefreshLock, Unlock,
+//! UnlockAndRelock, PutFile) as pure functions.
 //!
 //! Every lock store applies these to the lock it currently holds for a file (`None` when the
 //! file is unlocked *or its lock expired*: an expired lock behaves exactly like no lock), so
@@ -112,7 +113,7 @@ pub enum LockAction {
     None,
 }
 
-/// Lock (§3.7): unlocked → set; same id → refresh; else conflict.
+/// Lock: unlocked → set; same id → refresh; else conflict.
 pub fn lock(current: Option<&str>, requested: &str) -> Result<LockAction, LockConflict> {
     match current {
         None => Ok(LockAction::Set),
@@ -124,7 +125,7 @@ pub fn lock(current: Option<&str>, requested: &str) -> Result<LockAction, LockCo
     }
 }
 
-/// RefreshLock (§3.9): same id → refresh; different id or unlocked → conflict.
+/// RefreshLock: same id → refresh; different id or unlocked → conflict.
 pub fn refresh(current: Option<&str>, requested: &str) -> Result<LockAction, LockConflict> {
     match current {
         Some(c) if c == requested => Ok(LockAction::Refresh),
@@ -136,7 +137,7 @@ pub fn refresh(current: Option<&str>, requested: &str) -> Result<LockAction, Loc
     }
 }
 
-/// Unlock (§3.10): same id → remove; different id or unlocked → conflict.
+/// Unlock: same id → remove; different id or unlocked → conflict.
 pub fn unlock(current: Option<&str>, requested: &str) -> Result<LockAction, LockConflict> {
     match current {
         Some(c) if c == requested => Ok(LockAction::Remove),
@@ -148,7 +149,7 @@ pub fn unlock(current: Option<&str>, requested: &str) -> Result<LockAction, Lock
     }
 }
 
-/// UnlockAndRelock (§3.11): locked with `old` → replace with the new id; else conflict.
+/// UnlockAndRelock: locked with `old` → replace with the new id; else conflict.
 pub fn unlock_and_relock(current: Option<&str>, old: &str) -> Result<LockAction, LockConflict> {
     match current {
         Some(c) if c == old => Ok(LockAction::Set),
@@ -160,7 +161,7 @@ pub fn unlock_and_relock(current: Option<&str>, old: &str) -> Result<LockAction,
     }
 }
 
-/// PutFile (§3.3): locked → the same id is needed; unlocked → only a 0-byte file may be written.
+/// PutFile: locked → the same id is needed; unlocked → only a 0-byte file may be written.
 /// `size` is `None` when the current size is unknown (treated like non-empty).
 pub fn put_file(
     current: Option<&str>,
@@ -178,7 +179,7 @@ pub fn put_file(
     }
 }
 
-/// RenameFile (§3.5) and DeleteFile (§3.6): allowed when unlocked or when the id matches.
+/// RenameFile and DeleteFile: allowed when unlocked or when the id matches.
 pub fn modify_unlocked_or_matching(
     current: Option<&str>,
     requested: Option<&str>,

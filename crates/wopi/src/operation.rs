@@ -20,7 +20,7 @@ pub enum Endpoint<'a> {
 }
 
 /// Splits a request path into its WOPI endpoint. The segment before `files` must start
-/// with `wopi` (spec §1): `/wopi/files/x`, `/modules/wopi/files/x` and `/wopi_test/files/x`
+/// with `wopi` (WOPI REST API, "Files" endpoints): `/wopi/files/x`, `/modules/wopi/files/x` and `/wopi_test/files/x`
 /// are endpoints, `/files/x` and `/wopi/files/ids/x/y` are not.
 pub fn parse_endpoint(path: &str) -> Option<Endpoint<'_>> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -39,7 +39,7 @@ pub fn parse_endpoint(path: &str) -> Option<Endpoint<'_>> {
     }
 }
 
-/// A WOPI file operation (spec §3), or the reason it cannot be served.
+/// A WOPI file operation (WOPI REST API), or the reason it cannot be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     /// GET files/<id>

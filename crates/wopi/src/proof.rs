@@ -1,8 +1,8 @@
-//! Proof keys (spec §7): how a WOPI client proves a request came from it.
+//! Proof keys (Microsoft's WOPI docs, "Proof keys"): how a WOPI client proves a request came from it.
 //!
 //! The client signs `len(token) ‖ token ‖ len(URL) ‖ UPPER(URL) ‖ len(8) ‖ ticks` with RSA
 //! PKCS#1 v1.5 / SHA-256 and sends the signature in `X-WOPI-Proof` (current key) and
-//! `X-WOPI-ProofOld` (old key). The host accepts any of three combinations (§7.4) within a
+//! `X-WOPI-ProofOld` (old key). The host accepts any of three combinations within a
 //! 20-minute window.
 //!
 //! RSA runs on `ring`, which verifies about ten times faster than the `rsa` crate on this
@@ -22,7 +22,7 @@ pub use keys::PublicKey;
 pub use sign::{ProofHeaders, SigningKey};
 pub use verify::{ProofError, ProofInput, ProofKeys, Verified};
 
-/// Builds the bytes a WOPI proof signs (§7.2). `url` is the absolute request URL as the
+/// Builds the bytes a WOPI proof signs . `url` is the absolute request URL as the
 /// client used it; it is upper-cased here.
 pub fn signed_bytes(access_token: &str, url: &str, ticks: i64) -> Vec<u8> {
     let url = url.to_uppercase();

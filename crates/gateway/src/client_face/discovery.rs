@@ -1,4 +1,4 @@
-//! `/hosting/discovery` as ONLYOFFICE publishes it (spec §7.6), pointing at the gateway.
+//! `/hosting/discovery` as ONLYOFFICE Docs publishes its own (`/hosting/discovery`), pointing at the gateway.
 
 use crate::app::AppState;
 use axum::extract::State;

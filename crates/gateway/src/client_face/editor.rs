@@ -1,6 +1,7 @@
 //! The action endpoint: a WOPI host's browser POSTs `access_token` here; the gateway checks
 //! WOPISrc, calls CheckFileInfo, locks (edit), builds and signs a Docs API config and renders
-//! the editor page (spec §7.1, §7.10).
+//! the editor page (as ONLYOFFICE Docs' own WOPI mode does: its `wopi` handler builds the editor config from
+//! CheckFileInfo; see docs/integration-client-face.md for the field-by-field mapping).
 
 use super::deep_merge;
 use super::host;
@@ -372,7 +373,8 @@ fn build_config(
     let q = |k: &str| o.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let settings = state.settings();
     let profile = profile(&settings, &o.wopi_src);
-    let base = state.settings().server.public_url.base();
+    // ONLYOFFICE Docs fetches document.url and posts to callbackUrl from its server.
+    let base = settings.server.internal_url.base();
     let ext = info.extension();
     let title = info
         .breadcrumb_doc_name

@@ -1,4 +1,4 @@
-//! Calls to WOPI hosts, each signed with the gateway's proof key (spec §7.7).
+//! Calls to WOPI hosts, each signed with the gateway's proof key (Microsoft's WOPI docs, "Proof keys").
 
 use crate::app::AppState;
 use crate::error::{GatewayError, UpstreamKind};

@@ -406,8 +406,9 @@ pub fn download_url(state: &AppState, id: &str) -> String {
     claims.insert("did".into(), json!(id));
     claims.insert("exp".into(), json!(exp));
     let token = jwt::sign(&state.host.token_secret, &claims);
+    // The integrator's server downloads it: the internal base.
     format!(
         "{}/api/v1/download/{id}?token={token}",
-        state.settings().server.public_url.base()
+        state.settings().server.internal_url.base()
     )
 }

@@ -172,9 +172,10 @@ pub async fn open(
     };
     register(state, &claims).await?;
     let access_token = token::sign(&state.host.token_secret, &claims);
+    // WOPI clients call WOPISrc from their servers: the internal base.
     let wopi_src = format!(
         "{}/wopi/files/{fid}",
-        state.settings().server.public_url.base()
+        state.settings().server.internal_url.base()
     );
     let lang = str_at(&config, &["editorConfig", "lang"]).map(str::to_owned);
     let region = str_at(&config, &["editorConfig", "region"])

@@ -1,4 +1,5 @@
-//! The WOPI endpoints: proof → access token → lock store → handler (wopi.md §3).
+//! The WOPI endpoints: proof → access token → lock store → handler (Microsoft's WOPI REST API docs,
+//! "Files" endpoints).
 
 use super::files::FileEntry;
 use super::token::{self, AccessClaims};
@@ -82,7 +83,7 @@ fn now_ms() -> i64 {
     super::deliveries::now_ms() as i64
 }
 
-/// Verifies the proof headers against every trusted WOPI client's keys (wopi.md §7).
+/// Verifies the proof headers against every trusted WOPI client's keys (Microsoft's WOPI docs, "Proof keys").
 async fn verify_proof(
     state: &AppState,
     headers: &HeaderMap,
@@ -93,12 +94,77 @@ async fn verify_proof(
         state.metrics.proof.with_label_values(&["off"]).inc();
         return Ok(());
     }
-    // The URL as the client signed it: the public base (with its path prefix, which the
-    // stack has stripped from `target` when the request carried it) and the raw target.
-    let url = format!("{}{target}", state.settings().server.public_url.base());
+    // The URL as the client signed it: a base (with its path prefix, which the stack has
+    // stripped from `target` when the request carried it) and the raw target. Clients on
+    // the servers' side sign `internal_url`, the others `public_url`: the base whose
+    // authority the request names is tried first, the other one after a failure.
+    let settings = state.settings();
+    let (public, internal) = (&settings.server.public_url, &settings.server.internal_url);
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut bases = vec![public.base()];
+    if internal != public {
+        if internal.has_authority(host) && !public.has_authority(host) {
+            bases.insert(0, internal.base());
+        } else {
+            bases.push(internal.base());
+        }
+    }
+    let urls: Vec<String> = bases.iter().map(|b| format!("{b}{target}")).collect();
+    drop(settings);
+    // The first candidate's failure is the one reported (the URL the request names).
+    let mut outcome: Result<_, Option<ProofError>> = Err(None);
+    for url in &urls {
+        match verify_one(state, headers, url, token).await {
+            Ok(v) => {
+                outcome = Ok(v);
+                break;
+            }
+            Err(e) => {
+                if let Err(first @ None) = &mut outcome {
+                    *first = Some(e);
+                }
+            }
+        }
+    }
+    match outcome.map_err(|e| e.unwrap_or(ProofError::NoKeys)) {
+        Ok(v) => {
+            state
+                .metrics
+                .proof
+                .with_label_values(&[if v.suggests_refresh() {
+                    "ok_old_key"
+                } else {
+                    "ok"
+                }])
+                .inc();
+            if v.suggests_refresh() {
+                let cache = state.host.discovery.clone();
+                tokio::spawn(async move { cache.refresh_rate_limited().await });
+            }
+            Ok(())
+        }
+        Err(e) => {
+            state.metrics.proof.with_label_values(&[e.reason()]).inc();
+            tracing::warn!(reason = e.reason(), signed_url = %crate::urls::redact(&urls[0]), "WOPI proof refused: {e}");
+            Err(GatewayError::Proof(e))
+        }
+    }
+}
+
+/// Checks the proof headers for one candidate URL against every trusted client's keys,
+/// re-fetching discovery (rate-limited) once when no key verifies.
+async fn verify_one(
+    state: &AppState,
+    headers: &HeaderMap,
+    url: &str,
+    token: &str,
+) -> Result<wopi::proof::verify::Verified, ProofError> {
     let input = ProofInput {
         access_token: token,
-        url: &url,
+        url,
         timestamp: header(headers, h::TIMESTAMP),
         proof: header(headers, h::PROOF),
         proof_old: header(headers, h::PROOF_OLD),
@@ -128,29 +194,7 @@ async fn verify_proof(
             result = check(state);
         }
     }
-    match result {
-        Ok(v) => {
-            state
-                .metrics
-                .proof
-                .with_label_values(&[if v.suggests_refresh() {
-                    "ok_old_key"
-                } else {
-                    "ok"
-                }])
-                .inc();
-            if v.suggests_refresh() {
-                let cache = state.host.discovery.clone();
-                tokio::spawn(async move { cache.refresh_rate_limited().await });
-            }
-            Ok(())
-        }
-        Err(e) => {
-            state.metrics.proof.with_label_values(&[e.reason()]).inc();
-            tracing::warn!(reason = e.reason(), signed_url = %crate::urls::redact(&url), "WOPI proof refused: {e}");
-            Err(GatewayError::Proof(e))
-        }
-    }
+    result
 }
 
 fn with_version(mut resp: Response, version: &str) -> Response {

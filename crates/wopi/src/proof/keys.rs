@@ -80,7 +80,7 @@ impl PublicKey {
         Self::from_components(&n, &e)
     }
 
-    /// From discovery's Base64 `value` attribute: a CryptoAPI PUBLICKEYBLOB (§5).
+    /// From discovery's Base64 `value` attribute: a CryptoAPI PUBLICKEYBLOB (WOPI discovery `proof-key` element).
     pub fn from_csp_blob_b64(value_b64: &str) -> Result<Self, KeyError> {
         let blob = STANDARD
             .decode(value_b64.trim())

@@ -1,4 +1,4 @@
-//! Verifying a WOPI client's proof headers (§7.4, §7.5).
+//! Verifying a WOPI client's proof headers (WOPI proof keys: the accepted key combinations and the 20-minute window).
 
 use super::{PublicKey, signed_bytes};
 use crate::ticks::TICKS_PER_SECOND;
@@ -45,7 +45,7 @@ pub enum Verified {
 }
 
 impl Verified {
-    /// Whether the host should re-fetch discovery (§5: after success only with rotated keys).
+    /// Whether the host should re-fetch discovery (after a success only when it needed a rotated key).
     pub fn suggests_refresh(self) -> bool {
         !matches!(self, Verified::ProofWithCurrent)
     }
@@ -60,7 +60,7 @@ impl Verified {
     }
 }
 
-/// Why a proof was refused. Every variant answers 500 (§7.5).
+/// Why a proof was refused. Every variant answers 500.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProofError {
     /// A header is absent or empty.
@@ -152,7 +152,7 @@ impl ProofKeys {
         self.current.is_none() && self.old.is_none()
     }
 
-    /// Verifies one request (§7.4, §7.5).
+    /// Verifies one request (WOPI proof keys: the accepted key combinations and the 20-minute window).
     pub fn verify(
         &self,
         input: &ProofInput<'_>,
