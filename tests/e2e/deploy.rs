@@ -508,3 +508,42 @@ fn dockerfile_copies_paths_that_exist_and_builds_where_an_engine_runs() {
         }
     }
 }
+
+#[test]
+fn nginx_sample_passes_nginx_t() {
+    let scratch = TempDir::new("nginx");
+    let d = scratch.path();
+    let cert = rcgen::generate_simple_self_signed(vec!["office.example.com".to_owned()]).unwrap();
+    std::fs::write(d.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(d.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let site = std::fs::read_to_string(deploy().join("nginx/wopi-gateway.conf"))
+        .unwrap()
+        .replace(
+            "/etc/letsencrypt/live/office.example.com/fullchain.pem",
+            &d.join("cert.pem").display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/office.example.com/privkey.pem",
+            &d.join("key.pem").display().to_string(),
+        );
+    std::fs::write(d.join("site.conf"), site).unwrap();
+    std::fs::write(
+        d.join("nginx.conf"),
+        format!(
+            "pid {0}/nginx.pid;\nerror_log {0}/error.log;\nevents {{}}\nhttp {{\n  include {0}/site.conf;\n}}\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let out = tool("nginx", "apt-get install nginx")
+        .arg("-t")
+        .arg("-c")
+        .arg(d.join("nginx.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
