@@ -619,6 +619,17 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         }
         s.client_face.lock_refresh = Duration::from_secs(v);
     }
+    if let Some(v) = c.convert_actions {
+        s.client_face.convert_actions = v;
+    }
+    if let Some(v) = c.conversion_timeout_seconds {
+        s.client_face.conversion_timeout =
+            Duration::from_secs(positive("client_face.conversion_timeout_seconds", v)?);
+    }
+    if let Some(v) = c.convert_to_max_concurrent {
+        s.client_face.convert_to_max_concurrent =
+            positive("client_face.convert_to_max_concurrent", v as u64)? as usize;
+    }
     for (i, p) in c.profile.into_iter().enumerate() {
         let key = format!("client_face.profile[{i}]");
         let match_origin = url(&format!("{key}.match_origin"), &p.match_origin)?;

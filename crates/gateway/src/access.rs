@@ -42,9 +42,15 @@ impl RouteGroup {
             RouteGroup::Wopi
         } else if path.starts_with("/api/v1/") || path == "/open" {
             RouteGroup::Integrator
-        } else if path.starts_with("/docs/files/") || path.starts_with("/docs/callback/") {
+        } else if path.starts_with("/docs/files/")
+            || path.starts_with("/docs/callback/")
+            || path.starts_with("/docs/convert/")
+        {
             RouteGroup::Docs
-        } else if path.starts_with("/hosting/") {
+        } else if path.starts_with("/hosting/")
+            || path.starts_with("/cool/convert-to/")
+            || path.starts_with("/lool/convert-to/")
+        {
             RouteGroup::Hosting
         } else {
             RouteGroup::Proxy

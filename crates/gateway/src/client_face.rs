@@ -8,7 +8,9 @@
 //! - [`docs`]: Docs' `document.url` download and its callbacks → GetFile/PutFile/Unlock.
 //! - [`host`]: signed WOPI calls to hosts.
 //! - [`session`]: per-Docs-key state shared by co-editors.
+//! - [`convert`]: convert-and-edit and convert-to through Docs' conversion API.
 
+pub mod convert;
 pub mod discovery;
 pub mod docs;
 pub mod editor;
@@ -40,6 +42,10 @@ pub struct ClientFace {
     pub sessions: session::Sessions,
     /// Where downloaded saves wait and recovery copies stay.
     pub spool: PathBuf,
+    /// Conversions by ONLYOFFICE Docs.
+    pub jobs: convert::Jobs,
+    /// `convert-to` requests converting at once (`client_face.convert_to_max_concurrent`).
+    pub convert_to_slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn load_key(path: &Path) -> Result<SigningKey, String> {
@@ -101,6 +107,10 @@ impl ClientFace {
             keys: Arc::new(arc_swap::ArcSwap::new(Arc::new(keys))),
             sessions: session::Sessions::default(),
             spool,
+            jobs: convert::Jobs::default(),
+            convert_to_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.client_face.convert_to_max_concurrent,
+            )),
         })
     }
 }
@@ -138,6 +148,14 @@ pub fn routes() -> Router<AppState> {
             "/hosting/wopi/{document_type}/{mode}",
             get(editor::open).post(editor::open),
         )
+        .route(
+            "/hosting/wopi/convert-and-edit/{ext}/{target}",
+            get(convert::convert_and_edit).post(convert::convert_and_edit),
+        )
+        .route("/hosting/convert/{job}", get(convert::status))
+        .route("/cool/convert-to/{format}", post(convert::convert_to))
+        .route("/lool/convert-to/{format}", post(convert::convert_to))
+        .route("/docs/convert/{job}", get(convert::source))
         .route("/docs/files/{key}", get(docs::download))
         .route("/docs/callback/{key}", post(docs::callback))
         .route("/hosting/api/{key}/saveas", post(docs::save_as))

@@ -35,8 +35,8 @@ pub mod defaults {
     pub const BODY_LIMIT_INTEGRATOR: u64 = 1024 * 1024;
     /// `server.body_limit_bytes.docs`
     pub const BODY_LIMIT_DOCS: u64 = 1024 * 1024;
-    /// `server.body_limit_bytes.hosting`
-    pub const BODY_LIMIT_HOSTING: u64 = 1024 * 1024;
+    /// `server.body_limit_bytes.hosting` (convert-to uploads; action forms have their own 1 MiB cap)
+    pub const BODY_LIMIT_HOSTING: u64 = 100 * 1024 * 1024;
     /// `server.body_limit_bytes.proxy`
     pub const BODY_LIMIT_PROXY: u64 = 1024 * 1024 * 1024;
     /// `locks.store`
@@ -73,6 +73,12 @@ pub mod defaults {
     pub const DOCS_TUNNEL_IDLE_TIMEOUT_SECONDS: u64 = 600;
     /// `client_face.lock_refresh_seconds`
     pub const LOCK_REFRESH_SECONDS: u64 = 600;
+    /// `client_face.convert_actions`
+    pub const CONVERT_ACTIONS: bool = true;
+    /// `client_face.conversion_timeout_seconds`
+    pub const CONVERSION_TIMEOUT_SECONDS: u64 = 300;
+    /// `client_face.convert_to_max_concurrent`
+    pub const CONVERT_TO_MAX_CONCURRENT: usize = 4;
     /// `upstream.connect_timeout_seconds`
     pub const UPSTREAM_CONNECT_TIMEOUT_SECONDS: u64 = 10;
     /// `upstream.request_timeout_seconds`
@@ -111,6 +117,12 @@ pub struct ClientFaceSettings {
     pub lock_refresh: Duration,
     /// Per-host customization, first match on the WOPISrc origin.
     pub profiles: Vec<Profile>,
+    /// Publish `convert` actions (convert-and-edit of formats Docs cannot edit natively).
+    pub convert_actions: bool,
+    /// Longest wait for one conversion by ONLYOFFICE Docs' `/converter`.
+    pub conversion_timeout: Duration,
+    /// `convert-to` requests converted at once; more are refused with 503.
+    pub convert_to_max_concurrent: usize,
 }
 
 /// `[[client_face.profile]]`: how documents of one WOPI host open in ONLYOFFICE Docs.
@@ -447,6 +459,9 @@ impl Default for Settings {
                 allowed_wopi_origins: Vec::new(),
                 lock_refresh: Duration::from_secs(LOCK_REFRESH_SECONDS),
                 profiles: Vec::new(),
+                convert_actions: CONVERT_ACTIONS,
+                conversion_timeout: Duration::from_secs(CONVERSION_TIMEOUT_SECONDS),
+                convert_to_max_concurrent: CONVERT_TO_MAX_CONCURRENT,
             },
         }
     }

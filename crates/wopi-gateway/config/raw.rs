@@ -29,6 +29,9 @@ pub(crate) struct RawClientFace {
     #[serde(default)]
     pub(crate) allowed_wopi_origins: Vec<String>,
     pub(crate) lock_refresh_seconds: Option<u64>,
+    pub(crate) convert_actions: Option<bool>,
+    pub(crate) conversion_timeout_seconds: Option<u64>,
+    pub(crate) convert_to_max_concurrent: Option<usize>,
     #[serde(default)]
     pub(crate) profile: Vec<RawProfile>,
 }

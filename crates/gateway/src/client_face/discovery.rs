@@ -12,6 +12,8 @@ struct AppSpec {
     name: &'static str,
     doc_type: &'static str,
     editor: &'static str,
+    /// What view-only formats convert to for editing (convert-and-edit); none for Pdf.
+    convert_to: Option<&'static str>,
     view: &'static [&'static str],
     edit: &'static [&'static str],
     editnew: &'static [&'static str],
@@ -22,6 +24,7 @@ const APPS: &[AppSpec] = &[
         name: "Word",
         doc_type: "word",
         editor: "documenteditor",
+        convert_to: Some("docx"),
         view: &[
             "doc", "dot", "fodt", "gdoc", "hml", "htm", "hwp", "hwpx", "md", "mht", "mhtml",
             "pages", "stw", "sxw", "wps", "wpt", "xml",
@@ -35,6 +38,7 @@ const APPS: &[AppSpec] = &[
         name: "Excel",
         doc_type: "cell",
         editor: "spreadsheeteditor",
+        convert_to: Some("xlsx"),
         view: &[
             "et", "ett", "fods", "gsheet", "numbers", "sxc", "xls", "xlt",
         ],
@@ -47,6 +51,7 @@ const APPS: &[AppSpec] = &[
         name: "PowerPoint",
         doc_type: "slide",
         editor: "presentationeditor",
+        convert_to: Some("pptx"),
         view: &[
             "dps", "dpt", "fodp", "gslides", "key", "odg", "pot", "pps", "ppt", "sxi",
         ],
@@ -57,11 +62,22 @@ const APPS: &[AppSpec] = &[
         name: "Pdf",
         doc_type: "pdf",
         editor: "pdfeditor",
+        convert_to: None,
         view: &["djvu", "docxf", "oform", "oxps", "xps"],
         edit: &["pdf"],
         editnew: &["pdf"],
     },
 ];
+
+/// The format a view-only extension is converted to for editing (convert-and-edit).
+pub fn converts_to(ext: &str) -> Option<&'static str> {
+    APPS.iter()
+        .find(|a| a.view.contains(&ext))
+        .and_then(|a| a.convert_to)
+}
+
+/// Extensions that are forms (the `formsubmit` action of the Pdf app).
+const FORMS: &[&str] = &["pdf"];
 
 fn action(name: &str, ext: &str, urlsrc: String, default: bool, requires: Option<&str>) -> Action {
     Action {
@@ -92,10 +108,23 @@ pub fn build(state: &AppState) -> Discovery {
         let edit = format!("{t}/{}/edit?{PLACEHOLDERS}", spec.doc_type);
         let mobile_edit = format!("{t}/{}/edit?mobile=1&{PLACEHOLDERS}", spec.doc_type);
         let mut actions = Vec::new();
+        let convert_actions = state.settings().client_face.convert_actions;
         for ext in spec.view {
             actions.push(action("view", ext, view.clone(), true, None));
             actions.push(action("embedview", ext, embed.clone(), false, None));
             actions.push(action("mobileView", ext, mobile.clone(), false, None));
+            if let (true, Some(target)) = (convert_actions, spec.convert_to) {
+                actions.push(Action {
+                    targetext: Some(target.into()),
+                    ..action(
+                        "convert",
+                        ext,
+                        format!("{t}/convert-and-edit/{ext}/{target}?{PLACEHOLDERS}"),
+                        false,
+                        Some("update"),
+                    )
+                });
+            }
         }
         for ext in spec.edit {
             actions.push(action("view", ext, view.clone(), false, None));
@@ -108,6 +137,15 @@ pub fn build(state: &AppState) -> Discovery {
                 true,
                 Some("locks,update"),
             ));
+            if FORMS.contains(ext) {
+                actions.push(action(
+                    "formsubmit",
+                    ext,
+                    format!("{t}/{}/edit?formsubmit=1&{PLACEHOLDERS}", spec.doc_type),
+                    false,
+                    Some("locks,update"),
+                ));
+            }
             actions.push(action(
                 "mobileEdit",
                 ext,
@@ -163,7 +201,7 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
 /// `GET /hosting/capabilities`
 pub async fn capabilities() -> Response {
     axum::Json(serde_json::json!({
-        "convert-to": {"available": false},
+        "convert-to": {"available": true, "endpoint": "/cool/convert-to"},
         "hasMobileSupport": true,
         "hasProxyPrefix": false,
         "hasTemplateSaveAs": false,

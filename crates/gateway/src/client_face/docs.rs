@@ -33,7 +33,7 @@ fn secret(state: &AppState) -> Result<docs_api::Secret, GatewayError> {
 }
 
 /// The header token of a Docs request (`{"payload": …}`), verified.
-fn header_payload(
+pub(crate) fn header_payload(
     state: &AppState,
     headers: &HeaderMap,
     kind: &'static str,
@@ -57,7 +57,8 @@ fn header_payload(
     }))
 }
 
-fn mime(ext: &str) -> &'static str {
+/// The MIME type of an extension the gateway saves or serves.
+pub(crate) fn mime(ext: &str) -> &'static str {
     match ext {
         "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -69,6 +70,20 @@ fn mime(ext: &str) -> &'static str {
         "txt" => "text/plain",
         "csv" => "text/csv",
         "rtf" => "application/rtf",
+        "html" => "text/html",
+        "epub" => "application/epub+zip",
+        "png" => "image/png",
+        "jpg" => "image/jpeg",
+        "docm" => "application/vnd.ms-word.document.macroEnabled.12",
+        "xlsm" => "application/vnd.ms-excel.sheet.macroEnabled.12",
+        "pptm" => "application/vnd.ms-powerpoint.presentation.macroEnabled.12",
+        "dotx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.template",
+        "xltx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.template",
+        "potx" => "application/vnd.openxmlformats-officedocument.presentationml.template",
+        "ott" => "application/vnd.oasis.opendocument.text-template",
+        "ots" => "application/vnd.oasis.opendocument.spreadsheet-template",
+        "otp" => "application/vnd.oasis.opendocument.presentation-template",
+        "fb2" => "application/x-fictionbook+xml",
         _ => "application/octet-stream",
     }
 }
@@ -101,15 +116,24 @@ pub async fn download(
             })?,
         )
     };
+    stream_get_file(&state, &wopi_src, &token).await
+}
+
+/// Streams the host's GetFile of `wopi_src` as Docs' download.
+pub(crate) async fn stream_get_file(
+    state: &AppState,
+    wopi_src: &str,
+    token: &str,
+) -> Result<Response, GatewayError> {
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let call = Call {
-        wopi_src: &wopi_src,
+        wopi_src,
         suffix: "/contents",
-        token: &token,
+        token,
         op: "GetFile",
     };
     let resp = host::send_ok(
-        &state,
+        state,
         &call,
         http::Method::GET,
         &[(wopi::headers::MAX_EXPECTED_SIZE, limit.to_string())],
@@ -177,7 +201,7 @@ fn is_docs_url(state: &AppState, url: &str) -> bool {
 }
 
 /// Downloads a Docs `url` into the spool.
-async fn fetch_to_spool(
+pub(crate) async fn fetch_to_spool(
     state: &AppState,
     url: &str,
     path: &std::path::Path,
@@ -491,6 +515,9 @@ async fn handle_callback(
                 }
             };
             let users = cb.users.clone().unwrap_or_default();
+            if !exit && cb.forcesavetype == Some(docs_api::ForceSaveType::Form.code()) {
+                return submit_form(state, &s, key, cb, &path, written.size).await;
+            }
             let result = match s.write_token(&users).map(str::to_owned) {
                 None => Err(SaveFailure::from(
                     "no valid write-capable access token for this document".to_owned(),
@@ -584,6 +611,65 @@ async fn handle_callback(
             ("ok", answer(0, None))
         }
         _ => ("ok", answer(0, None)),
+    }
+}
+
+/// A submitted form (status 6, forcesavetype 3) is saved as a new file next to the
+/// original — never over the form — named after it with the submitter and a time.
+async fn submit_form(
+    state: &AppState,
+    s: &super::session::Session,
+    key: &str,
+    cb: &Callback,
+    path: &std::path::Path,
+    size: u64,
+) -> (&'static str, Response) {
+    let users = cb.users.clone().unwrap_or_default();
+    let Some(token) = s
+        .write_token(&users)
+        .or_else(|| s.read_token())
+        .map(str::to_owned)
+    else {
+        keep_recovery(state, key, &s.wopi_src, cb.status, Some(path), "no valid access token to save the submitted form", None).await;
+        return ("failed", answer(1, Some("no valid access token for this document")));
+    };
+    let name = submitted_form_name(&s.name, &s.ext, users.first().map(String::as_str), crate::host_face::deliveries::now_ms());
+    let result = super::convert::put_relative_file(state, &s.wopi_src, &token, path, size, &name, &s.ext, false).await;
+    match result {
+        Ok(v) => {
+            let _ = tokio::fs::remove_file(path).await;
+            let saved = v.get("Name").and_then(Value::as_str).unwrap_or(&name).to_owned();
+            tracing::info!(key, size, name = %saved, stage = "form-submit", "submitted form saved as a new file");
+            ("ok", answer(0, None))
+        }
+        Err((status, why)) => {
+            keep_recovery(state, key, &s.wopi_src, cb.status, Some(path), &why, None).await;
+            tracing::warn!(key, status, "the host refused the submitted form");
+            ("failed", answer(1, Some(&format!("the WOPI host did not accept the submitted form: {why}"))))
+        }
+    }
+}
+
+/// `Report.pdf` submitted by `u1` → `Report - u1 - 2026-12-01 213033.pdf` (UTC).
+fn submitted_form_name(original: &str, ext: &str, user: Option<&str>, unix_ms: u64) -> String {
+    let stem = original
+        .strip_suffix(&format!(".{ext}"))
+        .unwrap_or(original);
+    let stem = if stem.is_empty() { "Form" } else { stem };
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour][minute][second]");
+    let stamp = t.format(&fmt).unwrap_or_default();
+    let user: String = user
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|'))
+        .take(64)
+        .collect();
+    if user.is_empty() {
+        format!("{stem} - {stamp}.{ext}")
+    } else {
+        format!("{stem} - {user} - {stamp}.{ext}")
     }
 }
 
@@ -744,4 +830,23 @@ pub async fn rename(
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, Body::empty()).await?;
     let v = json_answer(resp).await;
     Ok(axum::Json(json!({"Name": v.get("Name").cloned().unwrap_or(json!(name))})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn submitted_forms_get_a_new_name() {
+        assert_eq!(
+            super::submitted_form_name("Report.pdf", "pdf", Some("u1"), 1_796_160_633_000),
+            "Report - u1 - 2026-12-01 213033.pdf"
+        );
+        assert_eq!(
+            super::submitted_form_name("a.pdf", "pdf", Some("x/y:z"), 0),
+            "a - xyz - 1970-01-01 000000.pdf"
+        );
+        assert_eq!(
+            super::submitted_form_name(".pdf", "pdf", None, 0),
+            "Form - 1970-01-01 000000.pdf"
+        );
+    }
 }

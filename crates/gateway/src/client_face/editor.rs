@@ -51,7 +51,8 @@ pub fn document_key(prefix: char, wopi_src: &str, version: &str) -> String {
     )
 }
 
-fn page_error(status: StatusCode, message: &str) -> Response {
+/// An HTML error page with `status` (browser routes).
+pub(crate) fn page_error(status: StatusCode, message: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Editor unavailable</title></head><body><p>Sorry, the editor could not be loaded: {}</p></body></html>",
         html_escape(message)
@@ -59,7 +60,8 @@ fn page_error(status: StatusCode, message: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
-fn html_escape(s: &str) -> String {
+/// Escapes text for HTML (element content and quoted attributes).
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -130,33 +132,35 @@ pub async fn open(
     }
 }
 
-type OpenError = (&'static str, StatusCode, String);
+/// Why a browser route failed: (metric result, status, message).
+pub(crate) type OpenError = (&'static str, StatusCode, String);
 
-async fn open_inner(
+/// What a WOPI host's browser posts to an action URL, checked: WOPISrc under the allowed
+/// origins, an access token present.
+pub(crate) struct ActionRequest {
+    /// WOPISrc.
+    pub(crate) wopi_src: String,
+    /// The user's access token.
+    pub(crate) token: String,
+    /// `access_token_ttl` (Unix ms; 0 unknown).
+    pub(crate) ttl_ms: u64,
+    /// The query, keys lower-cased.
+    pub(crate) query: HashMap<String, String>,
+    /// The form fields.
+    pub(crate) form: HashMap<String, String>,
+}
+
+/// The largest action form read (it carries a token and an optional `docs_api_config`).
+const MAX_ACTION_FORM: usize = 1024 * 1024;
+
+/// Reads and checks an action request (query and urlencoded form).
+pub(crate) async fn read_action(
     state: &AppState,
-    document_type: &str,
-    mode: &str,
     raw_query: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Response, &'static str), OpenError> {
+) -> Result<ActionRequest, OpenError> {
     let bad = |m: String| ("bad_request", StatusCode::BAD_REQUEST, m);
-    let Some(docs_secret) = state.settings().docs.jwt_secret.clone() else {
-        return Err((
-            "not_configured",
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the client face needs docs.jwt_secret".into(),
-        ));
-    };
-    if !matches!(document_type, "word" | "cell" | "slide" | "pdf")
-        || !matches!(mode, "view" | "edit")
-    {
-        return Err((
-            "bad_request",
-            StatusCode::NOT_FOUND,
-            format!("no editor for {document_type}/{mode}"),
-        ));
-    }
     // Query keys are case-insensitive (WOPISrc, wopisrc, …).
     let query: HashMap<String, String> = parse_form(raw_query)
         .into_iter()
@@ -166,10 +170,20 @@ async fn open_inner(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let bytes = body
+    let bytes = http_body_util::Limited::new(body, MAX_ACTION_FORM)
         .collect()
         .await
-        .map_err(|e| bad(format!("request body: {e}")))?
+        .map_err(|e| {
+            if crate::app::is_body_limit(e.as_ref()) {
+                (
+                    "bad_request",
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the action form is larger than 1 MiB".to_owned(),
+                )
+            } else {
+                bad(format!("request body: {e}"))
+            }
+        })?
         .to_bytes();
     if !bytes.is_empty() && !ctype.starts_with("application/x-www-form-urlencoded") {
         return Err((
@@ -209,6 +223,47 @@ async fn open_inner(
         .get("access_token_ttl")
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
+    Ok(ActionRequest {
+        wopi_src,
+        token,
+        ttl_ms,
+        query,
+        form,
+    })
+}
+
+async fn open_inner(
+    state: &AppState,
+    document_type: &str,
+    mode: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Response, &'static str), OpenError> {
+    let bad = |m: String| ("bad_request", StatusCode::BAD_REQUEST, m);
+    let Some(docs_secret) = state.settings().docs.jwt_secret.clone() else {
+        return Err((
+            "not_configured",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the client face needs docs.jwt_secret".into(),
+        ));
+    };
+    if !matches!(document_type, "word" | "cell" | "slide" | "pdf")
+        || !matches!(mode, "view" | "edit")
+    {
+        return Err((
+            "bad_request",
+            StatusCode::NOT_FOUND,
+            format!("no editor for {document_type}/{mode}"),
+        ));
+    }
+    let ActionRequest {
+        wopi_src,
+        token,
+        ttl_ms,
+        query,
+        form,
+    } = read_action(state, raw_query, headers, body).await?;
     let docs_api_config = match form.get("docs_api_config").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(
@@ -279,6 +334,7 @@ async fn build_page(
         key: key.clone(),
         wopi_src: o.wopi_src.clone(),
         ext: ext.clone(),
+        name: info.base_file_name.clone(),
         edit,
         supports_locks,
         lock_id: None,
@@ -461,6 +517,11 @@ fn build_config(
             co_editing["change"] = json!(ch);
         }
         deep_merge(&mut c, &Value::Object(p.customization.clone()));
+    }
+    // The Pdf app's `formsubmit` action: Docs shows its Submit button, and the submitted form
+    // comes back as a status 6 callback of forcesavetype 3 (saved as a new file).
+    if q("formsubmit") == Some("1") {
+        c["submitForm"] = json!(true);
     }
     let mut user = json!({"id": info.user_id});
     user["name"] = json!(if flag(info.is_anonymous_user) {

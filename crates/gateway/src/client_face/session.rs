@@ -25,6 +25,8 @@ pub struct Session {
     pub wopi_src: String,
     /// Lower-case extension.
     pub ext: String,
+    /// The file's name on the host (`BaseFileName`).
+    pub name: String,
     /// Edit session (holds a lock) or view.
     pub edit: bool,
     /// Whether the host supports locks.
