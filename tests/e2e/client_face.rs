@@ -1013,3 +1013,352 @@ async fn docs_gets_internal_urls_browsers_get_public_ones() {
     .await;
     assert_eq!((st, body.as_slice()), (200, b"x".as_slice()));
 }
+
+/// Posts the convert action for `ext` → `target` as the host's browser does; returns the
+/// status, the page and the status URL written in it.
+async fn start_conversion(s: &Setup, ext: &str, target: &str) -> (u16, String, Option<String>) {
+    let url = format!(
+        "{}/hosting/wopi/convert-and-edit/{ext}/{target}?WOPISrc={}",
+        s.base,
+        enc(&s.host.wopi_src())
+    );
+    let (st, _, body) = send(
+        "POST",
+        &url,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "access_token=tok-alice&access_token_ttl=0",
+    )
+    .await;
+    let page = String::from_utf8(body).unwrap();
+    let status_url = page
+        .split("var statusUrl = \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .map(str::to_owned);
+    (st, page, status_url)
+}
+
+/// Polls a conversion's status URL until it is no longer 202.
+async fn conversion_outcome(status_url: &str) -> (u16, Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, _, body) = get(status_url).await;
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        if st != 202 {
+            return (st, v);
+        }
+        assert_eq!(v["state"], "converting");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "conversion never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn old_doc(s: &Setup) {
+    let mut h = s.host.state.lock().unwrap();
+    h.content = b"legacy doc bytes".to_vec();
+    h.info
+        .insert("BaseFileName".into(), json!("Minutes 1997.doc"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_offers_convert_and_formsubmit_actions() {
+    let s = setup(b"x", "").await;
+    let (_, _, body) = get(&format!("{}/hosting/discovery", s.base)).await;
+    let d = wopi::discovery::parse(&body).unwrap();
+    for (ext, target) in [
+        ("doc", "docx"),
+        ("xls", "xlsx"),
+        ("ppt", "pptx"),
+        ("odg", "pptx"),
+    ] {
+        let (_, a) = d
+            .actions_for_ext(ext)
+            .find(|(_, a)| a.name == "convert")
+            .unwrap_or_else(|| panic!("no convert action for {ext}"));
+        assert_eq!(a.targetext.as_deref(), Some(target));
+        assert_eq!(a.requires.as_deref(), Some("update"));
+        assert!(
+            a.urlsrc.starts_with(&format!(
+                "{}/hosting/wopi/convert-and-edit/{ext}/{target}?",
+                s.base
+            )),
+            "{}",
+            a.urlsrc
+        );
+    }
+    assert!(
+        !d.actions_for_ext("docx").any(|(_, a)| a.name == "convert"),
+        "editable formats are not converted"
+    );
+    assert!(!d.actions_for_ext("djvu").any(|(_, a)| a.name == "convert"));
+    let (_, form) = d
+        .actions_for_ext("pdf")
+        .find(|(_, a)| a.name == "formsubmit")
+        .unwrap();
+    assert!(form.urlsrc.contains("/hosting/wopi/pdf/edit?formsubmit=1&"));
+    let (_, _, caps) = get(&format!("{}/hosting/capabilities", s.base)).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&caps).unwrap()["convert-to"]["available"],
+        true
+    );
+    // Off by setting.
+    let s = setup(b"x", "convert_actions = false").await;
+    let (_, _, body) = get(&format!("{}/hosting/discovery", s.base)).await;
+    let d = wopi::discovery::parse(&body).unwrap();
+    assert!(!d.actions_for_ext("doc").any(|(_, a)| a.name == "convert"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_and_edit_a_doc_end_to_end() {
+    let s = setup(b"x", "").await;
+    old_doc(&s);
+    s.host.state.lock().unwrap().converter.polls = 3;
+    let (st, page, status_url) = start_conversion(&s, "doc", "docx").await;
+    assert_eq!(st, 200, "{page}");
+    let status_url = status_url.expect("the page names its status URL");
+    assert!(
+        status_url.starts_with(&format!("{}/hosting/convert/", s.base)),
+        "{status_url}"
+    );
+    assert!(
+        page.contains("Minutes 1997.doc"),
+        "the page says what it converts"
+    );
+    let (st, v) = conversion_outcome(&status_url).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "done");
+    assert_eq!(v["hostEditUrl"], format!("{}/edit/new", s.host.origin()));
+    let h = s.host.state.lock().unwrap();
+    // Docs was asked to convert asynchronously, and polled until it ended.
+    let reqs = &h.converter.requests;
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    assert_eq!(reqs[0]["async"], true);
+    assert_eq!(reqs[0]["filetype"], "doc");
+    assert_eq!(reqs[0]["outputtype"], "docx");
+    assert_eq!(h.converter.bad_tokens, 0);
+    // It downloaded the source through the gateway (GetFile on the host, signed).
+    assert_eq!(
+        h.converter.sources.values().next().unwrap(),
+        b"legacy doc bytes"
+    );
+    // The result went to the host as a new file, converted, signed; the original is kept.
+    assert_eq!(h.relative.len(), 1);
+    assert_eq!(h.relative[0].0, "Quarterly Report.docx");
+    assert_eq!(h.relative[0].1, b"converted:legacy doc bytes");
+    let put = h.calls.iter().find(|c| c.0 == "PutRelativeFile").unwrap();
+    assert_eq!(put.2["x-wopi-fileconversion"], "true");
+    assert_eq!(put.2["x-wopi-suggestedtarget"], ".docx");
+    assert!(put.2.contains_key("x-wopi-proofold"));
+    assert_eq!(h.bad_proofs, 0);
+    assert_eq!(h.content, b"legacy doc bytes", "the original is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_conversion_writes_nothing_and_says_why() {
+    let s = setup(b"x", "").await;
+    old_doc(&s);
+    for (code, status, words) in [
+        (-3, 422, "could not be converted"),
+        (-5, 422, "password-protected"),
+        (-4, 502, "could not download the source"),
+        (-8, 502, "docs.jwt_secret"),
+    ] {
+        s.host.state.lock().unwrap().converter.fail_with = Some(code);
+        let (st, _, status_url) = start_conversion(&s, "doc", "docx").await;
+        assert_eq!(st, 200);
+        let (st, v) = conversion_outcome(&status_url.unwrap()).await;
+        assert_eq!(st, status, "error {code}: {v}");
+        assert_eq!(v["state"], "failed");
+        let m = v["message"].as_str().unwrap();
+        assert!(m.contains(words) && m.contains(&code.to_string()), "{m}");
+    }
+    assert!(s.host.state.lock().unwrap().relative.is_empty());
+    assert!(!s.host.ops().iter().any(|o| o == "PutRelativeFile"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_the_host_refuses_or_cannot_take() {
+    let s = setup(b"x", "conversion_timeout_seconds = 1").await;
+    old_doc(&s);
+    for code in [409u16, 413, 501] {
+        s.host.state.lock().unwrap().fail_relative = Some(code);
+        let (_, _, status_url) = start_conversion(&s, "doc", "docx").await;
+        let (st, v) = conversion_outcome(&status_url.unwrap()).await;
+        assert_eq!(st, code, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("host"), "{v}");
+    }
+    s.host.state.lock().unwrap().fail_relative = None;
+    // Docs that never finishes: 504 after the conversion timeout.
+    s.host.state.lock().unwrap().converter.hang = true;
+    let (_, _, status_url) = start_conversion(&s, "doc", "docx").await;
+    let (st, v) = conversion_outcome(&status_url.unwrap()).await;
+    assert_eq!(st, 504, "{v}");
+    s.host.state.lock().unwrap().converter.hang = false;
+    // A host that does not let the user create files: refused before any conversion.
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("UserCanNotWriteRelative".into(), json!(true));
+    let before = s.host.state.lock().unwrap().converter.requests.len();
+    let (st, page, status_url) = start_conversion(&s, "doc", "docx").await;
+    assert_eq!(st, 403, "{page}");
+    assert!(page.contains("UserCanNotWriteRelative"), "{page}");
+    assert!(status_url.is_none());
+    assert_eq!(
+        s.host.state.lock().unwrap().converter.requests.len(),
+        before
+    );
+    // A pair discovery does not offer: 404.
+    let (st, _, _) = start_conversion(&s, "docx", "doc").await;
+    assert_eq!(st, 404);
+    assert!(s.host.state.lock().unwrap().relative.is_empty());
+}
+
+/// A multipart/form-data body with one file field.
+fn multipart(field: &str, filename: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----wopigatewaytestboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_to_round_trip_and_its_errors() {
+    let s = setup_with_server(
+        b"x",
+        "conversion_timeout_seconds = 1",
+        "[server.body_limit_bytes]\nhosting = 4096",
+    )
+    .await;
+    for prefix in ["cool", "lool"] {
+        let (ctype, body) = multipart("data", "Budget.xlsx", b"sheet bytes");
+        let (st, h, out) = send(
+            "POST",
+            &format!("{}/{prefix}/convert-to/pdf", s.base),
+            &[("content-type", &ctype)],
+            body,
+        )
+        .await;
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(out, b"converted:sheet bytes");
+        assert_eq!(h["content-type"], "application/pdf");
+        assert!(
+            h["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("Budget.pdf")
+        );
+    }
+    let req = s.host.state.lock().unwrap().converter.requests[0].clone();
+    assert_eq!(
+        (req["filetype"].as_str(), req["outputtype"].as_str()),
+        (Some("xlsx"), Some("pdf"))
+    );
+    let post = |ctype: String, body: Vec<u8>, format: &'static str| {
+        let url = format!("{}/cool/convert-to/{format}", s.base);
+        async move { send("POST", &url, &[("content-type", &ctype)], body).await }
+    };
+    // Unknown format, unsupported pair, no extension, no data field, not multipart.
+    let (c, b) = multipart("data", "a.docx", b"x");
+    assert_eq!(post(c, b, "xyz").await.0, 400);
+    let (c, b) = multipart("data", "a.docx", b"x");
+    assert_eq!(post(c, b, "xlsx").await.0, 400);
+    let (c, b) = multipart("data", "noext", b"x");
+    assert_eq!(post(c, b, "pdf").await.0, 400);
+    let (c, b) = multipart("file", "a.docx", b"x");
+    let (st, _, msg) = post(c, b, "pdf").await;
+    assert_eq!(st, 400);
+    assert!(String::from_utf8_lossy(&msg).contains("data"));
+    assert_eq!(post("text/plain".into(), b"x".to_vec(), "pdf").await.0, 400);
+    // Over the hosting body limit.
+    let (c, b) = multipart("data", "a.docx", &vec![b'x'; 8192]);
+    assert_eq!(post(c, b, "pdf").await.0, 413);
+    // Docs fails, or never finishes.
+    s.host.state.lock().unwrap().converter.fail_with = Some(-4);
+    let (c, b) = multipart("data", "a.docx", b"x");
+    let (st, _, msg) = post(c, b, "pdf").await;
+    assert_eq!(st, 502, "{}", String::from_utf8_lossy(&msg));
+    s.host.state.lock().unwrap().converter.fail_with = None;
+    s.host.state.lock().unwrap().converter.hang = true;
+    let (c, b) = multipart("data", "a.docx", b"x");
+    assert_eq!(post(c, b, "pdf").await.0, 504);
+    // No upload is left behind in the spool.
+    let spool = s.gw.data_dir().join("spool/client");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with("convert-to")),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_pdf_form_is_saved_as_a_new_file() {
+    let s = setup(b"%PDF form", "").await;
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("BaseFileName".into(), json!("Application.pdf"));
+    let url = format!(
+        "{}/hosting/wopi/pdf/edit?formsubmit=1&WOPISrc={}",
+        s.base,
+        enc(&s.host.wopi_src())
+    );
+    let (st, _, body) = send(
+        "POST",
+        &url,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "access_token=tok-alice",
+    )
+    .await;
+    assert_eq!(st, 200);
+    let page = String::from_utf8(body).unwrap();
+    let config: Value = serde_json::from_str(
+        page.split("<script type=\"application/json\" id=\"wopi-gateway-config\">")
+            .nth(1)
+            .and_then(|r| r.split("</script>").next())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["editorConfig"]["customization"]["submitForm"], true);
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("f/output.pdf".into(), b"%PDF filled".to_vec());
+    let (_, a) = callback(&s, &key, json!({"key": key, "status": 6, "url": format!("{}/cache/f/output.pdf", s.host.origin()), "users": ["alice"], "forcesavetype": 3})).await;
+    assert_eq!(a, json!({"error": 0}));
+    let h = s.host.state.lock().unwrap();
+    assert_eq!(
+        h.content, b"%PDF form",
+        "the form itself is never overwritten"
+    );
+    assert!(!h.calls.iter().any(|c| c.0 == "PutFile"));
+    assert_eq!(h.relative.len(), 1);
+    let (name, bytes) = &h.relative[0];
+    assert!(
+        name.starts_with("Application - alice - ") && name.ends_with(".pdf"),
+        "{name}"
+    );
+    assert_eq!(bytes, b"%PDF filled");
+    let put = h.calls.iter().find(|c| c.0 == "PutRelativeFile").unwrap();
+    assert!(!put.2.contains_key("x-wopi-fileconversion"));
+    assert_eq!(h.bad_proofs, 0);
+}

@@ -256,9 +256,13 @@ async fn a_whole_edit_session() {
         "document.url fetched with Docs' JWT"
     );
     assert_eq!(s.int.log.lock().unwrap().bad_tokens, 0);
+    // Counted once the integrator's answer is read, just after it recorded the save.
     assert!(
-        s.gw.metric("wopi_gateway_callbacks_sent_total{result=\"ok\",status=\"2\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_callbacks_sent_total{result=\"ok\",status=\"2\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
 }
@@ -1595,4 +1599,74 @@ async fn internal_url_for_servers_public_url_for_browsers() {
         cb[0]
     );
     assert_eq!(s.int.log.lock().unwrap().saved[0].1, b"saved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_url_serves_the_current_content_and_nothing_else() {
+    let s = setup("download_url_ttl_seconds = 2", "", "").await;
+    s.int.put_doc("f.docx", b"first");
+    s.int.put_doc("g.docx", b"other");
+    let (fid, token, _) = open(&s, "f.docx", "key-f", Some(("u1", "Ada")), true).await;
+    let (gid, gtoken, _) = open(&s, "g.docx", "key-g", Some(("u1", "Ada")), true).await;
+    let file = format!("/wopi/files/{fid}");
+    let info = json(&s.wopi("GET", &file, &token, &[], "").await.2);
+    let url = info["FileUrl"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!(
+            "http://127.0.0.1:{}/wopi/fileurl/{fid}?token=",
+            s.gw.public.port()
+        )),
+        "{url}"
+    );
+    // No proof headers needed, and the bytes are GetFile's.
+    let (st, _, body) = get(&url).await;
+    assert_eq!((st, body.as_slice()), (200, b"first".as_slice()));
+    let (_, _, via_getfile) = s
+        .wopi("GET", &format!("{file}/contents"), &token, &[], "")
+        .await;
+    assert_eq!(body, via_getfile);
+    // After a PutFile the same URL serves the new content.
+    s.edit_session(&file, &token, "second").await;
+    assert_eq!(get(&url).await.2, b"second");
+    // Refusals: the token of another file, a forged or missing token, tokens swapped.
+    let other = json(
+        &s.wopi("GET", &format!("/wopi/files/{gid}"), &gtoken, &[], "")
+            .await
+            .2,
+    )["FileUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other_token = other.split("token=").nth(1).unwrap();
+    assert_eq!(
+        get(&s
+            .gw
+            .url(&format!("/wopi/fileurl/{fid}?token={other_token}")))
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        get(&s.gw.url(&format!("/wopi/fileurl/{fid}?token=garbage")))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(get(&s.gw.url(&format!("/wopi/fileurl/{fid}"))).await.0, 401);
+    assert_eq!(
+        get(&s.gw.url(&format!("/wopi/fileurl/{fid}?token={token}")))
+            .await
+            .0,
+        401,
+        "an access token is not a FileUrl token"
+    );
+    let file_url_token = url.split("token=").nth(1).unwrap().to_owned();
+    assert_eq!(
+        s.wopi("GET", &file, &file_url_token, &[], "").await.0,
+        401,
+        "a FileUrl token is not an access token"
+    );
+    // It expires with the download-URL lifetime.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(get(&url).await.0, 401);
 }

@@ -232,6 +232,18 @@ impl Gateway {
         }
     }
 
+    /// Waits (up to 10 s) until a metric reaches `at_least`; returns its value.
+    pub async fn wait_metric(&self, series: &str, at_least: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.metric(series).await;
+            if v >= at_least || Instant::now() > deadline {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Reads one metric value (a full series name with labels, as printed).
     pub async fn metric(&self, series: &str) -> f64 {
         let (_, _, body) = http::get(&self.admin_url("/metrics")).await;

@@ -36,6 +36,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct HostFace {
     /// Signs access tokens and download URLs.
     pub token_secret: Secret,
+    /// Signs FileUrl tokens: derived from the access-token secret, but a different key, so a
+    /// FileUrl token is never an access token nor the other way round.
+    pub fileurl_secret: Secret,
     /// Per-file state.
     pub files: Files,
     /// Pending callbacks.
@@ -47,14 +50,14 @@ pub struct HostFace {
     version_seq: Arc<AtomicU64>,
 }
 
-async fn load_or_create_secret(settings: &Settings) -> Result<Secret, String> {
+async fn load_or_create_secret(settings: &Settings) -> Result<String, String> {
     let path = settings
         .host_face
         .access_token_secret_file
         .clone()
         .unwrap_or_else(|| settings.server.data_dir.join("access-token.secret"));
     match tokio::fs::read_to_string(&path).await {
-        Ok(s) if s.trim().len() >= 32 => return Ok(Secret::new(s.trim().to_owned())),
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().to_owned()),
         Ok(_) => {
             return Err(format!(
                 "host_face.access_token_secret_file: {} holds fewer than 32 characters",
@@ -76,7 +79,7 @@ async fn load_or_create_secret(settings: &Settings) -> Result<Secret, String> {
     crate::spool::write_private(&path, secret.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     tracing::info!(path = %path.display(), "generated the access-token secret");
-    Ok(Secret::new(secret))
+    Ok(secret)
 }
 
 impl HostFace {
@@ -86,7 +89,9 @@ impl HostFace {
         http: HttpClient,
         metrics: Metrics,
     ) -> Result<Self, String> {
-        let token_secret = load_or_create_secret(settings).await?;
+        let secret = load_or_create_secret(settings).await?;
+        let fileurl_secret = Secret::new(format!("FileUrl\u{0}{secret}"));
+        let token_secret = Secret::new(secret);
         let spool = settings.server.data_dir.join("spool").join("host");
         let files = Files::open(spool.join("files"))
             .await
@@ -101,6 +106,7 @@ impl HostFace {
             DiscoveryCache::new(settings.host_face.discovery_urls.clone(), http, metrics);
         Ok(HostFace {
             token_secret,
+            fileurl_secret,
             files,
             deliveries,
             discovery,
@@ -125,6 +131,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/sessions", post(session::open_session))
         .route("/open", get(session::open_page))
         .route("/api/v1/download/{id}", get(session::download))
+        .route("/wopi/fileurl/{fid}", get(wopi::file_url))
         .route("/wopi/{*rest}", any(wopi::handle))
 }
 

@@ -29,6 +29,28 @@ pub struct HostState {
     pub renamed: Option<String>,
     /// Saved files Docs serves (path → bytes), for the Docs simulator.
     pub docs_files: HashMap<String, Vec<u8>>,
+    /// Answer the next PutRelativeFile with this status.
+    pub fail_relative: Option<u16>,
+    /// The Docs simulator's converter.
+    pub converter: Converter,
+}
+
+/// The Docs simulator's `/converter`: async jobs that finish after `polls` requests.
+#[derive(Default)]
+pub struct Converter {
+    /// Verified request bodies, in order.
+    pub requests: Vec<Value>,
+    /// Requests whose JWT did not verify.
+    pub bad_tokens: usize,
+    /// Answer every request with `{"error": n}`.
+    pub fail_with: Option<i64>,
+    /// Requests a job takes before it ends (0 or 1: at once).
+    pub polls: usize,
+    /// Never end (for timeouts).
+    pub hang: bool,
+    /// Sources downloaded from the gateway, by key.
+    pub sources: HashMap<String, Vec<u8>>,
+    seen: HashMap<String, usize>,
 }
 
 pub struct WopiHost {
@@ -54,6 +76,71 @@ fn conflict(lock: &Option<String>, reason: &str) -> Response<Full<Bytes>> {
         .header("x-wopi-lockfailurereason", reason)
         .body(Full::new(Bytes::new()))
         .unwrap()
+}
+
+/// Docs' conversion API as the simulator plays it: the body token must verify with the Docs
+/// secret; the source is downloaded from `url` with Docs' JWT header, as Docs does; the
+/// "converted" file is `converted:` + the source, served under `/cache/conv/`.
+async fn converter(
+    st: &Arc<Mutex<HostState>>,
+    addr: &Arc<Mutex<Option<SocketAddr>>>,
+    req: &Request<Bytes>,
+) -> Response<Full<Bytes>> {
+    use docs_api::{Secret, jwt};
+    let secret = Secret::new(super::upstream::DOCS_SECRET);
+    let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+    let header_ok = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| jwt::verify(&secret, jwt::token_from_header(v)).ok())
+        .is_some_and(|c| c.get("payload").and_then(|p| p.get("url")) == body.get("url"));
+    let body_ok = body
+        .get("token")
+        .and_then(Value::as_str)
+        .and_then(|t| jwt::verify(&secret, t).ok())
+        .is_some_and(|c| c.get("url") == body.get("url"));
+    if !(header_ok && body_ok) {
+        st.lock().unwrap().converter.bad_tokens += 1;
+        return resp(200, json!({"error": -8}).to_string());
+    }
+    let key = body["key"].as_str().unwrap_or("").to_owned();
+    let (fail, done, hang) = {
+        let mut s = st.lock().unwrap();
+        let c = &mut s.converter;
+        c.requests.push(body.clone());
+        let n = c.seen.entry(key.clone()).or_insert(0);
+        *n += 1;
+        (c.fail_with, *n >= c.polls.max(1), c.hang)
+    };
+    if let Some(code) = fail {
+        return resp(200, json!({"error": code}).to_string());
+    }
+    if hang || !done {
+        return resp(200, json!({"endConvert": false, "percent": 50}).to_string());
+    }
+    let url = body["url"].as_str().unwrap_or("").to_owned();
+    let mut claims = serde_json::Map::new();
+    claims.insert("payload".into(), json!({"url": url}));
+    let auth = format!("Bearer {}", jwt::sign(&secret, &claims));
+    let (code, _, bytes) = super::http::send("GET", &url, &[("authorization", &auth)], "").await;
+    if code != 200 {
+        return resp(200, json!({"error": -4}).to_string());
+    }
+    let out = body["outputtype"].as_str().unwrap_or("bin").to_owned();
+    let mut converted = b"converted:".to_vec();
+    converted.extend_from_slice(&bytes);
+    let file = format!("conv/{key}.{out}");
+    let origin = addr.lock().unwrap().unwrap();
+    {
+        let mut s = st.lock().unwrap();
+        s.converter.sources.insert(key, bytes);
+        s.docs_files.insert(file.clone(), converted);
+    }
+    resp(
+        200,
+        json!({"endConvert": true, "fileType": out, "percent": 100, "fileUrl": format!("http://{origin}/cache/{file}")}).to_string(),
+    )
 }
 
 impl WopiHost {
@@ -85,6 +172,9 @@ impl WopiHost {
                         .header("content-type", "application/javascript")
                         .body(Full::new(Bytes::from(js)))
                         .unwrap();
+                }
+                if path == "/converter" {
+                    return converter(&st, &ac, &req).await;
                 }
                 if let Some(rest) = path.strip_prefix("/cache/") {
                     return match st.lock().unwrap().docs_files.get(rest) {
@@ -234,9 +324,16 @@ impl WopiHost {
                         resp(200, json!({"LastModifiedTime": format!("2024-01-0{}T00:00:00Z", s.version.min(9))}).to_string())
                     }
                     "PutRelativeFile" => {
-                        let name =
+                        if let Some(code) = s.fail_relative {
+                            return resp(code, "");
+                        }
+                        let mut name =
                             wopi::utf7::decode(&h("x-wopi-suggestedtarget").unwrap_or_default())
                                 .unwrap();
+                        if name.starts_with('.') {
+                            // A suggested extension: the host names the file.
+                            name = format!("Quarterly Report{name}");
+                        }
                         s.relative.push((name.clone(), req.body().to_vec()));
                         resp(200, json!({"Name": name, "Url": format!("http://{addr}/wopi/files/new?access_token=x"), "HostEditUrl": format!("http://{addr}/edit/new")}).to_string())
                     }

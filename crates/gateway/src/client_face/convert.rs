@@ -167,7 +167,9 @@ pub fn explain(code: i64) -> &'static str {
         -5 => "the file is password-protected (or the password is wrong)",
         -6 => "the conversion service's queue or database failed",
         -7 => "the conversion request was malformed",
-        -8 => "the conversion request's token was refused (docs.jwt_secret differs from Docs' secret)",
+        -8 => {
+            "the conversion request's token was refused (docs.jwt_secret differs from Docs' secret)"
+        }
         -9 => "the file's format could not be detected",
         -10 => "the file is too large or too complex to convert",
         _ => "unknown conversion error",
@@ -245,11 +247,7 @@ pub async fn convert(
         if left.is_zero() {
             return Err(ConvertFailure::Timeout);
         }
-        let answer = match state
-            .http
-            .send_read("docs_converter", req, 64 * 1024)
-            .await
-        {
+        let answer = match state.http.send_read("docs_converter", req, 64 * 1024).await {
             Ok((_, bytes)) => serde_json::from_slice::<Value>(&bytes).map_err(|e| {
                 ConvertFailure::Transport(format!("the converter's answer is not JSON: {e}"))
             })?,
@@ -305,7 +303,10 @@ pub async fn source(
             let len = file.metadata()?.len();
             Ok((
                 [
-                    (http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                    (
+                        http::header::CONTENT_TYPE,
+                        "application/octet-stream".to_owned(),
+                    ),
                     (http::header::CONTENT_LENGTH, len.to_string()),
                 ],
                 Body::from_stream(spool::read_stream(file)),
@@ -335,8 +336,15 @@ pub async fn convert_and_edit(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match start_convert_and_edit(&state, &ext, &target, query.as_deref().unwrap_or(""), &headers, body)
-        .await
+    match start_convert_and_edit(
+        &state,
+        &ext,
+        &target,
+        query.as_deref().unwrap_or(""),
+        &headers,
+        body,
+    )
+    .await
     {
         Ok(page) => page,
         Err((result, status, message)) => {
@@ -361,7 +369,7 @@ async fn start_convert_and_edit(
 ) -> Result<Response, super::editor::OpenError> {
     let ext = ext.to_ascii_lowercase();
     let target = target.to_ascii_lowercase();
-    if !super::discovery::converts_to(&ext).is_some_and(|t| t == target) {
+    if super::discovery::converts_to(&ext) != Some(target.as_str()) {
         return Err((
             "bad_request",
             StatusCode::NOT_FOUND,
@@ -409,7 +417,7 @@ async fn start_convert_and_edit(
             token: action.token.clone(),
         })
         .map_err(|e| ("error", StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let title = info.base_file_name.clone();
+    let title = info.base_file_name;
     tokio::spawn(run_convert_and_edit(
         state.clone(),
         id.clone(),
@@ -485,7 +493,11 @@ async fn run_convert_and_edit(
     let _ = tokio::fs::remove_file(&path).await;
     match result {
         Ok((name, host_edit_url)) => {
-            tracing::info!(stage = "convert-and-edit", size = written.size, "converted file saved next to the original");
+            tracing::info!(
+                stage = "convert-and-edit",
+                size = written.size,
+                "converted file saved next to the original"
+            );
             job.set(JobState::Done {
                 host_edit_url,
                 name,
@@ -508,10 +520,27 @@ async fn put_relative(
     size: u64,
     target: &str,
 ) -> Result<(String, String), (u16, String)> {
-    let v = put_relative_file(state, wopi_src, token, path, size, &format!(".{target}"), target, true)
-        .await?;
-    let name = v.get("Name").and_then(Value::as_str).unwrap_or("").to_owned();
-    match v.get("HostEditUrl").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+    let v = put_relative_file(
+        state,
+        wopi_src,
+        token,
+        path,
+        size,
+        &format!(".{target}"),
+        target,
+        true,
+    )
+    .await?;
+    let name = v
+        .get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    match v
+        .get("HostEditUrl")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    {
         Some(u) => Ok((name, u.to_owned())),
         None => Err((
             502,
@@ -542,7 +571,10 @@ pub(crate) async fn put_relative_file(
     };
     let mut headers = vec![
         (wopi::headers::OVERRIDE, "PUT_RELATIVE".to_owned()),
-        (wopi::headers::SUGGESTED_TARGET, wopi::utf7::encode(suggested)),
+        (
+            wopi::headers::SUGGESTED_TARGET,
+            wopi::utf7::encode(suggested),
+        ),
         (wopi::headers::SIZE, size.to_string()),
         ("content-type", super::docs::mime(ext).to_owned()),
         ("content-length", size.to_string()),
@@ -652,8 +684,13 @@ fn progress_page(title: &str, status_url: &str) -> String {
 /// Output formats `convert-to` offers, by the source's document type.
 fn convert_to_targets(doc_type: &str) -> &'static [&'static str] {
     match doc_type {
-        "word" => &["docx", "odt", "pdf", "rtf", "txt", "html", "epub", "docm", "dotx", "ott", "fb2", "png", "jpg"],
-        "cell" => &["xlsx", "ods", "csv", "pdf", "xltx", "ots", "xlsm", "png", "jpg"],
+        "word" => &[
+            "docx", "odt", "pdf", "rtf", "txt", "html", "epub", "docm", "dotx", "ott", "fb2",
+            "png", "jpg",
+        ],
+        "cell" => &[
+            "xlsx", "ods", "csv", "pdf", "xltx", "ots", "xlsm", "png", "jpg",
+        ],
         "slide" => &["pptx", "odp", "pdf", "potx", "otp", "pptm", "png", "jpg"],
         "pdf" => &["pdf", "docx", "png", "jpg"],
         _ => &[],
@@ -669,14 +706,12 @@ pub async fn convert_to(
 ) -> Result<Response, GatewayError> {
     let format = format.to_ascii_lowercase();
     let Ok(_permit) = state.client.convert_to_slots.clone().try_acquire_owned() else {
-        state
-            .metrics
-            .load_shed
-            .inc();
+        state.metrics.load_shed.inc();
         return Err(GatewayError::Overloaded);
     };
-    let mut multipart = multipart
-        .map_err(|e| GatewayError::BadRequest(format!("convert-to needs a multipart/form-data body: {e}")))?;
+    let mut multipart = multipart.map_err(|e| {
+        GatewayError::BadRequest(format!("convert-to needs a multipart/form-data body: {e}"))
+    })?;
     let (name, path, size) = loop {
         let field = multipart
             .next_field()
@@ -691,12 +726,18 @@ pub async fn convert_to(
         let path = state.client.spool.join(format!("convert-to-{id}.bin"));
         let limit = state.settings().server.body_limits[crate::access::RouteGroup::Hosting.index()];
         let stream = futures_util::StreamExt::map(field, |c| c.map_err(|e| e.to_string()));
-        let written = spool::write_stream(&path, stream, limit).await.map_err(|e| match e {
-            spool::StreamError::TooLarge => GatewayError::PayloadTooLarge,
-            spool::StreamError::Source(s) if s.contains("length limit") => GatewayError::PayloadTooLarge,
-            spool::StreamError::Source(s) => GatewayError::BadRequest(format!("upload interrupted: {s}")),
-            spool::StreamError::Io(io) => GatewayError::from(io),
-        })?;
+        let written = spool::write_stream(&path, stream, limit)
+            .await
+            .map_err(|e| match e {
+                spool::StreamError::TooLarge => GatewayError::PayloadTooLarge,
+                spool::StreamError::Source(s) if s.contains("length limit") => {
+                    GatewayError::PayloadTooLarge
+                }
+                spool::StreamError::Source(s) => {
+                    GatewayError::BadRequest(format!("upload interrupted: {s}"))
+                }
+                spool::StreamError::Io(io) => GatewayError::from(io),
+            })?;
         break (name, path, written.size);
     };
     let cleanup = TempFile(path.clone());
@@ -716,7 +757,9 @@ pub async fn convert_to(
         )));
     }
     if state.settings().docs.jwt_secret.is_none() {
-        return Err(GatewayError::Forbidden("convert-to needs docs.jwt_secret".into()));
+        return Err(GatewayError::Forbidden(
+            "convert-to needs docs.jwt_secret".into(),
+        ));
     }
     let (id, _job) = state.client.jobs.add(Source::File(path.clone()))?;
     let key = format!("cvt-{id}");
@@ -776,7 +819,10 @@ pub async fn convert_to(
     );
     Ok((
         [
-            (http::header::CONTENT_TYPE, super::docs::mime(&format).to_owned()),
+            (
+                http::header::CONTENT_TYPE,
+                super::docs::mime(&format).to_owned(),
+            ),
             (http::header::CONTENT_LENGTH, written.size.to_string()),
             (http::header::CONTENT_DISPOSITION, disposition),
         ],

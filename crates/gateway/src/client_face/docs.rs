@@ -630,22 +630,61 @@ async fn submit_form(
         .or_else(|| s.read_token())
         .map(str::to_owned)
     else {
-        keep_recovery(state, key, &s.wopi_src, cb.status, Some(path), "no valid access token to save the submitted form", None).await;
-        return ("failed", answer(1, Some("no valid access token for this document")));
+        keep_recovery(
+            state,
+            key,
+            &s.wopi_src,
+            cb.status,
+            Some(path),
+            "no valid access token to save the submitted form",
+            None,
+        )
+        .await;
+        return (
+            "failed",
+            answer(1, Some("no valid access token for this document")),
+        );
     };
-    let name = submitted_form_name(&s.name, &s.ext, users.first().map(String::as_str), crate::host_face::deliveries::now_ms());
-    let result = super::convert::put_relative_file(state, &s.wopi_src, &token, path, size, &name, &s.ext, false).await;
+    let name = submitted_form_name(
+        &s.name,
+        &s.ext,
+        users.first().map(String::as_str),
+        crate::host_face::deliveries::now_ms(),
+    );
+    let result = super::convert::put_relative_file(
+        state,
+        &s.wopi_src,
+        &token,
+        path,
+        size,
+        &name,
+        &s.ext,
+        false,
+    )
+    .await;
     match result {
         Ok(v) => {
             let _ = tokio::fs::remove_file(path).await;
-            let saved = v.get("Name").and_then(Value::as_str).unwrap_or(&name).to_owned();
+            let saved = v
+                .get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or(&name)
+                .to_owned();
             tracing::info!(key, size, name = %saved, stage = "form-submit", "submitted form saved as a new file");
             ("ok", answer(0, None))
         }
         Err((status, why)) => {
             keep_recovery(state, key, &s.wopi_src, cb.status, Some(path), &why, None).await;
             tracing::warn!(key, status, "the host refused the submitted form");
-            ("failed", answer(1, Some(&format!("the WOPI host did not accept the submitted form: {why}"))))
+            (
+                "failed",
+                answer(
+                    1,
+                    Some(&format!(
+                        "the WOPI host did not accept the submitted form: {why}"
+                    )),
+                ),
+            )
         }
     }
 }

@@ -441,6 +441,7 @@ async fn check_file_info(
         last_modified_time: Some(iso_time(m.modified_ms)),
         sha256: Some(m.sha256.clone()),
         file_extension: Some(format!(".{}", m.file_type)),
+        file_url: Some(file_url_for(state, c)),
         ..Default::default()
     };
     drop(e);
@@ -449,6 +450,64 @@ async fn check_file_info(
         axum::Json(info),
     )
         .into_response())
+}
+
+/// A short-lived URL from which the WOPI client may download this file's current content
+/// without proof headers (CheckFileInfo `FileUrl`): file-scoped, expiring with the
+/// download-URL lifetime (or the access token, when sooner).
+fn file_url_for(state: &AppState, c: &AccessClaims) -> String {
+    let settings = state.settings();
+    let exp = (super::deliveries::now_ms() / 1000 + settings.host_face.download_url_ttl.as_secs())
+        .min(c.exp);
+    let claims = AccessClaims { exp, ..c.clone() };
+    format!(
+        "{}/wopi/fileurl/{}?token={}",
+        settings.server.internal_url.base(),
+        c.fid,
+        token::sign(&state.host.fileurl_secret, &claims)
+    )
+}
+
+/// `GET /wopi/fileurl/{fid}?token=`: the content a CheckFileInfo's `FileUrl` points at.
+pub async fn file_url(
+    State(state): State<AppState>,
+    axum::extract::Path(fid): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let token = query
+        .as_deref()
+        .and_then(|q| {
+            q.split('&')
+                .find_map(|p| p.strip_prefix("token="))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let result = async {
+        let claims = state
+            .metrics
+            .count_jwt("fileurl", token::verify(&state.host.fileurl_secret, &token))
+            .map_err(|e| GatewayError::Unauthorized(format!("FileUrl token refused: {e}")))?;
+        // The gateway signed it with its own clock: no leeway past its expiry.
+        if claims.exp < super::deliveries::now_ms() / 1000 {
+            return Err(GatewayError::Unauthorized("the FileUrl has expired".into()));
+        }
+        if claims.fid != fid {
+            return Err(GatewayError::Forbidden(
+                "the FileUrl token is for another file".into(),
+            ));
+        }
+        let entry = super::entry_for(&state, &claims).await?;
+        get_file(&state, &claims, &entry, &headers).await
+    }
+    .await;
+    let resp = result.unwrap_or_else(IntoResponse::into_response);
+    state
+        .metrics
+        .wopi_ops
+        .with_label_values(&["FileUrl", status_class(resp.status().as_u16())])
+        .inc();
+    resp
 }
 
 async fn get_file(
