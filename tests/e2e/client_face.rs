@@ -610,37 +610,22 @@ async fn save_as_and_rename_from_the_editor() {
     );
 }
 
-/// One real browser: headless Chromium renders the editor page; the page's `api.js` (a stub
-/// served through the gateway's proxy) records the config `DocsAPI.DocEditor` received.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_browser_runs_the_editor_page() {
-    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        std::process::Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok()
-    });
-    let Some(chromium) = chromium else {
-        panic!(
-            "chromium is required for the browser test: apt-get install chromium (scripts/test installs it when run as root)"
-        );
-    };
-    let host = WopiHost::start(b"hello").await;
-    let rest = format!(
-        "[docs]\nurl = \"{origin}\"\njwt_secret = \"{DOCS_SECRET}\"\nhealthcheck_interval_seconds = 0\n[client_face]\nallowed_wopi_origins = [\"{origin}\"]\n",
-        origin = host.origin()
-    );
-    let gw = Gateway::start(Config {
-        rest,
-        ..Default::default()
-    });
-    let base = format!("http://{}", gw.public);
-    host.trust(&base).await;
-    let url = format!(
-        "{base}/hosting/wopi/word/edit?WOPISrc={}&access_token=tok-alice&ui=en-US",
-        enc(&host.wopi_src())
-    );
+fn chromium() -> &'static str {
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium is required for the browser tests: apt-get install chromium (scripts/test installs it when run as root)"
+            )
+        })
+}
+
+/// Headless Chromium loads `url`, runs its scripts for up to 5 s of virtual time, and
+/// dumps the DOM it ends on; returns (DOM, stderr).
+async fn chromium_dom(chromium: &str, url: &str) -> (String, String) {
     let profile = crate::support::TempDir::new("chromium");
+    let (chromium, url) = (chromium.to_owned(), url.to_owned());
     let out = tokio::task::spawn_blocking({
         let profile = profile.path().to_owned();
         move || {
@@ -665,17 +650,38 @@ async fn a_real_browser_runs_the_editor_page() {
     })
     .await
     .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One real browser: headless Chromium renders the editor page; the page's `api.js` (a stub
+/// served through the gateway's proxy) records the config `DocsAPI.DocEditor` received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_runs_the_editor_page() {
+    let chromium = chromium();
+    let host = WopiHost::start(b"hello").await;
+    let rest = format!(
+        "[docs]\nurl = \"{origin}\"\njwt_secret = \"{DOCS_SECRET}\"\nhealthcheck_interval_seconds = 0\n[client_face]\nallowed_wopi_origins = [\"{origin}\"]\n",
+        origin = host.origin()
+    );
+    let gw = Gateway::start(Config {
+        rest,
+        ..Default::default()
+    });
+    let base = format!("http://{}", gw.public);
+    host.trust(&base).await;
+    let url = format!(
+        "{base}/hosting/wopi/word/edit?WOPISrc={}&access_token=tok-alice&ui=en-US",
+        enc(&host.wopi_src())
+    );
+    let (dom, stderr) = chromium_dom(chromium, &url).await;
     let attr = dom
         .split("data-config=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
-        .unwrap_or_else(|| {
-            panic!(
-                "DocEditor was not called; DOM:\n{dom}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        .unwrap_or_else(|| panic!("DocEditor was not called; DOM:\n{dom}\nstderr:\n{stderr}"));
     let json_text = attr
         .replace("&quot;", "\"")
         .replace("&amp;", "&")
@@ -1361,4 +1367,36 @@ async fn a_submitted_pdf_form_is_saved_as_a_new_file() {
     let put = h.calls.iter().find(|c| c.0 == "PutRelativeFile").unwrap();
     assert!(!put.2.contains_key("x-wopi-fileconversion"));
     assert_eq!(h.bad_proofs, 0);
+}
+
+/// A real browser follows the progress page: to the host's HostEditUrl when the
+/// conversion succeeds, to a message when it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_follows_a_conversion_to_the_host() {
+    let chromium = chromium();
+    let s = setup(b"x", "").await;
+    old_doc(&s);
+    s.host.state.lock().unwrap().converter.polls = 2;
+    let url = format!(
+        "{}/hosting/wopi/convert-and-edit/doc/docx?WOPISrc={}&access_token=tok-alice",
+        s.base,
+        enc(&s.host.wopi_src())
+    );
+    let (dom, stderr) = chromium_dom(chromium, &url).await;
+    assert!(
+        dom.contains("HOST EDIT PAGE"),
+        "DOM:\n{dom}\nstderr:\n{stderr}"
+    );
+    assert_eq!(s.host.state.lock().unwrap().relative.len(), 1);
+    s.host.state.lock().unwrap().converter.fail_with = Some(-3);
+    let (dom, stderr) = chromium_dom(chromium, &url).await;
+    assert!(
+        dom.contains("could not be converted") && !dom.contains("HOST EDIT PAGE"),
+        "DOM:\n{dom}\nstderr:\n{stderr}"
+    );
+    assert_eq!(
+        s.host.state.lock().unwrap().relative.len(),
+        1,
+        "nothing more written"
+    );
 }

@@ -173,6 +173,16 @@ impl WopiHost {
                         .body(Full::new(Bytes::from(js)))
                         .unwrap();
                 }
+                if path == "/edit/new" {
+                    // The host's editor page for a new file (HostEditUrl), for browsers.
+                    return Response::builder()
+                        .status(200)
+                        .header("content-type", "text/html")
+                        .body(Full::new(Bytes::from_static(
+                            b"<!DOCTYPE html><html><body><p id=\"host\">HOST EDIT PAGE</p></body></html>",
+                        )))
+                        .unwrap();
+                }
                 if path == "/converter" {
                     return converter(&st, &ac, &req).await;
                 }

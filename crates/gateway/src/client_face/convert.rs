@@ -69,16 +69,14 @@ pub enum JobState {
 #[derive(Debug)]
 pub struct Job {
     source: Source,
-    state: Mutex<JobState>,
+    state: tokio::sync::watch::Sender<JobState>,
     finished: Mutex<Option<Instant>>,
 }
 
 impl Job {
     fn set(&self, s: JobState) {
         let done = !matches!(s, JobState::Converting(_));
-        if let Ok(mut st) = self.state.lock() {
-            *st = s;
-        }
+        self.state.send_replace(s);
         if done {
             if let Ok(mut f) = self.finished.lock() {
                 *f = Some(Instant::now());
@@ -88,10 +86,14 @@ impl Job {
 
     /// The job's state now.
     pub fn state(&self) -> JobState {
-        self.state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(JobState::Converting(0))
+        self.state.borrow().clone()
+    }
+
+    /// The state once it differs from `seen` (or after `within`).
+    async fn changed_from(&self, seen: &JobState, within: Duration) -> JobState {
+        let mut rx = self.state.subscribe();
+        let _ = tokio::time::timeout(within, rx.wait_for(|s| s != seen)).await;
+        self.state()
     }
 }
 
@@ -107,7 +109,7 @@ impl Jobs {
         let id = crate::random::hex::<16>()?;
         let job = Arc::new(Job {
             source,
-            state: Mutex::new(JobState::Converting(0)),
+            state: tokio::sync::watch::Sender::new(JobState::Converting(0)),
             finished: Mutex::new(None),
         });
         self.map.insert(id.clone(), job.clone());
@@ -614,9 +616,17 @@ pub(crate) async fn put_relative_file(
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// `GET /hosting/convert/{job}`: 202 while converting, 200 with `hostEditUrl` when done,
-/// the failure's status (4xx/5xx) with a message otherwise.
-pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+/// How long `?wait=1` holds a status request for a change.
+const STATUS_WAIT: Duration = Duration::from_secs(20);
+
+/// `GET /hosting/convert/{job}[?wait=1]`: 202 while converting, 200 with `hostEditUrl` when
+/// done, the failure's status (4xx/5xx) with a message otherwise. With `wait=1` a request
+/// made while converting is answered when the state changes (or after 20 s).
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
     let Some(job) = state.client.jobs.get(&id) else {
         return (
             StatusCode::NOT_FOUND,
@@ -624,7 +634,14 @@ pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Re
         )
             .into_response();
     };
-    let (status, body) = match job.state() {
+    let mut now = job.state();
+    let wait = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|p| p == "wait=1"));
+    if wait && matches!(now, JobState::Converting(_)) {
+        now = job.changed_from(&now, STATUS_WAIT).await;
+    }
+    let (status, body) = match now {
         JobState::Converting(p) => (
             StatusCode::ACCEPTED,
             json!({"state": "converting", "percent": p}),
@@ -663,10 +680,10 @@ fn progress_page(title: &str, status_url: &str) -> String {
   var statusUrl = "{url}";
   var msg = document.getElementById('msg'), bar = document.getElementById('bar');
   function poll() {{
-    fetch(statusUrl, {{cache: 'no-store'}}).then(function (r) {{
+    fetch(statusUrl + '?wait=1', {{cache: 'no-store'}}).then(function (r) {{
       return r.json().then(function (b) {{ return {{code: r.status, body: b}}; }});
     }}).then(function (r) {{
-      if (r.code === 202) {{ bar.value = r.body.percent || 0; setTimeout(poll, 1000); return; }}
+      if (r.code === 202) {{ bar.value = r.body.percent || 0; setTimeout(poll, 200); return; }}
       if (r.code === 200 && r.body.hostEditUrl) {{ bar.value = 100; window.location.replace(r.body.hostEditUrl); return; }}
       bar.remove(); msg.textContent = 'The document could not be converted: ' + (r.body.message || ('error ' + r.code));
     }}).catch(function () {{ setTimeout(poll, 2000); }});
