@@ -3,8 +3,8 @@
 
 mod raw;
 
-use gateway::access::{AllowList, RouteGroup};
 use gateway::settings::{self, LockStoreKind, LogFormat, ProofMode, PublicUrl, Settings, defaults};
+use gateway::{AllowList, RouteGroup};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -276,7 +276,7 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
                 return Err(unreadable(key, path, &e));
             }
         }
-        gateway::server::CertResolver::load(tls).map_err(|e| invalid("server.tls", e))?;
+        gateway::CertResolver::load(tls).map_err(|e| invalid("server.tls", e))?;
     }
     let (public, admin) = (s.server.listen, s.server.admin_listen);
     if public.port() != 0

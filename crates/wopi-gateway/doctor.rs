@@ -3,7 +3,7 @@
 //! failed, 1 otherwise.
 
 use gateway::settings::{ProofMode, Settings};
-use gateway::upstream::{HttpClient, OutBody};
+use gateway::{HttpClient, OutBody};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::ExitCode;
@@ -141,7 +141,7 @@ async fn checks(s: &Settings, r: &mut Report) {
         ),
         _ => r.ok("server.public_url", pu.base()),
     }
-    let metrics = gateway::metrics::Metrics::register();
+    let metrics = gateway::Metrics::register();
     let http = match HttpClient::with_ca(
         Duration::from_secs(5),
         Duration::from_secs(10),

@@ -137,7 +137,7 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Every log line passes through [`gateway::urls::redact`] on its way out: whatever a
+/// Every log line passes through [`gateway::redact`] on its way out: whatever a
 /// message or a field carries, access tokens, `token=` values, bearer credentials and JWTs
 /// never reach stderr (the call sites redact too; this is the net under them).
 struct RedactingWriter<W>(W);
@@ -145,7 +145,7 @@ struct RedactingWriter<W>(W);
 impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        self.0.write_all(gateway::urls::redact(&text).as_bytes())?;
+        self.0.write_all(gateway::redact(&text).as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -163,7 +163,7 @@ fn print_line(format: LogFormat, level: &str, text: &str) {
             out,
             "{}",
             serde_json::json!({
-                "timestamp": gateway::host_face::wopi::iso_time(now_ms()),
+                "timestamp": gateway::iso_time(now_ms()),
                 "level": level,
                 "message": text,
                 "target": "wopi_gateway",
@@ -275,7 +275,7 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
 /// SIGHUP: re-read and validate the settings file, and hand the result to the gateway.
 async fn wait_for_reload(
     path: Option<std::path::PathBuf>,
-    tx: tokio::sync::mpsc::UnboundedSender<gateway::reload::Reload>,
+    tx: tokio::sync::mpsc::UnboundedSender<gateway::Reload>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {

@@ -42,8 +42,8 @@ fn read_discovery(source: &str) -> Result<Vec<u8>, String> {
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let metrics = gateway::metrics::Metrics::register();
-            let client = gateway::upstream::HttpClient::new(
+            let metrics = gateway::Metrics::register();
+            let client = gateway::HttpClient::new(
                 std::time::Duration::from_secs(10),
                 std::time::Duration::from_secs(30),
                 metrics,
@@ -62,8 +62,8 @@ fn read_discovery(source: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn axum_body() -> gateway::upstream::OutBody {
-    gateway::upstream::OutBody::empty()
+fn axum_body() -> gateway::OutBody {
+    gateway::OutBody::empty()
 }
 
 #[allow(clippy::too_many_arguments)]

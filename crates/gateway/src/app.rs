@@ -16,16 +16,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// own synchronisation: DashMap shards or Redis), `http` (a pooled client, internally synced).
 /// Cheap to clone: one `Arc`, so the per-layer `State` clones touch one counter.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
+pub(crate) struct AppState(Arc<Shared>);
 
 impl Shared {
     /// The settings in force (a cheap snapshot; a reload does not change it under you).
-    pub fn settings(&self) -> Arc<Settings> {
+    pub(crate) fn settings(&self) -> Arc<Settings> {
         self.settings.load_full()
     }
 
     /// Installs reloaded settings.
-    pub fn store_settings(&self, settings: Arc<Settings>) {
+    pub(crate) fn store_settings(&self, settings: Arc<Settings>) {
         self.settings.store(settings);
     }
 }
@@ -39,7 +39,7 @@ impl std::ops::Deref for AppState {
 
 /// What [`AppState`] shares.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Validated settings; swapped whole by a reload (SIGHUP).
     settings: arc_swap::ArcSwap<Settings>,
     /// Metric families.
@@ -64,7 +64,7 @@ pub struct Shared {
 
 impl AppState {
     /// Builds the state.
-    pub fn new(
+    pub(crate) fn new(
         settings: Arc<Settings>,
         metrics: Metrics,
         locks: Arc<dyn locks::LockStore>,
@@ -89,7 +89,7 @@ impl AppState {
 }
 
 /// Whether a body error came from the body limit (→ 413).
-pub fn is_body_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_body_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if e.is::<http_body_util::LengthLimitError>() {
@@ -102,7 +102,7 @@ pub fn is_body_limit(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The admin listener: metrics and health (open), and the operator routes (behind
 /// `server.admin_token_file` when it is set).
-pub fn admin_router(state: AppState) -> Router {
+pub(crate) fn admin_router(state: AppState) -> Router {
     use axum::routing::get;
     let operator = Router::new()
         .route("/deliveries", get(crate::host_face::list_deliveries))
@@ -170,7 +170,7 @@ async fn require_admin_token(
 }
 
 /// Why the gateway is not ready, or `Ok` when it is (`/readyz`).
-pub fn readiness(state: &AppState) -> Result<(), &'static str> {
+pub(crate) fn readiness(state: &AppState) -> Result<(), &'static str> {
     if !state.ready.load(Ordering::Acquire) {
         return Err("starting");
     }
@@ -183,7 +183,7 @@ pub fn readiness(state: &AppState) -> Result<(), &'static str> {
 }
 
 /// Logs a change of [`readiness`], once per change (ready → not ready and back).
-pub fn report_readiness(state: &AppState) {
+pub(crate) fn report_readiness(state: &AppState) {
     if !state.ready.load(Ordering::Acquire) {
         // Startup reports once it is done; "starting" is not a change worth a line.
         return;

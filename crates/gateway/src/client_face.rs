@@ -10,12 +10,12 @@
 //! - [`session`]: per-Docs-key state shared by co-editors.
 //! - [`convert`]: convert-and-edit and convert-to through Docs' conversion API.
 
-pub mod convert;
-pub mod discovery;
-pub mod docs;
-pub mod editor;
-pub mod host;
-pub mod session;
+pub(crate) mod convert;
+pub(crate) mod discovery;
+pub(crate) mod docs;
+pub(crate) mod editor;
+pub(crate) mod host;
+pub(crate) mod session;
 
 use crate::app::AppState;
 use crate::settings::Settings;
@@ -27,7 +27,7 @@ use wopi::proof::SigningKey;
 
 /// The gateway's proof keys.
 #[derive(Debug)]
-pub struct ProofKeyPair {
+pub(crate) struct ProofKeyPair {
     /// Signs calls to WOPI hosts (published as the current key).
     pub current: Arc<SigningKey>,
     /// The previous key (published as old; signs X-WOPI-ProofOld).
@@ -36,7 +36,7 @@ pub struct ProofKeyPair {
 
 /// Client-face state. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ClientFace {
+pub(crate) struct ClientFace {
     keys: Arc<arc_swap::ArcSwap<ProofKeyPair>>,
     /// Editing sessions by Docs key.
     pub sessions: session::Sessions,
@@ -56,14 +56,14 @@ fn load_key(path: &Path) -> Result<SigningKey, String> {
 
 impl ClientFace {
     /// The keys in force.
-    pub fn keys(&self) -> Arc<ProofKeyPair> {
+    pub(crate) fn keys(&self) -> Arc<ProofKeyPair> {
         self.keys.load_full()
     }
 
     /// Loads the keys `settings` name (for a reload): when the current key changes and no old
     /// key file is named, the previous current key becomes the old one, so hosts that cached
     /// the old discovery keep verifying.
-    pub fn prepare_keys(&self, settings: &Settings) -> Result<ProofKeyPair, String> {
+    pub(crate) fn prepare_keys(&self, settings: &Settings) -> Result<ProofKeyPair, String> {
         let running = self.keys();
         let current = Arc::new(current_key(settings)?);
         let old = match &settings.client_face.proof_key_old_file {
@@ -81,12 +81,12 @@ impl ClientFace {
     }
 
     /// Installs keys prepared by [`Self::prepare_keys`].
-    pub fn store_keys(&self, keys: ProofKeyPair) {
+    pub(crate) fn store_keys(&self, keys: ProofKeyPair) {
         self.keys.store(Arc::new(keys));
     }
 
     /// Loads (or generates into data_dir) the proof keys and opens the spool.
-    pub fn open(settings: &Settings) -> Result<Self, String> {
+    pub(crate) fn open(settings: &Settings) -> Result<Self, String> {
         let cf = &settings.client_face;
         let key = current_key(settings)?;
         let old_key = cf
@@ -140,7 +140,7 @@ fn current_key(settings: &Settings) -> Result<SigningKey, String> {
 }
 
 /// The client face's public routes.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/hosting/discovery", get(discovery::discovery))
         .route("/hosting/capabilities", get(discovery::capabilities))
@@ -163,7 +163,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /recovery` on the admin listener: saves a WOPI host did not accept.
-pub async fn list_recovery(
+pub(crate) async fn list_recovery(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::Json<serde_json::Value> {
     let dir = state.client.spool.join("recovery");
@@ -184,7 +184,7 @@ pub async fn list_recovery(
 }
 
 /// Deep-merges `patch` into `base` (objects merge key by key; anything else replaces).
-pub fn deep_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+pub(crate) fn deep_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
     match (base, patch) {
         (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
             for (k, v) in p {

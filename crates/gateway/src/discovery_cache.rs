@@ -14,7 +14,7 @@ const FORCED_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One WOPI client's discovery.
 #[derive(Debug)]
-pub struct ClientDiscovery {
+pub(crate) struct ClientDiscovery {
     /// Where it was fetched.
     pub url: String,
     /// The parsed document.
@@ -25,7 +25,7 @@ pub struct ClientDiscovery {
 
 /// The cache; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct DiscoveryCache {
+pub(crate) struct DiscoveryCache {
     urls: Arc<arc_swap::ArcSwap<Vec<String>>>,
     snapshot: Arc<RwLock<Arc<Vec<Arc<ClientDiscovery>>>>>,
     last_forced: Arc<Mutex<Option<tokio::time::Instant>>>,
@@ -35,7 +35,7 @@ pub struct DiscoveryCache {
 
 impl DiscoveryCache {
     /// An empty cache for these discovery URLs.
-    pub fn new(urls: Vec<String>, http: HttpClient, metrics: Metrics) -> Self {
+    pub(crate) fn new(urls: Vec<String>, http: HttpClient, metrics: Metrics) -> Self {
         DiscoveryCache {
             urls: Arc::new(arc_swap::ArcSwap::from_pointee(urls)),
             snapshot: Arc::new(RwLock::new(Arc::new(Vec::new()))),
@@ -46,17 +46,17 @@ impl DiscoveryCache {
     }
 
     /// The current documents (a snapshot; no lock held afterwards).
-    pub fn clients(&self) -> Arc<Vec<Arc<ClientDiscovery>>> {
+    pub(crate) fn clients(&self) -> Arc<Vec<Arc<ClientDiscovery>>> {
         self.snapshot.read().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// Whether any discovery URL is configured.
-    pub fn is_configured(&self) -> bool {
+    pub(crate) fn is_configured(&self) -> bool {
         !self.urls.load().is_empty()
     }
 
     /// Replaces the discovery URLs (reload); call [`Self::refresh_all`] after.
-    pub fn set_urls(&self, urls: Vec<String>) {
+    pub(crate) fn set_urls(&self, urls: Vec<String>) {
         self.urls.store(Arc::new(urls));
     }
 
@@ -82,7 +82,7 @@ impl DiscoveryCache {
     }
 
     /// Re-fetches every document; a failed fetch keeps the previous copy of that client.
-    pub async fn refresh_all(&self) {
+    pub(crate) async fn refresh_all(&self) {
         let old = self.clients();
         let mut next = Vec::with_capacity(self.urls.load().len());
         let urls = self.urls.load_full();
@@ -108,7 +108,7 @@ impl DiscoveryCache {
     }
 
     /// Re-fetches unless that happened less than 10 s ago; returns whether it did.
-    pub async fn refresh_rate_limited(&self) -> bool {
+    pub(crate) async fn refresh_rate_limited(&self) -> bool {
         {
             let Ok(mut last) = self.last_forced.lock() else {
                 return false;
@@ -124,7 +124,11 @@ impl DiscoveryCache {
     }
 
     /// Refreshes every `period` until `shutdown`.
-    pub fn spawn_refresher(&self, period: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    pub(crate) fn spawn_refresher(
+        &self,
+        period: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         let cache = self.clone();
         tokio::spawn(async move {
             loop {

@@ -8,11 +8,11 @@
 //! - [`deliveries`]: callbacks to integrators, retried until accepted, across restarts.
 //! - [`token`]: the gateway's access tokens.
 
-pub mod deliveries;
-pub mod files;
-pub mod session;
-pub mod token;
-pub mod wopi;
+pub(crate) mod deliveries;
+pub(crate) mod files;
+pub(crate) mod session;
+pub(crate) mod token;
+pub(crate) mod wopi;
 
 use crate::app::AppState;
 use crate::discovery_cache::DiscoveryCache;
@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Host-face state. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct HostFace {
+pub(crate) struct HostFace {
     /// Signs access tokens and download URLs.
     pub token_secret: Secret,
     /// Signs FileUrl tokens: derived from the access-token secret, but a different key, so a
@@ -84,7 +84,7 @@ async fn load_or_create_secret(settings: &Settings) -> Result<String, String> {
 
 impl HostFace {
     /// Opens the spool (resuming saved files and deliveries) and the access-token secret.
-    pub async fn open(
+    pub(crate) async fn open(
         settings: &Settings,
         http: HttpClient,
         metrics: Metrics,
@@ -116,7 +116,7 @@ impl HostFace {
     }
 
     /// A fresh, never repeating version string.
-    pub fn next_version(&self) -> String {
+    pub(crate) fn next_version(&self) -> String {
         format!(
             "v{}.{}",
             deliveries::now_ms(),
@@ -126,7 +126,7 @@ impl HostFace {
 }
 
 /// The host face's public routes.
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/sessions", post(session::open_session))
         .route("/open", get(session::open_page))
@@ -136,7 +136,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /deliveries` on the admin listener: what waits to be delivered.
-pub async fn list_deliveries(
+pub(crate) async fn list_deliveries(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::Json<serde_json::Value> {
     let list = state.host.deliveries.list().await;
@@ -144,7 +144,7 @@ pub async fn list_deliveries(
 }
 
 /// `POST /deliveries/{id}/discard` on the admin listener.
-pub async fn discard_delivery(
+pub(crate) async fn discard_delivery(
     axum::extract::State(state): axum::extract::State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, GatewayError> {
@@ -156,7 +156,7 @@ pub async fn discard_delivery(
 }
 
 /// `POST /deliveries/{id}/retry` on the admin listener: attempt it now.
-pub async fn retry_delivery(
+pub(crate) async fn retry_delivery(
     axum::extract::State(state): axum::extract::State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, GatewayError> {
@@ -294,7 +294,7 @@ pub(crate) async fn end_session(
 }
 
 /// Consumes lock expiries: the last editor's lock ran out, so the session ends.
-pub fn spawn_expiry_consumer(
+pub(crate) fn spawn_expiry_consumer(
     state: AppState,
     mut expiries: tokio::sync::mpsc::UnboundedReceiver<locks::ExpiryEvent>,
 ) {

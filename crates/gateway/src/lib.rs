@@ -21,25 +21,32 @@
 //! - [`spool`]: durable staging of content on disk.
 //! - [`urls`]: allowed-origin checks and redaction of secrets from logged text.
 
-pub mod access;
-pub mod app;
-pub mod client_face;
-pub mod discovery_cache;
-pub mod error;
-pub mod host_face;
-pub mod metrics;
-pub mod proxy;
-pub mod random;
-pub mod reload;
-pub mod server;
+mod access;
+mod app;
+mod client_face;
+mod discovery_cache;
+mod error;
+mod host_face;
+mod metrics;
+mod proxy;
+mod random;
+mod reload;
+mod server;
 pub mod settings;
-pub mod spool;
-pub mod stack;
-pub mod upstream;
-pub mod urls;
+mod spool;
+mod stack;
+mod upstream;
+mod urls;
 
-pub use error::GatewayError;
+// What the binary (CLI, doctor, check-config, logging) uses; everything else is internal.
+pub use access::{AllowList, RouteGroup};
+pub use host_face::wopi::iso_time;
+pub use metrics::Metrics;
+pub use reload::Reload;
+pub use server::CertResolver;
 pub use settings::Settings;
+pub use upstream::{HttpClient, OutBody};
+pub use urls::redact;
 
 use app::AppState;
 use std::sync::Arc;

@@ -360,7 +360,7 @@ impl Metrics {
 }
 
 /// `2xx`, `4xx`, … for a status code.
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status / 100 {
         1 => "1xx",
         2 => "2xx",

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where proxied requests go, parsed once.
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// `scheme://authority`
     pub origin: String,
     /// `authority` (the Host header sent upstream).
@@ -37,7 +37,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Parses `docs.url`.
-    pub fn new(state_metrics: &crate::metrics::Metrics, url: &str) -> Result<Self, String> {
+    pub(crate) fn new(state_metrics: &crate::metrics::Metrics, url: &str) -> Result<Self, String> {
         let uri: Uri = url.parse().map_err(|e| format!("docs.url: {e}"))?;
         let scheme = uri.scheme_str().ok_or("docs.url: no scheme")?;
         let authority = uri
@@ -108,7 +108,7 @@ static XFPREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// The fallback: requests of the proxy group go to Docs; unknown paths of the gateway's own
 /// groups are 404.
-pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let group = req
         .extensions()
         .get::<crate::stack::Classified>()
@@ -297,7 +297,7 @@ async fn pump<R, W>(
 }
 
 /// Probes `{docs.url}/healthcheck` every `interval`, feeding `/readyz` and `upstream_up`.
-pub fn spawn_health_checker(
+pub(crate) fn spawn_health_checker(
     state: AppState,
     interval: Duration,
     shutdown: tokio_util::sync::CancellationToken,

@@ -4,7 +4,7 @@
 use crate::error::GatewayError;
 
 /// `N` random bytes.
-pub fn bytes<const N: usize>() -> Result<[u8; N], GatewayError> {
+pub(crate) fn bytes<const N: usize>() -> Result<[u8; N], GatewayError> {
     let mut b = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .map_err(|_| GatewayError::Internal("the system random number generator failed".into()))?;
@@ -12,7 +12,7 @@ pub fn bytes<const N: usize>() -> Result<[u8; N], GatewayError> {
 }
 
 /// `N` random bytes as lower-case hex (`2 × N` characters).
-pub fn hex<const N: usize>() -> Result<String, GatewayError> {
+pub(crate) fn hex<const N: usize>() -> Result<String, GatewayError> {
     use std::fmt::Write as _;
     let b = bytes::<N>()?;
     let mut s = String::with_capacity(2 * N);

@@ -23,7 +23,7 @@ fn refuse(state: &AppState, why: &str) {
 }
 
 /// Applies one reload.
-pub async fn apply(state: &AppState, tls: Option<&CertResolver>, reload: Reload) {
+pub(crate) async fn apply(state: &AppState, tls: Option<&CertResolver>, reload: Reload) {
     let mut new = match reload {
         Ok(s) => s,
         Err(why) => return refuse(state, &why),

@@ -20,7 +20,7 @@ use tower::ServiceExt as _;
 
 /// The TCP peer of a connection, put into every request's extensions.
 #[derive(Debug, Clone, Copy)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// Remote address.
     pub addr: SocketAddr,
     /// Whether the connection is TLS.
@@ -29,7 +29,7 @@ pub struct Peer {
 
 /// Connection timing rules.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnLimits {
+pub(crate) struct ConnLimits {
     /// Time to receive a request head.
     pub header_read_timeout: Duration,
     /// A connection with no bytes moving for this long is closed.
@@ -85,7 +85,7 @@ impl CertResolver {
 }
 
 /// A rustls acceptor (HTTP/2 and HTTP/1.1 over ALPN) and the resolver that can swap its cert.
-pub fn tls_acceptor(tls: &TlsSettings) -> Result<(TlsAcceptor, Arc<CertResolver>), String> {
+pub(crate) fn tls_acceptor(tls: &TlsSettings) -> Result<(TlsAcceptor, Arc<CertResolver>), String> {
     let resolver = Arc::new(CertResolver {
         current: arc_swap::ArcSwap::new(CertResolver::load(tls)?),
     });
@@ -164,7 +164,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 
 /// Serves `router` (any clonable service: the public stack, the admin router) on `listener`
 /// until `shutdown` is cancelled, then lets open requests finish for up to `grace`.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     listener: TcpListener,
     router: S,
     tls: Option<TlsAcceptor>,

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 
 /// A content file written to the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
+pub(crate) struct Written {
     /// Bytes written.
     pub size: u64,
     /// Base64 SHA-256 of the content (CheckFileInfo `SHA256`).
@@ -23,7 +23,7 @@ pub struct Written {
 
 /// Why streaming into the spool stopped.
 #[derive(Debug)]
-pub enum StreamError<E> {
+pub(crate) enum StreamError<E> {
     /// The source stream failed (client went away, body limit, upstream reset).
     Source(E),
     /// Writing to disk failed.
@@ -35,7 +35,7 @@ pub enum StreamError<E> {
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Fsyncs a directory so a rename or create in it is durable.
-pub async fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) async fn sync_dir(dir: &Path) -> io::Result<()> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
         .await
@@ -56,7 +56,7 @@ fn tmp_path(final_path: &Path) -> PathBuf {
 /// Disk writes and SHA-256 run on two blocking threads fed by bounded channels, so the network,
 /// the hash and the disk overlap instead of taking turns (and no blocking-pool round trip is
 /// paid per chunk).
-pub async fn write_stream<S, E>(
+pub(crate) async fn write_stream<S, E>(
     path: &Path,
     mut body: S,
     limit: u64,
@@ -130,7 +130,9 @@ where
 }
 
 /// Streams a file in 1 MiB chunks read on a blocking thread (for GetFile and downloads).
-pub fn read_stream(file: std::fs::File) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+pub(crate) fn read_stream(
+    file: std::fs::File,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         use std::io::Read as _;
@@ -159,7 +161,7 @@ pub fn read_stream(file: std::fs::File) -> impl Stream<Item = io::Result<Bytes>>
 
 /// Creates a new file readable only by the owner (mode 0600) holding `data`, fsync'd; refuses
 /// to overwrite. For generated secrets and keys.
-pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -171,7 +173,7 @@ pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// Writes bytes atomically and durably.
-pub async fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = tmp_path(path);
     let mut file = tokio::fs::File::create(&tmp).await?;
     file.write_all(data).await?;
@@ -189,15 +191,8 @@ fn b64_digest(ctx: Context) -> String {
     base64::engine::general_purpose::STANDARD.encode(ctx.finish().as_ref())
 }
 
-/// Base64 SHA-256 of bytes.
-pub fn sha256_b64(data: &[u8]) -> String {
-    let mut ctx = Context::new(&SHA256);
-    ctx.update(data);
-    b64_digest(ctx)
-}
-
 /// Total size of regular files below `dir`.
-pub fn disk_usage(dir: &Path) -> u64 {
+pub(crate) fn disk_usage(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -226,7 +221,9 @@ mod tests {
         ]);
         let w = write_stream(&path, chunks, 100).await.unwrap();
         assert_eq!(w.size, 11);
-        assert_eq!(w.sha256, sha256_b64(b"hello world"));
+        let mut ctx = Context::new(&SHA256);
+        ctx.update(b"hello world");
+        assert_eq!(w.sha256, b64_digest(ctx));
         assert_eq!(tokio::fs::read(&path).await.unwrap(), b"hello world");
         let big = futures_util::stream::iter(vec![Ok::<_, io::Error>(Bytes::from(vec![0u8; 200]))]);
         assert!(matches!(

@@ -28,11 +28,11 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 /// The public listener's service: the router inside the whole stack.
-pub type PublicService = BoxCloneSyncService<Request, Response, Infallible>;
+pub(crate) type PublicService = BoxCloneSyncService<Request, Response, Infallible>;
 
 /// What the classify step learned, for the layers below.
 #[derive(Debug, Clone, Copy)]
-pub struct Classified {
+pub(crate) struct Classified {
     /// Route group of the path.
     pub group: RouteGroup,
     /// The client address (peer, or forwarded through a trusted proxy).
@@ -40,7 +40,7 @@ pub struct Classified {
 }
 
 /// Wraps `router` in the request path, once.
-pub fn public_service(router: Router, state: &AppState) -> PublicService {
+pub(crate) fn public_service(router: Router, state: &AppState) -> PublicService {
     let limit = state.settings().server.max_concurrent_requests;
     let timeout = state.settings().server.request_timeout;
     let svc = ServiceBuilder::new()

@@ -13,7 +13,7 @@ use std::fmt;
 
 /// Why a URL is not under any allowed origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Not an absolute URL.
     NotAUrl,
     /// A scheme other than http or https.
@@ -96,7 +96,7 @@ fn parse_strict(raw: &str) -> Result<Prefix, Refusal> {
 }
 
 /// Checks that `url` is well-formed and under one of `allowed`.
-pub fn check_under<S: AsRef<str>>(url: &str, allowed: &[S]) -> Result<(), Refusal> {
+pub(crate) fn check_under<S: AsRef<str>>(url: &str, allowed: &[S]) -> Result<(), Refusal> {
     let u = parse_strict(url)?;
     let under = allowed.iter().any(|a| {
         parse_strict(a.as_ref()).is_ok_and(|p| {
@@ -115,12 +115,12 @@ pub fn check_under<S: AsRef<str>>(url: &str, allowed: &[S]) -> Result<(), Refusa
 }
 
 /// Whether `url` is under `allowed` (see [`check_under`]).
-pub fn is_under(url: &str, allowed: &str) -> bool {
+pub(crate) fn is_under(url: &str, allowed: &str) -> bool {
     check_under(url, &[allowed]).is_ok()
 }
 
 /// `scheme://host[:port]` of a URL (empty when it has none), for messages and metadata.
-pub fn origin_of(url: &str) -> String {
+pub(crate) fn origin_of(url: &str) -> String {
     ::url::Url::parse(url)
         .ok()
         .filter(|u| u.has_host())

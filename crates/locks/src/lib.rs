@@ -10,9 +10,11 @@
 //! - [`clock`]: the only way this crate reads time ([`SystemClock`], [`ManualClock`] for tests).
 //! - [`memory`]: [`MemoryLockStore`], a DashMap with a deadline index and one sweeper task.
 //! - [`redis_store`]: [`RedisLockStore`], the same trait over Redis for several instances.
-//! - [`conformance`]: the suite every store must pass (used by the tests of both stores).
+//! - `conformance` (feature `conformance`, and in this crate's tests): the suite every store
+//!   must pass.
 
 pub mod clock;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod redis_store;

@@ -32,7 +32,7 @@ const FINISHED_JOB_TTL: Duration = Duration::from_secs(600);
 
 /// What Docs downloads for a job.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// GetFile on the host.
     Host {
         /// WOPISrc.
@@ -46,7 +46,7 @@ pub enum Source {
 
 /// Where a job is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobState {
+pub(crate) enum JobState {
     /// Docs is converting (percent as Docs reports it).
     Converting(u8),
     /// Saved on the host; the browser goes to `HostEditUrl`.
@@ -67,7 +67,7 @@ pub enum JobState {
 
 /// One conversion.
 #[derive(Debug)]
-pub struct Job {
+pub(crate) struct Job {
     source: Source,
     state: tokio::sync::watch::Sender<JobState>,
     finished: Mutex<Option<Instant>>,
@@ -85,7 +85,7 @@ impl Job {
     }
 
     /// The job's state now.
-    pub fn state(&self) -> JobState {
+    pub(crate) fn state(&self) -> JobState {
         self.state.borrow().clone()
     }
 
@@ -99,7 +99,7 @@ impl Job {
 
 /// Conversions in progress (and finished ones, for a while).
 #[derive(Debug, Default, Clone)]
-pub struct Jobs {
+pub(crate) struct Jobs {
     map: Arc<DashMap<String, Arc<Job>>>,
 }
 
@@ -137,7 +137,7 @@ impl Jobs {
 
 /// Why Docs did not convert.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConvertFailure {
+pub(crate) enum ConvertFailure {
     /// Docs answered `{"error": n}`.
     Docs(i64),
     /// No result within `client_face.conversion_timeout_seconds`.
@@ -148,7 +148,7 @@ pub enum ConvertFailure {
 
 impl ConvertFailure {
     /// The status a caller of the gateway sees.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ConvertFailure::Timeout | ConvertFailure::Docs(-2) => StatusCode::GATEWAY_TIMEOUT,
             ConvertFailure::Docs(-5) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -160,7 +160,7 @@ impl ConvertFailure {
 }
 
 /// The conversion API's error codes, explained.
-pub fn explain(code: i64) -> &'static str {
+pub(crate) fn explain(code: i64) -> &'static str {
     match code {
         -1 => "unknown error in the conversion service",
         -2 => "the conversion timed out",
@@ -190,7 +190,7 @@ impl std::fmt::Display for ConvertFailure {
 
 /// One request to the converter.
 #[derive(Debug, Clone)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// Docs' cache key for the conversion (`[0-9A-Za-z._=-]`).
     pub key: &'a str,
     /// Where Docs downloads the source.
@@ -205,7 +205,7 @@ pub struct Request<'a> {
 
 /// Converts with Docs, polling with backoff; `progress` hears each reported percent.
 /// Returns the URL of the converted file (on Docs).
-pub async fn convert(
+pub(crate) async fn convert(
     state: &AppState,
     r: &Request<'_>,
     progress: impl Fn(u8),
@@ -281,7 +281,7 @@ pub async fn convert(
 
 /// `GET /docs/convert/{job}`: Docs downloads a conversion's source (Docs' JWT header, whose
 /// `payload.url` names this URL).
-pub async fn source(
+pub(crate) async fn source(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -331,7 +331,7 @@ fn source_url(state: &AppState, id: &str) -> String {
 
 /// `GET|POST /hosting/wopi/convert-and-edit/{ext}/{target}`: a WOPI host's browser posts
 /// `access_token` as for the editor; the answer is a progress page that follows the job.
-pub async fn convert_and_edit(
+pub(crate) async fn convert_and_edit(
     State(state): State<AppState>,
     Path((ext, target)): Path<(String, String)>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
@@ -622,7 +622,7 @@ const STATUS_WAIT: Duration = Duration::from_secs(20);
 /// `GET /hosting/convert/{job}[?wait=1]`: 202 while converting, 200 with `hostEditUrl` when
 /// done, the failure's status (4xx/5xx) with a message otherwise. With `wait=1` a request
 /// made while converting is answered when the state changes (or after 20 s).
-pub async fn status(
+pub(crate) async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
@@ -716,7 +716,7 @@ fn convert_to_targets(doc_type: &str) -> &'static [&'static str] {
 
 /// `POST /cool/convert-to/{format}` and `/lool/convert-to/{format}`: a multipart `data`
 /// field in, the converted bytes out.
-pub async fn convert_to(
+pub(crate) async fn convert_to(
     State(state): State<AppState>,
     Path(format): Path<String>,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,

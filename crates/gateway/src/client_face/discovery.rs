@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use wopi::discovery::{Action, App, Discovery, NetZone, ProofKeyAttrs, render};
 
 /// The placeholder tail of every urlsrc.
-pub const PLACEHOLDERS: &str = "<rs=DC_LLCC&><dchat=DISABLE_CHAT&><embed=EMBEDDED&><fs=FULLSCREEN&><hid=HOST_SESSION_ID&><rec=RECORDING&><sc=SESSION_CONTEXT&><thm=THEME_ID&><ui=UI_LLCC&><wopisrc=WOPI_SOURCE&>&";
+pub(crate) const PLACEHOLDERS: &str = "<rs=DC_LLCC&><dchat=DISABLE_CHAT&><embed=EMBEDDED&><fs=FULLSCREEN&><hid=HOST_SESSION_ID&><rec=RECORDING&><sc=SESSION_CONTEXT&><thm=THEME_ID&><ui=UI_LLCC&><wopisrc=WOPI_SOURCE&>&";
 
 struct AppSpec {
     name: &'static str,
@@ -70,7 +70,7 @@ const APPS: &[AppSpec] = &[
 ];
 
 /// The format a view-only extension is converted to for editing (convert-and-edit).
-pub fn converts_to(ext: &str) -> Option<&'static str> {
+pub(crate) fn converts_to(ext: &str) -> Option<&'static str> {
     APPS.iter()
         .find(|a| a.view.contains(&ext))
         .and_then(|a| a.convert_to)
@@ -91,7 +91,7 @@ fn action(name: &str, ext: &str, urlsrc: String, default: bool, requires: Option
 }
 
 /// Builds the discovery document for a base URL.
-pub fn build(state: &AppState) -> Discovery {
+pub(crate) fn build(state: &AppState) -> Discovery {
     let base = state.settings().server.public_url.base();
     let docs_base = state
         .settings()
@@ -189,7 +189,7 @@ pub fn build(state: &AppState) -> Discovery {
 }
 
 /// `GET /hosting/discovery`
-pub async fn discovery(State(state): State<AppState>) -> Response {
+pub(crate) async fn discovery(State(state): State<AppState>) -> Response {
     let xml = render(&build(&state));
     (
         [(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
@@ -199,7 +199,7 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /hosting/capabilities`
-pub async fn capabilities() -> Response {
+pub(crate) async fn capabilities() -> Response {
     axum::Json(serde_json::json!({
         "convert-to": {"available": true, "endpoint": "/cool/convert-to"},
         "hasMobileSupport": true,

@@ -89,7 +89,7 @@ pub(crate) fn mime(ext: &str) -> &'static str {
 }
 
 /// `GET /docs/files/{key}`: Docs downloads the document; streamed from the host's GetFile.
-pub async fn download(
+pub(crate) async fn download(
     State(state): State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
@@ -399,7 +399,7 @@ async fn keep_recovery(
 }
 
 /// Number of recovery copies held.
-pub async fn count_recovery(dir: &std::path::Path) -> usize {
+pub(crate) async fn count_recovery(dir: &std::path::Path) -> usize {
     let mut n = 0;
     if let Ok(mut rd) = tokio::fs::read_dir(dir).await {
         while let Ok(Some(e)) = rd.next_entry().await {
@@ -412,7 +412,7 @@ pub async fn count_recovery(dir: &std::path::Path) -> usize {
 }
 
 /// `POST /docs/callback/{key}`
-pub async fn callback(
+pub(crate) async fn callback(
     State(state): State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
@@ -732,7 +732,7 @@ async fn unlock_and_finish(state: &AppState, s: &mut super::session::Session) {
 
 /// `?t=` action token of the page.
 #[derive(Debug, Deserialize)]
-pub struct ActionQuery {
+pub(crate) struct ActionQuery {
     t: Option<String>,
 }
 
@@ -807,7 +807,7 @@ async fn json_answer(resp: http::Response<hyper::body::Incoming>) -> Value {
 }
 
 /// `POST /hosting/api/{key}/saveas?t=`: body `{title, url}` from `onRequestSaveAs` → PutRelativeFile.
-pub async fn save_as(
+pub(crate) async fn save_as(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(q): Query<ActionQuery>,
@@ -845,7 +845,7 @@ pub async fn save_as(
 }
 
 /// `POST /hosting/api/{key}/rename?t=`: body `{title}` from `onRequestRename` → RenameFile.
-pub async fn rename(
+pub(crate) async fn rename(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(q): Query<ActionQuery>,

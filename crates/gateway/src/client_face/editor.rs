@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use wopi::CheckFileInfo;
 
 /// Decodes `application/x-www-form-urlencoded` (also used for query strings).
-pub fn parse_form(s: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
     s.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {
@@ -39,7 +39,7 @@ pub fn parse_form(s: &str) -> Vec<(String, String)> {
 
 /// A Docs key for (WOPISrc, version): `[0-9A-Za-z_-]`, 41 characters, so a new version
 /// never reuses an old key and file ids with any characters are safe.
-pub fn document_key(prefix: char, wopi_src: &str, version: &str) -> String {
+pub(crate) fn document_key(prefix: char, wopi_src: &str, version: &str) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(wopi_src.as_bytes());
     ctx.update(&[0]);
@@ -69,7 +69,7 @@ pub(crate) fn html_escape(s: &str) -> String {
 }
 
 /// JSON that is safe inside `<script type="application/json">`.
-pub fn script_json(v: &Value) -> String {
+pub(crate) fn script_json(v: &Value) -> String {
     v.to_string()
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
@@ -94,7 +94,7 @@ struct Opening {
 }
 
 /// `GET|POST /hosting/wopi/{document_type}/{mode}`
-pub async fn open(
+pub(crate) async fn open(
     State(state): State<AppState>,
     Path((document_type, mode)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -331,7 +331,6 @@ async fn build_page(
         }
     }
     let session = state.client.sessions.get_or_insert(&key, || Session {
-        key: key.clone(),
         wopi_src: o.wopi_src.clone(),
         ext: ext.clone(),
         name: info.base_file_name.clone(),

@@ -14,7 +14,7 @@ const HOST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What to call.
 #[derive(Debug, Clone)]
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     /// `WOPISrc`
     pub wopi_src: &'a str,
     /// Path after WOPISrc: "" or "/contents".
@@ -32,7 +32,7 @@ fn now_ms() -> i64 {
 }
 
 /// The URL of a call: `{WOPISrc}{suffix}?access_token=…` (query keys of WOPISrc kept).
-pub fn url(call: &Call<'_>) -> String {
+pub(crate) fn url(call: &Call<'_>) -> String {
     let token = utf8_percent_encode(call.token, NON_ALPHANUMERIC);
     let (base, query) = match call.wopi_src.split_once('?') {
         Some((b, q)) => (b, Some(q)),
@@ -45,7 +45,7 @@ pub fn url(call: &Call<'_>) -> String {
 }
 
 /// Sends a signed request; `build` adds method-specific headers and the body.
-pub async fn send(
+pub(crate) async fn send(
     state: &AppState,
     call: &Call<'_>,
     method: http::Method,
@@ -169,7 +169,7 @@ impl std::fmt::Display for HostRefusal {
 }
 
 /// Like [`send`], failing on a non-2xx answer (with its status).
-pub async fn send_ok(
+pub(crate) async fn send_ok(
     state: &AppState,
     call: &Call<'_>,
     method: http::Method,
@@ -187,7 +187,7 @@ pub async fn send_ok(
 }
 
 /// Signed CheckFileInfo (extra headers such as `X-WOPI-SessionContext` in `headers`).
-pub async fn check_file_info(
+pub(crate) async fn check_file_info(
     state: &AppState,
     wopi_src: &str,
     token: &str,
@@ -218,7 +218,7 @@ pub async fn check_file_info(
 
 /// What the file must still be for a lost lock to be taken again.
 #[derive(Debug, Clone, Default)]
-pub struct Expected {
+pub(crate) struct Expected {
     /// `Version` at open or after the gateway's last PutFile (when the host said).
     pub version: Option<String>,
     /// `LastModifiedTime` at open or from the last PutFile answer.
@@ -227,7 +227,7 @@ pub struct Expected {
 
 /// Why a lost lock was not taken again.
 #[derive(Debug)]
-pub enum RelockError {
+pub(crate) enum RelockError {
     /// The file changed since this session opened or last saved it: a save now would
     /// overwrite someone else's edit.
     Changed(String),
@@ -246,7 +246,7 @@ impl std::fmt::Display for RelockError {
 
 /// Re-acquires a lock the host lost (it answered 409 with no lock) with the same lock id,
 /// when the file is still the one this session opened or last saved.
-pub async fn relock(
+pub(crate) async fn relock(
     state: &AppState,
     wopi_src: &str,
     token: &str,
@@ -298,7 +298,7 @@ fn correlation_id() -> Result<String, GatewayError> {
 }
 
 /// A lock operation (LOCK, REFRESH_LOCK, UNLOCK) with the session's lock id.
-pub async fn lock_op(
+pub(crate) async fn lock_op(
     state: &AppState,
     wopi_src: &str,
     token: &str,

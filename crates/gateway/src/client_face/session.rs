@@ -7,7 +7,7 @@ use tokio::sync::Mutex;
 
 /// One user's credentials for the host.
 #[derive(Debug, Clone)]
-pub struct UserAuth {
+pub(crate) struct UserAuth {
     /// The access token the host gave (form field).
     pub token: String,
     /// Its expiry, Unix ms (0 = unknown).
@@ -18,9 +18,7 @@ pub struct UserAuth {
 
 /// One editing (or viewing) session.
 #[derive(Debug)]
-pub struct Session {
-    /// Docs `document.key`.
-    pub key: String,
+pub(crate) struct Session {
     /// The host's WOPISrc.
     pub wopi_src: String,
     /// Lower-case extension.
@@ -52,7 +50,7 @@ fn now_ms() -> u64 {
 
 impl Session {
     /// What the file must still be for a lost lock to be taken again.
-    pub fn expected(&self) -> super::host::Expected {
+    pub(crate) fn expected(&self) -> super::host::Expected {
         super::host::Expected {
             version: self.version.clone(),
             last_modified: self.last_modified.clone(),
@@ -61,7 +59,7 @@ impl Session {
 
     /// A token usable for writing: the preferred users first, then any write-capable one.
     /// Tokens expiring within a minute are skipped.
-    pub fn write_token(&self, preferred: &[String]) -> Option<&str> {
+    pub(crate) fn write_token(&self, preferred: &[String]) -> Option<&str> {
         let valid = |a: &&UserAuth| a.can_write && (a.ttl_ms == 0 || a.ttl_ms > now_ms() + 60_000);
         preferred
             .iter()
@@ -72,7 +70,7 @@ impl Session {
     }
 
     /// Any token still valid (reads).
-    pub fn read_token(&self) -> Option<&str> {
+    pub(crate) fn read_token(&self) -> Option<&str> {
         self.write_token(&[]).or_else(|| {
             self.users
                 .values()
@@ -92,19 +90,23 @@ impl Drop for Session {
 
 /// Every session, plus the keys recently finished (Docs may resend a status 2).
 #[derive(Debug, Clone, Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     map: Arc<DashMap<String, Arc<Mutex<Session>>>>,
     finished: Arc<StdMutex<VecDeque<String>>>,
 }
 
 impl Sessions {
     /// The session of a key.
-    pub fn get(&self, key: &str) -> Option<Arc<Mutex<Session>>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<Mutex<Session>>> {
         self.map.get(key).map(|s| s.clone())
     }
 
     /// The session of a key, created by `init` when missing.
-    pub fn get_or_insert(&self, key: &str, init: impl FnOnce() -> Session) -> Arc<Mutex<Session>> {
+    pub(crate) fn get_or_insert(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> Session,
+    ) -> Arc<Mutex<Session>> {
         self.map
             .entry(key.to_owned())
             .or_insert_with(|| Arc::new(Mutex::new(init())))
@@ -112,7 +114,7 @@ impl Sessions {
     }
 
     /// Ends a session; remembers its key for resent callbacks.
-    pub fn finish(&self, key: &str) {
+    pub(crate) fn finish(&self, key: &str) {
         self.map.remove(key);
         if let Ok(mut f) = self.finished.lock() {
             f.push_back(key.to_owned());
@@ -123,19 +125,9 @@ impl Sessions {
     }
 
     /// Whether a key finished recently.
-    pub fn finished_recently(&self, key: &str) -> bool {
+    pub(crate) fn finished_recently(&self, key: &str) -> bool {
         self.finished
             .lock()
             .is_ok_and(|f| f.iter().any(|k| k == key))
-    }
-
-    /// Number of live sessions.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Whether there is no live session.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }

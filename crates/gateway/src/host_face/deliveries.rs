@@ -26,7 +26,7 @@ const CALLBACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One pending callback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// Sortable id (creation order).
     pub id: String,
     /// The file.
@@ -55,7 +55,7 @@ pub struct Delivery {
 
 /// The delivery queue.
 #[derive(Debug, Clone)]
-pub struct Deliveries {
+pub(crate) struct Deliveries {
     dir: PathBuf,
     pending: Arc<Mutex<BTreeMap<String, Delivery>>>,
     wake: Arc<Notify>,
@@ -73,7 +73,7 @@ impl Deliveries {
     ///
     /// Content of deliveries already accepted (a `.bin` without its `.json`) is removed once it
     /// is older than `download_ttl`, the lifetime of the URL that served it.
-    pub async fn open(dir: PathBuf, download_ttl: Duration) -> std::io::Result<Self> {
+    pub(crate) async fn open(dir: PathBuf, download_ttl: Duration) -> std::io::Result<Self> {
         tokio::fs::create_dir_all(&dir).await?;
         let mut pending = BTreeMap::new();
         let mut entries = tokio::fs::read_dir(&dir).await?;
@@ -126,12 +126,12 @@ impl Deliveries {
     }
 
     /// Path of a delivery's content.
-    pub fn content_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn content_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.bin"))
     }
 
     /// Queues a callback durably. `content` is linked (or copied) into the spool first.
-    pub async fn enqueue(
+    pub(crate) async fn enqueue(
         &self,
         file_id: &str,
         integrator: &str,
@@ -179,12 +179,12 @@ impl Deliveries {
     }
 
     /// A snapshot of the pending deliveries, oldest first.
-    pub async fn list(&self) -> Vec<Delivery> {
+    pub(crate) async fn list(&self) -> Vec<Delivery> {
         self.pending.lock().await.values().cloned().collect()
     }
 
     /// Moves a pending delivery (and its content) to `discarded/`; it will not be sent.
-    pub async fn discard(&self, id: &str) -> std::io::Result<bool> {
+    pub(crate) async fn discard(&self, id: &str) -> std::io::Result<bool> {
         if self.pending.lock().await.remove(id).is_none() {
             return Ok(false);
         }
@@ -204,7 +204,7 @@ impl Deliveries {
     }
 
     /// Makes a pending delivery due now.
-    pub async fn retry_now(&self, id: &str) -> bool {
+    pub(crate) async fn retry_now(&self, id: &str) -> bool {
         let found = self
             .pending
             .lock()
@@ -219,17 +219,12 @@ impl Deliveries {
     }
 
     /// Whether a file has deliveries pending.
-    pub async fn has_pending(&self, file_id: &str) -> bool {
+    pub(crate) async fn has_pending(&self, file_id: &str) -> bool {
         self.pending
             .lock()
             .await
             .values()
             .any(|d| d.file_id == file_id)
-    }
-
-    /// Whether the content of a delivery may still be downloaded.
-    pub fn content_exists(&self, id: &str) -> bool {
-        self.content_path(id).is_file()
     }
 
     async fn update_gauges(&self, state: &AppState) {
@@ -244,7 +239,7 @@ impl Deliveries {
     }
 
     /// Delivers until `shutdown`.
-    pub async fn run(self, state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+    pub(crate) async fn run(self, state: AppState, shutdown: tokio_util::sync::CancellationToken) {
         loop {
             self.update_gauges(&state).await;
             let now = now_ms();
@@ -347,7 +342,7 @@ impl Deliveries {
     }
 
     /// The body as sent: the stored body, plus `url`/`filetype` for content.
-    pub fn body_for(&self, state: &AppState, d: &Delivery) -> Value {
+    pub(crate) fn body_for(&self, state: &AppState, d: &Delivery) -> Value {
         let mut body = d.body.clone();
         if let (true, Value::Object(m)) = (d.has_content, &mut body) {
             m.insert("url".into(), Value::String(download_url(state, &d.id)));
@@ -400,7 +395,7 @@ impl Deliveries {
 }
 
 /// The signed, expiring URL serving a delivery's exact content.
-pub fn download_url(state: &AppState, id: &str) -> String {
+pub(crate) fn download_url(state: &AppState, id: &str) -> String {
     let exp = now_ms() / 1000 + state.settings().host_face.download_url_ttl.as_secs();
     let mut claims = serde_json::Map::new();
     claims.insert("did".into(), json!(id));

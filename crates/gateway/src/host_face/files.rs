@@ -7,13 +7,13 @@
 
 use crate::spool;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// What the gateway knows of one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileMeta {
+pub(crate) struct FileMeta {
     /// The stable file id.
     pub file_id: String,
     /// Integrator name.
@@ -54,7 +54,7 @@ pub struct FileMeta {
 
 /// One file: its folder and state.
 #[derive(Debug)]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     /// `files/<file_id>/`
     pub dir: PathBuf,
     /// The state.
@@ -63,18 +63,23 @@ pub struct FileEntry {
 
 impl FileEntry {
     /// Path of the current content, when fetched.
-    pub fn content_path(&self) -> Option<PathBuf> {
+    pub(crate) fn content_path(&self) -> Option<PathBuf> {
         self.meta.content.as_ref().map(|c| self.dir.join(c))
     }
 
     /// Writes `meta.json` durably.
-    pub async fn persist(&self) -> std::io::Result<()> {
+    pub(crate) async fn persist(&self) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(&self.meta).map_err(std::io::Error::other)?;
         spool::write_atomic(&self.dir.join("meta.json"), &json).await
     }
 
     /// Replaces the content file, removing the previous one (deliveries hold their own links).
-    pub async fn set_content(&mut self, name: String, written: &spool::Written, modified_ms: u64) {
+    pub(crate) async fn set_content(
+        &mut self,
+        name: String,
+        written: &spool::Written,
+        modified_ms: u64,
+    ) {
         if let Some(old) = self
             .content_path()
             .filter(|_| self.meta.content.as_deref() != Some(name.as_str()))
@@ -90,14 +95,14 @@ impl FileEntry {
 
 /// Every file the host face knows.
 #[derive(Debug, Clone)]
-pub struct Files {
+pub(crate) struct Files {
     root: PathBuf,
     map: Arc<dashmap::DashMap<String, Arc<Mutex<FileEntry>>>>,
 }
 
 impl Files {
     /// Opens the registry under `root` (`…/spool/host/files`), loading every saved state.
-    pub async fn open(root: PathBuf) -> std::io::Result<Self> {
+    pub(crate) async fn open(root: PathBuf) -> std::io::Result<Self> {
         tokio::fs::create_dir_all(&root).await?;
         let files = Files {
             root: root.clone(),
@@ -126,12 +131,12 @@ impl Files {
     }
 
     /// The entry of a file, if known.
-    pub fn get(&self, file_id: &str) -> Option<Arc<Mutex<FileEntry>>> {
+    pub(crate) fn get(&self, file_id: &str) -> Option<Arc<Mutex<FileEntry>>> {
         self.map.get(file_id).map(|e| e.clone())
     }
 
     /// The entry of a file, created from `init` when unknown.
-    pub async fn get_or_create(
+    pub(crate) async fn get_or_create(
         &self,
         file_id: &str,
         init: impl FnOnce() -> FileMeta,
@@ -153,15 +158,5 @@ impl Files {
             }
         }
         Ok(entry)
-    }
-
-    /// Every file id.
-    pub fn ids(&self) -> Vec<String> {
-        self.map.iter().map(|e| e.key().clone()).collect()
-    }
-
-    /// The spool folder of the registry.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }

@@ -18,13 +18,13 @@ use serde_json::{Map, Value, json};
 
 /// `?integrator=NAME`
 #[derive(Debug, Deserialize)]
-pub struct IntegratorQuery {
+pub(crate) struct IntegratorQuery {
     integrator: Option<String>,
 }
 
 /// What an opened session gives back.
 #[derive(Debug)]
-pub struct Opened {
+pub(crate) struct Opened {
     /// Token claims.
     pub claims: AccessClaims,
     /// The token.
@@ -70,7 +70,7 @@ fn check_origin(integrator: &Integrator, field: &str, url: &str) -> Result<(), G
 }
 
 /// A stable, URL-safe file id for (integrator, document identity).
-pub fn file_id(integrator: &str, identity: &str) -> String {
+pub(crate) fn file_id(integrator: &str, identity: &str) -> String {
     use base64::Engine as _;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(integrator.as_bytes());
@@ -80,7 +80,7 @@ pub fn file_id(integrator: &str, identity: &str) -> String {
 }
 
 /// Verifies an integrator's config token and opens (or joins) the file's session.
-pub async fn open(
+pub(crate) async fn open(
     state: &AppState,
     integrator: &Integrator,
     token: &str,
@@ -255,7 +255,7 @@ fn record(state: &AppState, r: &Result<Opened, GatewayError>) {
 }
 
 /// `POST /api/v1/sessions?integrator=NAME` with the signed editor config (or `{"token": …}`).
-pub async fn open_session(
+pub(crate) async fn open_session(
     State(state): State<AppState>,
     Query(q): Query<IntegratorQuery>,
     body: Body,
@@ -286,7 +286,7 @@ pub async fn open_session(
 
 /// `?integrator=&config=&action=`
 #[derive(Debug, Deserialize)]
-pub struct OpenQuery {
+pub(crate) struct OpenQuery {
     integrator: Option<String>,
     config: Option<String>,
     action: Option<String>,
@@ -301,7 +301,7 @@ fn html_escape(s: &str) -> String {
 }
 
 /// `GET /open?integrator=NAME&config=JWT&action=edit`: the WOPI host page.
-pub async fn open_page(
+pub(crate) async fn open_page(
     State(state): State<AppState>,
     Query(q): Query<OpenQuery>,
 ) -> Result<Response, GatewayError> {
@@ -357,12 +357,12 @@ pub async fn open_page(
 
 /// `?token=`
 #[derive(Debug, Deserialize)]
-pub struct DownloadQuery {
+pub(crate) struct DownloadQuery {
     token: Option<String>,
 }
 
 /// `GET /api/v1/download/{id}?token=`: the exact content of a delivery (status 2/6 `url`).
-pub async fn download(
+pub(crate) async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
+pub(crate) struct AccessClaims {
     /// Integrator name.
     pub int: String,
     /// File id.
@@ -39,7 +39,7 @@ pub struct AccessClaims {
 }
 
 /// Signs claims.
-pub fn sign(secret: &Secret, claims: &AccessClaims) -> String {
+pub(crate) fn sign(secret: &Secret, claims: &AccessClaims) -> String {
     let map = match serde_json::to_value(claims) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -48,7 +48,7 @@ pub fn sign(secret: &Secret, claims: &AccessClaims) -> String {
 }
 
 /// Verifies a token (signature, algorithm, expiry) and reads its claims.
-pub fn verify(secret: &Secret, token: &str) -> Result<AccessClaims, JwtError> {
+pub(crate) fn verify(secret: &Secret, token: &str) -> Result<AccessClaims, JwtError> {
     let map = jwt::verify(secret, token)?;
     if !map.contains_key("exp") {
         return Err(JwtError::Malformed);

@@ -39,7 +39,7 @@ pub fn iso_time(unix_ms: u64) -> String {
 
 /// ISO-8601 UTC with milliseconds, as JavaScript's `Date.toISOString()` and so ONLYOFFICE
 /// Docs write callback times (`lastsave`).
-pub fn js_time(unix_ms: u64) -> String {
+pub(crate) fn js_time(unix_ms: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let fmt = time::macros::format_description!(
@@ -49,7 +49,7 @@ pub fn js_time(unix_ms: u64) -> String {
 }
 
 /// Reads a whole (small) body, refusing more than `limit` bytes.
-pub async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
     let collected = http_body_util::Limited::new(body, limit)
         .collect()
         .await
@@ -205,7 +205,7 @@ fn with_version(mut resp: Response, version: &str) -> Response {
 }
 
 /// Every `/wopi/*` request.
-pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let op = parse_endpoint(&path).map(|ep| {
         let over = header(req.headers(), h::OVERRIDE);
@@ -469,7 +469,7 @@ fn file_url_for(state: &AppState, c: &AccessClaims) -> String {
 }
 
 /// `GET /wopi/fileurl/{fid}?token=`: the content a CheckFileInfo's `FileUrl` points at.
-pub async fn file_url(
+pub(crate) async fn file_url(
     State(state): State<AppState>,
     axum::extract::Path(fid): axum::extract::Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
