@@ -1,135 +1,284 @@
-//! The shared state and the admin routes. The request path itself is in [`crate::stack`].
+//! The composition root: opens the core and the faces, wires the public and admin routers,
+//! starts the background tasks and the listeners, and applies reloads. Nothing below imports
+//! this module.
 
-use crate::host_face::HostFace;
-use crate::metrics::Metrics;
-use crate::settings::Settings;
-use crate::upstream::HttpClient;
+use crate::error::GatewayError;
+use crate::settings::{self, Settings};
+use crate::state::{Core, Ctx};
+use crate::{
+    client_face, clock, host_face, http_client, metrics, proxy, reload, server, spool, stack,
+};
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-/// State every handler shares. Cheap to clone.
-///
-/// Per-request path: `settings` (read-only), `metrics` (atomic counters), `locks` (the store's
-/// own synchronisation: DashMap shards or Redis), `http` (a pooled client, internally synced).
-/// Cheap to clone: one `Arc`, so the per-layer `State` clones touch one counter.
-#[derive(Debug, Clone)]
-pub(crate) struct AppState(Arc<Shared>);
-
-impl Shared {
-    /// The settings in force (a cheap snapshot; a reload does not change it under you).
-    pub(crate) fn settings(&self) -> Arc<Settings> {
-        self.settings.load_full()
-    }
-
-    /// Installs reloaded settings.
-    pub(crate) fn store_settings(&self, settings: Arc<Settings>) {
-        self.settings.store(settings);
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// What [`AppState`] shares.
+/// The bound sockets the gateway serves on.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    /// Validated settings; swapped whole by a reload (SIGHUP).
-    settings: arc_swap::ArcSwap<Settings>,
-    /// Metric families.
-    pub metrics: Metrics,
-    /// The lock store.
-    pub locks: Arc<dyn locks::LockStore>,
-    /// Outgoing HTTP.
-    pub http: HttpClient,
-    /// Host-face state (files, deliveries, discovery).
-    pub host: HostFace,
-    /// The upstream ONLYOFFICE Docs (reverse proxy target).
-    pub upstream: crate::proxy::Upstream,
-    /// Client-face state (proof keys, sessions).
-    pub client: crate::client_face::ClientFace,
-    /// Set once startup work is done (`/readyz`).
-    pub ready: AtomicBool,
-    /// Source of request ids (the request span's `request_id`).
-    pub request_ids: AtomicU64,
-    /// The readiness last logged (0 none yet, 1 ready, 2 not ready).
-    reported_readiness: std::sync::atomic::AtomicU8,
+pub struct Listeners {
+    /// The public listener.
+    pub public: TcpListener,
+    /// The admin listener.
+    pub admin: TcpListener,
 }
 
-impl AppState {
-    /// Builds the state.
-    pub(crate) fn new(
-        settings: Arc<Settings>,
-        metrics: Metrics,
-        locks: Arc<dyn locks::LockStore>,
-        http: HttpClient,
-        host: HostFace,
-        upstream: crate::proxy::Upstream,
-        client: crate::client_face::ClientFace,
-    ) -> Self {
-        AppState(Arc::new(Shared {
-            settings: arc_swap::ArcSwap::new(settings),
-            metrics,
-            locks,
-            http,
-            host,
-            upstream,
-            client,
-            ready: AtomicBool::new(false),
-            request_ids: AtomicU64::new(1),
-            reported_readiness: std::sync::atomic::AtomicU8::new(0),
-        }))
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS certificate or key unusable.
+    #[error("server.tls: {0}")]
+    Tls(String),
+    /// The lock store could not be reached.
+    #[error("locks: {0}")]
+    Locks(String),
+    /// The data directory is unusable.
+    #[error("server.data_dir: {0}")]
+    DataDir(String),
+    /// The host face could not open its spool or secret.
+    #[error("{0}")]
+    HostFace(String),
+}
+
+/// Runs the gateway until `shutdown` is cancelled.
+pub async fn run(
+    listeners: Listeners,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    run_with_reload(listeners, settings, shutdown, rx).await
+}
+
+/// Runs the gateway until `shutdown` is cancelled, applying every settings reload received.
+pub async fn run_with_reload(
+    listeners: Listeners,
+    settings: Settings,
+    shutdown: CancellationToken,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<reload::Reload>,
+) -> Result<(), StartError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Arc::new(settings);
+    std::fs::create_dir_all(&settings.server.data_dir)
+        .map_err(|e| StartError::DataDir(format!("{}: {e}", settings.server.data_dir.display())))?;
+    let (tls, cert_resolver) = match settings
+        .server
+        .tls
+        .as_ref()
+        .map(server::tls_acceptor)
+        .transpose()
+        .map_err(StartError::Tls)?
+    {
+        Some((acceptor, resolver)) => (Some(acceptor), Some(resolver)),
+        None => (None, None),
+    };
+    let (app, expiries) = App::open(settings.clone()).await?;
+    let (core, host, client) = (app.core.clone(), app.host.clone(), app.client.clone());
+    if settings.host_face.proof == settings::ProofMode::Off {
+        tracing::warn!(
+            "host_face.proof = \"off\": WOPI proofs are NOT checked; use this only in test setups"
+        );
+    }
+    if settings.docs.jwt_secret.is_none() {
+        tracing::warn!(
+            "docs.jwt_secret is not set: the client face (/hosting/wopi/…) answers 503 until it is (docs.jwt_secret, _file or _env)"
+        );
+    }
+    if settings.host_face.integrators.is_empty() {
+        tracing::info!(
+            "no [[host_face.integrator]]: the host face opens no sessions until one is configured"
+        );
+    }
+    host_face::spawn_expiry_consumer(host.clone(), expiries);
+    tokio::spawn(
+        host.face
+            .deliveries
+            .clone()
+            .run(host.clone(), shutdown.clone()),
+    );
+    host.face
+        .discovery
+        .spawn_refresher(settings.host_face.discovery_refresh, shutdown.clone());
+
+    if let Some(every) = settings.docs.healthcheck_interval {
+        proxy::spawn_health_checker(app.proxy.clone(), every, shutdown.clone());
+    }
+    let public = stack::public_service(app.public_routes(), &core);
+    let admin = app.admin_routes();
+    let limits = server::ConnLimits {
+        header_read_timeout: settings.server.header_read_timeout,
+        idle_timeout: settings.server.idle_timeout,
+    };
+    let grace = settings.server.shutdown_grace;
+    let admin_task = tokio::spawn(server::serve(
+        listeners.admin,
+        admin,
+        None,
+        limits,
+        core.metrics.clone(),
+        shutdown.clone(),
+        grace,
+    ));
+    // Startup work before the public listener serves: the trusted WOPI clients' keys must be
+    // known before the first WOPI call. Connections wait in the accept queue meanwhile.
+    host.face.discovery.refresh_all().await;
+    core.metrics
+        .spool_bytes
+        .set(spool::disk_usage(&settings.server.data_dir.join("spool")) as i64);
+    core.metrics
+        .recovery
+        .set(client_face::docs::count_recovery(&client.face.spool.join("recovery")).await as i64);
+    let public_task = tokio::spawn(server::serve(
+        listeners.public,
+        public,
+        tls,
+        limits,
+        core.metrics.clone(),
+        shutdown.clone(),
+        grace,
+    ));
+    core.ready.store(true, Ordering::Release);
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            while let Some(r) = reloads.recv().await {
+                reload::apply(
+                    &app.core,
+                    &app.host,
+                    &app.client,
+                    cert_resolver.as_deref(),
+                    r,
+                )
+                .await;
+            }
+        });
+    }
+    core.report_readiness();
+    let _ = public_task.await;
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+type Expiries = tokio::sync::mpsc::UnboundedReceiver<locks::ExpiryEvent>;
+
+/// Everything the gateway runs, composed: the shared core and each face's handle.
+#[derive(Debug, Clone)]
+struct App {
+    core: Arc<Core>,
+    host: host_face::HostCtx,
+    client: client_face::ClientCtx,
+    proxy: proxy::ProxyCtx,
+}
+
+impl App {
+    /// Opens everything the request path needs: metrics, the lock store, the outgoing
+    /// client, both faces' state. No task is spawned and no socket is bound.
+    async fn open(settings: Arc<Settings>) -> Result<(App, Expiries), StartError> {
+        let metrics = metrics::Metrics::register();
+        let clock: Arc<dyn clock::Clock> = Arc::new(locks::SystemClock);
+        let (store, expiries) = open_lock_store(&settings, &metrics, clock.clone()).await?;
+        let http = http_client::HttpClient::with_ca(
+            settings.upstream.connect_timeout,
+            settings.upstream.request_timeout,
+            metrics.clone(),
+            settings.docs.ca_file.as_deref(),
+        )
+        .map_err(|e| StartError::HostFace(format!("docs.ca_file: {e}")))?;
+        let upstream =
+            proxy::DocsUpstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
+        let host =
+            host_face::HostFace::open(&settings, http.clone(), metrics.clone(), clock.clone())
+                .await
+                .map_err(StartError::HostFace)?;
+        let client = client_face::ClientFace::open(&settings).map_err(StartError::HostFace)?;
+        let core = Arc::new(Core::new(settings, metrics, store, clock, http));
+        let app = App {
+            host: Ctx::new(core.clone(), host),
+            client: Ctx::new(core.clone(), client),
+            proxy: Ctx::new(core.clone(), upstream),
+            core,
+        };
+        Ok((app, expiries))
+    }
+
+    /// Every public route: the host face, the client face, and the proxy for the rest.
+    fn public_routes(&self) -> Router {
+        host_face::routes()
+            .with_state(self.host.clone())
+            .merge(client_face::routes().with_state(self.client.clone()))
+            .fallback_service(
+                Router::new()
+                    .fallback(proxy::handle)
+                    .with_state(self.proxy.clone()),
+            )
+    }
+
+    /// The admin listener: metrics and health (open), and the faces' operator routes
+    /// (behind `server.admin_token_file` when it is set).
+    fn admin_routes(&self) -> Router {
+        use axum::routing::get;
+        let operator = host_face::admin_routes()
+            .with_state(self.host.clone())
+            .merge(client_face::admin_routes().with_state(self.client.clone()))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.core.clone(),
+                require_admin_token,
+            ));
+        Router::new()
+            .route("/metrics", get(metrics_handler))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .with_state(self.core.clone())
+            .merge(operator)
     }
 }
 
-/// Whether a body error came from the body limit (→ 413).
-pub(crate) fn is_body_limit(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
+/// A core and the public service on `settings`, for tests of the stack (no listener).
+#[cfg(test)]
+pub(crate) async fn test_service(settings: Settings) -> (Arc<Core>, stack::PublicService) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    #[allow(clippy::unwrap_used)]
+    std::fs::create_dir_all(&settings.server.data_dir).unwrap();
+    #[allow(clippy::unwrap_used)]
+    let (app, _) = App::open(Arc::new(settings)).await.unwrap();
+    let svc = stack::public_service(app.public_routes(), &app.core);
+    (app.core, svc)
+}
+
+async fn open_lock_store(
+    settings: &Settings,
+    metrics: &metrics::Metrics,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<(Arc<dyn locks::LockStore>, Expiries), StartError> {
+    let observer: Arc<dyn locks::SweepObserver> = Arc::new(metrics.clone());
+    match &settings.locks.kind {
+        settings::LockStoreKind::Memory => {
+            let (store, rx) = locks::MemoryLockStore::new(settings.locks.store, clock);
+            store.spawn_sweeper(Some(observer));
+            Ok((Arc::new(store), rx))
         }
-        cur = e.source();
+        settings::LockStoreKind::Redis { url, prefix } => {
+            let (store, rx) = locks::RedisLockStore::connect(
+                url,
+                prefix,
+                settings.locks.store,
+                clock,
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .map_err(|e| StartError::Locks(e.to_string()))?;
+            store.spawn_sweeper(Some(observer));
+            Ok((Arc::new(store), rx))
+        }
     }
-    false
-}
-
-/// The admin listener: metrics and health (open), and the operator routes (behind
-/// `server.admin_token_file` when it is set).
-pub(crate) fn admin_router(state: AppState) -> Router {
-    use axum::routing::get;
-    let operator = Router::new()
-        .route("/deliveries", get(crate::host_face::list_deliveries))
-        .route(
-            "/deliveries/{id}/discard",
-            axum::routing::post(crate::host_face::discard_delivery),
-        )
-        .route(
-            "/deliveries/{id}/retry",
-            axum::routing::post(crate::host_face::retry_delivery),
-        )
-        .route("/recovery", get(crate::client_face::list_recovery))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_admin_token,
-        ));
-    Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .merge(operator)
-        .with_state(state)
 }
 
 /// `Authorization: Bearer <server.admin_token_file>` on the operator routes (401 otherwise).
 async fn require_admin_token(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -148,14 +297,12 @@ async fn require_admin_token(
         Some(t) if expected.matches(t.trim().as_bytes()) => next.run(req).await,
         Some(_) => {
             state.metrics.count_admin_denied();
-            crate::error::GatewayError::Unauthorized(
-                "admin token refused (server.admin_token_file)".into(),
-            )
-            .into_response()
+            GatewayError::Unauthorized("admin token refused (server.admin_token_file)".into())
+                .into_response()
         }
         None => {
             state.metrics.count_admin_denied();
-            let mut resp = crate::error::GatewayError::Unauthorized(
+            let mut resp = GatewayError::Unauthorized(
                 "the admin API needs Authorization: Bearer <token of server.admin_token_file>"
                     .into(),
             )
@@ -169,52 +316,19 @@ async fn require_admin_token(
     }
 }
 
-/// Why the gateway is not ready, or `Ok` when it is (`/readyz`).
-pub(crate) fn readiness(state: &AppState) -> Result<(), &'static str> {
-    if !state.ready.load(Ordering::Acquire) {
-        return Err("starting");
-    }
-    if state.settings().docs.healthcheck_interval.is_some()
-        && !state.upstream.healthy.load(Ordering::Relaxed)
-    {
-        return Err("upstream Docs unreachable");
-    }
-    Ok(())
-}
-
-/// Logs a change of [`readiness`], once per change (ready → not ready and back).
-pub(crate) fn report_readiness(state: &AppState) {
-    if !state.ready.load(Ordering::Acquire) {
-        // Startup reports once it is done; "starting" is not a change worth a line.
-        return;
-    }
-    let now = readiness(state);
-    let code = match now {
-        Ok(()) => 1,
-        Err(_) => 2,
-    };
-    if state.reported_readiness.swap(code, Ordering::AcqRel) == code {
-        return;
-    }
-    match now {
-        Ok(()) => tracing::info!("ready"),
-        Err(why) => tracing::warn!(reason = why, "not ready: {why} (/readyz answers 503)"),
-    }
-}
-
-async fn metrics_handler(State(state): State<AppState>) -> Response {
-    if let Ok(n) = state.locks.held().await {
-        state.metrics.locks_held.set(n as i64);
+async fn metrics_handler(State(core): State<Arc<Core>>) -> Response {
+    if let Ok(n) = core.locks.held().await {
+        core.metrics.locks_held.set(n as i64);
     }
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        core.metrics.render(),
     )
         .into_response()
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    match readiness(&state) {
+async fn readyz(State(core): State<Arc<Core>>) -> Response {
+    match core.readiness() {
         Ok(()) => "ready\n".into_response(),
         Err(why) => (http::StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }

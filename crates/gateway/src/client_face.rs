@@ -17,13 +17,15 @@ pub(crate) mod editor;
 pub(crate) mod host;
 pub(crate) mod session;
 
-use crate::app::AppState;
 use crate::settings::Settings;
 use axum::Router;
 use axum::routing::{get, post};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wopi::proof::SigningKey;
+
+/// The client face's handle: the shared core and [`ClientFace`].
+pub(crate) type ClientCtx = crate::state::Ctx<ClientFace>;
 
 /// The gateway's proof keys.
 #[derive(Debug)]
@@ -140,7 +142,7 @@ fn current_key(settings: &Settings) -> Result<SigningKey, String> {
 }
 
 /// The client face's public routes.
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<ClientCtx> {
     Router::new()
         .route("/hosting/discovery", get(discovery::discovery))
         .route("/hosting/capabilities", get(discovery::capabilities))
@@ -162,11 +164,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/hosting/api/{key}/rename", post(docs::rename))
 }
 
+/// The client face's operator routes on the admin listener.
+pub(crate) fn admin_routes() -> Router<ClientCtx> {
+    Router::new().route("/recovery", get(list_recovery))
+}
+
 /// `GET /recovery` on the admin listener: saves a WOPI host did not accept.
 pub(crate) async fn list_recovery(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::State(state): axum::extract::State<ClientCtx>,
 ) -> axum::Json<serde_json::Value> {
-    let dir = state.client.spool.join("recovery");
+    let dir = state.face.spool.join("recovery");
     let mut items = Vec::new();
     if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
         while let Ok(Some(e)) = rd.next_entry().await {

@@ -2,8 +2,8 @@
 //! action URLs, fetched at start, refreshed on schedule, and re-fetched (rate-limited) when a
 //! proof fails or only verifies with a rotated key.
 
+use crate::http_client::{HttpClient, OutBody};
 use crate::metrics::Metrics;
-use crate::upstream::{HttpClient, OutBody};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use wopi::discovery::Discovery;

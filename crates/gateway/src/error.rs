@@ -6,7 +6,7 @@ use std::fmt;
 
 /// Who is at fault (log level and metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// The caller sent something wrong.
     Client,
     /// A peer we called failed.
@@ -30,7 +30,7 @@ pub enum UpstreamKind {
 
 impl UpstreamKind {
     /// Bounded metric label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             UpstreamKind::Connect => "connect",
             UpstreamKind::Timeout => "timeout",
@@ -85,7 +85,7 @@ pub enum GatewayError {
         /// The WOPI operation (bounded label).
         op: &'static str,
         /// What the host answered.
-        refusal: crate::client_face::host::HostRefusal,
+        refusal: HostRefusal,
     },
     /// Our own failure (I/O, invariant).
     Internal(String),
@@ -93,7 +93,7 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// The response status. Exhaustive on purpose: a new variant must choose one.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             GatewayError::IpDenied => StatusCode::FORBIDDEN,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -121,7 +121,7 @@ impl GatewayError {
     }
 
     /// Who is at fault.
-    pub fn fault(&self) -> Fault {
+    pub(crate) fn fault(&self) -> Fault {
         match self {
             GatewayError::IpDenied
             | GatewayError::BadRequest(_)
@@ -143,7 +143,7 @@ impl GatewayError {
     }
 
     /// Bounded label for metrics and logs.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             GatewayError::IpDenied => "ip_denied",
             GatewayError::BadRequest(_) => "bad_request",
@@ -210,6 +210,56 @@ impl fmt::Display for GatewayError {
 }
 
 impl std::error::Error for GatewayError {}
+
+/// What a WOPI host answered when it refused a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRefusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// `X-WOPI-Lock` of the answer (the lock the host holds; empty: none).
+    pub lock: Option<String>,
+    /// `X-WOPI-LockFailureReason`, the host's words.
+    pub reason: Option<String>,
+}
+
+impl HostRefusal {
+    /// Reads the refusal headers of an answer.
+    pub(crate) fn of<B>(resp: &http::Response<B>) -> Self {
+        let get = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        HostRefusal {
+            status: resp.status().as_u16(),
+            lock: get(wopi::headers::LOCK),
+            reason: get(wopi::headers::LOCK_FAILURE_REASON).filter(|r| !r.is_empty()),
+        }
+    }
+
+    /// A 409 with an empty (or no) `X-WOPI-Lock`: the file is not locked at all — the host's
+    /// lock expired or was cleaned up.
+    pub(crate) fn lock_lost(&self) -> bool {
+        self.status == 409 && self.lock.as_deref().unwrap_or("").is_empty()
+    }
+}
+
+impl std::fmt::Display for HostRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host answered {}", self.status)?;
+        if self.status == 409 {
+            match self.lock.as_deref().filter(|l| !l.is_empty()) {
+                Some(l) => write!(f, " (the file is locked by `{l}`)")?,
+                None => f.write_str(" (the file is not locked)")?,
+            }
+        }
+        if let Some(r) = &self.reason {
+            write!(f, " (X-WOPI-LockFailureReason: {r})")?;
+        }
+        Ok(())
+    }
+}
 
 impl From<locks::LockError> for GatewayError {
     fn from(e: locks::LockError) -> Self {

@@ -14,12 +14,11 @@ pub(crate) mod session;
 pub(crate) mod token;
 pub(crate) mod wopi;
 
-use crate::app::AppState;
 use crate::discovery_cache::DiscoveryCache;
 use crate::error::GatewayError;
+use crate::http_client::HttpClient;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::upstream::HttpClient;
 use axum::Router;
 use axum::routing::{any, get, post};
 use dashmap::DashMap;
@@ -48,7 +47,11 @@ pub(crate) struct HostFace {
     /// PutUserInfo values, per user.
     pub user_infos: Arc<DashMap<String, String>>,
     version_seq: Arc<AtomicU64>,
+    clock: Arc<dyn crate::clock::Clock>,
 }
+
+/// The host face's handle: the shared core and [`HostFace`].
+pub(crate) type HostCtx = crate::state::Ctx<HostFace>;
 
 async fn load_or_create_secret(settings: &Settings) -> Result<String, String> {
     let path = settings
@@ -88,6 +91,7 @@ impl HostFace {
         settings: &Settings,
         http: HttpClient,
         metrics: Metrics,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, String> {
         let secret = load_or_create_secret(settings).await?;
         let fileurl_secret = Secret::new(format!("FileUrl\u{0}{secret}"));
@@ -99,6 +103,7 @@ impl HostFace {
         let deliveries = Deliveries::open(
             spool.join("deliveries"),
             settings.host_face.download_url_ttl,
+            clock.clone(),
         )
         .await
         .map_err(|e| format!("spool {}: {e}", spool.display()))?;
@@ -112,6 +117,7 @@ impl HostFace {
             discovery,
             user_infos: Arc::new(DashMap::new()),
             version_seq: Arc::new(AtomicU64::new(0)),
+            clock,
         })
     }
 
@@ -119,14 +125,14 @@ impl HostFace {
     pub(crate) fn next_version(&self) -> String {
         format!(
             "v{}.{}",
-            deliveries::now_ms(),
+            self.clock.now_ms(),
             self.version_seq.fetch_add(1, Ordering::Relaxed)
         )
     }
 }
 
 /// The host face's public routes.
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<HostCtx> {
     Router::new()
         .route("/api/v1/sessions", post(session::open_session))
         .route("/open", get(session::open_page))
@@ -136,19 +142,27 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// `GET /deliveries` on the admin listener: what waits to be delivered.
+/// The host face's operator routes on the admin listener.
+pub(crate) fn admin_routes() -> Router<HostCtx> {
+    Router::new()
+        .route("/deliveries", get(list_deliveries))
+        .route("/deliveries/{id}/discard", post(discard_delivery))
+        .route("/deliveries/{id}/retry", post(retry_delivery))
+}
+
 pub(crate) async fn list_deliveries(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::State(state): axum::extract::State<HostCtx>,
 ) -> axum::Json<serde_json::Value> {
-    let list = state.host.deliveries.list().await;
+    let list = state.face.deliveries.list().await;
     axum::Json(json!({ "pending": list }))
 }
 
 /// `POST /deliveries/{id}/discard` on the admin listener.
 pub(crate) async fn discard_delivery(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::State(state): axum::extract::State<HostCtx>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, GatewayError> {
-    if state.host.deliveries.discard(&id).await? {
+    if state.face.deliveries.discard(&id).await? {
         Ok(axum::Json(json!({"discarded": id})))
     } else {
         Err(GatewayError::NotFound("pending delivery"))
@@ -157,10 +171,10 @@ pub(crate) async fn discard_delivery(
 
 /// `POST /deliveries/{id}/retry` on the admin listener: attempt it now.
 pub(crate) async fn retry_delivery(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::State(state): axum::extract::State<HostCtx>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, GatewayError> {
-    if state.host.deliveries.retry_now(&id).await {
+    if state.face.deliveries.retry_now(&id).await {
         Ok(axum::Json(json!({"retrying": id})))
     } else {
         Err(GatewayError::NotFound("pending delivery"))
@@ -170,7 +184,7 @@ pub(crate) async fn retry_delivery(
 /// The file's state: known from the session open, or rebuilt from the self-contained access
 /// token (e.g. after the spool was lost).
 pub(crate) async fn entry_for(
-    state: &AppState,
+    state: &HostCtx,
     c: &token::AccessClaims,
 ) -> Result<Arc<tokio::sync::Mutex<FileEntry>>, GatewayError> {
     let init = || files::FileMeta {
@@ -185,12 +199,12 @@ pub(crate) async fn entry_for(
         version: format!("k.{}", c.key),
         ..Default::default()
     };
-    Ok(state.host.files.get_or_create(&c.fid, init).await?)
+    Ok(state.face.files.get_or_create(&c.fid, init).await?)
 }
 
 /// Adds a user to the file's editing session; a new editor is announced with status 1.
 pub(crate) async fn join(
-    state: &AppState,
+    state: &HostCtx,
     entry: &mut FileEntry,
     user: &str,
 ) -> Result<(), GatewayError> {
@@ -207,7 +221,7 @@ pub(crate) async fn join(
             CallbackAction::new(ActionKind::Connected, user),
         );
         state
-            .host
+            .face
             .deliveries
             .enqueue(
                 &entry.meta.file_id,
@@ -224,11 +238,11 @@ pub(crate) async fn join(
 /// Ends the file's editing session (Unlock, or the lock expired): status 2 with the content
 /// when it changed in the session, else status 4.
 pub(crate) async fn end_session(
-    state: &AppState,
+    state: &HostCtx,
     file_id: &str,
     why: &'static str,
 ) -> Result<(), GatewayError> {
-    let Some(entry) = state.host.files.get(file_id) else {
+    let Some(entry) = state.face.files.get(file_id) else {
         return Ok(());
     };
     let mut e = entry.lock().await;
@@ -250,7 +264,7 @@ pub(crate) async fn end_session(
         }
         None => {}
         Some(cb) => {
-            let lastsave = crate::host_face::wopi::js_time(e.meta.modified_ms);
+            let lastsave = crate::clock::js_time(e.meta.modified_ms);
             if e.meta.session_modified {
                 let content = e
                     .content_path()
@@ -259,7 +273,7 @@ pub(crate) async fn end_session(
                     Callback::must_save(&e.meta.doc_key, &last, lastsave, !e.meta.undelivered);
                 let ft = e.meta.file_type.clone();
                 state
-                    .host
+                    .face
                     .deliveries
                     .enqueue(
                         file_id,
@@ -272,7 +286,7 @@ pub(crate) async fn end_session(
             } else {
                 let body = Callback::closed(&e.meta.doc_key, &last);
                 state
-                    .host
+                    .face
                     .deliveries
                     .enqueue(file_id, &e.meta.integrator, &cb, &body, None)
                     .await?;
@@ -295,7 +309,7 @@ pub(crate) async fn end_session(
 
 /// Consumes lock expiries: the last editor's lock ran out, so the session ends.
 pub(crate) fn spawn_expiry_consumer(
-    state: AppState,
+    state: HostCtx,
     mut expiries: tokio::sync::mpsc::UnboundedReceiver<locks::ExpiryEvent>,
 ) {
     tokio::spawn(async move {

@@ -4,9 +4,9 @@
 //! `X-Forwarded-*` tell Docs how the browser reached it; upgraded connections (co-editing
 //! WebSockets) are tunnelled with an idle timeout.
 
-use crate::app::AppState;
 use crate::error::{GatewayError, UpstreamKind};
 use crate::server::Peer;
+use crate::state::Ctx;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -16,26 +16,27 @@ use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use prometheus::IntCounter;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Where proxied requests go, parsed once.
+/// The proxy's handle: the shared core and [`DocsUpstream`].
+pub(crate) type ProxyCtx = Ctx<DocsUpstream>;
+
+/// The upstream ONLYOFFICE Docs: where proxied requests go, parsed once.
 #[derive(Debug, Clone)]
-pub(crate) struct Upstream {
+pub(crate) struct DocsUpstream {
     /// `scheme://authority`
     pub origin: String,
     /// `authority` (the Host header sent upstream).
     pub authority: HeaderValue,
     /// Path prefix without trailing slash.
     pub prefix: String,
-    /// Set by the health checker.
-    pub healthy: Arc<AtomicBool>,
     up_bytes: IntCounter,
     down_bytes: IntCounter,
 }
 
-impl Upstream {
+impl DocsUpstream {
     /// Parses `docs.url`.
     pub(crate) fn new(state_metrics: &crate::metrics::Metrics, url: &str) -> Result<Self, String> {
         let uri: Uri = url.parse().map_err(|e| format!("docs.url: {e}"))?;
@@ -45,11 +46,10 @@ impl Upstream {
             .ok_or("docs.url: no host")?
             .as_str()
             .to_owned();
-        Ok(Upstream {
+        Ok(DocsUpstream {
             origin: format!("{scheme}://{authority}"),
             authority: HeaderValue::from_str(&authority).map_err(|e| e.to_string())?,
             prefix: uri.path().trim_end_matches('/').to_owned(),
-            healthy: Arc::new(AtomicBool::new(false)),
             up_bytes: state_metrics.proxy_bytes.with_label_values(&["upstream"]),
             down_bytes: state_metrics.proxy_bytes.with_label_values(&["downstream"]),
         })
@@ -108,7 +108,7 @@ static XFPREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// The fallback: requests of the proxy group go to Docs; unknown paths of the gateway's own
 /// groups are 404.
-pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn handle(State(state): State<ProxyCtx>, req: Request) -> Response {
     let group = req
         .extensions()
         .get::<crate::stack::Classified>()
@@ -122,8 +122,8 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
     }
 }
 
-async fn forward(state: &AppState, mut req: Request) -> Result<Response, GatewayError> {
-    let up = &state.upstream;
+async fn forward(state: &ProxyCtx, mut req: Request) -> Result<Response, GatewayError> {
+    let up = &state.face;
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let peer = req.extensions().get::<Peer>().copied();
@@ -298,28 +298,25 @@ async fn pump<R, W>(
 
 /// Probes `{docs.url}/healthcheck` every `interval`, feeding `/readyz` and `upstream_up`.
 pub(crate) fn spawn_health_checker(
-    state: AppState,
+    state: ProxyCtx,
     interval: Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     tokio::spawn(async move {
         loop {
-            let url = format!(
-                "{}{}/healthcheck",
-                state.upstream.origin, state.upstream.prefix
-            );
+            let url = format!("{}{}/healthcheck", state.face.origin, state.face.prefix);
             let ok = match http::Request::get(&url).body(Body::empty()) {
                 Ok(req) => {
                     matches!(state.http.send_with_timeout("healthcheck", req, Duration::from_secs(5)).await, Ok(r) if r.status().is_success())
                 }
                 Err(_) => false,
             };
-            let was = state.upstream.healthy.swap(ok, Ordering::Relaxed);
+            let was = state.upstream_healthy.swap(ok, Ordering::Relaxed);
             if was != ok {
                 tracing::debug!(url = %crate::urls::redact(&url), ok, "upstream Docs health changed");
             }
             state.metrics.upstream_up.set(i64::from(ok));
-            crate::app::report_readiness(&state);
+            state.report_readiness();
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}

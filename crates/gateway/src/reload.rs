@@ -9,21 +9,29 @@
 //! a change to them is logged and the running value kept. Connections and in-flight
 //! requests are untouched.
 
-use crate::app::AppState;
+use crate::client_face::ClientCtx;
+use crate::host_face::HostCtx;
 use crate::server::CertResolver;
 use crate::settings::Settings;
+use crate::state::Core;
 use std::sync::Arc;
 
 /// What the binary sends on SIGHUP: the new settings, or why the file did not validate.
 pub type Reload = Result<Settings, String>;
 
-fn refuse(state: &AppState, why: &str) {
+fn refuse(state: &Core, why: &str) {
     state.metrics.reloads.with_label_values(&["error"]).inc();
     tracing::error!(error = %why, "reload refused; the running settings stay in force");
 }
 
 /// Applies one reload.
-pub(crate) async fn apply(state: &AppState, tls: Option<&CertResolver>, reload: Reload) {
+pub(crate) async fn apply(
+    state: &Core,
+    host: &HostCtx,
+    client: &ClientCtx,
+    tls: Option<&CertResolver>,
+    reload: Reload,
+) {
     let mut new = match reload {
         Ok(s) => s,
         Err(why) => return refuse(state, &why),
@@ -108,7 +116,7 @@ pub(crate) async fn apply(state: &AppState, tls: Option<&CertResolver>, reload: 
         },
         _ => None,
     };
-    let keys = match state.client.prepare_keys(&new) {
+    let keys = match client.face.prepare_keys(&new) {
         Ok(k) => k,
         Err(e) => return refuse(state, &e),
     };
@@ -116,18 +124,17 @@ pub(crate) async fn apply(state: &AppState, tls: Option<&CertResolver>, reload: 
     if let (Some(c), Some(r)) = (cert, tls) {
         r.store(c);
     }
-    let rotated = keys.current.public_key() != state.client.keys().current.public_key();
-    state.client.store_keys(keys);
+    let rotated = keys.current.public_key() != client.face.keys().current.public_key();
+    client.face.store_keys(keys);
     let urls_changed = new.host_face.discovery_urls != old.host_face.discovery_urls;
     if urls_changed {
-        state
-            .host
+        host.face
             .discovery
             .set_urls(new.host_face.discovery_urls.clone());
     }
     state.store_settings(Arc::new(new));
     if urls_changed {
-        state.host.discovery.refresh_all().await;
+        host.face.discovery.refresh_all().await;
     }
     state.metrics.reloads.with_label_values(&["ok"]).inc();
     tracing::info!(

@@ -12,9 +12,9 @@
 //! docs/architecture.md shows the same order.
 
 use crate::access::{self, RouteGroup};
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::server::Peer;
+use crate::state::Core;
 use axum::Router;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
@@ -23,6 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
@@ -40,7 +41,7 @@ pub(crate) struct Classified {
 }
 
 /// Wraps `router` in the request path, once.
-pub(crate) fn public_service(router: Router, state: &AppState) -> PublicService {
+pub(crate) fn public_service(router: Router, state: &Arc<Core>) -> PublicService {
     let limit = state.settings().server.max_concurrent_requests;
     let timeout = state.settings().server.request_timeout;
     let svc = ServiceBuilder::new()
@@ -105,7 +106,7 @@ fn strip_prefix(req: &mut Request, prefix: &str) {
     }
 }
 
-async fn classify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+async fn classify(State(state): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
     let settings = state.settings();
     strip_prefix(&mut req, &settings.server.public_url.path);
     if settings.server.internal_url.path != settings.server.public_url.path {
@@ -148,7 +149,7 @@ async fn classify(State(state): State<AppState>, mut req: Request, next: Next) -
     resp
 }
 
-async fn allow_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn allow_ip(State(state): State<Arc<Core>>, req: Request, next: Next) -> Response {
     let Some(c) = req.extensions().get::<Classified>().copied() else {
         return GatewayError::Internal("request was not classified".into()).into_response();
     };
@@ -174,7 +175,7 @@ async fn allow_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
     }
 }
 
-async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn body_limit(State(state): State<Arc<Core>>, req: Request, next: Next) -> Response {
     let group = req
         .extensions()
         .get::<Classified>()
@@ -251,7 +252,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_limit_for_every_route_sheds_wopi_and_discovery() {
         let (docs, accepted) = silent_upstream().await;
-        let (state, svc) = crate::test_service(settings("shed", &docs, 2)).await;
+        let (state, svc) = crate::app::test_service(settings("shed", &docs, 2)).await;
         // Two slow proxied requests take the whole limit…
         let slow: Vec<_> = (0..2)
             .map(|i| {
@@ -294,7 +295,7 @@ mod tests {
         s.access.allow[RouteGroup::Wopi.index()] =
             access::AllowList::new(vec!["10.0.0.0/8".parse().unwrap()]);
         s.server.body_limits[RouteGroup::Wopi.index()] = 10;
-        let (state, svc) = crate::test_service(s).await;
+        let (state, svc) = crate::app::test_service(s).await;
         // Allowlist before body limit: a denied client with a huge body gets 403, not 413.
         let mut big = req("POST", "/wopi/files/a/contents", LOCAL);
         big.headers_mut()

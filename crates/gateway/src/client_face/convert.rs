@@ -12,7 +12,7 @@
 //! Docs downloads each source from `/docs/convert/{job}` (JWT-checked like document.url).
 
 use super::host::{self, Call};
-use crate::app::AppState;
+use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
 use crate::spool;
 use axum::body::Body;
@@ -206,7 +206,7 @@ pub(crate) struct Request<'a> {
 /// Converts with Docs, polling with backoff; `progress` hears each reported percent.
 /// Returns the URL of the converted file (on Docs).
 pub(crate) async fn convert(
-    state: &AppState,
+    state: &ClientCtx,
     r: &Request<'_>,
     progress: impl Fn(u8),
 ) -> Result<String, ConvertFailure> {
@@ -234,7 +234,7 @@ pub(crate) async fn convert(
         if let (Value::Object(m), Value::Object(p)) = (&mut body, &params) {
             m.insert("token".into(), json!(jwt::sign(&secret, p)));
         }
-        let now = super::docs::now_s();
+        let now = state.now_ms() / 1000;
         let bearer = format!(
             "Bearer {}",
             jwt::sign_payload(&secret, params.clone(), now, 300)
@@ -282,7 +282,7 @@ pub(crate) async fn convert(
 /// `GET /docs/convert/{job}`: Docs downloads a conversion's source (Docs' JWT header, whose
 /// `payload.url` names this URL).
 pub(crate) async fn source(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
@@ -295,7 +295,7 @@ pub(crate) async fn source(
         ));
     }
     let job = state
-        .client
+        .face
         .jobs
         .get(&id)
         .ok_or(GatewayError::NotFound("conversion"))?;
@@ -322,7 +322,7 @@ pub(crate) async fn source(
 }
 
 /// The URL Docs downloads a job's source from.
-fn source_url(state: &AppState, id: &str) -> String {
+fn source_url(state: &ClientCtx, id: &str) -> String {
     format!(
         "{}/docs/convert/{id}",
         state.settings().server.internal_url.base()
@@ -332,7 +332,7 @@ fn source_url(state: &AppState, id: &str) -> String {
 /// `GET|POST /hosting/wopi/convert-and-edit/{ext}/{target}`: a WOPI host's browser posts
 /// `access_token` as for the editor; the answer is a progress page that follows the job.
 pub(crate) async fn convert_and_edit(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path((ext, target)): Path<(String, String)>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
@@ -356,13 +356,13 @@ pub(crate) async fn convert_and_edit(
                 .with_label_values(&["convert", result])
                 .inc();
             tracing::warn!(result, %message, stage = "convert-and-edit", "conversion not started");
-            super::editor::page_error(status, &message)
+            crate::html::error_page(status, &message)
         }
     }
 }
 
 async fn start_convert_and_edit(
-    state: &AppState,
+    state: &ClientCtx,
     ext: &str,
     target: &str,
     raw_query: &str,
@@ -412,7 +412,7 @@ async fn start_convert_and_edit(
         ));
     }
     let (id, job) = state
-        .client
+        .face
         .jobs
         .add(Source::Host {
             wopi_src: action.wopi_src.clone(),
@@ -448,7 +448,7 @@ async fn start_convert_and_edit(
 
 #[allow(clippy::too_many_arguments)]
 async fn run_convert_and_edit(
-    state: AppState,
+    state: ClientCtx,
     id: String,
     job: Arc<Job>,
     wopi_src: String,
@@ -481,7 +481,7 @@ async fn run_convert_and_edit(
             });
         }
     };
-    let path = state.client.spool.join(format!("convert-{id}.bin"));
+    let path = state.face.spool.join(format!("convert-{id}.bin"));
     let written = match super::docs::fetch_to_spool(&state, &file_url, &path).await {
         Ok(w) => w,
         Err(why) => {
@@ -515,7 +515,7 @@ async fn run_convert_and_edit(
 /// PutRelativeFile of a converted file: `.{target}` suggested, `X-WOPI-FileConversion`;
 /// answers the new file's name and `HostEditUrl`.
 async fn put_relative(
-    state: &AppState,
+    state: &ClientCtx,
     wopi_src: &str,
     token: &str,
     path: &std::path::Path,
@@ -555,7 +555,7 @@ async fn put_relative(
 /// host's JSON. A refusal keeps its status when it is 409, 413 or 501.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn put_relative_file(
-    state: &AppState,
+    state: &ClientCtx,
     wopi_src: &str,
     token: &str,
     path: &std::path::Path,
@@ -623,11 +623,11 @@ const STATUS_WAIT: Duration = Duration::from_secs(20);
 /// done, the failure's status (4xx/5xx) with a message otherwise. With `wait=1` a request
 /// made while converting is answered when the state changes (or after 20 s).
 pub(crate) async fn status(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path(id): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
-    let Some(job) = state.client.jobs.get(&id) else {
+    let Some(job) = state.face.jobs.get(&id) else {
         return (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"state": "unknown", "message": "no such conversion (finished long ago, or never started)"})),
@@ -667,7 +667,7 @@ pub(crate) async fn status(
 }
 
 fn progress_page(title: &str, status_url: &str) -> String {
-    let esc = super::editor::html_escape;
+    let esc = crate::html::escape;
     format!(
         r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Converting {title}</title>
@@ -717,12 +717,12 @@ fn convert_to_targets(doc_type: &str) -> &'static [&'static str] {
 /// `POST /cool/convert-to/{format}` and `/lool/convert-to/{format}`: a multipart `data`
 /// field in, the converted bytes out.
 pub(crate) async fn convert_to(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path(format): Path<String>,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, GatewayError> {
     let format = format.to_ascii_lowercase();
-    let Ok(_permit) = state.client.convert_to_slots.clone().try_acquire_owned() else {
+    let Ok(_permit) = state.face.convert_to_slots.clone().try_acquire_owned() else {
         state.metrics.load_shed.inc();
         return Err(GatewayError::Overloaded);
     };
@@ -740,7 +740,7 @@ pub(crate) async fn convert_to(
         }
         let name = field.file_name().unwrap_or("").to_owned();
         let id = crate::random::hex::<12>()?;
-        let path = state.client.spool.join(format!("convert-to-{id}.bin"));
+        let path = state.face.spool.join(format!("convert-to-{id}.bin"));
         let limit = state.settings().server.body_limits[crate::access::RouteGroup::Hosting.index()];
         let stream = futures_util::StreamExt::map(field, |c| c.map_err(|e| e.to_string()));
         let written = spool::write_stream(&path, stream, limit)
@@ -778,7 +778,7 @@ pub(crate) async fn convert_to(
             "convert-to needs docs.jwt_secret".into(),
         ));
     }
-    let (id, _job) = state.client.jobs.add(Source::File(path.clone()))?;
+    let (id, _job) = state.face.jobs.add(Source::File(path.clone()))?;
     let key = format!("cvt-{id}");
     let url = source_url(&state, &id);
     tracing::info!(size, from = %ext, to = %format, stage = "convert-to", "conversion requested");
@@ -794,7 +794,7 @@ pub(crate) async fn convert_to(
         |_| {},
     )
     .await;
-    state.client.jobs.remove(&id);
+    state.face.jobs.remove(&id);
     let file_url = converted.map_err(|f| {
         let op = "convert-to";
         match f {
@@ -816,7 +816,7 @@ pub(crate) async fn convert_to(
             },
         }
     })?;
-    let out = state.client.spool.join(format!("convert-to-{id}.out"));
+    let out = state.face.spool.join(format!("convert-to-{id}.out"));
     let written = super::docs::fetch_to_spool(&state, &file_url, &out)
         .await
         .map_err(|why| GatewayError::Upstream {

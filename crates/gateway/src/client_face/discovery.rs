@@ -1,6 +1,6 @@
 //! `/hosting/discovery` as ONLYOFFICE Docs publishes its own (`/hosting/discovery`), pointing at the gateway.
 
-use crate::app::AppState;
+use crate::client_face::ClientCtx;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use wopi::discovery::{Action, App, Discovery, NetZone, ProofKeyAttrs, render};
@@ -91,7 +91,7 @@ fn action(name: &str, ext: &str, urlsrc: String, default: bool, requires: Option
 }
 
 /// Builds the discovery document for a base URL.
-pub(crate) fn build(state: &AppState) -> Discovery {
+pub(crate) fn build(state: &ClientCtx) -> Discovery {
     let base = state.settings().server.public_url.base();
     let docs_base = state
         .settings()
@@ -173,7 +173,7 @@ pub(crate) fn build(state: &AppState) -> Discovery {
             actions,
         });
     }
-    let cf = state.client.keys();
+    let cf = state.face.keys();
     Discovery {
         net_zones: vec![NetZone {
             name: format!("external-{}", state.settings().server.public_url.scheme),
@@ -189,7 +189,7 @@ pub(crate) fn build(state: &AppState) -> Discovery {
 }
 
 /// `GET /hosting/discovery`
-pub(crate) async fn discovery(State(state): State<AppState>) -> Response {
+pub(crate) async fn discovery(State(state): State<ClientCtx>) -> Response {
     let xml = render(&build(&state));
     (
         [(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],

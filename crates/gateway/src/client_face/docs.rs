@@ -3,7 +3,8 @@
 //! RenameFile). Every Docs request is JWT-checked with `docs.jwt_secret`.
 
 use super::host::{self, Call};
-use crate::app::{AppState, is_body_limit};
+use crate::body::is_body_limit;
+use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
 use crate::spool::{self, StreamError};
 use axum::body::Body;
@@ -17,13 +18,7 @@ use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn secret(state: &AppState) -> Result<docs_api::Secret, GatewayError> {
+fn secret(state: &ClientCtx) -> Result<docs_api::Secret, GatewayError> {
     state
         .settings()
         .docs
@@ -34,7 +29,7 @@ fn secret(state: &AppState) -> Result<docs_api::Secret, GatewayError> {
 
 /// The header token of a Docs request (`{"payload": …}`), verified.
 pub(crate) fn header_payload(
-    state: &AppState,
+    state: &ClientCtx,
     headers: &HeaderMap,
     kind: &'static str,
 ) -> Result<Option<Map<String, Value>>, GatewayError> {
@@ -90,7 +85,7 @@ pub(crate) fn mime(ext: &str) -> &'static str {
 
 /// `GET /docs/files/{key}`: Docs downloads the document; streamed from the host's GetFile.
 pub(crate) async fn download(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
@@ -103,7 +98,7 @@ pub(crate) async fn download(
         ));
     }
     let session = state
-        .client
+        .face
         .sessions
         .get(&key)
         .ok_or(GatewayError::NotFound("document session"))?;
@@ -111,9 +106,11 @@ pub(crate) async fn download(
         let s = session.lock().await;
         (
             s.wopi_src.clone(),
-            s.read_token().map(str::to_owned).ok_or_else(|| {
-                GatewayError::Unauthorized("every access token of this document expired".into())
-            })?,
+            s.read_token(state.now_ms())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    GatewayError::Unauthorized("every access token of this document expired".into())
+                })?,
         )
     };
     stream_get_file(&state, &wopi_src, &token).await
@@ -121,7 +118,7 @@ pub(crate) async fn download(
 
 /// Streams the host's GetFile of `wopi_src` as Docs' download.
 pub(crate) async fn stream_get_file(
-    state: &AppState,
+    state: &ClientCtx,
     wopi_src: &str,
     token: &str,
 ) -> Result<Response, GatewayError> {
@@ -168,7 +165,7 @@ fn answer(error: i64, message: Option<&str>) -> Response {
 
 /// Verifies a callback: body `token` first (flat payload), else the header's `payload`.
 fn verified_callback(
-    state: &AppState,
+    state: &ClientCtx,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Callback, GatewayError> {
@@ -192,7 +189,7 @@ fn verified_callback(
 }
 
 /// Whether `url` points at the upstream Docs (only its own cache URLs are downloaded).
-fn is_docs_url(state: &AppState, url: &str) -> bool {
+fn is_docs_url(state: &ClientCtx, url: &str) -> bool {
     let d = &state.settings().docs;
     crate::urls::is_under(url, &d.url)
         || d.public_url
@@ -202,7 +199,7 @@ fn is_docs_url(state: &AppState, url: &str) -> bool {
 
 /// Downloads a Docs `url` into the spool.
 pub(crate) async fn fetch_to_spool(
-    state: &AppState,
+    state: &ClientCtx,
     url: &str,
     path: &std::path::Path,
 ) -> Result<spool::Written, String> {
@@ -260,7 +257,7 @@ impl From<String> for SaveFailure {
 
 /// PutFile with an explicit Content-Length, retried on 5xx/timeouts (never on 4xx).
 async fn put_file(
-    state: &AppState,
+    state: &ClientCtx,
     s: &super::session::Session,
     token: &str,
     path: &std::path::Path,
@@ -367,7 +364,7 @@ async fn put_file(
 }
 
 async fn keep_recovery(
-    state: &AppState,
+    state: &ClientCtx,
     key: &str,
     wopi_src: &str,
     status: i64,
@@ -375,8 +372,8 @@ async fn keep_recovery(
     why: &str,
     host_reason: Option<&str>,
 ) -> Option<PathBuf> {
-    let dir = state.client.spool.join("recovery");
-    let stamp = format!("{key}-{}", crate::host_face::deliveries::now_ms());
+    let dir = state.face.spool.join("recovery");
+    let stamp = format!("{key}-{}", state.now_ms());
     let bin = dir.join(format!("{stamp}.bin"));
     if let Some(src) = from {
         if let Err(e) = tokio::fs::rename(src, &bin).await {
@@ -384,7 +381,7 @@ async fn keep_recovery(
             return None;
         }
     }
-    let meta = json!({"key": key, "wopi_src": wopi_src, "status": status, "reason": why, "host_reason": host_reason, "file": from.map(|_| bin.display().to_string()), "time_ms": crate::host_face::deliveries::now_ms()});
+    let meta = json!({"key": key, "wopi_src": wopi_src, "status": status, "reason": why, "host_reason": host_reason, "file": from.map(|_| bin.display().to_string()), "time_ms": state.now_ms()});
     let _ = spool::write_atomic(
         &dir.join(format!("{stamp}.json")),
         meta.to_string().as_bytes(),
@@ -413,7 +410,7 @@ pub(crate) async fn count_recovery(dir: &std::path::Path) -> usize {
 
 /// `POST /docs/callback/{key}`
 pub(crate) async fn callback(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -460,13 +457,13 @@ pub(crate) async fn callback(
 }
 
 async fn handle_callback(
-    state: &AppState,
+    state: &ClientCtx,
     key: &str,
     status: Option<CallbackStatus>,
     cb: &Callback,
 ) -> (&'static str, Response) {
-    let Some(session) = state.client.sessions.get(key) else {
-        if state.client.sessions.finished_recently(key) {
+    let Some(session) = state.face.sessions.get(key) else {
+        if state.face.sessions.finished_recently(key) {
             return ("ok", answer(0, None));
         }
         tracing::warn!(
@@ -487,7 +484,7 @@ async fn handle_callback(
         Some(CallbackStatus::Editing) => {
             if s.edit && s.supports_locks && s.lock_id.is_none() {
                 if let Some(token) = s
-                    .write_token(cb.users.as_deref().unwrap_or(&[]))
+                    .write_token(cb.users.as_deref().unwrap_or(&[]), state.now_ms())
                     .map(str::to_owned)
                 {
                     match host::lock_op(state, &s.wopi_src, &token, "Lock", key).await {
@@ -503,10 +500,10 @@ async fn handle_callback(
             let Some(url) = cb.url.as_deref() else {
                 return ("failed", answer(1, Some("callback has no url")));
             };
-            let path = state.client.spool.join(format!(
-                "{key}-{}.bin",
-                crate::host_face::deliveries::now_ms()
-            ));
+            let path = state
+                .face
+                .spool
+                .join(format!("{key}-{}.bin", state.now_ms()));
             let written = match fetch_to_spool(state, url, &path).await {
                 Ok(w) => w,
                 Err(why) => {
@@ -518,7 +515,7 @@ async fn handle_callback(
             if !exit && cb.forcesavetype == Some(docs_api::ForceSaveType::Form.code()) {
                 return submit_form(state, &s, key, cb, &path, written.size).await;
             }
-            let result = match s.write_token(&users).map(str::to_owned) {
+            let result = match s.write_token(&users, state.now_ms()).map(str::to_owned) {
                 None => Err(SaveFailure::from(
                     "no valid write-capable access token for this document".to_owned(),
                 )),
@@ -542,7 +539,7 @@ async fn handle_callback(
                     if exit {
                         unlock_and_finish(state, &mut s).await;
                         drop(s);
-                        state.client.sessions.finish(key);
+                        state.face.sessions.finish(key);
                     }
                     ("ok", answer(0, None))
                 }
@@ -563,7 +560,7 @@ async fn handle_callback(
                         // recovery copy (and Docs' forgotten copy) hold the edit.
                         unlock_and_finish(state, &mut s).await;
                         drop(s);
-                        state.client.sessions.finish(key);
+                        state.face.sessions.finish(key);
                     }
                     (
                         "failed",
@@ -578,17 +575,17 @@ async fn handle_callback(
         Some(CallbackStatus::Closed) => {
             unlock_and_finish(state, &mut s).await;
             drop(s);
-            state.client.sessions.finish(key);
+            state.face.sessions.finish(key);
             ("ok", answer(0, None))
         }
         Some(CallbackStatus::Corrupted | CallbackStatus::CorruptedForce) => {
             let wopi_src = s.wopi_src.clone();
             let mut from = None;
             if let Some(url) = cb.url.as_deref() {
-                let path = state.client.spool.join(format!(
-                    "{key}-{}.bin",
-                    crate::host_face::deliveries::now_ms()
-                ));
+                let path = state
+                    .face
+                    .spool
+                    .join(format!("{key}-{}.bin", state.now_ms()));
                 if fetch_to_spool(state, url, &path).await.is_ok() {
                     from = Some(path);
                 }
@@ -606,7 +603,7 @@ async fn handle_callback(
             if status == Some(CallbackStatus::Corrupted) {
                 unlock_and_finish(state, &mut s).await;
                 drop(s);
-                state.client.sessions.finish(key);
+                state.face.sessions.finish(key);
             }
             ("ok", answer(0, None))
         }
@@ -617,7 +614,7 @@ async fn handle_callback(
 /// A submitted form (status 6, forcesavetype 3) is saved as a new file next to the
 /// original — never over the form — named after it with the submitter and a time.
 async fn submit_form(
-    state: &AppState,
+    state: &ClientCtx,
     s: &super::session::Session,
     key: &str,
     cb: &Callback,
@@ -626,8 +623,8 @@ async fn submit_form(
 ) -> (&'static str, Response) {
     let users = cb.users.clone().unwrap_or_default();
     let Some(token) = s
-        .write_token(&users)
-        .or_else(|| s.read_token())
+        .write_token(&users, state.now_ms())
+        .or_else(|| s.read_token(state.now_ms()))
         .map(str::to_owned)
     else {
         keep_recovery(
@@ -649,7 +646,7 @@ async fn submit_form(
         &s.name,
         &s.ext,
         users.first().map(String::as_str),
-        crate::host_face::deliveries::now_ms(),
+        state.now_ms(),
     );
     let result = super::convert::put_relative_file(
         state,
@@ -712,12 +709,12 @@ fn submitted_form_name(original: &str, ext: &str, user: Option<&str>, unix_ms: u
     }
 }
 
-async fn unlock_and_finish(state: &AppState, s: &mut super::session::Session) {
+async fn unlock_and_finish(state: &ClientCtx, s: &mut super::session::Session) {
     if let Some(r) = s.refresher.take() {
         r.abort();
     }
     let Some(lock) = s.lock_id.take() else { return };
-    let Some(token) = s.write_token(&[]).map(str::to_owned) else {
+    let Some(token) = s.write_token(&[], state.now_ms()).map(str::to_owned) else {
         tracing::warn!("no valid token left to unlock; the host's lock will expire");
         return;
     };
@@ -736,7 +733,7 @@ pub(crate) struct ActionQuery {
     t: Option<String>,
 }
 
-fn action_claims(state: &AppState, key: &str, t: Option<&str>) -> Result<String, GatewayError> {
+fn action_claims(state: &ClientCtx, key: &str, t: Option<&str>) -> Result<String, GatewayError> {
     let claims = jwt::verify(&secret(state)?, t.unwrap_or(""))
         .map_err(|e| GatewayError::Unauthorized(format!("action token refused: {e}")))?;
     if claims.get("key").and_then(Value::as_str) != Some(key) {
@@ -762,23 +759,23 @@ struct Action {
 }
 
 async fn action(
-    state: &AppState,
+    state: &ClientCtx,
     key: &str,
     t: Option<&str>,
     body: Body,
 ) -> Result<Action, GatewayError> {
     let uid = action_claims(state, key, t)?;
-    let bytes = crate::host_face::wopi::read_body(body, 64 * 1024).await?;
+    let bytes = crate::body::read_body(body, 64 * 1024).await?;
     let req: Value = serde_json::from_slice(&bytes)
         .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
     let session = state
-        .client
+        .face
         .sessions
         .get(key)
         .ok_or(GatewayError::NotFound("document session"))?;
     let s = session.lock().await;
     let token = s
-        .write_token(std::slice::from_ref(&uid))
+        .write_token(std::slice::from_ref(&uid), state.now_ms())
         .map(str::to_owned)
         .ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?;
     Ok(Action {
@@ -808,17 +805,17 @@ async fn json_answer(resp: http::Response<hyper::body::Incoming>) -> Value {
 
 /// `POST /hosting/api/{key}/saveas?t=`: body `{title, url}` from `onRequestSaveAs` → PutRelativeFile.
 pub(crate) async fn save_as(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path(key): Path<String>,
     Query(q): Query<ActionQuery>,
     body: Body,
 ) -> Result<Response, GatewayError> {
     let a = action(&state, &key, q.t.as_deref(), body).await?;
     let (title, url) = (field(&a.req, "title")?, field(&a.req, "url")?);
-    let path = state.client.spool.join(format!(
-        "{key}-saveas-{}.bin",
-        crate::host_face::deliveries::now_ms()
-    ));
+    let path = state
+        .face
+        .spool
+        .join(format!("{key}-saveas-{}.bin", state.now_ms()));
     let written = fetch_to_spool(&state, url, &path)
         .await
         .map_err(GatewayError::BadRequest)?;
@@ -846,7 +843,7 @@ pub(crate) async fn save_as(
 
 /// `POST /hosting/api/{key}/rename?t=`: body `{title}` from `onRequestRename` → RenameFile.
 pub(crate) async fn rename(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path(key): Path<String>,
     Query(q): Query<ActionQuery>,
     body: Body,

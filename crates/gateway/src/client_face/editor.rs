@@ -6,7 +6,7 @@
 use super::deep_merge;
 use super::host;
 use super::session::{Session, UserAuth};
-use crate::app::AppState;
+use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
 use crate::settings::Profile;
 use crate::urls;
@@ -51,31 +51,6 @@ pub(crate) fn document_key(prefix: char, wopi_src: &str, version: &str) -> Strin
     )
 }
 
-/// An HTML error page with `status` (browser routes).
-pub(crate) fn page_error(status: StatusCode, message: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Editor unavailable</title></head><body><p>Sorry, the editor could not be loaded: {}</p></body></html>",
-        html_escape(message)
-    );
-    (status, Html(html)).into_response()
-}
-
-/// Escapes text for HTML (element content and quoted attributes).
-pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// JSON that is safe inside `<script type="application/json">`.
-pub(crate) fn script_json(v: &Value) -> String {
-    v.to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
 fn profile<'a>(settings: &'a crate::settings::Settings, wopi_src: &str) -> Option<&'a Profile> {
     settings
         .client_face
@@ -95,7 +70,7 @@ struct Opening {
 
 /// `GET|POST /hosting/wopi/{document_type}/{mode}`
 pub(crate) async fn open(
-    State(state): State<AppState>,
+    State(state): State<ClientCtx>,
     Path((document_type, mode)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -127,7 +102,7 @@ pub(crate) async fn open(
                 .with_label_values(&[mode_label, result])
                 .inc();
             tracing::warn!(result, %message, stage = "editor-open", "editor page not opened");
-            page_error(status, &message)
+            crate::html::error_page(status, &message)
         }
     }
 }
@@ -155,7 +130,7 @@ const MAX_ACTION_FORM: usize = 1024 * 1024;
 
 /// Reads and checks an action request (query and urlencoded form).
 pub(crate) async fn read_action(
-    state: &AppState,
+    state: &ClientCtx,
     raw_query: &str,
     headers: &HeaderMap,
     body: Body,
@@ -174,7 +149,7 @@ pub(crate) async fn read_action(
         .collect()
         .await
         .map_err(|e| {
-            if crate::app::is_body_limit(e.as_ref()) {
+            if crate::body::is_body_limit(e.as_ref()) {
                 (
                     "bad_request",
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -233,7 +208,7 @@ pub(crate) async fn read_action(
 }
 
 async fn open_inner(
-    state: &AppState,
+    state: &ClientCtx,
     document_type: &str,
     mode: &str,
     raw_query: &str,
@@ -300,7 +275,7 @@ async fn open_inner(
 }
 
 async fn build_page(
-    state: &AppState,
+    state: &ClientCtx,
     docs_secret: &docs_api::Secret,
     path_type: &str,
     requested: &str,
@@ -330,7 +305,7 @@ async fn build_page(
             key = document_key('v', &o.wopi_src, &version);
         }
     }
-    let session = state.client.sessions.get_or_insert(&key, || Session {
+    let session = state.face.sessions.get_or_insert(&key, || Session {
         wopi_src: o.wopi_src.clone(),
         ext: ext.clone(),
         name: info.base_file_name.clone(),
@@ -401,11 +376,11 @@ async fn build_page(
 }
 
 /// A short-lived token authorising the page's Save As / Rename calls for (key, user).
-fn action_token(state: &AppState, key: &str, user: &str) -> String {
+fn action_token(state: &ClientCtx, key: &str, user: &str) -> String {
     let mut claims = Map::new();
     claims.insert("key".into(), json!(key));
     claims.insert("uid".into(), json!(user));
-    let now = super::docs::now_s();
+    let now = state.now_ms() / 1000;
     state
         .settings()
         .docs
@@ -416,7 +391,7 @@ fn action_token(state: &AppState, key: &str, user: &str) -> String {
 }
 
 fn build_config(
-    state: &AppState,
+    state: &ClientCtx,
     secret: &docs_api::Secret,
     document_type: &str,
     edit: bool,
@@ -648,19 +623,19 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
 </script>
 </body></html>
 "#,
-        title = html_escape(title),
-        config = script_json(config),
-        host = script_json(host),
-        api = html_escape(&format!("{docs_base}/web-apps/apps/api/documents/api.js")),
+        title = crate::html::escape(title),
+        config = crate::html::script_json(config),
+        host = crate::html::script_json(host),
+        api = crate::html::escape(&format!("{docs_base}/web-apps/apps/api/documents/api.js")),
     )
 }
 
 /// RefreshLock every `client_face.lock_refresh` while the session holds a lock.
-fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> {
+fn spawn_refresher(state: ClientCtx, key: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(state.settings().client_face.lock_refresh).await;
-            let Some(session) = state.client.sessions.get(&key) else {
+            let Some(session) = state.face.sessions.get(&key) else {
                 return;
             };
             let (wopi_src, lock, token, expected) = {
@@ -668,7 +643,7 @@ fn spawn_refresher(state: AppState, key: String) -> tokio::task::JoinHandle<()> 
                 let Some(lock) = s.lock_id.clone() else {
                     return;
                 };
-                let Some(token) = s.write_token(&[]).map(str::to_owned) else {
+                let Some(token) = s.write_token(&[], state.now_ms()).map(str::to_owned) else {
                     tracing::warn!("no valid write token left to refresh the lock");
                     state
                         .metrics
@@ -720,7 +695,7 @@ mod tests {
         let f = parse_form("access_token=a%2Bb+c&access_token_ttl=5&x");
         assert_eq!(f[0], ("access_token".into(), "a+b c".into()));
         assert_eq!(f[2], ("x".into(), String::new()));
-        let s = script_json(&json!({"t": "</script><b>&"}));
+        let s = crate::html::script_json(&json!({"t": "</script><b>&"}));
         assert!(!s.contains('<') && !s.contains('>'));
         assert_eq!(
             serde_json::from_str::<Value>(&s).unwrap()["t"],

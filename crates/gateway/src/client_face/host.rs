@@ -1,6 +1,7 @@
 //! Calls to WOPI hosts, each signed with the gateway's proof key (Microsoft's WOPI docs, "Proof keys").
 
-use crate::app::AppState;
+use crate::client_face::ClientCtx;
+pub(crate) use crate::error::HostRefusal;
 use crate::error::{GatewayError, UpstreamKind};
 use axum::body::Body;
 use http::{HeaderValue, Request, Response};
@@ -25,12 +26,6 @@ pub(crate) struct Call<'a> {
     pub op: &'static str,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The URL of a call: `{WOPISrc}{suffix}?access_token=…` (query keys of WOPISrc kept).
 pub(crate) fn url(call: &Call<'_>) -> String {
     let token = utf8_percent_encode(call.token, NON_ALPHANUMERIC);
@@ -46,21 +41,21 @@ pub(crate) fn url(call: &Call<'_>) -> String {
 
 /// Sends a signed request; `build` adds method-specific headers and the body.
 pub(crate) async fn send(
-    state: &AppState,
+    state: &ClientCtx,
     call: &Call<'_>,
     method: http::Method,
     headers: &[(&'static str, String)],
     body: Body,
 ) -> Result<Response<Incoming>, GatewayError> {
     let url = url(call);
-    let cf = state.client.keys();
+    let cf = state.face.keys();
     let proof = cf
         .current
         .sign(
             cf.old.as_deref(),
             call.token,
             &url,
-            wopi::ticks::from_unix_ms(now_ms()),
+            wopi::ticks::from_unix_ms(state.now_ms() as i64),
         )
         .map_err(|e| GatewayError::Internal(format!("signing a WOPI request: {e}")))?;
     let mut req = Request::builder().method(method).uri(&url);
@@ -118,59 +113,9 @@ pub(crate) async fn send(
     resp
 }
 
-/// What a WOPI host answered when it refused a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostRefusal {
-    /// The HTTP status.
-    pub status: u16,
-    /// `X-WOPI-Lock` of the answer (the lock the host holds; empty: none).
-    pub lock: Option<String>,
-    /// `X-WOPI-LockFailureReason`, the host's words.
-    pub reason: Option<String>,
-}
-
-impl HostRefusal {
-    /// Reads the refusal headers of an answer.
-    pub fn of<B>(resp: &Response<B>) -> Self {
-        let get = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        HostRefusal {
-            status: resp.status().as_u16(),
-            lock: get(h::LOCK),
-            reason: get(h::LOCK_FAILURE_REASON).filter(|r| !r.is_empty()),
-        }
-    }
-
-    /// A 409 with an empty (or no) `X-WOPI-Lock`: the file is not locked at all — the host's
-    /// lock expired or was cleaned up.
-    pub fn lock_lost(&self) -> bool {
-        self.status == 409 && self.lock.as_deref().unwrap_or("").is_empty()
-    }
-}
-
-impl std::fmt::Display for HostRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "host answered {}", self.status)?;
-        if self.status == 409 {
-            match self.lock.as_deref().filter(|l| !l.is_empty()) {
-                Some(l) => write!(f, " (the file is locked by `{l}`)")?,
-                None => f.write_str(" (the file is not locked)")?,
-            }
-        }
-        if let Some(r) = &self.reason {
-            write!(f, " (X-WOPI-LockFailureReason: {r})")?;
-        }
-        Ok(())
-    }
-}
-
 /// Like [`send`], failing on a non-2xx answer (with its status).
 pub(crate) async fn send_ok(
-    state: &AppState,
+    state: &ClientCtx,
     call: &Call<'_>,
     method: http::Method,
     headers: &[(&'static str, String)],
@@ -188,7 +133,7 @@ pub(crate) async fn send_ok(
 
 /// Signed CheckFileInfo (extra headers such as `X-WOPI-SessionContext` in `headers`).
 pub(crate) async fn check_file_info(
-    state: &AppState,
+    state: &ClientCtx,
     wopi_src: &str,
     token: &str,
     headers: &[(&'static str, String)],
@@ -247,7 +192,7 @@ impl std::fmt::Display for RelockError {
 /// Re-acquires a lock the host lost (it answered 409 with no lock) with the same lock id,
 /// when the file is still the one this session opened or last saved.
 pub(crate) async fn relock(
-    state: &AppState,
+    state: &ClientCtx,
     wopi_src: &str,
     token: &str,
     lock_id: &str,
@@ -299,7 +244,7 @@ fn correlation_id() -> Result<String, GatewayError> {
 
 /// A lock operation (LOCK, REFRESH_LOCK, UNLOCK) with the session's lock id.
 pub(crate) async fn lock_op(
-    state: &AppState,
+    state: &ClientCtx,
     wopi_src: &str,
     token: &str,
     op: &'static str,

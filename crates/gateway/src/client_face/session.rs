@@ -42,12 +42,6 @@ pub(crate) struct Session {
     pub refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Session {
     /// What the file must still be for a lost lock to be taken again.
     pub(crate) fn expected(&self) -> super::host::Expected {
@@ -59,8 +53,8 @@ impl Session {
 
     /// A token usable for writing: the preferred users first, then any write-capable one.
     /// Tokens expiring within a minute are skipped.
-    pub(crate) fn write_token(&self, preferred: &[String]) -> Option<&str> {
-        let valid = |a: &&UserAuth| a.can_write && (a.ttl_ms == 0 || a.ttl_ms > now_ms() + 60_000);
+    pub(crate) fn write_token(&self, preferred: &[String], now_ms: u64) -> Option<&str> {
+        let valid = |a: &&UserAuth| a.can_write && (a.ttl_ms == 0 || a.ttl_ms > now_ms + 60_000);
         preferred
             .iter()
             .filter_map(|u| self.users.get(u))
@@ -70,11 +64,11 @@ impl Session {
     }
 
     /// Any token still valid (reads).
-    pub(crate) fn read_token(&self) -> Option<&str> {
-        self.write_token(&[]).or_else(|| {
+    pub(crate) fn read_token(&self, now_ms: u64) -> Option<&str> {
+        self.write_token(&[], now_ms).or_else(|| {
             self.users
                 .values()
-                .find(|a| a.ttl_ms == 0 || a.ttl_ms > now_ms())
+                .find(|a| a.ttl_ms == 0 || a.ttl_ms > now_ms)
                 .map(|a| a.token.as_str())
         })
     }

@@ -5,7 +5,7 @@
 //! with `{"error":0}`. Until then it is retried with exponential backoff, across restarts.
 //! Deliveries of one file go out in order: a later one waits for the earlier.
 
-use crate::app::AppState;
+use crate::host_face::HostCtx;
 use crate::settings::Integrator;
 use crate::spool;
 use axum::body::Body;
@@ -60,12 +60,7 @@ pub(crate) struct Deliveries {
     pending: Arc<Mutex<BTreeMap<String, Delivery>>>,
     wake: Arc<Notify>,
     seq: Arc<AtomicU64>,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Deliveries {
@@ -73,7 +68,11 @@ impl Deliveries {
     ///
     /// Content of deliveries already accepted (a `.bin` without its `.json`) is removed once it
     /// is older than `download_ttl`, the lifetime of the URL that served it.
-    pub(crate) async fn open(dir: PathBuf, download_ttl: Duration) -> std::io::Result<Self> {
+    pub(crate) async fn open(
+        dir: PathBuf,
+        download_ttl: Duration,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> std::io::Result<Self> {
         tokio::fs::create_dir_all(&dir).await?;
         let mut pending = BTreeMap::new();
         let mut entries = tokio::fs::read_dir(&dir).await?;
@@ -122,6 +121,7 @@ impl Deliveries {
             pending: Arc::new(Mutex::new(pending)),
             wake: Arc::new(Notify::new()),
             seq: Arc::new(AtomicU64::new(0)),
+            clock,
         })
     }
 
@@ -141,7 +141,7 @@ impl Deliveries {
     ) -> std::io::Result<String> {
         let status = callback.status;
         let body = serde_json::to_value(callback).map_err(std::io::Error::other)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let id = format!(
             "{now:013}-{:06}",
             self.seq.fetch_add(1, Ordering::Relaxed) % 1_000_000
@@ -227,22 +227,22 @@ impl Deliveries {
             .any(|d| d.file_id == file_id)
     }
 
-    async fn update_gauges(&self, state: &AppState) {
+    async fn update_gauges(&self, state: &HostCtx) {
         let pending = self.pending.lock().await;
         state.metrics.deliveries_pending.set(pending.len() as i64);
         let oldest = pending
             .values()
             .map(|d| d.created_ms)
             .min()
-            .map_or(0, |c| now_ms().saturating_sub(c) / 1000);
+            .map_or(0, |c| self.clock.now_ms().saturating_sub(c) / 1000);
         state.metrics.delivery_oldest.set(oldest as i64);
     }
 
     /// Delivers until `shutdown`.
-    pub(crate) async fn run(self, state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+    pub(crate) async fn run(self, state: HostCtx, shutdown: tokio_util::sync::CancellationToken) {
         loop {
             self.update_gauges(&state).await;
-            let now = now_ms();
+            let now = self.clock.now_ms();
             // The first pending delivery of each file, if due.
             let due: Vec<Delivery> = {
                 let pending = self.pending.lock().await;
@@ -266,7 +266,7 @@ impl Deliveries {
                 pending.values().map(|d| d.next_attempt_ms).min()
             };
             let sleep = next.map_or(Duration::from_secs(3600), |n| {
-                Duration::from_millis(n.saturating_sub(now_ms()).max(10))
+                Duration::from_millis(n.saturating_sub(self.clock.now_ms()).max(10))
             });
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -276,7 +276,7 @@ impl Deliveries {
         }
     }
 
-    async fn attempt(&self, state: &AppState, mut d: Delivery) {
+    async fn attempt(&self, state: &HostCtx, mut d: Delivery) {
         let status_label =
             docs_api::CallbackStatus::from_code(d.status).map_or("other", |s| s.label());
         let settings = state.settings();
@@ -292,8 +292,8 @@ impl Deliveries {
                 d.integrator
             ));
             d.attempts += 1;
-            d.next_attempt_ms =
-                now_ms() + state.settings().host_face.delivery_max_backoff.as_millis() as u64;
+            d.next_attempt_ms = self.clock.now_ms()
+                + state.settings().host_face.delivery_max_backoff.as_millis() as u64;
             self.retry_later(state, d, status_label).await;
             return;
         };
@@ -326,7 +326,7 @@ impl Deliveries {
                 d.attempts += 1;
                 let backoff = Duration::from_secs(1u64 << d.attempts.min(20))
                     .min(state.settings().host_face.delivery_max_backoff);
-                d.next_attempt_ms = now_ms() + backoff.as_millis() as u64;
+                d.next_attempt_ms = self.clock.now_ms() + backoff.as_millis() as u64;
                 tracing::warn!(delivery = %d.id, status = d.status, attempts = d.attempts, retry_in_ms = backoff.as_millis() as u64, error = %why, "callback not accepted; will retry");
                 d.last_error = Some(why);
                 self.retry_later(state, d, status_label).await;
@@ -334,7 +334,7 @@ impl Deliveries {
         }
     }
 
-    async fn retry_later(&self, _state: &AppState, d: Delivery, _status: &str) {
+    async fn retry_later(&self, _state: &HostCtx, d: Delivery, _status: &str) {
         if let Err(e) = self.save(&d).await {
             tracing::error!(delivery = %d.id, error = %e, "cannot update the delivery in the spool");
         }
@@ -342,7 +342,7 @@ impl Deliveries {
     }
 
     /// The body as sent: the stored body, plus `url`/`filetype` for content.
-    pub(crate) fn body_for(&self, state: &AppState, d: &Delivery) -> Value {
+    pub(crate) fn body_for(&self, state: &HostCtx, d: &Delivery) -> Value {
         let mut body = d.body.clone();
         if let (true, Value::Object(m)) = (d.has_content, &mut body) {
             m.insert("url".into(), Value::String(download_url(state, &d.id)));
@@ -353,12 +353,12 @@ impl Deliveries {
 
     async fn post(
         &self,
-        state: &AppState,
+        state: &HostCtx,
         integrator: &Integrator,
         d: &Delivery,
     ) -> Result<(), (&'static str, String)> {
         let body = self.body_for(state, d);
-        let now = now_ms() / 1000;
+        let now = self.clock.now_ms() / 1000;
         let ttl = 300;
         let Value::Object(flat) = &body else {
             return Err(("error", "callback body is not an object".into()));
@@ -395,12 +395,12 @@ impl Deliveries {
 }
 
 /// The signed, expiring URL serving a delivery's exact content.
-pub(crate) fn download_url(state: &AppState, id: &str) -> String {
-    let exp = now_ms() / 1000 + state.settings().host_face.download_url_ttl.as_secs();
+pub(crate) fn download_url(state: &HostCtx, id: &str) -> String {
+    let exp = state.now_ms() / 1000 + state.settings().host_face.download_url_ttl.as_secs();
     let mut claims = serde_json::Map::new();
     claims.insert("did".into(), json!(id));
     claims.insert("exp".into(), json!(exp));
-    let token = jwt::sign(&state.host.token_secret, &claims);
+    let token = jwt::sign(&state.face.token_secret, &claims);
     // The integrator's server downloads it: the internal base.
     format!(
         "{}/api/v1/download/{id}?token={token}",

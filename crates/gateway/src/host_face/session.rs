@@ -3,8 +3,8 @@
 //! action URLs of every trusted WOPI client.
 
 use super::token::{self, AccessClaims};
-use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::host_face::HostCtx;
 use crate::settings::Integrator;
 use axum::Json;
 use axum::body::Body;
@@ -35,7 +35,7 @@ pub(crate) struct Opened {
     pub actions: Vec<Value>,
 }
 
-fn integrator(state: &AppState, name: Option<&str>) -> Result<Integrator, GatewayError> {
+fn integrator(state: &HostCtx, name: Option<&str>) -> Result<Integrator, GatewayError> {
     let name = name.ok_or_else(|| {
         GatewayError::BadRequest("query parameter `integrator` is required".into())
     })?;
@@ -81,7 +81,7 @@ pub(crate) fn file_id(integrator: &str, identity: &str) -> String {
 
 /// Verifies an integrator's config token and opens (or joins) the file's session.
 pub(crate) async fn open(
-    state: &AppState,
+    state: &HostCtx,
     integrator: &Integrator,
     token: &str,
 ) -> Result<Opened, GatewayError> {
@@ -154,8 +154,7 @@ pub(crate) async fn open(
         .filter(|k| !k.is_empty())
         .unwrap_or(key);
     let fid = file_id(&integrator.name, identity);
-    let exp =
-        super::deliveries::now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
+    let exp = state.now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
     let claims = AccessClaims {
         int: integrator.name.clone(),
         fid: fid.clone(),
@@ -171,7 +170,7 @@ pub(crate) async fn open(
         exp,
     };
     register(state, &claims).await?;
-    let access_token = token::sign(&state.host.token_secret, &claims);
+    let access_token = token::sign(&state.face.token_secret, &claims);
     // WOPI clients call WOPISrc from their servers: the internal base.
     let wopi_src = format!(
         "{}/wopi/files/{fid}",
@@ -192,11 +191,11 @@ pub(crate) async fn open(
 }
 
 /// Creates the file's state, or moves an idle one to the integrator's new version.
-async fn register(state: &AppState, c: &AccessClaims) -> Result<(), GatewayError> {
+async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError> {
     let entry = super::entry_for(state, c).await?;
     let mut e = entry.lock().await;
     let idle = e.meta.editors.is_empty() && !e.meta.session_modified && !e.meta.undelivered;
-    if e.meta.doc_key != c.key && idle && !state.host.deliveries.has_pending(&c.fid).await {
+    if e.meta.doc_key != c.key && idle && !state.face.deliveries.has_pending(&c.fid).await {
         // The integrator stored a new version (new key): serve it from now on.
         if let Some(old) = e.content_path() {
             let _ = tokio::fs::remove_file(old).await;
@@ -216,7 +215,7 @@ async fn register(state: &AppState, c: &AccessClaims) -> Result<(), GatewayError
 }
 
 fn actions_for(
-    state: &AppState,
+    state: &HostCtx,
     ext: &str,
     wopi_src: &str,
     lang: Option<&str>,
@@ -224,7 +223,7 @@ fn actions_for(
 ) -> Vec<Value> {
     let src = utf8_percent_encode(wopi_src, NON_ALPHANUMERIC).to_string();
     let mut out = Vec::new();
-    for client in state.host.discovery.clients().iter() {
+    for client in state.face.discovery.clients().iter() {
         for (app, action) in client.discovery.actions_for_ext(ext) {
             let url = wopi::discovery::resolve_urlsrc(&action.urlsrc, |p| match p {
                 "WOPI_SOURCE" => Some(src.clone()),
@@ -246,7 +245,7 @@ fn actions_for(
     out
 }
 
-fn record(state: &AppState, r: &Result<Opened, GatewayError>) {
+fn record(state: &HostCtx, r: &Result<Opened, GatewayError>) {
     let label = match r {
         Ok(_) => "ok",
         Err(e) => e.kind(),
@@ -256,12 +255,12 @@ fn record(state: &AppState, r: &Result<Opened, GatewayError>) {
 
 /// `POST /api/v1/sessions?integrator=NAME` with the signed editor config (or `{"token": …}`).
 pub(crate) async fn open_session(
-    State(state): State<AppState>,
+    State(state): State<HostCtx>,
     Query(q): Query<IntegratorQuery>,
     body: Body,
 ) -> Result<Response, GatewayError> {
     let integrator = integrator(&state, q.integrator.as_deref())?;
-    let bytes = crate::host_face::wopi::read_body(body, 1024 * 1024).await?;
+    let bytes = crate::body::read_body(body, 1024 * 1024).await?;
     let parsed: Value = serde_json::from_slice(&bytes)
         .map_err(|e| GatewayError::BadRequest(format!("body is not JSON: {e}")))?;
     let token = parsed
@@ -292,17 +291,9 @@ pub(crate) struct OpenQuery {
     action: Option<String>,
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// `GET /open?integrator=NAME&config=JWT&action=edit`: the WOPI host page.
 pub(crate) async fn open_page(
-    State(state): State<AppState>,
+    State(state): State<HostCtx>,
     Query(q): Query<OpenQuery>,
 ) -> Result<Response, GatewayError> {
     let integrator = integrator(&state, q.integrator.as_deref())?;
@@ -347,9 +338,9 @@ pub(crate) async fn open_page(
 <script>document.getElementById('office_form').submit();</script>
 </body></html>
 "#,
-        title = html_escape(&o.claims.title),
-        action = html_escape(url),
-        token = html_escape(&o.access_token),
+        title = crate::html::escape(&o.claims.title),
+        action = crate::html::escape(url),
+        token = crate::html::escape(&o.access_token),
         ttl = o.claims.exp * 1000,
     );
     Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
@@ -363,7 +354,7 @@ pub(crate) struct DownloadQuery {
 
 /// `GET /api/v1/download/{id}?token=`: the exact content of a delivery (status 2/6 `url`).
 pub(crate) async fn download(
-    State(state): State<AppState>,
+    State(state): State<HostCtx>,
     Path(id): Path<String>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, GatewayError> {
@@ -372,7 +363,7 @@ pub(crate) async fn download(
         .ok_or_else(|| GatewayError::Unauthorized("download token missing".into()))?;
     let claims: Map<String, Value> = state
         .metrics
-        .count_jwt("download", jwt::verify(&state.host.token_secret, &token))
+        .count_jwt("download", jwt::verify(&state.face.token_secret, &token))
         .map_err(|e| GatewayError::Unauthorized(format!("download token refused: {e}")))?;
     if claims.get("did").and_then(Value::as_str) != Some(id.as_str()) || claims.get("exp").is_none()
     {
@@ -380,7 +371,7 @@ pub(crate) async fn download(
             "download token is for another file".into(),
         ));
     }
-    let path = state.host.deliveries.content_path(&id);
+    let path = state.face.deliveries.content_path(&id);
     let file = std::fs::File::open(&path).map_err(|_| GatewayError::NotFound("download"))?;
     let len = file.metadata()?.len();
     state.metrics.bytes.with_label_values(&["out"]).inc_by(len);

@@ -3,8 +3,10 @@
 
 use super::files::FileEntry;
 use super::token::{self, AccessClaims};
-use crate::app::{AppState, is_body_limit};
+use crate::body::is_body_limit;
+use crate::clock::{iso_time, js_time};
 use crate::error::GatewayError;
+use crate::host_face::HostCtx;
 use crate::metrics::status_class;
 use crate::settings::ProofMode;
 use crate::spool::{self, StreamError};
@@ -27,42 +29,6 @@ use wopi::{CheckFileInfo, LockId, Operation};
 /// Largest PutUserInfo body (spec: 1024 ASCII characters).
 const MAX_USER_INFO: usize = 1024;
 
-/// ISO-8601 UTC with 7 fractional digits, as WOPI's LastModifiedTime.
-pub fn iso_time(unix_ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
-    );
-    t.format(&fmt).unwrap_or_default()
-}
-
-/// ISO-8601 UTC with milliseconds, as JavaScript's `Date.toISOString()` and so ONLYOFFICE
-/// Docs write callback times (`lastsave`).
-pub(crate) fn js_time(unix_ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&fmt).unwrap_or_default()
-}
-
-/// Reads a whole (small) body, refusing more than `limit` bytes.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
-    let collected = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if is_body_limit(e.as_ref()) {
-                GatewayError::PayloadTooLarge
-            } else {
-                GatewayError::BadRequest(format!("request body interrupted: {e}"))
-            }
-        })?;
-    Ok(collected.to_bytes())
-}
-
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -79,13 +45,9 @@ fn query_token(query: &str) -> Option<String> {
     })
 }
 
-fn now_ms() -> i64 {
-    super::deliveries::now_ms() as i64
-}
-
 /// Verifies the proof headers against every trusted WOPI client's keys (Microsoft's WOPI docs, "Proof keys").
 async fn verify_proof(
-    state: &AppState,
+    state: &HostCtx,
     headers: &HeaderMap,
     target: &str,
     token: &str,
@@ -141,7 +103,7 @@ async fn verify_proof(
                 }])
                 .inc();
             if v.suggests_refresh() {
-                let cache = state.host.discovery.clone();
+                let cache = state.face.discovery.clone();
                 tokio::spawn(async move { cache.refresh_rate_limited().await });
             }
             Ok(())
@@ -157,7 +119,7 @@ async fn verify_proof(
 /// Checks the proof headers for one candidate URL against every trusted client's keys,
 /// re-fetching discovery (rate-limited) once when no key verifies.
 async fn verify_one(
-    state: &AppState,
+    state: &HostCtx,
     headers: &HeaderMap,
     url: &str,
     token: &str,
@@ -170,13 +132,13 @@ async fn verify_one(
         proof_old: header(headers, h::PROOF_OLD),
     };
     let window = Some(Window {
-        now_ticks: wopi::ticks::from_unix_ms(now_ms()),
+        now_ticks: wopi::ticks::from_unix_ms(state.now_ms() as i64),
         future_skew_ticks: state.settings().host_face.proof_future_skew.as_secs() as i64
             * wopi::ticks::TICKS_PER_SECOND,
     });
-    let check = |state: &AppState| {
+    let check = |state: &HostCtx| {
         let mut first_err = ProofError::NoKeys;
-        for (i, client) in state.host.discovery.clients().iter().enumerate() {
+        for (i, client) in state.face.discovery.clients().iter().enumerate() {
             match client.keys.verify(&input, window) {
                 Ok(v) => return Ok(v),
                 Err(e) if i == 0 => first_err = e,
@@ -187,10 +149,10 @@ async fn verify_one(
     };
     let mut result = check(state);
     if matches!(result, Err(ProofError::Signature | ProofError::NoKeys))
-        && state.host.discovery.is_configured()
+        && state.face.discovery.is_configured()
     {
         // The client may have rotated its keys: re-fetch (rate-limited) and try once more.
-        if state.host.discovery.refresh_rate_limited().await {
+        if state.face.discovery.refresh_rate_limited().await {
             result = check(state);
         }
     }
@@ -205,7 +167,7 @@ fn with_version(mut resp: Response, version: &str) -> Response {
 }
 
 /// Every `/wopi/*` request.
-pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Response {
+pub(crate) async fn handle(State(state): State<HostCtx>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let op = parse_endpoint(&path).map(|ep| {
         let over = header(req.headers(), h::OVERRIDE);
@@ -229,7 +191,7 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
 }
 
 async fn serve(
-    state: &AppState,
+    state: &HostCtx,
     ep: Endpoint<'_>,
     op: Operation,
     req: Request,
@@ -260,7 +222,7 @@ async fn serve(
         .metrics
         .count_jwt(
             "access_token",
-            token::verify(&state.host.token_secret, &token),
+            token::verify(&state.face.token_secret, &token),
         )
         .map_err(|e| GatewayError::Unauthorized(format!("access token refused: {e}")))?;
     let file_id = match ep {
@@ -306,7 +268,7 @@ async fn serve(
             Ok(resp)
         }
         Operation::PutUserInfo => {
-            let body = read_body(req.into_body(), MAX_USER_INFO * 4).await?;
+            let body = crate::body::read_body(req.into_body(), MAX_USER_INFO * 4).await?;
             let text = String::from_utf8(body.to_vec())
                 .map_err(|_| GatewayError::BadRequest("UserInfo is not UTF-8".into()))?;
             if text.chars().count() > MAX_USER_INFO {
@@ -314,7 +276,7 @@ async fn serve(
                     "UserInfo is longer than {MAX_USER_INFO} characters"
                 )));
             }
-            state.host.user_infos.insert(claims.uid.clone(), text);
+            state.face.user_infos.insert(claims.uid.clone(), text);
             Ok(StatusCode::OK.into_response())
         }
         Operation::PutRelativeFile => Err(GatewayError::NotImplemented(
@@ -335,7 +297,7 @@ async fn serve(
 
 /// Makes sure the file's content is in the spool, downloading `document.url` once (with the
 /// JWT header ONLYOFFICE Docs would send) so Size and SHA256 are exact.
-async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), GatewayError> {
+async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), GatewayError> {
     if e.content_path().is_some_and(|p| p.is_file()) {
         return Ok(());
     }
@@ -351,7 +313,7 @@ async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), Gatew
                 e.meta.integrator
             ))
         })?;
-    let now = super::deliveries::now_ms() / 1000;
+    let now = state.now_ms() / 1000;
     let jwt = jwt::sign_payload(
         &integrator.jwt_secret,
         json!({"url": e.meta.doc_url}),
@@ -376,7 +338,7 @@ async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), Gatew
             detail: format!("document.url answered {status}"),
         });
     }
-    let name = format!("orig-{}.bin", state.host.next_version());
+    let name = format!("orig-{}.bin", state.face.next_version());
     let path = e.dir.join(&name);
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let stream = resp.into_body().into_data_stream();
@@ -400,7 +362,7 @@ async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), Gatew
         .bytes
         .with_label_values(&["in"])
         .inc_by(written.size);
-    let modified = super::deliveries::now_ms();
+    let modified = state.now_ms();
     e.set_content(name, &written, modified).await;
     e.persist().await?;
     tracing::info!(file_id = %e.meta.file_id, size = written.size, stage = "content-fetched", "document.url downloaded into the spool");
@@ -408,7 +370,7 @@ async fn ensure_content(state: &AppState, e: &mut FileEntry) -> Result<(), Gatew
 }
 
 async fn check_file_info(
-    state: &AppState,
+    state: &HostCtx,
     c: &AccessClaims,
     entry: &Arc<Mutex<FileEntry>>,
 ) -> Result<Response, GatewayError> {
@@ -437,7 +399,7 @@ async fn check_file_info(
         user_can_rename: Some(false),
         user_friendly_name: (!c.un.is_empty()).then(|| c.un.clone()),
         is_anonymous_user: c.anon.then_some(true),
-        user_info: state.host.user_infos.get(&c.uid).map(|v| v.clone()),
+        user_info: state.face.user_infos.get(&c.uid).map(|v| v.clone()),
         last_modified_time: Some(iso_time(m.modified_ms)),
         sha256: Some(m.sha256.clone()),
         file_extension: Some(format!(".{}", m.file_type)),
@@ -455,22 +417,21 @@ async fn check_file_info(
 /// A short-lived URL from which the WOPI client may download this file's current content
 /// without proof headers (CheckFileInfo `FileUrl`): file-scoped, expiring with the
 /// download-URL lifetime (or the access token, when sooner).
-fn file_url_for(state: &AppState, c: &AccessClaims) -> String {
+fn file_url_for(state: &HostCtx, c: &AccessClaims) -> String {
     let settings = state.settings();
-    let exp = (super::deliveries::now_ms() / 1000 + settings.host_face.download_url_ttl.as_secs())
-        .min(c.exp);
+    let exp = (state.now_ms() / 1000 + settings.host_face.download_url_ttl.as_secs()).min(c.exp);
     let claims = AccessClaims { exp, ..c.clone() };
     format!(
         "{}/wopi/fileurl/{}?token={}",
         settings.server.internal_url.base(),
         c.fid,
-        token::sign(&state.host.fileurl_secret, &claims)
+        token::sign(&state.face.fileurl_secret, &claims)
     )
 }
 
 /// `GET /wopi/fileurl/{fid}?token=`: the content a CheckFileInfo's `FileUrl` points at.
 pub(crate) async fn file_url(
-    State(state): State<AppState>,
+    State(state): State<HostCtx>,
     axum::extract::Path(fid): axum::extract::Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
@@ -486,10 +447,10 @@ pub(crate) async fn file_url(
     let result = async {
         let claims = state
             .metrics
-            .count_jwt("fileurl", token::verify(&state.host.fileurl_secret, &token))
+            .count_jwt("fileurl", token::verify(&state.face.fileurl_secret, &token))
             .map_err(|e| GatewayError::Unauthorized(format!("FileUrl token refused: {e}")))?;
         // The gateway signed it with its own clock: no leeway past its expiry.
-        if claims.exp < super::deliveries::now_ms() / 1000 {
+        if claims.exp < state.now_ms() / 1000 {
             return Err(GatewayError::Unauthorized("the FileUrl has expired".into()));
         }
         if claims.fid != fid {
@@ -511,7 +472,7 @@ pub(crate) async fn file_url(
 }
 
 async fn get_file(
-    state: &AppState,
+    state: &HostCtx,
     _c: &AccessClaims,
     entry: &Arc<Mutex<FileEntry>>,
     headers: &HeaderMap,
@@ -562,7 +523,7 @@ async fn get_file(
     Ok(with_version(resp, &version))
 }
 
-fn count_lock(state: &AppState, op: &str, r: &Result<(), locks::LockError>) {
+fn count_lock(state: &HostCtx, op: &str, r: &Result<(), locks::LockError>) {
     let result = match r {
         Ok(()) => "ok",
         Err(locks::LockError::Conflict(_)) => "conflict",
@@ -595,7 +556,7 @@ fn lock_header(headers: &HeaderMap, name: &str) -> Result<LockId, GatewayError> 
 }
 
 async fn lock_op(
-    state: &AppState,
+    state: &HostCtx,
     c: &AccessClaims,
     entry: &Arc<Mutex<FileEntry>>,
     headers: &HeaderMap,
@@ -644,7 +605,7 @@ async fn lock_op(
 }
 
 async fn put_file(
-    state: &AppState,
+    state: &HostCtx,
     c: &AccessClaims,
     entry: &Arc<Mutex<FileEntry>>,
     req: Request,
@@ -664,7 +625,7 @@ async fn put_file(
         .await;
     count_lock(state, "check_put", &r);
     r?;
-    let version = state.host.next_version();
+    let version = state.face.next_version();
     let name = format!("{version}.bin");
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let stream = req.into_body().into_data_stream();
@@ -684,8 +645,7 @@ async fn put_file(
         .with_label_values(&["in"])
         .inc_by(written.size);
     let mut e = entry.lock().await;
-    e.set_content(name, &written, super::deliveries::now_ms())
-        .await;
+    e.set_content(name, &written, state.now_ms()).await;
     e.meta.version.clone_from(&version);
     e.meta.staged = true;
     e.meta.session_modified = true;
@@ -711,7 +671,7 @@ async fn put_file(
         );
         let ft = e.meta.file_type.clone();
         state
-            .host
+            .face
             .deliveries
             .enqueue(
                 &c.fid,
@@ -734,10 +694,6 @@ mod tests {
 
     #[test]
     fn times_and_tokens() {
-        assert_eq!(iso_time(0), "1970-01-01T00:00:00.0000000Z");
-        assert_eq!(iso_time(1_700_000_000_123), "2023-11-14T22:13:20.1230000Z");
-        assert_eq!(js_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(js_time(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(
             query_token("a=1&access_token=x%2By&access_token_ttl=0").as_deref(),
             Some("x+y")
