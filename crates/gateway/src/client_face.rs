@@ -7,15 +7,15 @@
 //! - [`editor`]: the action endpoint → CheckFileInfo, Lock, a signed Docs config, the page.
 //! - [`docs`]: Docs' `document.url` download and its callbacks → GetFile/PutFile/Unlock.
 //! - [`host`]: signed WOPI calls to hosts.
-//! - [`session`]: per-Docs-key state shared by co-editors.
+//! - [`editors`]: per-Docs-key editor state shared by co-editors.
 //! - [`convert`]: convert-and-edit and convert-to through Docs' conversion API.
 
 pub(crate) mod convert;
 pub(crate) mod discovery;
 pub(crate) mod docs;
 pub(crate) mod editor;
+pub(crate) mod editors;
 pub(crate) mod host;
-pub(crate) mod session;
 
 use crate::settings::Settings;
 use axum::Router;
@@ -40,8 +40,8 @@ pub(crate) struct ProofKeyPair {
 #[derive(Debug, Clone)]
 pub(crate) struct ClientFace {
     keys: Arc<arc_swap::ArcSwap<ProofKeyPair>>,
-    /// Editing sessions by Docs key.
-    pub sessions: session::Sessions,
+    /// Editor state by Docs key (co-editors of one document share one).
+    pub editors: editors::Editors,
     /// Where downloaded saves wait and recovery copies stay.
     pub spool: PathBuf,
     /// Conversions by ONLYOFFICE Docs.
@@ -107,7 +107,7 @@ impl ClientFace {
         };
         Ok(ClientFace {
             keys: Arc::new(arc_swap::ArcSwap::new(Arc::new(keys))),
-            sessions: session::Sessions::default(),
+            editors: editors::Editors::default(),
             spool,
             jobs: convert::Jobs::default(),
             convert_to_slots: Arc::new(tokio::sync::Semaphore::new(

@@ -2,7 +2,7 @@
 //! of a storage ("integrator") that only implemented the Docs API (docs/architecture.md).
 //!
 //! # Layout
-//! - [`session`]: `POST /api/v1/sessions`, `GET /open`, `GET /api/v1/download/{id}`.
+//! - [`opening`]: opening a file — `POST /api/v1/sessions`, `GET /open`, `GET /api/v1/download/{id}`.
 //! - [`wopi`]: the WOPI endpoints: proof, access token, locks, content.
 //! - [`files`]: per-file state, persisted in the spool.
 //! - [`deliveries`]: callbacks to integrators, retried until accepted, across restarts.
@@ -10,7 +10,7 @@
 
 pub(crate) mod deliveries;
 pub(crate) mod files;
-pub(crate) mod session;
+pub(crate) mod opening;
 pub(crate) mod token;
 pub(crate) mod wopi;
 
@@ -134,9 +134,9 @@ impl HostFace {
 /// The host face's public routes.
 pub(crate) fn routes() -> Router<HostCtx> {
     Router::new()
-        .route("/api/v1/sessions", post(session::open_session))
-        .route("/open", get(session::open_page))
-        .route("/api/v1/download/{id}", get(session::download))
+        .route("/api/v1/sessions", post(opening::open_session))
+        .route("/open", get(opening::open_page))
+        .route("/api/v1/download/{id}", get(opening::download))
         .route("/wopi/fileurl/{fid}", get(wopi::file_url))
         .route("/wopi/{*rest}", any(wopi::handle))
 }

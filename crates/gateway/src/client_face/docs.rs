@@ -99,7 +99,7 @@ pub(crate) async fn download(
     }
     let session = state
         .face
-        .sessions
+        .editors
         .get(&key)
         .ok_or(GatewayError::NotFound("document session"))?;
     let (wopi_src, token) = {
@@ -258,7 +258,7 @@ impl From<String> for SaveFailure {
 /// PutFile with an explicit Content-Length, retried on 5xx/timeouts (never on 4xx).
 async fn put_file(
     state: &ClientCtx,
-    s: &super::session::Session,
+    s: &super::editors::Editor,
     token: &str,
     path: &std::path::Path,
     size: u64,
@@ -462,8 +462,8 @@ async fn handle_callback(
     status: Option<CallbackStatus>,
     cb: &Callback,
 ) -> (&'static str, Response) {
-    let Some(session) = state.face.sessions.get(key) else {
-        if state.face.sessions.finished_recently(key) {
+    let Some(session) = state.face.editors.get(key) else {
+        if state.face.editors.finished_recently(key) {
             return ("ok", answer(0, None));
         }
         tracing::warn!(
@@ -539,7 +539,7 @@ async fn handle_callback(
                     if exit {
                         unlock_and_finish(state, &mut s).await;
                         drop(s);
-                        state.face.sessions.finish(key);
+                        state.face.editors.finish(key);
                     }
                     ("ok", answer(0, None))
                 }
@@ -560,7 +560,7 @@ async fn handle_callback(
                         // recovery copy (and Docs' forgotten copy) hold the edit.
                         unlock_and_finish(state, &mut s).await;
                         drop(s);
-                        state.face.sessions.finish(key);
+                        state.face.editors.finish(key);
                     }
                     (
                         "failed",
@@ -575,7 +575,7 @@ async fn handle_callback(
         Some(CallbackStatus::Closed) => {
             unlock_and_finish(state, &mut s).await;
             drop(s);
-            state.face.sessions.finish(key);
+            state.face.editors.finish(key);
             ("ok", answer(0, None))
         }
         Some(CallbackStatus::Corrupted | CallbackStatus::CorruptedForce) => {
@@ -603,7 +603,7 @@ async fn handle_callback(
             if status == Some(CallbackStatus::Corrupted) {
                 unlock_and_finish(state, &mut s).await;
                 drop(s);
-                state.face.sessions.finish(key);
+                state.face.editors.finish(key);
             }
             ("ok", answer(0, None))
         }
@@ -615,7 +615,7 @@ async fn handle_callback(
 /// original — never over the form — named after it with the submitter and a time.
 async fn submit_form(
     state: &ClientCtx,
-    s: &super::session::Session,
+    s: &super::editors::Editor,
     key: &str,
     cb: &Callback,
     path: &std::path::Path,
@@ -709,7 +709,7 @@ fn submitted_form_name(original: &str, ext: &str, user: Option<&str>, unix_ms: u
     }
 }
 
-async fn unlock_and_finish(state: &ClientCtx, s: &mut super::session::Session) {
+async fn unlock_and_finish(state: &ClientCtx, s: &mut super::editors::Editor) {
     if let Some(r) = s.refresher.take() {
         r.abort();
     }
@@ -770,7 +770,7 @@ async fn action(
         .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
     let session = state
         .face
-        .sessions
+        .editors
         .get(key)
         .ok_or(GatewayError::NotFound("document session"))?;
     let s = session.lock().await;

@@ -4,8 +4,8 @@
 //! CheckFileInfo; see docs/integration-client-face.md for the field-by-field mapping).
 
 use super::deep_merge;
+use super::editors::{Editor, UserAuth};
 use super::host;
-use super::session::{Session, UserAuth};
 use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
 use crate::settings::Profile;
@@ -305,7 +305,7 @@ async fn build_page(
             key = document_key('v', &o.wopi_src, &version);
         }
     }
-    let session = state.face.sessions.get_or_insert(&key, || Session {
+    let session = state.face.editors.get_or_insert(&key, || Editor {
         wopi_src: o.wopi_src.clone(),
         ext: ext.clone(),
         name: info.base_file_name.clone(),
@@ -635,7 +635,7 @@ fn spawn_refresher(state: ClientCtx, key: String) -> tokio::task::JoinHandle<()>
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(state.settings().client_face.lock_refresh).await;
-            let Some(session) = state.face.sessions.get(&key) else {
+            let Some(session) = state.face.editors.get(&key) else {
                 return;
             };
             let (wopi_src, lock, token, expected) = {

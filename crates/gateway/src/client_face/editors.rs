@@ -18,7 +18,7 @@ pub(crate) struct UserAuth {
 
 /// One editing (or viewing) session.
 #[derive(Debug)]
-pub(crate) struct Session {
+pub(crate) struct Editor {
     /// The host's WOPISrc.
     pub wopi_src: String,
     /// Lower-case extension.
@@ -42,7 +42,7 @@ pub(crate) struct Session {
     pub refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Session {
+impl Editor {
     /// What the file must still be for a lost lock to be taken again.
     pub(crate) fn expected(&self) -> super::host::Expected {
         super::host::Expected {
@@ -74,7 +74,7 @@ impl Session {
     }
 }
 
-impl Drop for Session {
+impl Drop for Editor {
     fn drop(&mut self) {
         if let Some(r) = self.refresher.take() {
             r.abort();
@@ -84,14 +84,14 @@ impl Drop for Session {
 
 /// Every session, plus the keys recently finished (Docs may resend a status 2).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Sessions {
-    map: Arc<DashMap<String, Arc<Mutex<Session>>>>,
+pub(crate) struct Editors {
+    map: Arc<DashMap<String, Arc<Mutex<Editor>>>>,
     finished: Arc<StdMutex<VecDeque<String>>>,
 }
 
-impl Sessions {
+impl Editors {
     /// The session of a key.
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<Mutex<Session>>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<Mutex<Editor>>> {
         self.map.get(key).map(|s| s.clone())
     }
 
@@ -99,8 +99,8 @@ impl Sessions {
     pub(crate) fn get_or_insert(
         &self,
         key: &str,
-        init: impl FnOnce() -> Session,
-    ) -> Arc<Mutex<Session>> {
+        init: impl FnOnce() -> Editor,
+    ) -> Arc<Mutex<Editor>> {
         self.map
             .entry(key.to_owned())
             .or_insert_with(|| Arc::new(Mutex::new(init())))
