@@ -2,7 +2,6 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
-use std::fmt;
 
 /// Who is at fault (log level and metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,38 +39,121 @@ impl UpstreamKind {
     }
 }
 
-/// Everything a request can fail with.
-#[derive(Debug)]
+/// Which credential an authentication failure concerns. This is the one table of how such
+/// failures answer (docs/architecture.md, "The request path"): tokens the gateway issued and
+/// the admin token answer 401; signatures of a peer over its own request (ONLYOFFICE Docs'
+/// JWTs) answer 403, as Docs' integrations expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The host face's WOPI access token.
+    AccessToken,
+    /// The token of a delivery's download URL.
+    DownloadToken,
+    /// The token of a CheckFileInfo `FileUrl`.
+    FileUrlToken,
+    /// The editor page's action token (Save As, Rename).
+    ActionToken,
+    /// An integrator's signed editor config.
+    IntegratorConfig,
+    /// ONLYOFFICE Docs' JWT on its requests (document.url, conversions).
+    DocsRequest,
+    /// ONLYOFFICE Docs' JWT on a callback.
+    DocsCallback,
+}
+
+impl Credential {
+    /// What the message calls it.
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Credential::AccessToken => "access token",
+            Credential::DownloadToken => "download token",
+            Credential::FileUrlToken => "FileUrl token",
+            Credential::ActionToken => "action token",
+            Credential::IntegratorConfig => "editor config token",
+            Credential::DocsRequest => "Docs token",
+            Credential::DocsCallback => "callback token",
+        }
+    }
+
+    /// The status a refusal of this credential answers.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            Credential::DocsRequest | Credential::DocsCallback => StatusCode::FORBIDDEN,
+            Credential::AccessToken
+            | Credential::DownloadToken
+            | Credential::FileUrlToken
+            | Credential::ActionToken
+            | Credential::IntegratorConfig => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// Everything a request can fail with. `Display` is the text for the log (with the source
+/// chain logged after it); [`GatewayError::public_message`] what a client may see.
+#[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// The IP allowlist of the route group refused the client.
+    #[error("client address not allowed for this route")]
     IpDenied,
     /// Malformed request (missing header, bad JSON, …).
+    #[error("{0}")]
     BadRequest(String),
-    /// Missing, invalid or expired credentials.
+    /// A body of a type the route does not read.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Missing credentials (or ones refused for a reason not in a JWT).
+    #[error("{0}")]
     Unauthorized(String),
+    /// A credential that did not verify.
+    #[error("{} refused: {source}", credential.what())]
+    Token {
+        /// Which credential.
+        credential: Credential,
+        /// Why it did not verify.
+        #[source]
+        source: docs_api::JwtError,
+    },
     /// Credentials valid but not for this (origin refused, wrong secret scope).
+    #[error("{0}")]
     Forbidden(String),
     /// Unknown file or resource.
+    #[error("{0} not found")]
     NotFound(&'static str),
+    /// No route for this (with the reason).
+    #[error("{0}")]
+    NoRoute(String),
     /// Wrong method for the endpoint.
+    #[error("method not allowed")]
     MethodNotAllowed,
     /// A WOPI lock conflict: 409 with `X-WOPI-Lock`.
+    #[error("lock conflict: {}", .0.reason)]
     LockConflict(wopi::LockConflict),
     /// GetFile larger than `X-WOPI-MaxExpectedSize`.
+    #[error("{0}")]
     PreconditionFailed(String),
     /// Body over the route group's limit.
+    #[error("request body too large")]
     PayloadTooLarge,
     /// Proof check failed: 500 with `X-WOPI-ServerError` (WOPI proof keys: a failed check answers 500).
-    Proof(wopi::proof::ProofError),
+    #[error("proof verification failed")]
+    Proof(#[source] wopi::proof::ProofError),
     /// The lock store (Redis) cannot be reached.
+    #[error("lock store unavailable: {0}")]
     LockStoreUnavailable(String),
+    /// A feature needs a setting that is not there.
+    #[error("{0}")]
+    NotConfigured(String),
     /// Too many requests in flight.
+    #[error("overloaded, retry later")]
     Overloaded,
     /// The request took longer than the total timeout.
+    #[error("request timed out")]
     Timeout,
     /// Operation not implemented (WOPI 501).
+    #[error("not implemented: {0}")]
     NotImplemented(&'static str),
     /// A peer we called failed.
+    #[error("upstream {op} failed ({}): {detail}", kind.label())]
     Upstream {
         /// What we were doing (bounded label).
         op: &'static str,
@@ -81,32 +163,45 @@ pub enum GatewayError {
         detail: String,
     },
     /// A WOPI host refused a call the gateway made (client face).
+    #[error("the WOPI host refused {op}: {refusal}")]
     HostRefused {
         /// The WOPI operation (bounded label).
         op: &'static str,
         /// What the host answered.
         refusal: HostRefusal,
     },
-    /// Our own failure (I/O, invariant).
+    /// Local I/O failed (spool, data directory).
+    #[error("I/O failed")]
+    Io(#[from] std::io::Error),
+    /// Our own failure (an invariant).
+    #[error("internal: {0}")]
     Internal(String),
 }
 
 impl GatewayError {
+    /// A refusal of `credential` (for `map_err`).
+    pub(crate) fn token(credential: Credential) -> impl FnOnce(docs_api::JwtError) -> Self {
+        move |source| GatewayError::Token { credential, source }
+    }
+
     /// The response status. Exhaustive on purpose: a new variant must choose one.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             GatewayError::IpDenied => StatusCode::FORBIDDEN,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::Token { credential, .. } => credential.status(),
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
-            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::NotFound(_) | GatewayError::NoRoute(_) => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::LockConflict(_) => StatusCode::CONFLICT,
             GatewayError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Proof(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            GatewayError::LockStoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            GatewayError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::LockStoreUnavailable(_)
+            | GatewayError::NotConfigured(_)
+            | GatewayError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Timeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             GatewayError::Upstream {
@@ -116,7 +211,7 @@ impl GatewayError {
             GatewayError::Upstream { .. } | GatewayError::HostRefused { .. } => {
                 StatusCode::BAD_GATEWAY
             }
-            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Io(_) | GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -125,9 +220,12 @@ impl GatewayError {
         match self {
             GatewayError::IpDenied
             | GatewayError::BadRequest(_)
+            | GatewayError::UnsupportedMediaType(_)
             | GatewayError::Unauthorized(_)
+            | GatewayError::Token { .. }
             | GatewayError::Forbidden(_)
             | GatewayError::NotFound(_)
+            | GatewayError::NoRoute(_)
             | GatewayError::MethodNotAllowed
             | GatewayError::LockConflict(_)
             | GatewayError::PreconditionFailed(_)
@@ -138,7 +236,10 @@ impl GatewayError {
             GatewayError::Upstream { .. }
             | GatewayError::HostRefused { .. }
             | GatewayError::LockStoreUnavailable(_) => Fault::Upstream,
-            GatewayError::Overloaded | GatewayError::Internal(_) => Fault::Internal,
+            GatewayError::NotConfigured(_)
+            | GatewayError::Overloaded
+            | GatewayError::Io(_)
+            | GatewayError::Internal(_) => Fault::Internal,
         }
     }
 
@@ -146,70 +247,93 @@ impl GatewayError {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             GatewayError::IpDenied => "ip_denied",
-            GatewayError::BadRequest(_) => "bad_request",
-            GatewayError::Unauthorized(_) => "unauthorized",
+            GatewayError::BadRequest(_) | GatewayError::UnsupportedMediaType(_) => "bad_request",
+            GatewayError::Unauthorized(_) | GatewayError::Token { .. } => "unauthorized",
             GatewayError::Forbidden(_) => "forbidden",
-            GatewayError::NotFound(_) => "not_found",
+            GatewayError::NotFound(_) | GatewayError::NoRoute(_) => "not_found",
             GatewayError::MethodNotAllowed => "method_not_allowed",
             GatewayError::LockConflict(_) => "lock_conflict",
             GatewayError::PreconditionFailed(_) => "precondition_failed",
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::Proof(_) => "proof",
             GatewayError::LockStoreUnavailable(_) => "lock_store_unavailable",
+            GatewayError::NotConfigured(_) => "not_configured",
             GatewayError::Overloaded => "overloaded",
             GatewayError::Timeout => "timeout",
             GatewayError::NotImplemented(_) => "not_implemented",
             GatewayError::Upstream { .. } => "upstream",
             GatewayError::HostRefused { .. } => "host_refused",
-            GatewayError::Internal(_) => "internal",
+            GatewayError::Io(_) | GatewayError::Internal(_) => "internal",
         }
     }
 
     /// The short text a client may see (never internals).
-    fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             GatewayError::IpDenied => "forbidden: client address not allowed for this route".into(),
-            GatewayError::BadRequest(m)
-            | GatewayError::Unauthorized(m)
-            | GatewayError::Forbidden(m) => m.clone(),
-            GatewayError::PreconditionFailed(m) => m.clone(),
-            GatewayError::NotFound(what) => format!("{what} not found"),
-            GatewayError::MethodNotAllowed => "method not allowed".into(),
-            GatewayError::LockConflict(c) => format!("lock conflict: {}", c.reason),
-            GatewayError::PayloadTooLarge => "request body too large".into(),
+            GatewayError::Token { credential, source } => {
+                format!("{} refused: {source}", credential.what())
+            }
             GatewayError::Proof(e) => format!("proof verification failed: {e}"),
             GatewayError::LockStoreUnavailable(_) => "lock store unavailable".into(),
-            GatewayError::Overloaded => "overloaded, retry later".into(),
-            GatewayError::Timeout => "request timed out".into(),
-            GatewayError::NotImplemented(what) => format!("not implemented: {what}"),
             GatewayError::Upstream {
                 op,
                 kind: UpstreamKind::Timeout,
                 ..
             } => format!("upstream timeout during {op}"),
             GatewayError::Upstream { op, .. } => format!("upstream failure during {op}"),
-            GatewayError::HostRefused { op, refusal } => {
-                format!("the WOPI host refused {op}: {refusal}")
-            }
-            GatewayError::Internal(_) => "internal error".into(),
+            GatewayError::Io(_) | GatewayError::Internal(_) => "internal error".into(),
+            other => other.to_string(),
         }
     }
-}
 
-impl fmt::Display for GatewayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The error and every source under it, for the one log line.
+    pub(crate) fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            s.push_str(": ");
+            s.push_str(&e.to_string());
+            cur = e.source();
+        }
+        s
+    }
+
+    /// Logs the error once, with its chain, at the level its fault deserves.
+    fn log(&self, status: StatusCode) {
+        let error = crate::urls::redact(&self.chain()).into_owned();
+        match self.fault() {
+            Fault::Client => {
+                tracing::info!(status = status.as_u16(), kind = self.kind(), %error, "request refused")
+            }
+            Fault::Upstream => {
+                tracing::warn!(status = status.as_u16(), kind = self.kind(), %error, "upstream failure")
+            }
+            Fault::Internal => {
+                tracing::error!(status = status.as_u16(), kind = self.kind(), %error, "request failed")
+            }
+        }
+    }
+
+    /// The HTML rendering for browser routes (editor and conversion pages): the same status
+    /// and public message, as a page a person reads. Logged once, like the plain rendering.
+    pub(crate) fn into_page(self) -> Response {
+        let status = self.status();
+        self.log(status);
+        crate::html::error_page(status, &self.public_message())
+    }
+
+    /// The `result` label of the client face's page metrics.
+    pub(crate) fn page_result(&self) -> &'static str {
         match self {
-            GatewayError::Upstream { op, kind, detail } => {
-                write!(f, "upstream {op} failed ({}): {detail}", kind.label())
-            }
-            GatewayError::LockStoreUnavailable(d) => write!(f, "lock store unavailable: {d}"),
-            GatewayError::Internal(d) => write!(f, "internal: {d}"),
-            other => f.write_str(&other.public_message()),
+            GatewayError::Forbidden(_) | GatewayError::IpDenied => "refused",
+            GatewayError::Upstream { .. } | GatewayError::HostRefused { .. } => "host_error",
+            GatewayError::NotConfigured(_) => "not_configured",
+            GatewayError::Io(_) | GatewayError::Internal(_) => "error",
+            _ => "bad_request",
         }
     }
 }
-
-impl std::error::Error for GatewayError {}
 
 /// What a WOPI host answered when it refused a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,27 +394,10 @@ impl From<locks::LockError> for GatewayError {
     }
 }
 
-impl From<std::io::Error> for GatewayError {
-    fn from(e: std::io::Error) -> Self {
-        GatewayError::Internal(format!("I/O: {e}"))
-    }
-}
-
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let error = crate::urls::redact(&self.to_string()).into_owned();
-        match self.fault() {
-            Fault::Client => {
-                tracing::info!(status = status.as_u16(), kind = self.kind(), %error, "request refused")
-            }
-            Fault::Upstream => {
-                tracing::warn!(status = status.as_u16(), kind = self.kind(), %error, "upstream failure")
-            }
-            Fault::Internal => {
-                tracing::error!(status = status.as_u16(), kind = self.kind(), %error, "request failed")
-            }
-        }
+        self.log(status);
         let mut resp = (
             status,
             [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -314,7 +421,9 @@ impl IntoResponse for GatewayError {
                     headers.insert(wopi::headers::SERVER_ERROR, v);
                 }
             }
-            GatewayError::Internal(_) | GatewayError::LockStoreUnavailable(_) => {
+            GatewayError::Internal(_)
+            | GatewayError::Io(_)
+            | GatewayError::LockStoreUnavailable(_) => {
                 headers.insert(
                     wopi::headers::SERVER_ERROR,
                     HeaderValue::from_static("internal error"),

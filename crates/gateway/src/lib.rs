@@ -46,7 +46,7 @@ mod urls;
 pub use access::{AllowList, RouteGroup};
 pub use app::{Listeners, StartError, run, run_with_reload};
 pub use clock::iso_time;
-pub use error::{GatewayError, HostRefusal, UpstreamKind};
+pub use error::{Credential, GatewayError, HostRefusal, UpstreamKind};
 pub use http_client::{HttpClient, OutBody};
 pub use metrics::Metrics;
 pub use reload::Reload;

@@ -349,14 +349,18 @@ pub(crate) async fn convert_and_edit(
     .await
     {
         Ok(page) => page,
-        Err((result, status, message)) => {
+        Err(e) => {
             state
                 .metrics
                 .editor_opens
-                .with_label_values(&["convert", result])
+                .with_label_values(&["convert", e.page_result()])
                 .inc();
-            tracing::warn!(result, %message, stage = "convert-and-edit", "conversion not started");
-            crate::html::error_page(status, &message)
+            tracing::warn!(
+                result = e.page_result(),
+                stage = "convert-and-edit",
+                "conversion not started"
+            );
+            e.into_page()
         }
     }
 }
@@ -368,57 +372,37 @@ async fn start_convert_and_edit(
     raw_query: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, super::editor::OpenError> {
+) -> Result<Response, GatewayError> {
     let ext = ext.to_ascii_lowercase();
     let target = target.to_ascii_lowercase();
     if super::discovery::converts_to(&ext) != Some(target.as_str()) {
-        return Err((
-            "bad_request",
-            StatusCode::NOT_FOUND,
-            format!("no conversion from .{ext} to .{target}"),
-        ));
+        return Err(GatewayError::NoRoute(format!(
+            "no conversion from .{ext} to .{target}"
+        )));
     }
     if state.settings().docs.jwt_secret.is_none() {
-        return Err((
-            "not_configured",
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(GatewayError::NotConfigured(
             "conversions need docs.jwt_secret".into(),
         ));
     }
     let action = super::editor::read_action(state, raw_query, headers, body).await?;
-    let info = host::check_file_info(state, &action.wopi_src, &action.token, &[])
-        .await
-        .map_err(|e| {
-            (
-                "host_error",
-                StatusCode::BAD_GATEWAY,
-                format!("CheckFileInfo failed: {e}"),
-            )
-        })?;
+    let info = host::check_file_info(state, &action.wopi_src, &action.token, &[]).await?;
     let flag = wopi::CheckFileInfo::flag;
     if !flag(info.supports_update) || flag(info.user_can_not_write_relative) {
-        return Err((
-            "refused",
-            StatusCode::FORBIDDEN,
+        return Err(GatewayError::Forbidden(
             "the host does not let this user create the converted file (it needs SupportsUpdate and no UserCanNotWriteRelative)".into(),
         ));
     }
     let source_ext = info.extension();
     if source_ext != ext {
-        return Err((
-            "bad_request",
-            StatusCode::BAD_REQUEST,
-            format!("the file is .{source_ext}, not .{ext}"),
-        ));
+        return Err(GatewayError::BadRequest(format!(
+            "the file is .{source_ext}, not .{ext}"
+        )));
     }
-    let (id, job) = state
-        .face
-        .jobs
-        .add(Source::Host {
-            wopi_src: action.wopi_src.clone(),
-            token: action.token.clone(),
-        })
-        .map_err(|e| ("error", StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (id, job) = state.face.jobs.add(Source::Host {
+        wopi_src: action.wopi_src.clone(),
+        token: action.token.clone(),
+    })?;
     let title = info.base_file_name;
     tokio::spawn(run_convert_and_edit(
         state.clone(),

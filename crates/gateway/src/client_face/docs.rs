@@ -45,7 +45,11 @@ pub(crate) fn header_payload(
             kind,
             jwt::verify(&secret(state)?, jwt::token_from_header(v)),
         )
-        .map_err(|e| GatewayError::Forbidden(format!("Docs token refused: {e}")))?;
+        .map_err(GatewayError::token(if kind == "docs_callback" {
+            crate::error::Credential::DocsCallback
+        } else {
+            crate::error::Credential::DocsRequest
+        }))?;
     Ok(Some(match claims.get("payload") {
         Some(Value::Object(p)) => p.clone(),
         _ => claims,
@@ -176,7 +180,7 @@ fn verified_callback(
             let mut claims = state
                 .metrics
                 .count_jwt("docs_callback", jwt::verify(&secret(state)?, t))
-                .map_err(|e| GatewayError::Forbidden(format!("callback token refused: {e}")))?;
+                .map_err(GatewayError::token(crate::error::Credential::DocsCallback))?;
             claims.remove("iat");
             claims.remove("exp");
             claims
@@ -735,7 +739,7 @@ pub(crate) struct ActionQuery {
 
 fn action_claims(state: &ClientCtx, key: &str, t: Option<&str>) -> Result<String, GatewayError> {
     let claims = jwt::verify(&secret(state)?, t.unwrap_or(""))
-        .map_err(|e| GatewayError::Unauthorized(format!("action token refused: {e}")))?;
+        .map_err(GatewayError::token(crate::error::Credential::ActionToken))?;
     if claims.get("key").and_then(Value::as_str) != Some(key) {
         return Err(GatewayError::Forbidden(
             "action token is for another document".into(),

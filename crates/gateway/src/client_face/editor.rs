@@ -15,7 +15,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use docs_api::jwt;
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use http_body_util::BodyExt as _;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -95,20 +95,21 @@ pub(crate) async fn open(
                 .inc();
             resp
         }
-        Err((result, status, message)) => {
+        Err(e) => {
             state
                 .metrics
                 .editor_opens
-                .with_label_values(&[mode_label, result])
+                .with_label_values(&[mode_label, e.page_result()])
                 .inc();
-            tracing::warn!(result, %message, stage = "editor-open", "editor page not opened");
-            crate::html::error_page(status, &message)
+            tracing::warn!(
+                result = e.page_result(),
+                stage = "editor-open",
+                "editor page not opened"
+            );
+            e.into_page()
         }
     }
 }
-
-/// Why a browser route failed: (metric result, status, message).
-pub(crate) type OpenError = (&'static str, StatusCode, String);
 
 /// What a WOPI host's browser posts to an action URL, checked: WOPISrc under the allowed
 /// origins, an access token present.
@@ -134,8 +135,8 @@ pub(crate) async fn read_action(
     raw_query: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<ActionRequest, OpenError> {
-    let bad = |m: String| ("bad_request", StatusCode::BAD_REQUEST, m);
+) -> Result<ActionRequest, GatewayError> {
+    let bad = GatewayError::BadRequest;
     // Query keys are case-insensitive (WOPISrc, wopisrc, …).
     let query: HashMap<String, String> = parse_form(raw_query)
         .into_iter()
@@ -150,20 +151,14 @@ pub(crate) async fn read_action(
         .await
         .map_err(|e| {
             if crate::body::is_body_limit(e.as_ref()) {
-                (
-                    "bad_request",
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the action form is larger than 1 MiB".to_owned(),
-                )
+                GatewayError::PayloadTooLarge
             } else {
                 bad(format!("request body: {e}"))
             }
         })?
         .to_bytes();
     if !bytes.is_empty() && !ctype.starts_with("application/x-www-form-urlencoded") {
-        return Err((
-            "bad_request",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        return Err(GatewayError::UnsupportedMediaType(
             "the action form must be application/x-www-form-urlencoded".into(),
         ));
     }
@@ -178,15 +173,11 @@ pub(crate) async fn read_action(
     // SSRF guard: nothing leaves the gateway for a WOPISrc outside the allowed origins.
     let allowed = &state.settings().client_face.allowed_wopi_origins;
     if let Err(why) = urls::check_under(&wopi_src, allowed) {
-        return Err((
-            "refused",
-            StatusCode::FORBIDDEN,
-            format!(
-                "WOPISrc `{}` (origin `{}`) is refused: {why}; the gateway checked client_face.allowed_wopi_origins = {allowed:?}",
-                urls::redact(&wopi_src),
-                urls::origin_of(&wopi_src)
-            ),
-        ));
+        return Err(GatewayError::Forbidden(format!(
+            "WOPISrc `{}` (origin `{}`) is refused: {why}; the gateway checked client_face.allowed_wopi_origins = {allowed:?}",
+            urls::redact(&wopi_src),
+            urls::origin_of(&wopi_src)
+        )));
     }
     let token = form
         .get("access_token")
@@ -214,23 +205,19 @@ async fn open_inner(
     raw_query: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Response, &'static str), OpenError> {
-    let bad = |m: String| ("bad_request", StatusCode::BAD_REQUEST, m);
+) -> Result<(Response, &'static str), GatewayError> {
+    let bad = GatewayError::BadRequest;
     let Some(docs_secret) = state.settings().docs.jwt_secret.clone() else {
-        return Err((
-            "not_configured",
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(GatewayError::NotConfigured(
             "the client face needs docs.jwt_secret".into(),
         ));
     };
     if !matches!(document_type, "word" | "cell" | "slide" | "pdf")
         || !matches!(mode, "view" | "edit")
     {
-        return Err((
-            "bad_request",
-            StatusCode::NOT_FOUND,
-            format!("no editor for {document_type}/{mode}"),
-        ));
+        return Err(GatewayError::NoRoute(format!(
+            "no editor for {document_type}/{mode}"
+        )));
     }
     let ActionRequest {
         wopi_src,
@@ -252,15 +239,7 @@ async fn open_inner(
     if let Some(sc) = query.get("sc") {
         check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
     }
-    let info = host::check_file_info(state, &wopi_src, &token, &check_headers)
-        .await
-        .map_err(|e| {
-            (
-                "host_error",
-                StatusCode::BAD_GATEWAY,
-                format!("CheckFileInfo failed: {e}"),
-            )
-        })?;
+    let info = host::check_file_info(state, &wopi_src, &token, &check_headers).await?;
     let opening = Opening {
         info,
         wopi_src,
@@ -280,7 +259,7 @@ async fn build_page(
     path_type: &str,
     requested: &str,
     o: Opening,
-) -> Result<(String, &'static str), OpenError> {
+) -> Result<(String, &'static str), GatewayError> {
     let info = &o.info;
     let flag = CheckFileInfo::flag;
     let ext = info.extension();

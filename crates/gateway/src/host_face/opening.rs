@@ -91,7 +91,9 @@ pub(crate) async fn open(
             "integrator_config",
             jwt::verify(&integrator.jwt_secret, token),
         )
-        .map_err(|e| GatewayError::Unauthorized(format!("editor config token refused: {e}")))?;
+        .map_err(GatewayError::token(
+            crate::error::Credential::IntegratorConfig,
+        ))?;
     let config = Value::Object(config);
     if config.get("payload").is_some() || config.get("url").is_some() {
         return Err(GatewayError::BadRequest(
@@ -364,7 +366,7 @@ pub(crate) async fn download(
     let claims: Map<String, Value> = state
         .metrics
         .count_jwt("download", jwt::verify(&state.face.token_secret, &token))
-        .map_err(|e| GatewayError::Unauthorized(format!("download token refused: {e}")))?;
+        .map_err(GatewayError::token(crate::error::Credential::DownloadToken))?;
     if claims.get("did").and_then(Value::as_str) != Some(id.as_str()) || claims.get("exp").is_none()
     {
         return Err(GatewayError::Forbidden(

@@ -224,7 +224,7 @@ async fn serve(
             "access_token",
             token::verify(&state.face.token_secret, &token),
         )
-        .map_err(|e| GatewayError::Unauthorized(format!("access token refused: {e}")))?;
+        .map_err(GatewayError::token(crate::error::Credential::AccessToken))?;
     let file_id = match ep {
         Endpoint::File(id)
         | Endpoint::Contents(id)
@@ -448,7 +448,7 @@ pub(crate) async fn file_url(
         let claims = state
             .metrics
             .count_jwt("fileurl", token::verify(&state.face.fileurl_secret, &token))
-            .map_err(|e| GatewayError::Unauthorized(format!("FileUrl token refused: {e}")))?;
+            .map_err(GatewayError::token(crate::error::Credential::FileUrlToken))?;
         // The gateway signed it with its own clock: no leeway past its expiry.
         if claims.exp < state.now_ms() / 1000 {
             return Err(GatewayError::Unauthorized("the FileUrl has expired".into()));
