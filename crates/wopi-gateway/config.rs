@@ -195,7 +195,18 @@ fn check_secret_value(key: &str, value: &str) -> Result<(), ConfigError> {
 
 fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
-    let r = raw.server;
+    server_section(&mut s, raw.server, base)?;
+    access_section(&mut s, raw.access)?;
+    locks_section(&mut s, raw.locks)?;
+    host_face_section(&mut s, raw.host_face, base)?;
+    docs_section(&mut s, raw.docs, base)?;
+    upstream_section(&mut s, raw.upstream)?;
+    client_face_section(&mut s, raw.client_face, base)?;
+    Ok(s)
+}
+
+/// `[server]`: listeners, URLs, data_dir, timeouts, limits, TLS, the admin token.
+fn server_section(s: &mut Settings, r: raw::RawServer, base: &Path) -> Result<(), ConfigError> {
     if let Some(v) = r.listen {
         s.server.listen = v
             .parse()
@@ -345,7 +356,11 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         );
     }
 
-    let a = raw.access;
+    Ok(())
+}
+
+/// `[access]`: trusted proxies and one allowlist per route group.
+fn access_section(s: &mut Settings, a: raw::RawAccess) -> Result<(), ConfigError> {
     for (i, p) in a.trusted_proxies.iter().enumerate() {
         s.access.trusted_proxies.push(
             AllowList::parse_entry(p)
@@ -370,7 +385,11 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         s.access.allow[group.index()] = AllowList::new(nets);
     }
 
-    let l = raw.locks;
+    Ok(())
+}
+
+/// `[locks]`: the lock store and its timings.
+fn locks_section(s: &mut Settings, l: raw::RawLocks) -> Result<(), ConfigError> {
     if let Some(v) = l.ttl_seconds {
         s.locks.store.ttl =
             Duration::from_secs(positive("locks.ttl_seconds", v).map_err(|_| {
@@ -424,7 +443,15 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         }
     };
 
-    let h = raw.host_face;
+    Ok(())
+}
+
+/// `[host_face]`: trusted WOPI clients, proofs, tokens, deliveries, integrators.
+fn host_face_section(
+    s: &mut Settings,
+    h: raw::RawHostFace,
+    base: &Path,
+) -> Result<(), ConfigError> {
     for (i, u) in h.discovery_urls.iter().enumerate() {
         s.host_face
             .discovery_urls
@@ -525,7 +552,11 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         });
     }
 
-    let d = raw.docs;
+    Ok(())
+}
+
+/// `[docs]`: the upstream ONLYOFFICE Docs and its JWT secret.
+fn docs_section(s: &mut Settings, d: raw::RawDocs, base: &Path) -> Result<(), ConfigError> {
     if let Some(v) = d.url {
         s.docs.url = url("docs.url", &v)?;
     }
@@ -573,7 +604,11 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         s.docs.tunnel_idle_timeout =
             Duration::from_secs(positive("docs.tunnel_idle_timeout_seconds", v)?);
     }
-    let u = raw.upstream;
+    Ok(())
+}
+
+/// `[upstream]`: outgoing HTTP timeouts.
+fn upstream_section(s: &mut Settings, u: raw::RawUpstream) -> Result<(), ConfigError> {
     if let Some(v) = u.connect_timeout_seconds {
         s.upstream.connect_timeout =
             Duration::from_secs(positive("upstream.connect_timeout_seconds", v)?);
@@ -582,7 +617,15 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
         s.upstream.request_timeout =
             Duration::from_secs(positive("upstream.request_timeout_seconds", v)?);
     }
-    let c = raw.client_face;
+    Ok(())
+}
+
+/// `[client_face]`: proof keys, allowed WOPI hosts, conversions, profiles.
+fn client_face_section(
+    s: &mut Settings,
+    c: raw::RawClientFace,
+    base: &Path,
+) -> Result<(), ConfigError> {
     s.client_face.proof_key_file = c
         .proof_key_file
         .filter(|f| !f.is_empty())
@@ -669,7 +712,7 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
             customization,
         });
     }
-    Ok(s)
+    Ok(())
 }
 
 #[cfg(test)]
