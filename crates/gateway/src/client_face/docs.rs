@@ -485,134 +485,172 @@ async fn handle_callback(
         "callback from Docs"
     );
     match status {
-        Some(CallbackStatus::Editing) => {
-            if s.edit && s.supports_locks && s.lock_id.is_none() {
-                if let Some(token) = s
-                    .write_token(cb.users.as_deref().unwrap_or(&[]), state.now_ms())
-                    .map(str::to_owned)
-                {
-                    match host::lock_op(state, &s.wopi_src, &token, "Lock", key).await {
-                        Ok(()) => s.lock_id = Some(key.to_owned()),
-                        Err(e) => tracing::warn!(error = %e, "Lock on status 1 failed"),
-                    }
-                }
-            }
-            ("ok", answer(0, None))
-        }
+        Some(CallbackStatus::Editing) => on_editing(state, key, cb, &mut s).await,
         Some(CallbackStatus::MustSave | CallbackStatus::MustSaveForce) => {
-            let exit = status == Some(CallbackStatus::MustSave);
-            let Some(url) = cb.url.as_deref() else {
-                return ("failed", answer(1, Some("callback has no url")));
-            };
-            let path = state
-                .face
-                .spool
-                .join(format!("{key}-{}.bin", state.now_ms()));
-            let written = match fetch_to_spool(state, url, &path).await {
-                Ok(w) => w,
-                Err(why) => {
-                    tracing::error!(key, error = %why, "cannot download the saved file from Docs");
-                    return ("failed", answer(1, Some(&why)));
-                }
-            };
-            let users = cb.users.clone().unwrap_or_default();
-            if !exit && cb.forcesavetype == Some(docs_api::ForceSaveType::Form.code()) {
-                return submit_form(state, &s, key, cb, &path, written.size).await;
-            }
-            let result = match s.write_token(&users, state.now_ms()).map(str::to_owned) {
-                None => Err(SaveFailure::from(
-                    "no valid write-capable access token for this document".to_owned(),
-                )),
-                Some(token) => put_file(state, &s, &token, &path, written.size, cb, exit).await,
-            };
-            match result {
-                Ok(outcome) => {
-                    let _ = tokio::fs::remove_file(&path).await;
-                    if outcome.last_modified.is_some() {
-                        s.last_modified = outcome.last_modified;
-                    }
-                    // The version this session now expects (none known when the host gave none).
-                    s.version = outcome.version;
-                    tracing::info!(
-                        key,
-                        size = written.size,
-                        exit,
-                        stage = "save",
-                        "host accepted the save"
-                    );
-                    if exit {
-                        unlock_and_finish(state, &mut s).await;
-                        drop(s);
-                        state.face.editors.finish(key);
-                    }
-                    ("ok", answer(0, None))
-                }
-                Err(SaveFailure { why, host_reason }) => {
-                    let wopi_src = s.wopi_src.clone();
-                    keep_recovery(
-                        state,
-                        key,
-                        &wopi_src,
-                        cb.status,
-                        Some(&path),
-                        &why,
-                        host_reason.as_deref(),
-                    )
-                    .await;
-                    if exit {
-                        // As ONLYOFFICE does after a failed final save: release the lock; the
-                        // recovery copy (and Docs' forgotten copy) hold the edit.
-                        unlock_and_finish(state, &mut s).await;
-                        drop(s);
-                        state.face.editors.finish(key);
-                    }
-                    (
-                        "failed",
-                        answer(
-                            1,
-                            Some(&format!("the WOPI host did not accept the save: {why}")),
-                        ),
-                    )
-                }
-            }
+            on_save(state, key, status, cb, s).await
         }
-        Some(CallbackStatus::Closed) => {
-            unlock_and_finish(state, &mut s).await;
-            drop(s);
-            state.face.editors.finish(key);
-            ("ok", answer(0, None))
-        }
+        Some(CallbackStatus::Closed) => on_closed(state, key, s).await,
         Some(CallbackStatus::Corrupted | CallbackStatus::CorruptedForce) => {
-            let wopi_src = s.wopi_src.clone();
-            let mut from = None;
-            if let Some(url) = cb.url.as_deref() {
-                let path = state
-                    .face
-                    .spool
-                    .join(format!("{key}-{}.bin", state.now_ms()));
-                if fetch_to_spool(state, url, &path).await.is_ok() {
-                    from = Some(path);
-                }
+            on_corrupted(state, key, status, cb, s).await
+        }
+        _ => ("ok", answer(0, None)),
+    }
+}
+
+/// Status 1: someone edits; lock the file if the editor holds no lock yet.
+async fn on_editing(
+    state: &ClientCtx,
+    key: &str,
+    cb: &Callback,
+    s: &mut super::editors::Editor,
+) -> (&'static str, Response) {
+    if s.edit && s.supports_locks && s.lock_id.is_none() {
+        if let Some(token) = s
+            .write_token(cb.users.as_deref().unwrap_or(&[]), state.now_ms())
+            .map(str::to_owned)
+        {
+            match host::lock_op(state, &s.wopi_src, &token, "Lock", key).await {
+                Ok(()) => s.lock_id = Some(key.to_owned()),
+                Err(e) => tracing::warn!(error = %e, "Lock on status 1 failed"),
             }
-            keep_recovery(
-                state,
+        }
+    }
+    ("ok", answer(0, None))
+}
+
+/// Status 2 (final) or 6 (force-save): download the save from Docs and PutFile it (a
+/// submitted form goes to PutRelativeFile); a save the host refuses becomes a recovery copy.
+async fn on_save(
+    state: &ClientCtx,
+    key: &str,
+    status: Option<CallbackStatus>,
+    cb: &Callback,
+    mut s: tokio::sync::MutexGuard<'_, super::editors::Editor>,
+) -> (&'static str, Response) {
+    let exit = status == Some(CallbackStatus::MustSave);
+    let Some(url) = cb.url.as_deref() else {
+        return ("failed", answer(1, Some("callback has no url")));
+    };
+    let path = state
+        .face
+        .spool
+        .join(format!("{key}-{}.bin", state.now_ms()));
+    let written = match fetch_to_spool(state, url, &path).await {
+        Ok(w) => w,
+        Err(why) => {
+            tracing::error!(key, error = %why, "cannot download the saved file from Docs");
+            return ("failed", answer(1, Some(&why)));
+        }
+    };
+    let users = cb.users.clone().unwrap_or_default();
+    if !exit && cb.forcesavetype == Some(docs_api::ForceSaveType::Form.code()) {
+        return submit_form(state, &s, key, cb, &path, written.size).await;
+    }
+    let result = match s.write_token(&users, state.now_ms()).map(str::to_owned) {
+        None => Err(SaveFailure::from(
+            "no valid write-capable access token for this document".to_owned(),
+        )),
+        Some(token) => put_file(state, &s, &token, &path, written.size, cb, exit).await,
+    };
+    match result {
+        Ok(outcome) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            if outcome.last_modified.is_some() {
+                s.last_modified = outcome.last_modified;
+            }
+            // The version this session now expects (none known when the host gave none).
+            s.version = outcome.version;
+            tracing::info!(
                 key,
-                &wopi_src,
-                cb.status,
-                from.as_deref(),
-                "Docs could not assemble the document",
-                None,
-            )
-            .await;
-            if status == Some(CallbackStatus::Corrupted) {
+                size = written.size,
+                exit,
+                stage = "save",
+                "host accepted the save"
+            );
+            if exit {
                 unlock_and_finish(state, &mut s).await;
                 drop(s);
                 state.face.editors.finish(key);
             }
             ("ok", answer(0, None))
         }
-        _ => ("ok", answer(0, None)),
+        Err(SaveFailure { why, host_reason }) => {
+            let wopi_src = s.wopi_src.clone();
+            keep_recovery(
+                state,
+                key,
+                &wopi_src,
+                cb.status,
+                Some(&path),
+                &why,
+                host_reason.as_deref(),
+            )
+            .await;
+            if exit {
+                // As ONLYOFFICE does after a failed final save: release the lock; the
+                // recovery copy (and Docs' forgotten copy) hold the edit.
+                unlock_and_finish(state, &mut s).await;
+                drop(s);
+                state.face.editors.finish(key);
+            }
+            (
+                "failed",
+                answer(
+                    1,
+                    Some(&format!("the WOPI host did not accept the save: {why}")),
+                ),
+            )
+        }
     }
+}
+
+/// Status 4: everyone left without changes; unlock and forget the editor state.
+async fn on_closed(
+    state: &ClientCtx,
+    key: &str,
+    mut s: tokio::sync::MutexGuard<'_, super::editors::Editor>,
+) -> (&'static str, Response) {
+    unlock_and_finish(state, &mut s).await;
+    drop(s);
+    state.face.editors.finish(key);
+    ("ok", answer(0, None))
+}
+
+/// Status 3 or 7: Docs could not assemble the document; keep what it has as a recovery copy.
+async fn on_corrupted(
+    state: &ClientCtx,
+    key: &str,
+    status: Option<CallbackStatus>,
+    cb: &Callback,
+    mut s: tokio::sync::MutexGuard<'_, super::editors::Editor>,
+) -> (&'static str, Response) {
+    let wopi_src = s.wopi_src.clone();
+    let mut from = None;
+    if let Some(url) = cb.url.as_deref() {
+        let path = state
+            .face
+            .spool
+            .join(format!("{key}-{}.bin", state.now_ms()));
+        if fetch_to_spool(state, url, &path).await.is_ok() {
+            from = Some(path);
+        }
+    }
+    keep_recovery(
+        state,
+        key,
+        &wopi_src,
+        cb.status,
+        from.as_deref(),
+        "Docs could not assemble the document",
+        None,
+    )
+    .await;
+    if status == Some(CallbackStatus::Corrupted) {
+        unlock_and_finish(state, &mut s).await;
+        drop(s);
+        state.face.editors.finish(key);
+    }
+    ("ok", answer(0, None))
 }
 
 /// A submitted form (status 6, forcesavetype 3) is saved as a new file next to the
