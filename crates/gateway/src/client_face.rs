@@ -189,31 +189,3 @@ pub(crate) async fn list_recovery(
     }
     axum::Json(serde_json::json!({ "recovery": items }))
 }
-
-/// Deep-merges `patch` into `base` (objects merge key by key; anything else replaces).
-pub(crate) fn deep_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
-    match (base, patch) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-            for (k, v) in p {
-                deep_merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn deep_merge_merges_objects_and_replaces_the_rest() {
-        let mut a = json!({"a": {"b": 1, "c": [1]}, "d": 1});
-        deep_merge(&mut a, &json!({"a": {"c": [2], "e": true}, "f": "x"}));
-        assert_eq!(
-            a,
-            json!({"a": {"b": 1, "c": [2], "e": true}, "d": 1, "f": "x"})
-        );
-    }
-}

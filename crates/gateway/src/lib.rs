@@ -40,6 +40,7 @@ pub mod settings;
 mod spool;
 mod stack;
 mod state;
+mod translate;
 mod urls;
 
 // What the binary (CLI, doctor, check-config, logging) uses; everything else is internal.

@@ -3,7 +3,6 @@
 //! the editor page (as ONLYOFFICE Docs' own WOPI mode does: its `wopi` handler builds the editor config from
 //! CheckFileInfo; see docs/integration-client-face.md for the field-by-field mapping).
 
-use super::deep_merge;
 use super::editors::{Editor, UserAuth};
 use super::host;
 use crate::client_face::ClientCtx;
@@ -313,7 +312,26 @@ async fn build_page(
             }
         }
     }
-    let config = build_config(state, docs_secret, document_type, edit, &key, &o);
+    let settings = state.settings();
+    let base = settings.server.internal_url.base();
+    let instance_id = urls::origin_of(&o.wopi_src);
+    let input = crate::translate::editor_config::Input {
+        info: &o.info,
+        query: &o.query,
+        profile: profile(&settings, &o.wopi_src),
+        wopi_src: &o.wopi_src,
+        key: &key,
+        edit,
+        document_type,
+        // ONLYOFFICE Docs fetches document.url and posts to callbackUrl from its server.
+        base: &base,
+        instance_id: &instance_id,
+    };
+    let config = crate::translate::editor_config::signed(
+        &crate::translate::editor_config::editor_config(&input),
+        o.docs_api_config.as_ref(),
+        docs_secret,
+    );
     let base = state.settings().server.public_url.base();
     let docs_base = state
         .settings()
@@ -367,177 +385,6 @@ fn action_token(state: &ClientCtx, key: &str, user: &str) -> String {
         .as_ref()
         .map(|s| jwt::sign_with_expiry(s, &claims, now, 12 * 3600))
         .unwrap_or_default()
-}
-
-fn build_config(
-    state: &ClientCtx,
-    secret: &docs_api::Secret,
-    document_type: &str,
-    edit: bool,
-    key: &str,
-    o: &Opening,
-) -> Value {
-    let info = &o.info;
-    let flag = CheckFileInfo::flag;
-    let q = |k: &str| o.query.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let settings = state.settings();
-    let profile = profile(&settings, &o.wopi_src);
-    // ONLYOFFICE Docs fetches document.url and posts to callbackUrl from its server.
-    let base = settings.server.internal_url.base();
-    let ext = info.extension();
-    let title = info
-        .breadcrumb_doc_name
-        .clone()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| info.base_file_name.clone());
-    let copy = !matches!(
-        info.copy_paste_restrictions.as_deref(),
-        Some("CurrentDocumentOnly" | "BlockAll")
-    );
-    let review =
-        edit && info.supports_reviewing != Some(false) && info.user_can_review != Some(false);
-    let chat = q("dchat") != Some("1") && profile.and_then(|p| p.chat) != Some(false);
-    let permissions = json!({
-        "edit": edit,
-        "review": review,
-        "comment": edit || flag(info.user_can_only_comment),
-        "copy": copy,
-        "print": !flag(info.disable_print) && !flag(info.hide_print_option),
-        "download": true,
-        "chat": chat,
-        "fillForms": edit,
-    });
-    let lang = q("lang").or(q("ui")).unwrap_or("en-US");
-    let mut c = json!({"about": profile.and_then(|p| p.about).unwrap_or(true)});
-    let close_visible =
-        flag(info.close_post_message) || info.close_url.as_deref().is_some_and(|u| !u.is_empty());
-    if close_visible {
-        c["close"] = json!({"visible": true});
-    }
-    if let Some(u) = info
-        .breadcrumb_folder_url
-        .as_deref()
-        .filter(|u| !u.is_empty())
-    {
-        c["goback"] = json!({"url": u});
-    }
-    let mut customer = Map::new();
-    if let Some(n) = profile
-        .and_then(|p| p.customer_name.clone())
-        .or_else(|| info.breadcrumb_brand_name.clone())
-    {
-        customer.insert("name".into(), json!(n));
-    }
-    if let Some(w) = profile
-        .and_then(|p| p.customer_www.clone())
-        .or_else(|| info.breadcrumb_brand_url.clone())
-    {
-        customer.insert("www".into(), json!(w));
-    }
-    if !customer.is_empty() {
-        c["customer"] = Value::Object(customer);
-    }
-    match q("thm") {
-        Some("1") => c["uiTheme"] = json!("default-light"),
-        Some("2") => c["uiTheme"] = json!("default-dark"),
-        _ => {}
-    }
-    let mut co_editing = json!({"mode": if edit { "fast" } else { "strict" }, "change": false});
-    if let Some(p) = profile {
-        if let Some(t) = &p.ui_theme {
-            c["uiTheme"] = json!(t);
-        }
-        if let Some(b) = p.compact_toolbar {
-            c["compactToolbar"] = json!(b);
-        }
-        if let Some(b) = p.forcesave {
-            c["forcesave"] = json!(b);
-        }
-        let mut logo = Map::new();
-        if let Some(i) = &p.logo_image {
-            logo.insert("image".into(), json!(i));
-        }
-        if let Some(u) = &p.logo_url {
-            logo.insert("url".into(), json!(u));
-        }
-        if !logo.is_empty() {
-            c["logo"] = Value::Object(logo);
-        }
-        if let Some(m) = &p.co_editing_mode {
-            co_editing["mode"] = json!(m);
-        }
-        if let Some(ch) = p.co_editing_change {
-            co_editing["change"] = json!(ch);
-        }
-        deep_merge(&mut c, &Value::Object(p.customization.clone()));
-    }
-    // The Pdf app's `formsubmit` action: Docs shows its Submit button, and the submitted form
-    // comes back as a status 6 callback of forcesavetype 3 (saved as a new file).
-    if q("formsubmit") == Some("1") {
-        c["submitForm"] = json!(true);
-    }
-    let mut user = json!({"id": info.user_id});
-    user["name"] = json!(if flag(info.is_anonymous_user) {
-        String::new()
-    } else {
-        info.user_friendly_name.clone().unwrap_or_default()
-    });
-    let mut editor_config = json!({
-        "callbackUrl": format!("{base}/docs/callback/{key}"),
-        "mode": if edit { "edit" } else { "view" },
-        "lang": lang,
-        "user": user,
-        "coEditing": co_editing,
-        "customization": c,
-    });
-    if let Some(rs) = q("rs") {
-        editor_config["region"] = json!(rs);
-    }
-    if let Some(p) = profile {
-        if !p.plugins_autostart.is_empty() || !p.plugins_data.is_empty() {
-            editor_config["plugins"] =
-                json!({"autostart": p.plugins_autostart, "pluginsData": p.plugins_data});
-        }
-        if !p.templates.is_empty() {
-            editor_config["templates"] = json!(p.templates);
-        }
-    }
-    let mut document = json!({
-        "title": title,
-        "url": format!("{base}/docs/files/{key}"),
-        "fileType": ext,
-        "key": key,
-        "permissions": permissions,
-        "referenceData": {"fileKey": o.wopi_src.rsplit('/').next().unwrap_or(""), "instanceId": urls::origin_of(&o.wopi_src)},
-    });
-    if let Some(folder) = info
-        .breadcrumb_folder_name
-        .as_deref()
-        .filter(|f| !f.is_empty())
-    {
-        document["info"] = json!({"folder": folder});
-    }
-    let view_type = if q("embed") == Some("1") {
-        "embedded"
-    } else if q("mobile") == Some("1") {
-        "mobile"
-    } else {
-        "desktop"
-    };
-    let mut config = json!({"width": "100%", "height": "100%", "editorConfig": {"customization": {"about": true}, "coEditing": {"change": false}}});
-    if let Some(extra) = &o.docs_api_config {
-        deep_merge(&mut config, extra);
-    }
-    deep_merge(
-        &mut config,
-        &json!({"type": view_type, "documentType": document_type, "document": document, "editorConfig": editor_config}),
-    );
-    if let Value::Object(m) = &mut config {
-        m.remove("token");
-        let token = jwt::sign(secret, m);
-        m.insert("token".into(), json!(token));
-    }
-    config
 }
 
 fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> String {

@@ -49,14 +49,6 @@ fn integrator(state: &HostCtx, name: Option<&str>) -> Result<Integrator, Gateway
         .ok_or_else(|| GatewayError::BadRequest(format!("unknown integrator `{name}`")))
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    cur.as_str()
-}
-
 /// Refuses a config URL outside the integrator's allowed origins (403 naming what to change).
 fn check_origin(integrator: &Integrator, field: &str, url: &str) -> Result<(), GatewayError> {
     crate::urls::check_under(url, &integrator.allowed_origins).map_err(|why| {
@@ -67,16 +59,6 @@ fn check_origin(integrator: &Integrator, field: &str, url: &str) -> Result<(), G
             integrator.allowed_origins
         ))
     })
-}
-
-/// A stable, URL-safe file id for (integrator, document identity).
-pub(crate) fn file_id(integrator: &str, identity: &str) -> String {
-    use base64::Engine as _;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(integrator.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(identity.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&ctx.finish().as_ref()[..18])
 }
 
 /// Verifies an integrator's config token and opens (or joins) the file's session.
@@ -94,83 +76,15 @@ pub(crate) async fn open(
         .map_err(GatewayError::token(
             crate::error::Credential::IntegratorConfig,
         ))?;
-    let config = Value::Object(config);
-    if config.get("payload").is_some() || config.get("url").is_some() {
-        return Err(GatewayError::BadRequest(
-            "token payload is not an editor config (it has a top-level `payload` or `url`)".into(),
-        ));
-    }
-    let key = str_at(&config, &["document", "key"])
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| GatewayError::BadRequest("editor config lacks document.key".into()))?;
-    let url = str_at(&config, &["document", "url"])
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| GatewayError::BadRequest("editor config lacks document.url".into()))?;
-    check_origin(integrator, "document.url", url)?;
-    let callback = str_at(&config, &["editorConfig", "callbackUrl"]).filter(|c| !c.is_empty());
-    if let Some(cb) = callback {
+    let f = crate::translate::opening::facts(config)?;
+    check_origin(integrator, "document.url", &f.url)?;
+    if let Some(cb) = &f.callback {
         check_origin(integrator, "editorConfig.callbackUrl", cb)?;
     }
-    let title_in = str_at(&config, &["document", "title"]).unwrap_or("");
-    let ft = str_at(&config, &["document", "fileType"])
-        .map(str::to_ascii_lowercase)
-        .or_else(|| {
-            title_in
-                .rsplit_once('.')
-                .map(|(_, e)| e.to_ascii_lowercase())
-        })
-        .filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .ok_or_else(|| {
-            GatewayError::BadRequest(
-                "editor config lacks document.fileType (and document.title has no extension)"
-                    .into(),
-            )
-        })?;
-    let title = if title_in.is_empty() {
-        format!("Unnamed.{ft}")
-    } else {
-        title_in.to_owned()
-    };
-    let user = config.pointer("/editorConfig/user");
-    let uid = user.and_then(|u| u.get("id")).and_then(|id| match id {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    });
-    let anon = uid.is_none();
-    let uid = match uid {
-        Some(u) => u,
-        None => format!("anonymous-{}", crate::random::hex::<8>()?),
-    };
-    let uname = user
-        .and_then(|u| u.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or(if anon { "Anonymous" } else { "" })
-        .to_owned();
-    let can_edit = config
-        .pointer("/document/permissions/edit")
-        .and_then(Value::as_bool)
-        != Some(false);
-    let mode_view = str_at(&config, &["editorConfig", "mode"]) == Some("view");
-    let identity = str_at(&config, &["document", "referenceData", "fileKey"])
-        .filter(|k| !k.is_empty())
-        .unwrap_or(key);
-    let fid = file_id(&integrator.name, identity);
+    let anonymous_id = format!("anonymous-{}", crate::random::hex::<8>()?);
     let exp = state.now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
-    let claims = AccessClaims {
-        int: integrator.name.clone(),
-        fid: fid.clone(),
-        uid: uid.clone(),
-        un: uname,
-        anon,
-        w: can_edit && !mode_view,
-        url: url.to_owned(),
-        key: key.to_owned(),
-        title,
-        ft: ft.clone(),
-        cb: callback.map(str::to_owned),
-        exp,
-    };
+    let claims = crate::translate::opening::claims(&f, &integrator.name, &anonymous_id, exp);
+    let (fid, anon) = (claims.fid.clone(), claims.anon);
     register(state, &claims).await?;
     let access_token = token::sign(&state.face.token_secret, &claims);
     // WOPI clients call WOPISrc from their servers: the internal base.
@@ -178,11 +92,13 @@ pub(crate) async fn open(
         "{}/wopi/files/{fid}",
         state.settings().server.internal_url.base()
     );
-    let lang = str_at(&config, &["editorConfig", "lang"]).map(str::to_owned);
-    let region = str_at(&config, &["editorConfig", "region"])
-        .map(str::to_owned)
-        .or_else(|| lang.clone());
-    let actions = actions_for(state, &ft, &wopi_src, lang.as_deref(), region.as_deref());
+    let actions = actions_for(
+        state,
+        &f.file_type,
+        &wopi_src,
+        f.lang.as_deref(),
+        f.region.as_deref(),
+    );
     tracing::info!(integrator = %integrator.name, file_id = %fid, write = claims.w, anonymous = anon, actions = actions.len(), stage = "session-opened", "editing session opened");
     Ok(Opened {
         claims,
@@ -386,22 +302,4 @@ pub(crate) async fn download(
         body,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_ids_are_stable_and_url_safe() {
-        let a = file_id("nc", "key-1");
-        assert_eq!(a, file_id("nc", "key-1"));
-        assert_ne!(a, file_id("nc", "key-2"));
-        assert_ne!(a, file_id("other", "key-1"));
-        assert_eq!(a.len(), 24);
-        assert!(
-            a.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
-    }
 }

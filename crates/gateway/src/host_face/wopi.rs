@@ -4,7 +4,7 @@
 use super::files::FileEntry;
 use super::token::{self, AccessClaims};
 use crate::body::is_body_limit;
-use crate::clock::{iso_time, js_time};
+use crate::clock::js_time;
 use crate::error::GatewayError;
 use crate::host_face::HostCtx;
 use crate::metrics::status_class;
@@ -24,7 +24,7 @@ use wopi::headers as h;
 use wopi::operation::{Endpoint, parse_endpoint};
 use wopi::proof::ProofInput;
 use wopi::proof::verify::{ProofError, Window};
-use wopi::{CheckFileInfo, LockId, Operation};
+use wopi::{LockId, Operation};
 
 /// Largest PutUserInfo body (spec: 1024 ASCII characters).
 const MAX_USER_INFO: usize = 1024;
@@ -379,33 +379,12 @@ async fn check_file_info(
     if c.w {
         super::join(state, &mut e, &c.uid).await?;
     }
-    let m = &e.meta;
-    let info = CheckFileInfo {
-        base_file_name: m.title.clone(),
-        owner_id: m.owner_id.clone(),
-        size: m.size,
-        user_id: c.uid.clone(),
-        version: m.version.clone(),
-        supports_locks: Some(true),
-        supports_get_lock: Some(true),
-        supports_extended_lock_length: Some(true),
-        supports_update: Some(true),
-        supports_rename: Some(false),
-        supports_delete_file: Some(false),
-        supports_user_info: Some(true),
-        user_can_write: Some(c.w),
-        read_only: Some(!c.w),
-        user_can_not_write_relative: Some(true),
-        user_can_rename: Some(false),
-        user_friendly_name: (!c.un.is_empty()).then(|| c.un.clone()),
-        is_anonymous_user: c.anon.then_some(true),
-        user_info: state.face.user_infos.get(&c.uid).map(|v| v.clone()),
-        last_modified_time: Some(iso_time(m.modified_ms)),
-        sha256: Some(m.sha256.clone()),
-        file_extension: Some(format!(".{}", m.file_type)),
-        file_url: Some(file_url_for(state, c)),
-        ..Default::default()
-    };
+    let info = crate::translate::file_info::check_file_info(
+        &e.meta,
+        c,
+        state.face.user_infos.get(&c.uid).map(|v| v.clone()),
+        file_url_for(state, c),
+    );
     drop(e);
     Ok((
         [(http::header::CONTENT_TYPE, "application/json")],
