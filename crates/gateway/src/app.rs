@@ -91,7 +91,7 @@ pub async fn run_with_reload(
             "no [[host_face.integrator]]: the host face opens no sessions until one is configured"
         );
     }
-    host_face::spawn_expiry_consumer(host.clone(), expiries);
+    host_face::editing::spawn_expiry_consumer(host.clone(), expiries);
     tokio::spawn(
         host.face
             .deliveries

@@ -110,7 +110,7 @@ pub(crate) async fn open(
 
 /// Creates the file's state, or moves an idle one to the integrator's new version.
 async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError> {
-    let entry = super::entry_for(state, c).await?;
+    let entry = super::editing::entry_for(state, c).await?;
     let mut e = entry.lock().await;
     let idle = e.meta.editors.is_empty() && !e.meta.session_modified && !e.meta.undelivered;
     if e.meta.doc_key != c.key && idle && !state.face.deliveries.has_pending(&c.fid).await {

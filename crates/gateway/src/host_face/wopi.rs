@@ -243,7 +243,7 @@ async fn serve(
         stage = op.as_str(),
         "WOPI request"
     );
-    let entry = super::entry_for(state, &claims).await?;
+    let entry = super::editing::entry_for(state, &claims).await?;
     match op {
         Operation::CheckFileInfo => check_file_info(state, &claims, &entry).await,
         Operation::GetFile => get_file(state, &claims, &entry, req.headers()).await,
@@ -377,7 +377,7 @@ async fn check_file_info(
     let mut e = entry.lock().await;
     ensure_content(state, &mut e).await?;
     if c.w {
-        super::join(state, &mut e, &c.uid).await?;
+        super::editing::join(state, &mut e, &c.uid).await?;
     }
     let info = crate::translate::file_info::check_file_info(
         &e.meta,
@@ -437,7 +437,7 @@ pub(crate) async fn file_url(
                 "the FileUrl token is for another file".into(),
             ));
         }
-        let entry = super::entry_for(&state, &claims).await?;
+        let entry = super::editing::entry_for(&state, &claims).await?;
         get_file(&state, &claims, &entry, &headers).await
     }
     .await;
@@ -561,7 +561,7 @@ async fn lock_op(
     let version = {
         let mut e = entry.lock().await;
         if op == Operation::Lock {
-            super::join(state, &mut e, &c.uid).await?;
+            super::editing::join(state, &mut e, &c.uid).await?;
         }
         e.meta.version.clone()
     };
@@ -573,7 +573,7 @@ async fn lock_op(
     );
     if op == Operation::Unlock {
         // The lock is shared by all co-editors: its release ends the session.
-        super::end_session(state, fid, "unlocked").await?;
+        super::editing::end_session(state, fid, "unlocked").await?;
     }
     let resp = StatusCode::OK.into_response();
     Ok(if matches!(op, Operation::Lock | Operation::Unlock) {
