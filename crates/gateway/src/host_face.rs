@@ -3,12 +3,14 @@
 //!
 //! # Layout
 //! - [`opening`]: opening a file — `POST /api/v1/sessions`, `GET /open`, `GET /api/v1/download/{id}`.
-//! - [`wopi`]: the WOPI endpoints: proof, access token, locks, content.
+//! - [`auth`]: authentication of WOPI calls (proof, then access token) as an extractor.
+//! - [`wopi`]: the WOPI endpoints: locks, content, CheckFileInfo, FileUrl.
 //! - [`editing`]: the editing session of a file: who edits, when it ends (status 1/2/4).
 //! - [`files`]: per-file state, persisted in the spool.
 //! - [`deliveries`]: callbacks to integrators, retried until accepted, across restarts.
 //! - [`token`]: the gateway's access tokens.
 
+pub(crate) mod auth;
 pub(crate) mod deliveries;
 pub(crate) mod editing;
 pub(crate) mod files;

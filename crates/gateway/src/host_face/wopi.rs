@@ -8,7 +8,6 @@ use crate::clock::js_time;
 use crate::error::GatewayError;
 use crate::host_face::HostCtx;
 use crate::metrics::status_class;
-use crate::settings::ProofMode;
 use crate::spool::{self, StreamError};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -22,8 +21,6 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use wopi::headers as h;
 use wopi::operation::{Endpoint, parse_endpoint};
-use wopi::proof::ProofInput;
-use wopi::proof::verify::{ProofError, Window};
 use wopi::{LockId, Operation};
 
 /// Largest PutUserInfo body (spec: 1024 ASCII characters).
@@ -31,132 +28,6 @@ const MAX_USER_INFO: usize = 1024;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The raw `access_token` query value, percent-decoded (the token as issued).
-fn query_token(query: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == "access_token").then(|| {
-            percent_encoding::percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
-}
-
-/// Verifies the proof headers against every trusted WOPI client's keys (Microsoft's WOPI docs, "Proof keys").
-async fn verify_proof(
-    state: &HostCtx,
-    headers: &HeaderMap,
-    target: &str,
-    token: &str,
-) -> Result<(), GatewayError> {
-    if state.settings().host_face.proof == ProofMode::Off {
-        state.metrics.proof.with_label_values(&["off"]).inc();
-        return Ok(());
-    }
-    // The URL as the client signed it: a base (with its path prefix, which the stack has
-    // stripped from `target` when the request carried it) and the raw target. Clients on
-    // the servers' side sign `internal_url`, the others `public_url`: the base whose
-    // authority the request names is tried first, the other one after a failure.
-    let settings = state.settings();
-    let (public, internal) = (&settings.server.public_url, &settings.server.internal_url);
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut bases = vec![public.base()];
-    if internal != public {
-        if internal.has_authority(host) && !public.has_authority(host) {
-            bases.insert(0, internal.base());
-        } else {
-            bases.push(internal.base());
-        }
-    }
-    let urls: Vec<String> = bases.iter().map(|b| format!("{b}{target}")).collect();
-    drop(settings);
-    // The first candidate's failure is the one reported (the URL the request names).
-    let mut outcome: Result<_, Option<ProofError>> = Err(None);
-    for url in &urls {
-        match verify_one(state, headers, url, token).await {
-            Ok(v) => {
-                outcome = Ok(v);
-                break;
-            }
-            Err(e) => {
-                if let Err(first @ None) = &mut outcome {
-                    *first = Some(e);
-                }
-            }
-        }
-    }
-    match outcome.map_err(|e| e.unwrap_or(ProofError::NoKeys)) {
-        Ok(v) => {
-            state
-                .metrics
-                .proof
-                .with_label_values(&[if v.suggests_refresh() {
-                    "ok_old_key"
-                } else {
-                    "ok"
-                }])
-                .inc();
-            if v.suggests_refresh() {
-                let cache = state.face.discovery.clone();
-                tokio::spawn(async move { cache.refresh_rate_limited().await });
-            }
-            Ok(())
-        }
-        Err(e) => {
-            state.metrics.proof.with_label_values(&[e.reason()]).inc();
-            tracing::warn!(reason = e.reason(), signed_url = %crate::urls::redact(&urls[0]), "WOPI proof refused: {e}");
-            Err(GatewayError::Proof(e))
-        }
-    }
-}
-
-/// Checks the proof headers for one candidate URL against every trusted client's keys,
-/// re-fetching discovery (rate-limited) once when no key verifies.
-async fn verify_one(
-    state: &HostCtx,
-    headers: &HeaderMap,
-    url: &str,
-    token: &str,
-) -> Result<wopi::proof::verify::Verified, ProofError> {
-    let input = ProofInput {
-        access_token: token,
-        url,
-        timestamp: header(headers, h::TIMESTAMP),
-        proof: header(headers, h::PROOF),
-        proof_old: header(headers, h::PROOF_OLD),
-    };
-    let window = Some(Window {
-        now_ticks: wopi::ticks::from_unix_ms(state.now_ms() as i64),
-        future_skew_ticks: state.settings().host_face.proof_future_skew.as_secs() as i64
-            * wopi::ticks::TICKS_PER_SECOND,
-    });
-    let check = |state: &HostCtx| {
-        let mut first_err = ProofError::NoKeys;
-        for (i, client) in state.face.discovery.clients().iter().enumerate() {
-            match client.keys.verify(&input, window) {
-                Ok(v) => return Ok(v),
-                Err(e) if i == 0 => first_err = e,
-                Err(_) => {}
-            }
-        }
-        Err(first_err)
-    };
-    let mut result = check(state);
-    if matches!(result, Err(ProofError::Signature | ProofError::NoKeys))
-        && state.face.discovery.is_configured()
-    {
-        // The client may have rotated its keys: re-fetch (rate-limited) and try once more.
-        if state.face.discovery.refresh_rate_limited().await {
-            result = check(state);
-        }
-    }
-    result
 }
 
 fn with_version(mut resp: Response, version: &str) -> Response {
@@ -167,7 +38,13 @@ fn with_version(mut resp: Response, version: &str) -> Response {
 }
 
 /// Every `/wopi/*` request.
-pub(crate) async fn handle(State(state): State<HostCtx>, req: Request) -> Response {
+/// Every `/wopi/*` request: authenticated by [`super::auth::WopiAuth`] (proof, then access
+/// token), routed by operation, counted by operation and status.
+pub(crate) async fn handle(
+    State(state): State<HostCtx>,
+    auth: Result<super::auth::WopiAuth, GatewayError>,
+    req: Request,
+) -> Response {
     let path = req.uri().path().to_owned();
     let op = parse_endpoint(&path).map(|ep| {
         let over = header(req.headers(), h::OVERRIDE);
@@ -177,9 +54,12 @@ pub(crate) async fn handle(State(state): State<HostCtx>, req: Request) -> Respon
     let label = op.map_or("Unknown", |(_, o)| o.as_str());
     let resp = match op {
         None => GatewayError::NotFound("WOPI endpoint").into_response(),
-        Some((ep, op)) => match serve(&state, ep, op, req).await {
-            Ok(r) => r,
+        Some((ep, op)) => match auth {
             Err(e) => e.into_response(),
+            Ok(super::auth::WopiAuth(claims)) => match serve(&state, ep, op, claims, req).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            },
         },
     };
     state
@@ -194,37 +74,9 @@ async fn serve(
     state: &HostCtx,
     ep: Endpoint<'_>,
     op: Operation,
+    claims: AccessClaims,
     req: Request,
 ) -> Result<Response, GatewayError> {
-    let token = req
-        .uri()
-        .query()
-        .and_then(query_token)
-        .or_else(|| {
-            header(req.headers(), "authorization").map(|a| jwt::token_from_header(a).to_owned())
-        })
-        .filter(|t| !t.is_empty());
-    // Proof first: it authenticates the WOPI client before anything else is looked at.
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
-    verify_proof(
-        state,
-        req.headers(),
-        &target,
-        token.as_deref().unwrap_or(""),
-    )
-    .await?;
-    let token =
-        token.ok_or_else(|| GatewayError::Unauthorized("access_token is missing".into()))?;
-    let claims = state
-        .metrics
-        .count_jwt(
-            "access_token",
-            token::verify(&state.face.token_secret, &token),
-        )
-        .map_err(GatewayError::token(crate::error::Credential::AccessToken))?;
     let file_id = match ep {
         Endpoint::File(id)
         | Endpoint::Contents(id)
@@ -665,18 +517,4 @@ async fn put_file(
     }
     drop(e);
     Ok(with_version(StatusCode::OK.into_response(), &version))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_and_tokens() {
-        assert_eq!(
-            query_token("a=1&access_token=x%2By&access_token_ttl=0").as_deref(),
-            Some("x+y")
-        );
-        assert_eq!(query_token("a=1"), None);
-    }
 }
