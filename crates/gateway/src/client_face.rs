@@ -8,8 +8,10 @@
 //! - [`docs`]: Docs' `document.url` download and its callbacks → GetFile/PutFile/Unlock.
 //! - [`host`]: signed WOPI calls to hosts.
 //! - [`editors`]: per-Docs-key editor state shared by co-editors.
+//! - [`auth`]: Docs' request JWTs and the page's action token, as extractors.
 //! - [`convert`]: convert-and-edit and convert-to through Docs' conversion API.
 
+pub(crate) mod auth;
 pub(crate) mod convert;
 pub(crate) mod discovery;
 pub(crate) mod docs;

@@ -284,16 +284,8 @@ pub(crate) async fn convert(
 pub(crate) async fn source(
     State(state): State<ClientCtx>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _docs: super::auth::DocsRequest,
 ) -> Result<Response, GatewayError> {
-    let payload = super::docs::header_payload(&state, &headers, "docs_download")?
-        .ok_or_else(|| GatewayError::Forbidden("Docs token missing".into()))?;
-    let url = payload.get("url").and_then(Value::as_str).unwrap_or("");
-    if !url.ends_with(&format!("/docs/convert/{id}")) {
-        return Err(GatewayError::Forbidden(
-            "Docs token is for another conversion".into(),
-        ));
-    }
     let job = state
         .face
         .jobs

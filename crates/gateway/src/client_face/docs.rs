@@ -8,12 +8,11 @@ use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
 use crate::spool::{self, StreamError};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use docs_api::{Callback, CallbackStatus, jwt};
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt as _;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,16 +90,8 @@ pub(crate) fn mime(ext: &str) -> &'static str {
 pub(crate) async fn download(
     State(state): State<ClientCtx>,
     Path(key): Path<String>,
-    headers: HeaderMap,
+    _docs: super::auth::DocsRequest,
 ) -> Result<Response, GatewayError> {
-    let payload = header_payload(&state, &headers, "docs_download")?
-        .ok_or_else(|| GatewayError::Forbidden("Docs token missing".into()))?;
-    let url = payload.get("url").and_then(Value::as_str).unwrap_or("");
-    if !url.ends_with(&format!("/docs/files/{key}")) {
-        return Err(GatewayError::Forbidden(
-            "Docs token is for another document".into(),
-        ));
-    }
     let session = state
         .face
         .editors
@@ -769,27 +760,6 @@ async fn unlock_and_finish(state: &ClientCtx, s: &mut super::editors::Editor) {
     }
 }
 
-/// `?t=` action token of the page.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ActionQuery {
-    t: Option<String>,
-}
-
-fn action_claims(state: &ClientCtx, key: &str, t: Option<&str>) -> Result<String, GatewayError> {
-    let claims = jwt::verify(&secret(state)?, t.unwrap_or(""))
-        .map_err(GatewayError::token(crate::error::Credential::ActionToken))?;
-    if claims.get("key").and_then(Value::as_str) != Some(key) {
-        return Err(GatewayError::Forbidden(
-            "action token is for another document".into(),
-        ));
-    }
-    Ok(claims
-        .get("uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned())
-}
-
 /// What the page's Save As and Rename calls share: the verified user, the request body, and
 /// the session's WOPISrc, write token, lock id and extension.
 struct Action {
@@ -802,11 +772,10 @@ struct Action {
 
 async fn action(
     state: &ClientCtx,
-    key: &str,
-    t: Option<&str>,
+    user: &super::auth::ActionUser,
     body: Body,
 ) -> Result<Action, GatewayError> {
-    let uid = action_claims(state, key, t)?;
+    let (key, uid) = (user.key.as_str(), &user.uid);
     let bytes = crate::body::read_body(body, 64 * 1024).await?;
     let req: Value = serde_json::from_slice(&bytes)
         .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
@@ -817,7 +786,7 @@ async fn action(
         .ok_or(GatewayError::NotFound("document session"))?;
     let s = session.lock().await;
     let token = s
-        .write_token(std::slice::from_ref(&uid), state.now_ms())
+        .write_token(std::slice::from_ref(uid), state.now_ms())
         .map(str::to_owned)
         .ok_or_else(|| GatewayError::Unauthorized("no write-capable token".into()))?;
     Ok(Action {
@@ -848,11 +817,11 @@ async fn json_answer(resp: http::Response<hyper::body::Incoming>) -> Value {
 /// `POST /hosting/api/{key}/saveas?t=`: body `{title, url}` from `onRequestSaveAs` → PutRelativeFile.
 pub(crate) async fn save_as(
     State(state): State<ClientCtx>,
-    Path(key): Path<String>,
-    Query(q): Query<ActionQuery>,
+    user: super::auth::ActionUser,
     body: Body,
 ) -> Result<Response, GatewayError> {
-    let a = action(&state, &key, q.t.as_deref(), body).await?;
+    let key = user.key.clone();
+    let a = action(&state, &user, body).await?;
     let (title, url) = (field(&a.req, "title")?, field(&a.req, "url")?);
     let path = state
         .face
@@ -886,11 +855,10 @@ pub(crate) async fn save_as(
 /// `POST /hosting/api/{key}/rename?t=`: body `{title}` from `onRequestRename` → RenameFile.
 pub(crate) async fn rename(
     State(state): State<ClientCtx>,
-    Path(key): Path<String>,
-    Query(q): Query<ActionQuery>,
+    user: super::auth::ActionUser,
     body: Body,
 ) -> Result<Response, GatewayError> {
-    let a = action(&state, &key, q.t.as_deref(), body).await?;
+    let a = action(&state, &user, body).await?;
     let title = field(&a.req, "title")?;
     let name = title.strip_suffix(&format!(".{}", a.ext)).unwrap_or(title);
     let call = Call {

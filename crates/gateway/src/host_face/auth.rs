@@ -6,7 +6,7 @@ use super::HostCtx;
 use super::token::{self, AccessClaims};
 use crate::error::{Credential, GatewayError};
 use crate::settings::ProofMode;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Path};
 use docs_api::jwt;
 use http::HeaderMap;
 use http::request::Parts;
@@ -53,6 +53,76 @@ impl FromRequestParts<HostCtx> for WopiAuth {
             )
             .map_err(GatewayError::token(Credential::AccessToken))?;
         Ok(WopiAuth(claims))
+    }
+}
+
+/// The `?token=` of a URL.
+fn token_param(parts: &Parts) -> Option<&str> {
+    parts
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("token=")))
+        .filter(|t| !t.is_empty())
+}
+
+/// A CheckFileInfo `FileUrl` download: its token (signed with the FileUrl key, not the
+/// access-token one) is unexpired and names the path's file.
+#[derive(Debug)]
+pub(crate) struct FileUrlAuth(pub(crate) AccessClaims);
+
+impl FromRequestParts<HostCtx> for FileUrlAuth {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HostCtx) -> Result<Self, GatewayError> {
+        let Path(fid) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| GatewayError::BadRequest(e.body_text()))?;
+        let claims = state
+            .metrics
+            .count_jwt(
+                "fileurl",
+                token::verify(&state.face.fileurl_secret, token_param(parts).unwrap_or("")),
+            )
+            .map_err(GatewayError::token(Credential::FileUrlToken))?;
+        // The gateway signed it with its own clock: no leeway past its expiry.
+        if claims.exp < state.now_ms() / 1000 {
+            return Err(GatewayError::Unauthorized("the FileUrl has expired".into()));
+        }
+        if claims.fid != fid {
+            return Err(GatewayError::Forbidden(
+                "the FileUrl token is for another file".into(),
+            ));
+        }
+        Ok(FileUrlAuth(claims))
+    }
+}
+
+/// A delivery's download URL (`/api/v1/download/{id}?token=`): the token names the path's
+/// delivery. Holds the delivery id.
+#[derive(Debug)]
+pub(crate) struct DownloadAuth(pub(crate) String);
+
+impl FromRequestParts<HostCtx> for DownloadAuth {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HostCtx) -> Result<Self, GatewayError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| GatewayError::BadRequest(e.body_text()))?;
+        let token = token_param(parts)
+            .ok_or_else(|| GatewayError::Unauthorized("download token missing".into()))?;
+        let claims = state
+            .metrics
+            .count_jwt("download", jwt::verify(&state.face.token_secret, token))
+            .map_err(GatewayError::token(Credential::DownloadToken))?;
+        if claims.get("did").and_then(serde_json::Value::as_str) != Some(id.as_str())
+            || claims.get("exp").is_none()
+        {
+            return Err(GatewayError::Forbidden(
+                "download token is for another file".into(),
+            ));
+        }
+        Ok(DownloadAuth(id))
     }
 }
 

@@ -8,13 +8,13 @@ use crate::host_face::HostCtx;
 use crate::settings::Integrator;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use docs_api::jwt;
 use http::StatusCode;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// `?integrator=NAME`
 #[derive(Debug, Deserialize)]
@@ -264,31 +264,11 @@ pub(crate) async fn open_page(
     Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
 }
 
-/// `?token=`
-#[derive(Debug, Deserialize)]
-pub(crate) struct DownloadQuery {
-    token: Option<String>,
-}
-
 /// `GET /api/v1/download/{id}?token=`: the exact content of a delivery (status 2/6 `url`).
 pub(crate) async fn download(
     State(state): State<HostCtx>,
-    Path(id): Path<String>,
-    Query(q): Query<DownloadQuery>,
+    super::auth::DownloadAuth(id): super::auth::DownloadAuth,
 ) -> Result<Response, GatewayError> {
-    let token = q
-        .token
-        .ok_or_else(|| GatewayError::Unauthorized("download token missing".into()))?;
-    let claims: Map<String, Value> = state
-        .metrics
-        .count_jwt("download", jwt::verify(&state.face.token_secret, &token))
-        .map_err(GatewayError::token(crate::error::Credential::DownloadToken))?;
-    if claims.get("did").and_then(Value::as_str) != Some(id.as_str()) || claims.get("exp").is_none()
-    {
-        return Err(GatewayError::Forbidden(
-            "download token is for another file".into(),
-        ));
-    }
     let path = state.face.deliveries.content_path(&id);
     let file = std::fs::File::open(&path).map_err(|_| GatewayError::NotFound("download"))?;
     let len = file.metadata()?.len();

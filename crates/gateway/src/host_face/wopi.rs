@@ -263,32 +263,11 @@ fn file_url_for(state: &HostCtx, c: &AccessClaims) -> String {
 /// `GET /wopi/fileurl/{fid}?token=`: the content a CheckFileInfo's `FileUrl` points at.
 pub(crate) async fn file_url(
     State(state): State<HostCtx>,
-    axum::extract::Path(fid): axum::extract::Path<String>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    auth: Result<super::auth::FileUrlAuth, GatewayError>,
     headers: HeaderMap,
 ) -> Response {
-    let token = query
-        .as_deref()
-        .and_then(|q| {
-            q.split('&')
-                .find_map(|p| p.strip_prefix("token="))
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
     let result = async {
-        let claims = state
-            .metrics
-            .count_jwt("fileurl", token::verify(&state.face.fileurl_secret, &token))
-            .map_err(GatewayError::token(crate::error::Credential::FileUrlToken))?;
-        // The gateway signed it with its own clock: no leeway past its expiry.
-        if claims.exp < state.now_ms() / 1000 {
-            return Err(GatewayError::Unauthorized("the FileUrl has expired".into()));
-        }
-        if claims.fid != fid {
-            return Err(GatewayError::Forbidden(
-                "the FileUrl token is for another file".into(),
-            ));
-        }
+        let super::auth::FileUrlAuth(claims) = auth?;
         let entry = super::editing::entry_for(&state, &claims).await?;
         get_file(&state, &claims, &entry, &headers).await
     }
