@@ -129,7 +129,7 @@ pub async fn run_with_reload(
         .set(spool::disk_usage(&settings.server.data_dir.join("spool")) as i64);
     core.metrics
         .recovery
-        .set(client_face::docs::count_recovery(&client.face.spool.join("recovery")).await as i64);
+        .set(client_face::saves::count_recovery(&client.face.spool.join("recovery")).await as i64);
     let public_task = tokio::spawn(server::serve(
         listeners.public,
         public,

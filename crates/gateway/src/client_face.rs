@@ -7,10 +7,13 @@
 //! - [`editor`]: the action endpoint → CheckFileInfo, Lock, a signed Docs config, the page.
 //! - [`docs`]: Docs' `document.url` download and its callbacks → GetFile/PutFile/Unlock.
 //! - [`host`]: signed WOPI calls to hosts.
+//! - [`saves`]: saves to the host (PutFile, forms, recovery copies).
+//! - [`actions`]: the page's Save As and Rename.
 //! - [`editors`]: per-Docs-key editor state shared by co-editors.
 //! - [`auth`]: Docs' request JWTs and the page's action token, as extractors.
 //! - [`convert`]: convert-and-edit and convert-to through Docs' conversion API.
 
+pub(crate) mod actions;
 pub(crate) mod auth;
 pub(crate) mod convert;
 pub(crate) mod discovery;
@@ -18,6 +21,7 @@ pub(crate) mod docs;
 pub(crate) mod editor;
 pub(crate) mod editors;
 pub(crate) mod host;
+pub(crate) mod saves;
 
 use crate::settings::Settings;
 use axum::Router;
@@ -162,8 +166,8 @@ pub(crate) fn routes() -> Router<ClientCtx> {
         .route("/docs/convert/{job}", get(convert::source))
         .route("/docs/files/{key}", get(docs::download))
         .route("/docs/callback/{key}", post(docs::callback))
-        .route("/hosting/api/{key}/saveas", post(docs::save_as))
-        .route("/hosting/api/{key}/rename", post(docs::rename))
+        .route("/hosting/api/{key}/saveas", post(actions::save_as))
+        .route("/hosting/api/{key}/rename", post(actions::rename))
 }
 
 /// The client face's operator routes on the admin listener.

@@ -458,7 +458,7 @@ async fn run_convert_and_edit(
         }
     };
     let path = state.face.spool.join(format!("convert-{id}.bin"));
-    let written = match super::docs::fetch_to_spool(&state, &file_url, &path).await {
+    let written = match super::saves::fetch_to_spool(&state, &file_url, &path).await {
         Ok(w) => w,
         Err(why) => {
             return job.set(JobState::Failed {
@@ -554,7 +554,7 @@ pub(crate) async fn put_relative_file(
             wopi::utf7::encode(suggested),
         ),
         (wopi::headers::SIZE, size.to_string()),
-        ("content-type", super::docs::mime(ext).to_owned()),
+        ("content-type", super::saves::mime(ext).to_owned()),
         ("content-length", size.to_string()),
     ];
     if conversion {
@@ -793,7 +793,7 @@ pub(crate) async fn convert_to(
         }
     })?;
     let out = state.face.spool.join(format!("convert-to-{id}.out"));
-    let written = super::docs::fetch_to_spool(&state, &file_url, &out)
+    let written = super::saves::fetch_to_spool(&state, &file_url, &out)
         .await
         .map_err(|why| GatewayError::Upstream {
             op: "convert-to",
@@ -814,7 +814,7 @@ pub(crate) async fn convert_to(
         [
             (
                 http::header::CONTENT_TYPE,
-                super::docs::mime(&format).to_owned(),
+                super::saves::mime(&format).to_owned(),
             ),
             (http::header::CONTENT_LENGTH, written.size.to_string()),
             (http::header::CONTENT_DISPOSITION, disposition),

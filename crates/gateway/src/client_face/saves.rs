@@ -1,0 +1,488 @@
+//! Saving to the host what ONLYOFFICE Docs assembled: download from Docs into the spool,
+//! PutFile with the lock (taking a lost lock again), a submitted form as a new file, and the
+//! recovery copies of saves the host did not accept.
+
+use super::docs::answer;
+use super::host::{self, Call};
+use crate::client_face::ClientCtx;
+use crate::error::GatewayError;
+use crate::spool::{self, StreamError};
+use axum::body::Body;
+use axum::response::Response;
+use docs_api::{Callback, CallbackStatus};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The MIME type of an extension the gateway saves or serves.
+pub(crate) fn mime(ext: &str) -> &'static str {
+    match ext {
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "pdf" => "application/pdf",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "ods" => "application/vnd.oasis.opendocument.spreadsheet",
+        "odp" => "application/vnd.oasis.opendocument.presentation",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "rtf" => "application/rtf",
+        "html" => "text/html",
+        "epub" => "application/epub+zip",
+        "png" => "image/png",
+        "jpg" => "image/jpeg",
+        "docm" => "application/vnd.ms-word.document.macroEnabled.12",
+        "xlsm" => "application/vnd.ms-excel.sheet.macroEnabled.12",
+        "pptm" => "application/vnd.ms-powerpoint.presentation.macroEnabled.12",
+        "dotx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.template",
+        "xltx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.template",
+        "potx" => "application/vnd.openxmlformats-officedocument.presentationml.template",
+        "ott" => "application/vnd.oasis.opendocument.text-template",
+        "ots" => "application/vnd.oasis.opendocument.spreadsheet-template",
+        "otp" => "application/vnd.oasis.opendocument.presentation-template",
+        "fb2" => "application/x-fictionbook+xml",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Whether `url` points at the upstream Docs (only its own cache URLs are downloaded).
+fn is_docs_url(state: &ClientCtx, url: &str) -> bool {
+    let d = &state.settings().docs;
+    crate::urls::is_under(url, &d.url)
+        || d.public_url
+            .as_ref()
+            .is_some_and(|p| crate::urls::is_under(url, &p.origin()))
+}
+
+/// Downloads a Docs `url` into the spool.
+pub(crate) async fn fetch_to_spool(
+    state: &ClientCtx,
+    url: &str,
+    path: &std::path::Path,
+) -> Result<spool::Written, String> {
+    if !is_docs_url(state, url) {
+        return Err(format!("refusing to download {url}: not under docs.url"));
+    }
+    let req = http::Request::get(url)
+        .body(Body::empty())
+        .map_err(|e| e.to_string())?;
+    let resp = state
+        .http
+        .send("docs_download", req)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "Docs answered {} for the saved file",
+            resp.status()
+        ));
+    }
+    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    spool::write_stream(path, resp.into_body().into_data_stream(), limit)
+        .await
+        .map_err(|e| match e {
+            StreamError::TooLarge => {
+                "saved file larger than server.body_limit_bytes.wopi".to_owned()
+            }
+            StreamError::Source(s) => format!("download interrupted: {s}"),
+            StreamError::Io(io) => format!("spool: {io}"),
+        })
+}
+
+struct PutOutcome {
+    last_modified: Option<String>,
+    /// `X-WOPI-ItemVersion` of the answer.
+    version: Option<String>,
+}
+
+/// Why a save did not reach the host.
+#[derive(Debug)]
+struct SaveFailure {
+    why: String,
+    /// The host's `X-WOPI-LockFailureReason`, when it gave one.
+    host_reason: Option<String>,
+}
+
+impl From<String> for SaveFailure {
+    fn from(why: String) -> Self {
+        SaveFailure {
+            why,
+            host_reason: None,
+        }
+    }
+}
+
+/// PutFile with an explicit Content-Length, retried on 5xx/timeouts (never on 4xx).
+async fn put_file(
+    state: &ClientCtx,
+    s: &super::editors::Editor,
+    token: &str,
+    path: &std::path::Path,
+    size: u64,
+    cb: &Callback,
+    exit: bool,
+) -> Result<PutOutcome, SaveFailure> {
+    let users = cb.users.clone().unwrap_or_default();
+    let modified_by_user = !(exit && cb.notmodified == Some(true));
+    let autosave = !exit && cb.forcesavetype.is_some_and(|t| t != 1);
+    let mut headers = vec![
+        (wopi::headers::OVERRIDE, "PUT".to_owned()),
+        (wopi::headers::EDITORS, users.join(",")),
+        (
+            wopi::headers::LOOL_IS_MODIFIED_BY_USER,
+            modified_by_user.to_string(),
+        ),
+        (wopi::headers::LOOL_IS_AUTOSAVE, autosave.to_string()),
+        (wopi::headers::LOOL_IS_EXIT_SAVE, exit.to_string()),
+        ("content-type", mime(&s.ext).to_owned()),
+        ("content-length", size.to_string()),
+    ];
+    if let Some(lock) = &s.lock_id {
+        headers.push((wopi::headers::LOCK, lock.clone()));
+    }
+    if let Some(ts) = &s.last_modified {
+        headers.push(("x-lool-wopi-timestamp", ts.clone()));
+    }
+    let call = Call {
+        wopi_src: &s.wopi_src,
+        suffix: "/contents",
+        token,
+        op: "PutFile",
+    };
+    let mut delay = Duration::from_secs(1);
+    let mut relocked = false;
+    for attempt in 1..=3 {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| format!("spool: {e}"))?;
+        let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 * 1024,
+        ));
+        match host::send(state, &call, http::Method::POST, &headers, body).await {
+            Ok(resp) if resp.status().is_success() => {
+                let version = resp
+                    .headers()
+                    .get(wopi::headers::ITEM_VERSION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let bytes = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let last_modified = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+                    v.get("LastModifiedTime")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
+                return Ok(PutOutcome {
+                    last_modified,
+                    version,
+                });
+            }
+            Ok(resp) if resp.status().is_client_error() => {
+                let refusal = host::HostRefusal::of(&resp);
+                if refusal.lock_lost() && !relocked {
+                    if let Some(lock) = &s.lock_id {
+                        // The host forgot the lock before the save: take it again (same id,
+                        // file unchanged) and put once more.
+                        relocked = true;
+                        tracing::warn!(%refusal, "PutFile: the host holds no lock on the file; locking again");
+                        match host::relock(state, &s.wopi_src, token, lock, &s.expected()).await {
+                            Ok(()) => continue,
+                            Err(e) => {
+                                return Err(SaveFailure {
+                                    why: format!("host refused PutFile: {refusal}; {e}"),
+                                    host_reason: refusal.reason,
+                                });
+                            }
+                        }
+                    }
+                }
+                return Err(SaveFailure {
+                    why: format!("host refused PutFile: {refusal}"),
+                    host_reason: refusal.reason,
+                });
+            }
+            Ok(resp) if attempt == 3 => {
+                return Err(format!("host answered {} to PutFile", resp.status()).into());
+            }
+            Err(e) if attempt == 3 => return Err(e.to_string().into()),
+            Ok(resp) => {
+                tracing::warn!(status = %resp.status(), attempt, "PutFile failed; retrying")
+            }
+            Err(e) => tracing::warn!(error = %e, attempt, "PutFile failed; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    Err("PutFile failed".to_owned().into())
+}
+
+pub(crate) async fn keep_recovery(
+    state: &ClientCtx,
+    key: &str,
+    wopi_src: &str,
+    status: i64,
+    from: Option<&std::path::Path>,
+    why: &str,
+    host_reason: Option<&str>,
+) -> Option<PathBuf> {
+    let dir = state.face.spool.join("recovery");
+    let stamp = format!("{key}-{}", state.now_ms());
+    let bin = dir.join(format!("{stamp}.bin"));
+    if let Some(src) = from {
+        if let Err(e) = tokio::fs::rename(src, &bin).await {
+            tracing::error!(error = %e, "cannot move the save into the recovery folder");
+            return None;
+        }
+    }
+    let meta = json!({"key": key, "wopi_src": wopi_src, "status": status, "reason": why, "host_reason": host_reason, "file": from.map(|_| bin.display().to_string()), "time_ms": state.now_ms()});
+    let _ = spool::write_atomic(
+        &dir.join(format!("{stamp}.json")),
+        meta.to_string().as_bytes(),
+    )
+    .await;
+    state
+        .metrics
+        .recovery
+        .set(count_recovery(&dir).await as i64);
+    tracing::error!(key, status, reason = why, host_reason, path = %bin.display(), "save kept as a recovery copy");
+    Some(bin)
+}
+
+/// Number of recovery copies held.
+pub(crate) async fn count_recovery(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    if let Ok(mut rd) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(e)) = rd.next_entry().await {
+            if e.path().extension().is_some_and(|x| x == "json") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Status 2 (final) or 6 (force-save): download the save from Docs and PutFile it (a
+/// submitted form goes to PutRelativeFile); a save the host refuses becomes a recovery copy.
+pub(crate) async fn on_save(
+    state: &ClientCtx,
+    key: &str,
+    status: Option<CallbackStatus>,
+    cb: &Callback,
+    mut s: tokio::sync::MutexGuard<'_, super::editors::Editor>,
+) -> (&'static str, Response) {
+    let exit = status == Some(CallbackStatus::MustSave);
+    let Some(url) = cb.url.as_deref() else {
+        return ("failed", answer(1, Some("callback has no url")));
+    };
+    let path = state
+        .face
+        .spool
+        .join(format!("{key}-{}.bin", state.now_ms()));
+    let written = match fetch_to_spool(state, url, &path).await {
+        Ok(w) => w,
+        Err(why) => {
+            tracing::error!(key, error = %why, "cannot download the saved file from Docs");
+            return ("failed", answer(1, Some(&why)));
+        }
+    };
+    let users = cb.users.clone().unwrap_or_default();
+    if !exit && cb.forcesavetype == Some(docs_api::ForceSaveType::Form.code()) {
+        return submit_form(state, &s, key, cb, &path, written.size).await;
+    }
+    let result = match s.write_token(&users, state.now_ms()).map(str::to_owned) {
+        None => Err(SaveFailure::from(
+            "no valid write-capable access token for this document".to_owned(),
+        )),
+        Some(token) => put_file(state, &s, &token, &path, written.size, cb, exit).await,
+    };
+    match result {
+        Ok(outcome) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            if outcome.last_modified.is_some() {
+                s.last_modified = outcome.last_modified;
+            }
+            // The version this session now expects (none known when the host gave none).
+            s.version = outcome.version;
+            tracing::info!(
+                key,
+                size = written.size,
+                exit,
+                stage = "save",
+                "host accepted the save"
+            );
+            if exit {
+                unlock_and_finish(state, &mut s).await;
+                drop(s);
+                state.face.editors.finish(key);
+            }
+            ("ok", answer(0, None))
+        }
+        Err(SaveFailure { why, host_reason }) => {
+            let wopi_src = s.wopi_src.clone();
+            keep_recovery(
+                state,
+                key,
+                &wopi_src,
+                cb.status,
+                Some(&path),
+                &why,
+                host_reason.as_deref(),
+            )
+            .await;
+            if exit {
+                // As ONLYOFFICE does after a failed final save: release the lock; the
+                // recovery copy (and Docs' forgotten copy) hold the edit.
+                unlock_and_finish(state, &mut s).await;
+                drop(s);
+                state.face.editors.finish(key);
+            }
+            (
+                "failed",
+                answer(
+                    1,
+                    Some(&format!("the WOPI host did not accept the save: {why}")),
+                ),
+            )
+        }
+    }
+}
+
+/// A submitted form (status 6, forcesavetype 3) is saved as a new file next to the
+/// original — never over the form — named after it with the submitter and a time.
+async fn submit_form(
+    state: &ClientCtx,
+    s: &super::editors::Editor,
+    key: &str,
+    cb: &Callback,
+    path: &std::path::Path,
+    size: u64,
+) -> (&'static str, Response) {
+    let users = cb.users.clone().unwrap_or_default();
+    let Some(token) = s
+        .write_token(&users, state.now_ms())
+        .or_else(|| s.read_token(state.now_ms()))
+        .map(str::to_owned)
+    else {
+        keep_recovery(
+            state,
+            key,
+            &s.wopi_src,
+            cb.status,
+            Some(path),
+            "no valid access token to save the submitted form",
+            None,
+        )
+        .await;
+        return (
+            "failed",
+            answer(1, Some("no valid access token for this document")),
+        );
+    };
+    let name = submitted_form_name(
+        &s.name,
+        &s.ext,
+        users.first().map(String::as_str),
+        state.now_ms(),
+    );
+    let result = super::convert::put_relative_file(
+        state,
+        &s.wopi_src,
+        &token,
+        path,
+        size,
+        &name,
+        &s.ext,
+        false,
+    )
+    .await;
+    match result {
+        Ok(v) => {
+            let _ = tokio::fs::remove_file(path).await;
+            let saved = v
+                .get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or(&name)
+                .to_owned();
+            tracing::info!(key, size, name = %saved, stage = "form-submit", "submitted form saved as a new file");
+            ("ok", answer(0, None))
+        }
+        Err((status, why)) => {
+            keep_recovery(state, key, &s.wopi_src, cb.status, Some(path), &why, None).await;
+            tracing::warn!(key, status, "the host refused the submitted form");
+            (
+                "failed",
+                answer(
+                    1,
+                    Some(&format!(
+                        "the WOPI host did not accept the submitted form: {why}"
+                    )),
+                ),
+            )
+        }
+    }
+}
+
+/// `Report.pdf` submitted by `u1` → `Report - u1 - 2026-12-01 213033.pdf` (UTC).
+fn submitted_form_name(original: &str, ext: &str, user: Option<&str>, unix_ms: u64) -> String {
+    let stem = original
+        .strip_suffix(&format!(".{ext}"))
+        .unwrap_or(original);
+    let stem = if stem.is_empty() { "Form" } else { stem };
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour][minute][second]");
+    let stamp = t.format(&fmt).unwrap_or_default();
+    let user: String = user
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|'))
+        .take(64)
+        .collect();
+    if user.is_empty() {
+        format!("{stem} - {stamp}.{ext}")
+    } else {
+        format!("{stem} - {user} - {stamp}.{ext}")
+    }
+}
+
+pub(crate) async fn unlock_and_finish(state: &ClientCtx, s: &mut super::editors::Editor) {
+    if let Some(r) = s.refresher.take() {
+        r.abort();
+    }
+    let Some(lock) = s.lock_id.take() else { return };
+    let Some(token) = s.write_token(&[], state.now_ms()).map(str::to_owned) else {
+        tracing::warn!("no valid token left to unlock; the host's lock will expire");
+        return;
+    };
+    match host::lock_op(state, &s.wopi_src, &token, "Unlock", &lock).await {
+        Ok(()) => {}
+        Err(GatewayError::HostRefused { refusal, .. }) if refusal.lock_lost() => {
+            tracing::info!(%refusal, "Unlock: the host already holds no lock on the file");
+        }
+        Err(e) => tracing::warn!(error = %e, "Unlock failed; the host's lock will expire"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn submitted_forms_get_a_new_name() {
+        assert_eq!(
+            super::submitted_form_name("Report.pdf", "pdf", Some("u1"), 1_796_160_633_000),
+            "Report - u1 - 2026-12-01 213033.pdf"
+        );
+        assert_eq!(
+            super::submitted_form_name("a.pdf", "pdf", Some("x/y:z"), 0),
+            "a - xyz - 1970-01-01 000000.pdf"
+        );
+        assert_eq!(
+            super::submitted_form_name(".pdf", "pdf", None, 0),
+            "Form - 1970-01-01 000000.pdf"
+        );
+    }
+}
