@@ -11,11 +11,13 @@
 //! - [`actions`]: the page's Save As and Rename.
 //! - [`editors`]: per-Docs-key editor state shared by co-editors.
 //! - [`auth`]: Docs' request JWTs and the page's action token, as extractors.
-//! - [`convert`]: convert-and-edit and convert-to through Docs' conversion API.
+//! - [`convert`], [`convert_and_edit`], [`convert_to`]: conversions through Docs' conversion API.
 
 pub(crate) mod actions;
 pub(crate) mod auth;
 pub(crate) mod convert;
+pub(crate) mod convert_and_edit;
+pub(crate) mod convert_to;
 pub(crate) mod discovery;
 pub(crate) mod docs;
 pub(crate) mod editor;
@@ -158,11 +160,11 @@ pub(crate) fn routes() -> Router<ClientCtx> {
         )
         .route(
             "/hosting/wopi/convert-and-edit/{ext}/{target}",
-            get(convert::convert_and_edit).post(convert::convert_and_edit),
+            get(convert_and_edit::convert_and_edit).post(convert_and_edit::convert_and_edit),
         )
-        .route("/hosting/convert/{job}", get(convert::status))
-        .route("/cool/convert-to/{format}", post(convert::convert_to))
-        .route("/lool/convert-to/{format}", post(convert::convert_to))
+        .route("/hosting/convert/{job}", get(convert_and_edit::status))
+        .route("/cool/convert-to/{format}", post(convert_to::convert_to))
+        .route("/lool/convert-to/{format}", post(convert_to::convert_to))
         .route("/docs/convert/{job}", get(convert::source))
         .route("/docs/files/{key}", get(docs::download))
         .route("/docs/callback/{key}", post(docs::callback))

@@ -389,7 +389,7 @@ async fn submit_form(
         users.first().map(String::as_str),
         state.now_ms(),
     );
-    let result = super::convert::put_relative_file(
+    let result = super::convert_and_edit::put_relative_file(
         state,
         &s.wopi_src,
         &token,
