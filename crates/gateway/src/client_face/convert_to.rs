@@ -40,37 +40,10 @@ pub(crate) async fn convert_to(
         state.metrics.load_shed.inc();
         return Err(GatewayError::Overloaded);
     };
-    let mut multipart = multipart.map_err(|e| {
+    let multipart = multipart.map_err(|e| {
         GatewayError::BadRequest(format!("convert-to needs a multipart/form-data body: {e}"))
     })?;
-    let (name, path, size) = loop {
-        let field = multipart
-            .next_field()
-            .await
-            .map_err(|e| multipart_error(&e))?
-            .ok_or_else(|| GatewayError::BadRequest("the form has no `data` field".into()))?;
-        if field.name() != Some("data") {
-            continue;
-        }
-        let name = field.file_name().unwrap_or("").to_owned();
-        let id = crate::random::hex::<12>()?;
-        let path = state.face.spool.join(format!("convert-to-{id}.bin"));
-        let limit = state.settings().server.body_limits[crate::access::RouteGroup::Hosting.index()];
-        let stream = futures_util::StreamExt::map(field, |c| c.map_err(|e| e.to_string()));
-        let written = spool::write_stream(&path, stream, limit)
-            .await
-            .map_err(|e| match e {
-                spool::StreamError::TooLarge => GatewayError::PayloadTooLarge,
-                spool::StreamError::Source(s) if s.contains("length limit") => {
-                    GatewayError::PayloadTooLarge
-                }
-                spool::StreamError::Source(s) => {
-                    GatewayError::BadRequest(format!("upload interrupted: {s}"))
-                }
-                spool::StreamError::Io(io) => GatewayError::from(io),
-            })?;
-        break (name, path, written.size);
-    };
+    let (name, path, size) = read_upload(&state, multipart).await?;
     let cleanup = TempFile(path.clone());
     let ext = name
         .rsplit_once('.')
@@ -109,27 +82,7 @@ pub(crate) async fn convert_to(
     )
     .await;
     state.face.jobs.remove(&id);
-    let file_url = converted.map_err(|f| {
-        let op = "convert-to";
-        match f {
-            ConvertFailure::Timeout => GatewayError::Upstream {
-                op,
-                kind: crate::error::UpstreamKind::Timeout,
-                detail: f.to_string(),
-            },
-            ConvertFailure::Docs(-2) => GatewayError::Upstream {
-                op,
-                kind: crate::error::UpstreamKind::Timeout,
-                detail: f.to_string(),
-            },
-            ConvertFailure::Docs(-3 | -5 | -9) => GatewayError::BadRequest(f.to_string()),
-            _ => GatewayError::Upstream {
-                op,
-                kind: crate::error::UpstreamKind::Protocol,
-                detail: f.to_string(),
-            },
-        }
-    })?;
+    let file_url = converted.map_err(failure_error)?;
     let out = state.face.spool.join(format!("convert-to-{id}.out"));
     let written = super::saves::fetch_to_spool(&state, &file_url, &out)
         .await
@@ -160,6 +113,60 @@ pub(crate) async fn convert_to(
         Body::from_stream(spool::read_stream(file)),
     )
         .into_response())
+}
+
+/// Spools the form's `data` field; answers the file name, the spool path and the size.
+async fn read_upload(
+    state: &ClientCtx,
+    mut multipart: axum::extract::Multipart,
+) -> Result<(String, std::path::PathBuf, u64), GatewayError> {
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| multipart_error(&e))?
+            .ok_or_else(|| GatewayError::BadRequest("the form has no `data` field".into()))?;
+        if field.name() != Some("data") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("").to_owned();
+        let id = crate::random::hex::<12>()?;
+        let path = state.face.spool.join(format!("convert-to-{id}.bin"));
+        let limit = state.settings().server.body_limits[crate::access::RouteGroup::Hosting.index()];
+        let stream = futures_util::StreamExt::map(field, |c| c.map_err(|e| e.to_string()));
+        let written = spool::write_stream(&path, stream, limit)
+            .await
+            .map_err(|e| match e {
+                spool::StreamError::TooLarge => GatewayError::PayloadTooLarge,
+                spool::StreamError::Source(s) if s.contains("length limit") => {
+                    GatewayError::PayloadTooLarge
+                }
+                spool::StreamError::Source(s) => {
+                    GatewayError::BadRequest(format!("upload interrupted: {s}"))
+                }
+                spool::StreamError::Io(io) => GatewayError::from(io),
+            })?;
+        return Ok((name, path, written.size));
+    }
+}
+
+/// What a caller of convert-to sees of a failed conversion: 504 for a timeout, 400 for a
+/// file Docs cannot convert, 502 otherwise.
+fn failure_error(f: ConvertFailure) -> GatewayError {
+    let op = "convert-to";
+    match f {
+        ConvertFailure::Timeout | ConvertFailure::Docs(-2) => GatewayError::Upstream {
+            op,
+            kind: crate::error::UpstreamKind::Timeout,
+            detail: f.to_string(),
+        },
+        ConvertFailure::Docs(-3 | -5 | -9) => GatewayError::BadRequest(f.to_string()),
+        _ => GatewayError::Upstream {
+            op,
+            kind: crate::error::UpstreamKind::Protocol,
+            detail: f.to_string(),
+        },
+    }
 }
 
 fn multipart_error(e: &axum::extract::multipart::MultipartError) -> GatewayError {
