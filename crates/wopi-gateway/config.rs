@@ -493,6 +493,11 @@ fn host_face_section(
         s.host_face.download_url_ttl =
             Duration::from_secs(positive("host_face.download_url_ttl_seconds", v)?);
     }
+    // A lockless session ends after this idle time: by default the lock lifetime.
+    s.host_face.session_idle_timeout = match h.session_idle_timeout_seconds {
+        Some(v) => Duration::from_secs(positive("host_face.session_idle_timeout_seconds", v)?),
+        None => s.locks.store.ttl,
+    };
     if let Some(v) = h.delivery_max_backoff_seconds {
         s.host_face.delivery_max_backoff =
             Duration::from_secs(positive("host_face.delivery_max_backoff_seconds", v)?);

@@ -98,6 +98,7 @@ pub async fn run_with_reload(
             .clone()
             .run(host.clone(), shutdown.clone()),
     );
+    host_face::editing::spawn_idle_sweeper(host.clone(), shutdown.clone());
     host.face
         .discovery
         .spawn_refresher(settings.host_face.discovery_refresh, shutdown.clone());

@@ -49,6 +49,8 @@ pub(crate) struct HostFace {
     pub discovery: DiscoveryCache,
     /// PutUserInfo values, per user.
     pub user_infos: Arc<DashMap<String, String>>,
+    /// When each file last saw a WOPI request (Unix ms; in memory): ends lockless sessions.
+    pub activity: Arc<DashMap<String, u64>>,
     version_seq: Arc<AtomicU64>,
     clock: Arc<dyn crate::clock::Clock>,
 }
@@ -119,6 +121,7 @@ impl HostFace {
             deliveries,
             discovery,
             user_infos: Arc::new(DashMap::new()),
+            activity: Arc::new(DashMap::new()),
             version_seq: Arc::new(AtomicU64::new(0)),
             clock,
         })

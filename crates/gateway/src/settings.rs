@@ -342,6 +342,8 @@ pub struct HostFaceSettings {
     pub download_url_ttl: Duration,
     /// Longest wait between delivery attempts.
     pub delivery_max_backoff: Duration,
+    /// A session that holds no lock ends after this long without a WOPI request.
+    pub session_idle_timeout: Duration,
     /// Integrators (Docs API storages).
     pub integrators: Vec<Integrator>,
 }
@@ -438,6 +440,7 @@ impl Default for Settings {
                 access_token_ttl: Duration::from_secs(ACCESS_TOKEN_TTL_SECONDS),
                 download_url_ttl: Duration::from_secs(DOWNLOAD_URL_TTL_SECONDS),
                 delivery_max_backoff: Duration::from_secs(DELIVERY_MAX_BACKOFF_SECONDS),
+                session_idle_timeout: Duration::from_secs(LOCK_TTL_SECONDS),
                 integrators: Vec::new(),
             },
             docs: DocsSettings {

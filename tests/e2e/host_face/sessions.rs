@@ -497,3 +497,35 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     assert!(text.starts_with("HTTP/1.1 201"), "{text}");
     assert!(s.gw.wait(Duration::from_secs(15)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_a_lock_ends_after_the_idle_timeout() {
+    let s = setup("session_idle_timeout_seconds = 1", "", "").await;
+    s.int.put_doc("idle.docx", b"idle");
+    let (fid, token, _) = open(&s, "idle.docx", "key-idle", Some(("u1", "Ada")), true).await;
+    let file = format!("/wopi/files/{fid}");
+    // An editor that never locks (status 1 on CheckFileInfo) …
+    assert_eq!(s.wopi("GET", &file, &token, &[], "").await.0, 200);
+    s.int.wait_status(1, 1, T).await;
+    // … is closed by the idle timeout: status 4 (nothing was staged).
+    let closed = s.int.wait_status(4, 1, T).await;
+    assert_eq!(closed[0]["key"], "key-idle");
+    assert!(s.int.callbacks().iter().all(|c| c["status"] != 2));
+    // A session that holds a lock is not idle-ended: it ends with its lock.
+    let lock = [("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")];
+    assert_eq!(s.wopi("POST", &file, &token, &lock, "").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        s.int
+            .callbacks()
+            .iter()
+            .filter(|c| c["status"] == 4)
+            .count(),
+        1,
+        "no second close while the lock is held: {:?}",
+        s.int.callbacks()
+    );
+    let unlock = [("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")];
+    assert_eq!(s.wopi("POST", &file, &token, &unlock, "").await.0, 200);
+    s.int.wait_status(4, 2, T).await;
+}

@@ -1,6 +1,7 @@
 //! The editing session of a file: editors join (status 1 to the integrator), and the
-//! session ends when the last lock goes (Unlock, or expiry) with status 2 if content was
-//! staged, else 4.
+//! session ends when the last lock goes (Unlock, or expiry) — or, for a session that never
+//! took a lock, after `host_face.session_idle_timeout_seconds` without a WOPI request — with
+//! status 2 if content was staged, else 4.
 
 use super::HostCtx;
 use super::files::{self, FileEntry};
@@ -149,4 +150,52 @@ pub(crate) fn spawn_expiry_consumer(
             }
         }
     });
+}
+
+/// Ends sessions that hold no lock and saw no WOPI request for
+/// `host_face.session_idle_timeout_seconds` (a viewer, or an editor that never locked):
+/// without it the integrator would hear "editing" forever.
+pub(crate) fn spawn_idle_sweeper(state: HostCtx, shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let idle = state.settings().host_face.session_idle_timeout;
+            let tick = (idle / 4).clamp(
+                std::time::Duration::from_millis(100),
+                std::time::Duration::from_secs(30),
+            );
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(tick) => {}
+            }
+            for (fid, entry) in state.face.files.entries() {
+                if let Err(e) = end_if_idle(&state, &fid, &entry, idle).await {
+                    tracing::warn!(file_id = %fid, error = %e, "idle check of an editing session failed");
+                }
+            }
+        }
+    });
+}
+
+async fn end_if_idle(
+    state: &HostCtx,
+    fid: &str,
+    entry: &tokio::sync::Mutex<FileEntry>,
+    idle: std::time::Duration,
+) -> Result<(), GatewayError> {
+    if entry.lock().await.meta.editors.is_empty() {
+        return Ok(());
+    }
+    let now = state.now_ms();
+    // A session from before a restart has no activity yet: its idle time starts now.
+    let last = *state.face.activity.entry(fid.to_owned()).or_insert(now);
+    if now.saturating_sub(last) < idle.as_millis() as u64 {
+        return Ok(());
+    }
+    if state.locks.get(fid).await?.is_some() {
+        // A locked session ends with its lock (Unlock or expiry).
+        return Ok(());
+    }
+    state.face.activity.remove(fid);
+    tracing::info!(file_id = %fid, idle_seconds = idle.as_secs(), "editing session idle without a lock");
+    end_session(state, fid, "idle without a lock").await
 }

@@ -131,6 +131,14 @@ impl Files {
     }
 
     /// The entry of a file, if known.
+    /// Every file's id and entry (a snapshot).
+    pub(crate) fn entries(&self) -> Vec<(String, Arc<Mutex<FileEntry>>)> {
+        self.map
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+
     pub(crate) fn get(&self, file_id: &str) -> Option<Arc<Mutex<FileEntry>>> {
         self.map.get(file_id).map(|e| e.clone())
     }

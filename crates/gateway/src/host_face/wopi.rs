@@ -89,6 +89,10 @@ async fn serve(
     if file_id != claims.fid {
         return Err(GatewayError::NotFound("file"));
     }
+    state
+        .face
+        .activity
+        .insert(claims.fid.clone(), state.now_ms());
     tracing::info!(
         op = op.as_str(),
         file_id,
