@@ -391,6 +391,17 @@ pub struct UpstreamSettings {
     pub request_timeout: Duration,
 }
 
+impl Settings {
+    /// How browsers reach ONLYOFFICE Docs' assets (api.js, favicons): `docs.public_url`, else
+    /// through the gateway's proxy at `server.public_url`.
+    pub fn docs_public_base(&self) -> String {
+        self.docs
+            .public_url
+            .as_ref()
+            .map_or_else(|| self.server.public_url.base(), PublicUrl::base)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         use defaults::*;

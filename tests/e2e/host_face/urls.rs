@@ -115,7 +115,11 @@ async fn internal_url_for_servers_public_url_for_browsers() {
         cb[0]["url"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("{internal}/api/v1/download/")),
+            .starts_with(&format!("{internal}/api/v1/download/"))
+            && cb[0]["url"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("?file={fid}&token=")),
         "{}",
         cb[0]
     );

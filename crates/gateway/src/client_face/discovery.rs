@@ -93,12 +93,7 @@ fn action(name: &str, ext: &str, urlsrc: String, default: bool, requires: Option
 /// Builds the discovery document for a base URL.
 pub(crate) fn build(state: &ClientCtx) -> Discovery {
     let base = state.settings().server.public_url.base();
-    let docs_base = state
-        .settings()
-        .docs
-        .public_url
-        .as_ref()
-        .map_or_else(|| base.clone(), |u| u.base());
+    let docs_base = state.settings().docs_public_base();
     let t = format!("{base}/hosting/wopi");
     let mut apps = Vec::new();
     for spec in APPS {

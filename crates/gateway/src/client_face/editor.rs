@@ -333,12 +333,7 @@ async fn build_page(
         docs_secret,
     );
     let base = state.settings().server.public_url.base();
-    let docs_base = state
-        .settings()
-        .docs
-        .public_url
-        .as_ref()
-        .map_or_else(|| base.clone(), |u| u.base());
+    let docs_base = state.settings().docs_public_base();
     let action_token = action_token(state, &key, &info.user_id);
     let can_save_as = (flag(info.supports_update) || flag(info.user_can_write))
         && !flag(info.user_can_not_write_relative);

@@ -345,7 +345,10 @@ impl Deliveries {
     pub(crate) fn body_for(&self, state: &HostCtx, d: &Delivery) -> Value {
         let mut body = d.body.clone();
         if let (true, Value::Object(m)) = (d.has_content, &mut body) {
-            m.insert("url".into(), Value::String(download_url(state, &d.id)));
+            m.insert(
+                "url".into(),
+                Value::String(download_url(state, &d.id, &d.file_id)),
+            );
             m.insert("filetype".into(), Value::String(d.filetype.clone()));
         }
         body
@@ -395,7 +398,9 @@ impl Deliveries {
 }
 
 /// The signed, expiring URL serving a delivery's exact content.
-pub(crate) fn download_url(state: &HostCtx, id: &str) -> String {
+/// It names the file (`file=`), so a balancer that wants affinity can hash on it; the gateway
+/// itself does not need it.
+pub(crate) fn download_url(state: &HostCtx, id: &str, file_id: &str) -> String {
     let exp = state.now_ms() / 1000 + state.settings().host_face.download_url_ttl.as_secs();
     let mut claims = serde_json::Map::new();
     claims.insert("did".into(), json!(id));
@@ -403,7 +408,7 @@ pub(crate) fn download_url(state: &HostCtx, id: &str) -> String {
     let token = jwt::sign(&state.face.token_secret, &claims);
     // The integrator's server downloads it: the internal base.
     format!(
-        "{}/api/v1/download/{id}?token={token}",
+        "{}/api/v1/download/{id}?file={file_id}&token={token}",
         state.settings().server.internal_url.base()
     )
 }
