@@ -230,18 +230,7 @@ async fn redis_lock_store_serves_wopi_locks_and_fails_closed() {
     s.int.put_doc("r.docx", b"redis");
     let (fid, tok, _) = open(&s, "r.docx", "k-r", Some(("u", "U")), true).await;
     let f = format!("/wopi/files/{fid}");
-    assert_eq!(
-        s.wopi(
-            "POST",
-            &f,
-            &tok,
-            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "A")],
-            ""
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(s.lock_op(&f, &tok, "LOCK", "A").await, 200);
     let (st, h, _) = s
         .wopi(
             "POST",

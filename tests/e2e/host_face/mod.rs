@@ -91,6 +91,19 @@ impl Setup {
         assert_eq!(self.wopi("POST", file, token, &unlock, "").await.0, 200);
     }
 
+    /// A lock operation (`LOCK`, `REFRESH_LOCK`, `UNLOCK`, …) with `lock`; its status.
+    async fn lock_op(&self, file: &str, token: &str, over: &str, lock: &str) -> u16 {
+        self.wopi(
+            "POST",
+            file,
+            token,
+            &[("x-wopi-override", over), ("x-wopi-lock", lock)],
+            "",
+        )
+        .await
+        .0
+    }
+
     async fn wopi(
         &self,
         method: &str,

@@ -173,46 +173,13 @@ async fn co_editors_share_one_file_and_lock_and_closing_unchanged_sends_status_4
     let (fb, tb, _) = open(&s, "shared.docx", "k-shared", Some(("bob", "Bob")), true).await;
     assert_eq!(fa, fb);
     let file = format!("/wopi/files/{fa}");
-    assert_eq!(
-        s.wopi(
-            "POST",
-            &file,
-            &ta,
-            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "shared")],
-            ""
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        s.wopi(
-            "POST",
-            &file,
-            &tb,
-            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "shared")],
-            ""
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(s.lock_op(&file, &ta, "LOCK", "shared").await, 200);
+    assert_eq!(s.lock_op(&file, &tb, "LOCK", "shared").await, 200);
     let ones = s.int.wait_status(1, 2, T).await;
     assert_eq!(ones[1]["users"], json!(["alice", "bob"]));
     assert_eq!(ones[1]["actions"], json!([{"type": 1, "userid": "bob"}]));
     // Locks are not owned by a user: Bob unlocks Alice's lock.
-    assert_eq!(
-        s.wopi(
-            "POST",
-            &file,
-            &tb,
-            &[("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "shared")],
-            ""
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(s.lock_op(&file, &tb, "UNLOCK", "shared").await, 200);
     let fours = s.int.wait_status(4, 1, T).await;
     assert_eq!(fours[0]["key"], "k-shared");
     assert!(s.int.callbacks().iter().all(|c| c["status"] != 2));
@@ -322,18 +289,7 @@ async fn lock_expiry_ends_the_session_with_status_2() {
     s.int.put_doc("e.docx", b"v0");
     let (fid, tok, _) = open(&s, "e.docx", "k-e", Some(("u", "U")), true).await;
     let f = format!("/wopi/files/{fid}");
-    assert_eq!(
-        s.wopi(
-            "POST",
-            &f,
-            &tok,
-            &[("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")],
-            ""
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(s.lock_op(&f, &tok, "LOCK", "L").await, 200);
     assert_eq!(
         s.wopi(
             "POST",
