@@ -1,10 +1,16 @@
 //! [`MemoryLockStore`]: locks in a DashMap, expiries in a sharded deadline index, one sweeper.
 //!
+//! The deadline index is lazy: a lock is indexed once, when it is created, at its deadline
+//! then. A refresh (or a new lock id on a live lock) only moves the deadline in the map — it
+//! never moves a deadline earlier — and the sweeper, when the indexed deadline comes, either
+//! removes the lock (it did expire) or indexes it again at its current deadline. So a refresh
+//! costs no index work, and an unlock removes its one index entry.
+//!
 //! Lock ordering: an operation holds the DashMap shard of its file while it updates the
 //! deadline index (shard → index). The sweeper takes an index shard alone, releases it, then
-//! removes each candidate with `remove_if` on the generation it saw (index → nothing), so the
-//! two never wait on each other in opposite orders, and a lock refreshed after the sweeper
-//! picked it up survives: its generation changed.
+//! handles each candidate through the map (map shard → index when it reschedules), so the
+//! two never wait on each other in opposite orders. Each entry names its one live index entry
+//! by `index_gen`: anything else the sweeper finds for the key is stale and dropped.
 
 use crate::{Clock, ExpiryEvent, LockError, LockSettings, LockStore, SweepObserver};
 use async_trait::async_trait;
@@ -42,11 +48,11 @@ fn next_generation() -> u64 {
 #[derive(Debug)]
 struct Entry {
     lock_id: Box<str>,
-    /// When it expires: min(last set/refresh + ttl, created + max_age).
+    /// When it expires: min(last set/refresh + ttl, created + max_age). Only ever grows.
     deadline: u64,
     created: u64,
-    /// Changes on every set/refresh, so the sweeper can compare-and-remove.
-    generation: u64,
+    /// The deadline and generation of this lock's one live index entry.
+    indexed: (u64, u64),
 }
 
 type IndexKey = (u64, u64, Arc<str>);
@@ -161,26 +167,23 @@ impl MemoryLockStore {
                 let action = rule(Some(&e.lock_id))?;
                 match action {
                     LockAction::Set | LockAction::Refresh => {
-                        let key = e.key().clone();
-                        let old = (e.deadline, e.generation);
                         if action == LockAction::Set {
                             e.lock_id = new_id.unwrap_or_default().into();
                             e.created = now;
                         }
-                        e.deadline = inner.deadline(now, e.created);
-                        e.generation = next_generation();
-                        inner.reindex(&key, Some(old), (e.deadline, e.generation));
+                        // Later than before: the index entry stays, the sweeper reschedules.
+                        e.deadline = inner.deadline(now, e.created).max(e.deadline);
                     }
                     LockAction::Remove => {
                         let key = e.key().clone();
-                        let old = (e.deadline, e.generation);
+                        let indexed = e.indexed;
                         drop(e);
                         if inner
                             .map
-                            .remove_if(&key, |_, v| v.generation == old.1)
+                            .remove_if(&key, |_, v| v.indexed == indexed)
                             .is_some()
                         {
-                            inner.unindex(&key, old);
+                            inner.unindex(&key, indexed);
                         }
                     }
                     LockAction::None => {}
@@ -195,15 +198,15 @@ impl MemoryLockStore {
             match inner.map.entry(key.clone()) {
                 MapEntry::Occupied(_) => continue, // raced with another writer: decide again
                 MapEntry::Vacant(v) => {
-                    let generation = next_generation();
                     let deadline = inner.deadline(now, now);
+                    let indexed = (deadline, next_generation());
                     v.insert(Entry {
                         lock_id: new_id.unwrap_or_default().into(),
                         deadline,
                         created: now,
-                        generation,
+                        indexed,
                     });
-                    inner.reindex(&key, None, (deadline, generation));
+                    inner.index_insert(&key, indexed);
                     return Ok(());
                 }
             }
@@ -229,16 +232,13 @@ impl Inner {
         }
     }
 
-    fn reindex(&self, key: &Arc<str>, old: Option<(u64, u64)>, new: (u64, u64)) {
+    fn index_insert(&self, key: &Arc<str>, (deadline, generation): (u64, u64)) {
         let mut index = self.index[index_shard(key)]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some((d, g)) = old {
-            index.remove(&(d, g, key.clone()));
-        }
-        index.insert((new.0, new.1, key.clone()));
+        index.insert((deadline, generation, key.clone()));
         drop(index);
-        if new.0 < self.sleeping_until.load(Ordering::Relaxed) {
+        if deadline < self.sleeping_until.load(Ordering::Relaxed) {
             self.wake.notify_one();
         }
     }
@@ -250,18 +250,29 @@ impl Inner {
         index.remove(&(old.0, old.1, key.clone()));
     }
 
-    /// Removes the file's lock if it is still the expired one (`generation` when known) and
-    /// publishes the expiry. Returns whether it removed something.
-    fn expire_if(&self, key: &Arc<str>, generation: Option<u64>) -> bool {
+    /// Removes the file's lock if it expired — with `indexed`, only when that index entry
+    /// is the lock's own (else it is stale), and then a lock that did not expire is indexed
+    /// again at its current deadline — and publishes the expiry. Returns whether it removed
+    /// something.
+    fn expire_if(&self, key: &Arc<str>, indexed: Option<(u64, u64)>) -> bool {
         let now = self.clock.now_ms();
         let removed = self.map.remove_if(key, |_, e| {
-            e.deadline <= now && generation.is_none_or(|g| g == e.generation)
+            e.deadline <= now && indexed.is_none_or(|i| i == e.indexed)
         });
         let Some((_, e)) = removed else {
+            if let Some(i) = indexed {
+                // Refreshed since it was indexed: index it at its deadline now.
+                if let Some(mut e) = self.map.get_mut(key) {
+                    if e.indexed == i && e.deadline > now {
+                        e.indexed = (e.deadline, i.1);
+                        self.index_insert(key, e.indexed);
+                    }
+                }
+            }
             return false;
         };
-        if generation.is_none() {
-            self.unindex(key, (e.deadline, e.generation));
+        if indexed.is_none() {
+            self.unindex(key, e.indexed);
         }
         tracing::debug!(lock_age_ms = now.saturating_sub(e.created), "lock expired");
         // A closed receiver only means nobody listens for expiries.
@@ -291,8 +302,8 @@ impl Inner {
                     next = Some(next.map_or(*d, |n| n.min(*d)));
                 }
             }
-            for (_, generation, key) in due {
-                if self.expire_if(&key, Some(generation)) {
+            for (deadline, generation, key) in due {
+                if self.expire_if(&key, Some((deadline, generation))) {
                     removed += 1;
                 }
             }

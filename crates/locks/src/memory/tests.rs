@@ -152,3 +152,33 @@ proptest! {
         rt.block_on(harness().against_model(seed, 200));
     }
 }
+
+#[tokio::test]
+async fn a_refreshed_lock_is_rescheduled_not_expired_and_unlock_leaves_no_index_entry() {
+    let settings = LockSettings {
+        ttl: Duration::from_secs(10),
+        ..LockSettings::default()
+    };
+    let (s, clock, mut rx) = store(settings);
+    let a = id("A");
+    s.lock("f", &a).await.unwrap();
+    clock.advance(6_000);
+    s.refresh("f", &a).await.unwrap(); // deadline 10 s → 16 s; the index still says 10 s
+    clock.advance(5_000); // t = 11 s: the indexed deadline has passed
+    assert_eq!(s.sweep_now(), 0, "refreshed: rescheduled, not expired");
+    assert_eq!(s.get("f").await.unwrap().as_deref(), Some("A"));
+    assert!(rx.try_recv().is_err());
+    clock.advance(5_000); // t = 16 s: the real deadline
+    assert_eq!(s.sweep_now(), 1);
+    assert_eq!(rx.try_recv().unwrap().file_id, "f");
+    assert!(rx.try_recv().is_err(), "one expiry event");
+    // Lock and unlock many times: the index keeps nothing behind.
+    for _ in 0..100 {
+        s.lock("g", &a).await.unwrap();
+        s.refresh("g", &a).await.unwrap();
+        s.unlock("g", &a).await.unwrap();
+    }
+    let indexed: usize = s.inner.index.iter().map(|i| i.lock().unwrap().len()).sum();
+    assert_eq!(indexed, 0);
+    assert_eq!(s.held().await.unwrap(), 0);
+}
