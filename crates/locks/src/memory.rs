@@ -133,9 +133,9 @@ impl MemoryLockStore {
         let now = self.inner.clock.now_ms();
         let mut total = 0;
         loop {
-            let (removed, _) = self.inner.sweep_batch(now);
+            let (removed, more, _) = self.inner.sweep_batch(now);
             total += removed;
-            if removed < self.inner.settings.sweep_batch {
+            if !more {
                 return total;
             }
         }
@@ -283,10 +283,13 @@ impl Inner {
         true
     }
 
-    /// Removes up to `sweep_batch` expired locks; returns (removed, next deadline).
-    fn sweep_batch(&self, now: u64) -> (usize, Option<u64>) {
+    /// Handles up to `sweep_batch` due index entries (removing the expired locks,
+    /// rescheduling refreshed ones, dropping stale entries); returns (removed, whether more
+    /// may be due — a shard gave its whole share —, next deadline).
+    fn sweep_batch(&self, now: u64) -> (usize, bool, Option<u64>) {
         let per_shard = self.settings.sweep_batch.div_ceil(INDEX_SHARDS).max(1);
         let mut removed = 0;
+        let mut more = false;
         let mut next: Option<u64> = None;
         for shard in &self.index {
             let mut due = Vec::new();
@@ -302,13 +305,14 @@ impl Inner {
                     next = Some(next.map_or(*d, |n| n.min(*d)));
                 }
             }
+            more |= due.len() >= per_shard;
             for (deadline, generation, key) in due {
                 if self.expire_if(&key, Some((deadline, generation))) {
                     removed += 1;
                 }
             }
         }
-        (removed, next)
+        (removed, more, next)
     }
 }
 
@@ -318,11 +322,11 @@ async fn sweeper(weak: Weak<Inner>, wake: Arc<Notify>, observer: Option<Arc<dyn 
             let Some(inner) = weak.upgrade() else { return };
             let started = tokio::time::Instant::now();
             let now = inner.clock.now_ms();
-            let (removed, next) = inner.sweep_batch(now);
+            let (removed, more, next) = inner.sweep_batch(now);
             if let Some(o) = &observer {
                 o.on_sweep(removed, started.elapsed());
             }
-            if removed >= inner.settings.sweep_batch {
+            if more {
                 drop(inner);
                 tokio::task::yield_now().await;
                 continue;

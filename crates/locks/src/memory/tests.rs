@@ -139,7 +139,7 @@ async fn sweeps_in_bounded_batches() {
         s.lock(&format!("f{i}"), &id("L")).await.unwrap();
     }
     clock.advance(1_800_000);
-    let (removed, _) = s.inner.sweep_batch(clock.now_ms());
+    let (removed, _, _) = s.inner.sweep_batch(clock.now_ms());
     assert!(removed <= 64, "one batch removed {removed}");
     assert_eq!(s.sweep_now() + removed, 1000);
 }
@@ -181,4 +181,38 @@ async fn a_refreshed_lock_is_rescheduled_not_expired_and_unlock_leaves_no_index_
     let indexed: usize = s.inner.index.iter().map(|i| i.lock().unwrap().len()).sum();
     assert_eq!(indexed, 0);
     assert_eq!(s.held().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sweep_now_removes_every_expired_lock_behind_refreshed_ones() {
+    let settings = LockSettings {
+        ttl: Duration::from_secs(10),
+        sweep_batch: 16,
+        ..LockSettings::default()
+    };
+    let (s, clock, mut rx) = store(settings);
+    let a = id("A");
+    // Refreshed locks indexed first (lower generations), expired ones after them.
+    for i in 0..200 {
+        s.lock(&format!("live-{i}"), &a).await.unwrap();
+    }
+    for i in 0..200 {
+        s.lock(&format!("dead-{i}"), &a).await.unwrap();
+    }
+    clock.advance(5_000);
+    for i in 0..200 {
+        s.refresh(&format!("live-{i}"), &a).await.unwrap();
+    }
+    clock.advance(5_000);
+    assert_eq!(
+        s.sweep_now(),
+        200,
+        "every expired lock, past many rescheduled ones"
+    );
+    assert_eq!(s.held().await.unwrap(), 200);
+    let mut events = 0;
+    while rx.try_recv().is_ok() {
+        events += 1;
+    }
+    assert_eq!(events, 200);
 }
