@@ -1160,6 +1160,25 @@ async fn convert_and_edit_a_doc_end_to_end() {
     assert!(put.2.contains_key("x-wopi-proofold"));
     assert_eq!(h.bad_proofs, 0);
     assert_eq!(h.content, b"legacy doc bytes", "the original is untouched");
+    drop(h);
+    // Garbage: an unknown job, and a source download without Docs' JWT or for another job.
+    let (st, _, body) = get(&format!("{}/hosting/convert/no-such-job", s.base)).await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["state"],
+        "unknown"
+    );
+    let job = status_url.rsplit('/').next().unwrap();
+    let source = format!("{}/docs/convert/{job}", s.base);
+    assert_eq!(send("GET", &source, &[], "").await.0, 403, "no JWT");
+    let other = docs_header(json!({"url": format!("{}/docs/convert/another-job", s.base)}));
+    assert_eq!(
+        send("GET", &source, &[("authorization", &other)], "")
+            .await
+            .0,
+        403,
+        "a JWT for another job"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
