@@ -1137,30 +1137,31 @@ async fn convert_and_edit_a_doc_end_to_end() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["state"], "done");
     assert_eq!(v["hostEditUrl"], format!("{}/edit/new", s.host.origin()));
-    let h = s.host.state.lock().unwrap();
-    // Docs was asked to convert asynchronously, and polled until it ended.
-    let reqs = &h.converter.requests;
-    assert_eq!(reqs.len(), 3, "{reqs:?}");
-    assert_eq!(reqs[0]["async"], true);
-    assert_eq!(reqs[0]["filetype"], "doc");
-    assert_eq!(reqs[0]["outputtype"], "docx");
-    assert_eq!(h.converter.bad_tokens, 0);
-    // It downloaded the source through the gateway (GetFile on the host, signed).
-    assert_eq!(
-        h.converter.sources.values().next().unwrap(),
-        b"legacy doc bytes"
-    );
-    // The result went to the host as a new file, converted, signed; the original is kept.
-    assert_eq!(h.relative.len(), 1);
-    assert_eq!(h.relative[0].0, "Quarterly Report.docx");
-    assert_eq!(h.relative[0].1, b"converted:legacy doc bytes");
-    let put = h.calls.iter().find(|c| c.0 == "PutRelativeFile").unwrap();
-    assert_eq!(put.2["x-wopi-fileconversion"], "true");
-    assert_eq!(put.2["x-wopi-suggestedtarget"], ".docx");
-    assert!(put.2.contains_key("x-wopi-proofold"));
-    assert_eq!(h.bad_proofs, 0);
-    assert_eq!(h.content, b"legacy doc bytes", "the original is untouched");
-    drop(h);
+    {
+        let h = s.host.state.lock().unwrap();
+        // Docs was asked to convert asynchronously, and polled until it ended.
+        let reqs = &h.converter.requests;
+        assert_eq!(reqs.len(), 3, "{reqs:?}");
+        assert_eq!(reqs[0]["async"], true);
+        assert_eq!(reqs[0]["filetype"], "doc");
+        assert_eq!(reqs[0]["outputtype"], "docx");
+        assert_eq!(h.converter.bad_tokens, 0);
+        // It downloaded the source through the gateway (GetFile on the host, signed).
+        assert_eq!(
+            h.converter.sources.values().next().unwrap(),
+            b"legacy doc bytes"
+        );
+        // The result went to the host as a new file, converted, signed; the original is kept.
+        assert_eq!(h.relative.len(), 1);
+        assert_eq!(h.relative[0].0, "Quarterly Report.docx");
+        assert_eq!(h.relative[0].1, b"converted:legacy doc bytes");
+        let put = h.calls.iter().find(|c| c.0 == "PutRelativeFile").unwrap();
+        assert_eq!(put.2["x-wopi-fileconversion"], "true");
+        assert_eq!(put.2["x-wopi-suggestedtarget"], ".docx");
+        assert!(put.2.contains_key("x-wopi-proofold"));
+        assert_eq!(h.bad_proofs, 0);
+        assert_eq!(h.content, b"legacy doc bytes", "the original is untouched");
+    }
     // Garbage: an unknown job, and a source download without Docs' JWT or for another job.
     let (st, _, body) = get(&format!("{}/hosting/convert/no-such-job", s.base)).await;
     assert_eq!(st, 404);
