@@ -81,8 +81,20 @@ async fn open_editor(
     query_extra: &str,
     form_extra: &str,
 ) -> (u16, String, Value) {
+    open_editor_as(s, "word", mode, token, query_extra, form_extra).await
+}
+
+/// [`open_editor`] with the action's document type (`word`, `cell`, `slide`, `pdf`).
+async fn open_editor_as(
+    s: &Setup,
+    doc_type: &str,
+    mode: &str,
+    token: &str,
+    query_extra: &str,
+    form_extra: &str,
+) -> (u16, String, Value) {
     let url = format!(
-        "{}/hosting/wopi/word/{mode}?WOPISrc={}&ui=de-DE{query_extra}",
+        "{}/hosting/wopi/{doc_type}/{mode}?WOPISrc={}&ui=de-DE{query_extra}",
         s.base,
         enc(&s.host.wopi_src())
     );
@@ -1340,27 +1352,8 @@ async fn a_submitted_pdf_form_is_saved_as_a_new_file() {
         .unwrap()
         .info
         .insert("BaseFileName".into(), json!("Application.pdf"));
-    let url = format!(
-        "{}/hosting/wopi/pdf/edit?formsubmit=1&WOPISrc={}",
-        s.base,
-        enc(&s.host.wopi_src())
-    );
-    let (st, _, body) = send(
-        "POST",
-        &url,
-        &[("content-type", "application/x-www-form-urlencoded")],
-        "access_token=tok-alice",
-    )
-    .await;
+    let (st, _, config) = open_editor_as(&s, "pdf", "edit", "tok-alice", "&formsubmit=1", "").await;
     assert_eq!(st, 200);
-    let page = String::from_utf8(body).unwrap();
-    let config: Value = serde_json::from_str(
-        page.split("<script type=\"application/json\" id=\"wopi-gateway-config\">")
-            .nth(1)
-            .and_then(|r| r.split("</script>").next())
-            .unwrap(),
-    )
-    .unwrap();
     assert_eq!(config["editorConfig"]["customization"]["submitForm"], true);
     let key = config["document"]["key"].as_str().unwrap().to_owned();
     s.host

@@ -165,6 +165,17 @@ fn tool(program: &str, install: &str) -> Command {
     Command::new(program)
 }
 
+/// Runs `cmd`; a failure fails the test with what it printed on stderr.
+fn succeeds(mut cmd: Command, what: &str) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn yaml(path: &str) -> Vec<yaml_rust2::Yaml> {
     yaml_rust2::YamlLoader::load_from_str(&std::fs::read_to_string(deploy().join(path)).unwrap())
         .unwrap()
@@ -281,16 +292,10 @@ fn systemd_unit_and_its_user_and_directories_verify() {
         "systemd-analyze verify: {err}"
     );
     // sysusers creates the unit's user, tmpfiles the settings folder, in the scratch root.
-    let out = tool("systemd-sysusers", "apt-get install systemd")
-        .arg(format!("--root={}", r.display()))
-        .arg(sd.join("wopi-gateway.sysusers"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = tool("systemd-sysusers", "apt-get install systemd");
+    cmd.arg(format!("--root={}", r.display()))
+        .arg(sd.join("wopi-gateway.sysusers"));
+    succeeds(cmd, "systemd-sysusers");
     let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
     assert!(
         passwd.lines().any(|l| l.starts_with("wopi-gateway:")),
@@ -298,17 +303,11 @@ fn systemd_unit_and_its_user_and_directories_verify() {
     );
     let unit = std::fs::read_to_string(sd.join("wopi-gateway.service")).unwrap();
     assert!(unit.contains("User=wopi-gateway") && unit.contains("StateDirectory=wopi-gateway"));
-    let out = tool("systemd-tmpfiles", "apt-get install systemd")
-        .arg(format!("--root={}", r.display()))
+    let mut cmd = tool("systemd-tmpfiles", "apt-get install systemd");
+    cmd.arg(format!("--root={}", r.display()))
         .arg("--create")
-        .arg(sd.join("wopi-gateway.tmpfiles"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(sd.join("wopi-gateway.tmpfiles"));
+    succeeds(cmd, "systemd-tmpfiles");
     assert!(r.join("etc/wopi-gateway").is_dir());
     // The shipped TOML writes only where StateDirectory= allows.
     let toml = toml_of(&std::fs::read_to_string(sd.join("wopi-gateway.toml")).unwrap());
@@ -535,15 +534,7 @@ fn nginx_sample_passes_nginx_t() {
         ),
     )
     .unwrap();
-    let out = tool("nginx", "apt-get install nginx")
-        .arg("-t")
-        .arg("-c")
-        .arg(d.join("nginx.conf"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = tool("nginx", "apt-get install nginx");
+    cmd.arg("-t").arg("-c").arg(d.join("nginx.conf"));
+    succeeds(cmd, "nginx -t");
 }
