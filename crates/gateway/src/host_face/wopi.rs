@@ -89,10 +89,14 @@ async fn serve(
     if file_id != claims.fid {
         return Err(GatewayError::NotFound("file"));
     }
-    state
-        .face
-        .activity
-        .insert(claims.fid.clone(), state.now_ms());
+    // Every WOPI request: update in place, allocate the key only for a new file.
+    let now = state.now_ms();
+    match state.face.activity.get_mut(claims.fid.as_str()) {
+        Some(mut at) => *at = now,
+        None => {
+            state.face.activity.insert(claims.fid.clone(), now);
+        }
+    }
     tracing::info!(
         op = op.as_str(),
         file_id,
