@@ -3,7 +3,10 @@
 
 mod raw;
 
-use gateway::settings::{self, LockStoreKind, LogFormat, ProofMode, PublicUrl, Settings, defaults};
+use gateway::settings::{
+    self, ContentSettings, LockStoreKind, LogFormat, ProofMode, PublicUrl, S3Settings, Settings,
+    defaults,
+};
 use gateway::{AllowList, RouteGroup};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -197,11 +200,14 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
     server_section(&mut s, raw.server, base)?;
     access_section(&mut s, raw.access)?;
+    cluster_section(&mut s, raw.cluster)?;
+    content_section(&mut s, raw.content, base)?;
     locks_section(&mut s, raw.locks)?;
     host_face_section(&mut s, raw.host_face, base)?;
     docs_section(&mut s, raw.docs, base)?;
     upstream_section(&mut s, raw.upstream)?;
     client_face_section(&mut s, raw.client_face, base)?;
+    cluster_needs(&s)?;
     Ok(s)
 }
 
@@ -412,24 +418,30 @@ fn locks_section(s: &mut Settings, l: raw::RawLocks) -> Result<(), ConfigError> 
             ));
         }
     }
+    let cluster = s.cluster.redis_url.clone();
     let redis_url = l
         .redis_url
+        .or_else(|| cluster.clone())
         .unwrap_or_else(|| defaults::REDIS_URL.to_owned());
     let prefix = l
         .redis_prefix
         .unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned());
-    s.locks.kind = match l.store.as_deref().unwrap_or(defaults::LOCK_STORE) {
+    // In a cluster the locks are shared too: redis unless said otherwise (and memory is refused).
+    let store_default = if cluster.is_some() {
+        "redis"
+    } else {
+        defaults::LOCK_STORE
+    };
+    s.locks.kind = match l.store.as_deref().unwrap_or(store_default) {
+        "memory" if cluster.is_some() => {
+            return Err(invalid(
+                "locks.store",
+                "is \"memory\" but cluster.redis_url is set: every instance must see the same locks; use store = \"redis\" (locks.redis_url defaults to cluster.redis_url)",
+            ));
+        }
         "memory" => LockStoreKind::Memory,
         "redis" => {
-            if !redis_url.starts_with("redis://")
-                && !redis_url.starts_with("rediss://")
-                && !redis_url.starts_with("redis+unix://")
-            {
-                return Err(invalid(
-                    "locks.redis_url",
-                    format!("`{redis_url}` must start with redis://"),
-                ));
-            }
+            redis_url_valid("locks.redis_url", &redis_url)?;
             LockStoreKind::Redis {
                 url: redis_url,
                 prefix,
@@ -443,6 +455,133 @@ fn locks_section(s: &mut Settings, l: raw::RawLocks) -> Result<(), ConfigError> 
         }
     };
 
+    Ok(())
+}
+
+fn redis_url_valid(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("`{url}` must start with redis:// (or rediss://, redis+unix://)"),
+        ))
+    }
+}
+
+/// `[cluster]`: Redis shared by every instance.
+fn cluster_section(s: &mut Settings, c: raw::RawCluster) -> Result<(), ConfigError> {
+    if let Some(url) = c.redis_url.filter(|u| !u.is_empty()) {
+        redis_url_valid("cluster.redis_url", &url)?;
+        s.cluster.redis_url = Some(url);
+    }
+    if let Some(p) = c.key_prefix {
+        if p.is_empty() {
+            return Err(invalid(
+                "cluster.key_prefix",
+                "must not be empty: it keeps the gateway's keys apart from others in the same Redis",
+            ));
+        }
+        s.cluster.key_prefix = p;
+    }
+    if let Some(id) = c.instance_id.filter(|i| !i.is_empty()) {
+        if !id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            return Err(invalid(
+                "cluster.instance_id",
+                format!("`{id}`: use letters, digits, `-`, `_` and `.`"),
+            ));
+        }
+        s.cluster.instance_id = id;
+    }
+    if let Some(v) = c.lease_seconds {
+        s.cluster.lease = Duration::from_secs(positive("cluster.lease_seconds", v)?);
+    }
+    Ok(())
+}
+
+/// What several instances must share besides Redis: what one instance generates into its
+/// data_dir (the access-token secret, the proof key) would differ per instance.
+fn cluster_needs(s: &Settings) -> Result<(), ConfigError> {
+    if s.cluster.redis_url.is_none() {
+        return Ok(());
+    }
+    if s.host_face.access_token_secret.is_none() && s.host_face.access_token_secret_file.is_none() {
+        return Err(invalid(
+            "host_face.access_token_secret_file",
+            "is required with cluster.redis_url: every instance must verify the access tokens the others issue (one secret file for all)",
+        ));
+    }
+    if s.client_face.proof_key_file.is_none() {
+        return Err(invalid(
+            "client_face.proof_key_file",
+            "is required with cluster.redis_url: every instance must sign WOPI calls with the key the discovery publishes (one key file for all)",
+        ));
+    }
+    Ok(())
+}
+
+/// `[content]`: the content store.
+fn content_section(s: &mut Settings, c: raw::RawContent, base: &Path) -> Result<(), ConfigError> {
+    s.content = match c.store.as_deref().unwrap_or(defaults::CONTENT_STORE) {
+        "fs" => ContentSettings::Fs {
+            dir: c.dir.filter(|d| !d.is_empty()).map(|d| resolve(base, &d)),
+        },
+        "s3" => {
+            let need = |key: &str, v: Option<String>| {
+                v.filter(|v| !v.is_empty()).ok_or_else(|| {
+                    invalid(
+                        format!("content.s3.{key}"),
+                        "is required with content.store = \"s3\"",
+                    )
+                })
+            };
+            let endpoint = need("endpoint", c.s3.endpoint)?;
+            let endpoint = url("content.s3.endpoint", &endpoint)?;
+            let bucket = need("bucket", c.s3.bucket)?;
+            let access_key_id = need("access_key_id", c.s3.access_key_id)?;
+            let file = need("secret_access_key_file", c.s3.secret_access_key_file)?;
+            let path = resolve(base, &file);
+            let secret_access_key = std::fs::read_to_string(&path)
+                .map_err(|e| unreadable("content.s3.secret_access_key_file", &path, &e))?
+                .trim()
+                .to_owned();
+            if secret_access_key.is_empty() {
+                return Err(invalid(
+                    "content.s3.secret_access_key_file",
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            ContentSettings::S3(S3Settings {
+                endpoint: endpoint.trim_end_matches('/').to_owned(),
+                bucket,
+                region: c
+                    .s3
+                    .region
+                    .unwrap_or_else(|| defaults::S3_REGION.to_owned()),
+                access_key_id,
+                secret_access_key,
+                path_style: c.s3.path_style.unwrap_or(true),
+            })
+        }
+        other => {
+            return Err(invalid(
+                "content.store",
+                format!("`{other}` is neither \"fs\" nor \"s3\""),
+            ));
+        }
+    };
+    if s.cluster.redis_url.is_some() && matches!(s.content, ContentSettings::Fs { dir: None }) {
+        return Err(invalid(
+            "content.dir",
+            "is required with cluster.redis_url and content.store = \"fs\": name the directory every instance shares (NFS, a ReadWriteMany volume), or use content.store = \"s3\"",
+        ));
+    }
     Ok(())
 }
 

@@ -67,46 +67,42 @@ fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
         Some(Ok(s)) => s,
         None => Settings::default(),
     };
-    let dir = settings
-        .server
-        .data_dir
-        .join("spool")
-        .join("host")
-        .join("deliveries");
-    if !settings.server.data_dir.is_dir() {
+    if settings.cluster.redis_url.is_none() && !settings.server.data_dir.is_dir() {
         eprintln!(
             "error: server.data_dir {} does not exist: no gateway has run with these settings here (check --config and the path)",
             settings.server.data_dir.display()
         );
         return ExitCode::FAILURE;
     }
-    let mut rows = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                match std::fs::read(&p)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                {
-                    Some(v) => rows.push(v),
-                    None => eprintln!("unreadable: {}", p.display()),
-                }
-            }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
-    }
-    rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    };
+    let (rows, dir) = match runtime.block_on(gateway::pending_for_cli(&settings)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read the pending deliveries: {e}");
+            return ExitCode::from(69);
+        }
+    };
+
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     println!(
-        "{:<22} {:>6} {:>8} {:>9}  {:<24} last error",
+        "{:<26} {:>6} {:>8} {:>9}  {:<24} last error",
         "id", "status", "attempts", "age", "file"
     );
     for v in &rows {
         let age = now.saturating_sub(v["created_ms"].as_u64().unwrap_or(now)) / 1000;
         println!(
-            "{:<22} {:>6} {:>8} {:>8}s  {:<24} {}",
+            "{:<26} {:>6} {:>8} {:>8}s  {:<24} {}",
             v["id"].as_str().unwrap_or("?"),
             v["status"],
             v["attempts"],
@@ -115,7 +111,7 @@ fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
             v["last_error"].as_str().unwrap_or("-")
         );
     }
-    println!("{} pending in {}", rows.len(), dir.display());
+    println!("{} pending in {dir}", rows.len());
     ExitCode::SUCCESS
 }
 

@@ -1,6 +1,7 @@
 //! Test support: start the real binary, speak HTTP to it, stop it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fakes;
 pub mod http;
 pub mod upstream;
@@ -70,6 +71,8 @@ pub struct Config {
     pub port: Option<u16>,
     /// A path after `http://127.0.0.1:{port}` in `server.public_url` (e.g. `/office`).
     pub public_path: String,
+    /// The whole `server.public_url` (e.g. a balancer's), instead of the gateway's own port.
+    pub public_url: Option<String>,
 }
 
 impl Gateway {
@@ -80,9 +83,12 @@ impl Gateway {
             .data_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
+        let public_url = cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}{}", cfg.public_path));
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:{port}{}\"\ndata_dir = \"{}\"\nshutdown_grace_seconds = 10\n{}\n{}\n",
-            cfg.public_path,
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\npublic_url = \"{public_url}\"\ndata_dir = \"{}\"\nshutdown_grace_seconds = 10\n{}\n{}\n",
             data.display(),
             cfg.server,
             cfg.rest

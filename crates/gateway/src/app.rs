@@ -6,7 +6,8 @@ use crate::error::GatewayError;
 use crate::settings::{self, Settings};
 use crate::state::{Core, Ctx};
 use crate::{
-    client_face, clock, host_face, http_client, metrics, proxy, reload, server, spool, stack,
+    client_face, clock, cluster, content, host_face, http_client, metrics, proxy, reload, server,
+    spool, stack,
 };
 use axum::Router;
 use axum::extract::State;
@@ -37,6 +38,12 @@ pub enum StartError {
     /// The data directory is unusable.
     #[error("server.data_dir: {0}")]
     DataDir(String),
+    /// Redis (`cluster.redis_url`) could not be reached.
+    #[error("cluster.redis_url: {0}")]
+    Cluster(String),
+    /// The content store could not be opened.
+    #[error("content store: {0}")]
+    Content(String),
     /// The host face could not open its spool or secret.
     #[error("{0}")]
     HostFace(String),
@@ -99,6 +106,20 @@ pub async fn run_with_reload(
             .run(host.clone(), shutdown.clone()),
     );
     host_face::editing::spawn_idle_sweeper(host.clone(), shutdown.clone());
+    client_face::editor::spawn_refresh_loop(client.clone(), shutdown.clone());
+    host_face::janitor::spawn(
+        host.clone(),
+        (settings.host_face.download_url_ttl / 2).clamp(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(600),
+        ),
+        shutdown.clone(),
+    );
+    crate::state::spawn_backend_checker(
+        core.clone(),
+        std::time::Duration::from_secs(1),
+        shutdown.clone(),
+    );
     host.face
         .discovery
         .spawn_refresher(settings.host_face.discovery_refresh, shutdown.clone());
@@ -125,9 +146,9 @@ pub async fn run_with_reload(
     // Startup work before the public listener serves: the trusted WOPI clients' keys must be
     // known before the first WOPI call. Connections wait in the accept queue meanwhile.
     host.face.discovery.refresh_all().await;
-    core.metrics
-        .spool_bytes
-        .set(spool::disk_usage(&settings.server.data_dir.join("spool")) as i64);
+    core.metrics.spool_bytes.set(
+        (core.content.usage() + spool::disk_usage(&settings.server.data_dir.join("spool"))) as i64,
+    );
     core.metrics
         .recovery
         .set(client_face::saves::count_recovery(&client.face.spool.join("recovery")).await as i64);
@@ -190,12 +211,21 @@ impl App {
         .map_err(|e| StartError::HostFace(format!("docs.ca_file: {e}")))?;
         let upstream =
             proxy::DocsUpstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
-        let host =
-            host_face::HostFace::open(&settings, http.clone(), metrics.clone(), clock.clone())
-                .await
-                .map_err(StartError::HostFace)?;
-        let client = client_face::ClientFace::open(&settings).map_err(StartError::HostFace)?;
-        let core = Arc::new(Core::new(settings, metrics, store, clock, http));
+        let (shared, content) = open_shared(&settings, clock.clone()).await?;
+        let host = host_face::HostFace::open(
+            &settings,
+            http.clone(),
+            metrics.clone(),
+            clock.clone(),
+            &shared,
+        )
+        .await
+        .map_err(StartError::HostFace)?;
+        let client =
+            client_face::ClientFace::open(&settings, &shared).map_err(StartError::HostFace)?;
+        let core = Arc::new(Core::new(
+            settings, metrics, store, clock, http, shared, content,
+        ));
         let app = App {
             host: Ctx::new(core.clone(), host),
             client: Ctx::new(core.clone(), client),
@@ -247,6 +277,44 @@ pub(crate) async fn test_service(settings: Settings) -> (Arc<Core>, stack::Publi
     let (app, _) = App::open(Arc::new(settings)).await.unwrap();
     let svc = stack::public_service(app.public_routes(), &app.core);
     (app.core, svc)
+}
+
+/// The shared state (memory or Redis) and the content store.
+async fn open_shared(
+    settings: &Settings,
+    clock: Arc<dyn clock::Clock>,
+) -> Result<(cluster::Shared, content::ContentStore), StartError> {
+    let instance = &settings.cluster.instance_id;
+    let shared = match &settings.cluster.redis_url {
+        None => cluster::Shared::local(
+            Some(settings.server.data_dir.join("state")),
+            instance,
+            clock,
+        )
+        .map_err(|e| StartError::DataDir(format!("state: {e}")))?,
+        Some(url) => cluster::Shared::redis(
+            url,
+            &settings.cluster.key_prefix,
+            instance,
+            clock,
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .map_err(|e| StartError::Cluster(e.to_string()))?,
+    };
+    let content = match &settings.content {
+        settings::ContentSettings::Fs { .. } => {
+            let dir = settings.content_dir().unwrap_or_default();
+            content::ContentStore::fs(dir.clone())
+                .map_err(|e| StartError::Content(format!("{}: {e}", dir.display())))?
+        }
+        settings::ContentSettings::S3(_) => {
+            return Err(StartError::Content(
+                "content.store = \"s3\" is not available in this build".into(),
+            ));
+        }
+    };
+    Ok((shared, content))
 }
 
 async fn open_lock_store(

@@ -96,7 +96,10 @@ impl ClientFace {
     }
 
     /// Loads (or generates into data_dir) the proof keys and opens the spool.
-    pub(crate) fn open(settings: &Settings) -> Result<Self, String> {
+    pub(crate) fn open(
+        settings: &Settings,
+        shared: &crate::cluster::Shared,
+    ) -> Result<Self, String> {
         let cf = &settings.client_face;
         let key = current_key(settings)?;
         let old_key = cf
@@ -115,7 +118,7 @@ impl ClientFace {
         };
         Ok(ClientFace {
             keys: Arc::new(arc_swap::ArcSwap::new(Arc::new(keys))),
-            editors: editors::Editors::default(),
+            editors: editors::Editors::new(shared.clone()),
             spool,
             jobs: convert::Jobs::default(),
             convert_to_slots: Arc::new(tokio::sync::Semaphore::new(

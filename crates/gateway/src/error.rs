@@ -140,6 +140,15 @@ pub enum GatewayError {
     /// The lock store (Redis) cannot be reached.
     #[error("lock store unavailable: {0}")]
     LockStoreUnavailable(String),
+    /// Shared state or content cannot be reached: `service` names which (Redis, the
+    /// content store). Answered 503; never replaced by a local fallback.
+    #[error("{service} unavailable: {detail}")]
+    Unavailable {
+        /// "Redis" or "content store".
+        service: &'static str,
+        /// What failed.
+        detail: String,
+    },
     /// A feature needs a setting that is not there.
     #[error("{0}")]
     NotConfigured(String),
@@ -200,6 +209,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Proof(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::LockStoreUnavailable(_)
+            | GatewayError::Unavailable { .. }
             | GatewayError::NotConfigured(_)
             | GatewayError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -235,7 +245,8 @@ impl GatewayError {
             | GatewayError::Timeout => Fault::Client,
             GatewayError::Upstream { .. }
             | GatewayError::HostRefused { .. }
-            | GatewayError::LockStoreUnavailable(_) => Fault::Upstream,
+            | GatewayError::LockStoreUnavailable(_)
+            | GatewayError::Unavailable { .. } => Fault::Upstream,
             GatewayError::NotConfigured(_)
             | GatewayError::Overloaded
             | GatewayError::Io(_)
@@ -257,6 +268,10 @@ impl GatewayError {
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::Proof(_) => "proof",
             GatewayError::LockStoreUnavailable(_) => "lock_store_unavailable",
+            GatewayError::Unavailable {
+                service: "Redis", ..
+            } => "redis_unavailable",
+            GatewayError::Unavailable { .. } => "content_store_unavailable",
             GatewayError::NotConfigured(_) => "not_configured",
             GatewayError::Overloaded => "overloaded",
             GatewayError::Timeout => "timeout",
@@ -276,6 +291,9 @@ impl GatewayError {
             }
             GatewayError::Proof(e) => format!("proof verification failed: {e}"),
             GatewayError::LockStoreUnavailable(_) => "lock store unavailable".into(),
+            GatewayError::Unavailable { service, .. } => {
+                format!("{service} unavailable, retry later")
+            }
             GatewayError::Upstream {
                 op,
                 kind: UpstreamKind::Timeout,
@@ -382,6 +400,25 @@ impl std::fmt::Display for HostRefusal {
             write!(f, " (X-WOPI-LockFailureReason: {r})")?;
         }
         Ok(())
+    }
+}
+
+impl From<crate::cluster::SharedError> for GatewayError {
+    fn from(e: crate::cluster::SharedError) -> Self {
+        GatewayError::Unavailable {
+            service: "Redis",
+            detail: e.0,
+        }
+    }
+}
+
+impl GatewayError {
+    /// A content-store failure.
+    pub(crate) fn content(e: std::io::Error) -> Self {
+        GatewayError::Unavailable {
+            service: "content store",
+            detail: e.to_string(),
+        }
     }
 }
 

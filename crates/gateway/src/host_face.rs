@@ -14,6 +14,7 @@ pub(crate) mod auth;
 pub(crate) mod deliveries;
 pub(crate) mod editing;
 pub(crate) mod files;
+pub(crate) mod janitor;
 pub(crate) mod opening;
 pub(crate) mod token;
 pub(crate) mod wopi;
@@ -47,13 +48,17 @@ pub(crate) struct HostFace {
     pub deliveries: Deliveries,
     /// Trusted WOPI clients' discovery.
     pub discovery: DiscoveryCache,
-    /// PutUserInfo values, per user.
-    pub user_infos: Arc<DashMap<String, String>>,
-    /// When each file last saw a WOPI request (Unix ms; in memory): ends lockless sessions.
+    /// When this instance last wrote each file's activity stamp (Unix ms): throttles the
+    /// shared stamp that ends lockless sessions.
     pub activity: Arc<DashMap<String, u64>>,
+    /// Makes versions unique across instances.
+    version_salt: String,
     version_seq: Arc<AtomicU64>,
     clock: Arc<dyn crate::clock::Clock>,
 }
+
+/// PutUserInfo values, per user, in the shared state.
+pub(crate) const NS_USER_INFO: &str = "user-info";
 
 /// The host face's handle: the shared core and [`HostFace`].
 pub(crate) type HostCtx = crate::state::Ctx<HostFace>;
@@ -97,21 +102,13 @@ impl HostFace {
         http: HttpClient,
         metrics: Metrics,
         clock: Arc<dyn crate::clock::Clock>,
+        shared: &crate::cluster::Shared,
     ) -> Result<Self, String> {
         let secret = load_or_create_secret(settings).await?;
         let fileurl_secret = Secret::new(format!("FileUrl\u{0}{secret}"));
         let token_secret = Secret::new(secret);
-        let spool = settings.server.data_dir.join("spool").join("host");
-        let files = Files::open(spool.join("files"))
-            .await
-            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
-        let deliveries = Deliveries::open(
-            spool.join("deliveries"),
-            settings.host_face.download_url_ttl,
-            clock.clone(),
-        )
-        .await
-        .map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        let files = Files::new(shared.clone());
+        let deliveries = Deliveries::new(shared.clone(), clock.clone())?;
         let discovery =
             DiscoveryCache::new(settings.host_face.discovery_urls.clone(), http, metrics);
         Ok(HostFace {
@@ -120,8 +117,8 @@ impl HostFace {
             files,
             deliveries,
             discovery,
-            user_infos: Arc::new(DashMap::new()),
             activity: Arc::new(DashMap::new()),
+            version_salt: crate::random::hex::<3>().map_err(|e| e.to_string())?,
             version_seq: Arc::new(AtomicU64::new(0)),
             clock,
         })
@@ -130,8 +127,9 @@ impl HostFace {
     /// A fresh, never repeating version string.
     pub(crate) fn next_version(&self) -> String {
         format!(
-            "v{}.{}",
+            "v{}.{}{}",
             self.clock.now_ms(),
+            self.version_salt,
             self.version_seq.fetch_add(1, Ordering::Relaxed)
         )
     }
@@ -158,9 +156,19 @@ pub(crate) fn admin_routes() -> Router<HostCtx> {
 
 pub(crate) async fn list_deliveries(
     axum::extract::State(state): axum::extract::State<HostCtx>,
-) -> axum::Json<serde_json::Value> {
-    let list = state.face.deliveries.list().await;
-    axum::Json(json!({ "pending": list }))
+) -> Result<axum::Json<serde_json::Value>, GatewayError> {
+    let list = state.face.deliveries.list().await?;
+    Ok(axum::Json(json!({ "pending": list })))
+}
+
+fn act_error(e: deliveries::ActError) -> GatewayError {
+    match e {
+        deliveries::ActError::NotFound => GatewayError::NotFound("pending delivery"),
+        deliveries::ActError::Busy => GatewayError::LockStoreUnavailable(
+            "an instance is attempting this delivery right now; try again in a moment".into(),
+        ),
+        deliveries::ActError::Shared(e) => e.into(),
+    }
 }
 
 /// `POST /deliveries/{id}/discard` on the admin listener.
@@ -168,11 +176,13 @@ pub(crate) async fn discard_delivery(
     axum::extract::State(state): axum::extract::State<HostCtx>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, GatewayError> {
-    if state.face.deliveries.discard(&id).await? {
-        Ok(axum::Json(json!({"discarded": id})))
-    } else {
-        Err(GatewayError::NotFound("pending delivery"))
-    }
+    state
+        .face
+        .deliveries
+        .discard(&id)
+        .await
+        .map_err(act_error)?;
+    Ok(axum::Json(json!({"discarded": id})))
 }
 
 /// `POST /deliveries/{id}/retry` on the admin listener: attempt it now.
@@ -180,9 +190,11 @@ pub(crate) async fn retry_delivery(
     axum::extract::State(state): axum::extract::State<HostCtx>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<serde_json::Value>, GatewayError> {
-    if state.face.deliveries.retry_now(&id).await {
-        Ok(axum::Json(json!({"retrying": id})))
-    } else {
-        Err(GatewayError::NotFound("pending delivery"))
-    }
+    state
+        .face
+        .deliveries
+        .retry_now(&id)
+        .await
+        .map_err(act_error)?;
+    Ok(axum::Json(json!({"retrying": id})))
 }

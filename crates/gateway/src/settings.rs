@@ -51,6 +51,15 @@ pub mod defaults {
     pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
     /// `locks.redis_prefix`
     pub const REDIS_PREFIX: &str = "wopi-gateway:";
+    /// `cluster.key_prefix`
+    pub const CLUSTER_KEY_PREFIX: &str = "wopi-gateway:";
+    /// `cluster.lease_seconds`: how long a dead instance's work (a delivery attempt, a
+    /// RefreshLock cadence) stays claimed before another instance takes it over.
+    pub const CLUSTER_LEASE_SECONDS: u64 = 15;
+    /// `content.store`
+    pub const CONTENT_STORE: &str = "fs";
+    /// `content.s3.region`
+    pub const S3_REGION: &str = "us-east-1";
     /// `host_face.discovery_refresh_seconds`
     pub const DISCOVERY_REFRESH_SECONDS: u64 = 3600;
     /// `host_face.proof`
@@ -102,6 +111,75 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     /// `[client_face]`
     pub client_face: ClientFaceSettings,
+    /// `[cluster]`
+    pub cluster: ClusterSettings,
+    /// `[content]`
+    pub content: ContentSettings,
+}
+
+/// `[cluster]`: several instances sharing state.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// `redis_url`: `None` runs one instance with state in memory and data_dir.
+    pub redis_url: Option<String>,
+    /// `key_prefix` of every shared key.
+    pub key_prefix: String,
+    /// `instance_id` (default: hostname-pid), in logs and metrics.
+    pub instance_id: String,
+    /// `lease_seconds`: how long a dead instance's claims last.
+    pub lease: Duration,
+}
+
+/// `[content]`: where file content lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentSettings {
+    /// `store = "fs"`: one directory (`dir`, default `<data_dir>/content`).
+    Fs {
+        /// `content.dir`; `None` = `<data_dir>/content`.
+        dir: Option<PathBuf>,
+    },
+    /// `store = "s3"`: an S3-compatible bucket.
+    S3(S3Settings),
+}
+
+/// `[content.s3]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// `endpoint`, e.g. `http://minio:9000`.
+    pub endpoint: String,
+    /// `bucket`
+    pub bucket: String,
+    /// `region`
+    pub region: String,
+    /// `access_key_id`
+    pub access_key_id: String,
+    /// The secret read from `secret_access_key_file`.
+    pub secret_access_key: String,
+    /// `path_style`: `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub path_style: bool,
+}
+
+impl Settings {
+    /// The content directory of `store = "fs"`.
+    pub fn content_dir(&self) -> Option<PathBuf> {
+        match &self.content {
+            ContentSettings::Fs { dir } => Some(
+                dir.clone()
+                    .unwrap_or_else(|| self.server.data_dir.join("content")),
+            ),
+            ContentSettings::S3(_) => None,
+        }
+    }
+}
+
+/// `hostname-pid`, the default `cluster.instance_id`.
+pub fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gateway".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// `[client_face]`
@@ -477,6 +555,13 @@ impl Default for Settings {
                 conversion_timeout: Duration::from_secs(CONVERSION_TIMEOUT_SECONDS),
                 convert_to_max_concurrent: CONVERT_TO_MAX_CONCURRENT,
             },
+            cluster: ClusterSettings {
+                redis_url: None,
+                key_prefix: CLUSTER_KEY_PREFIX.into(),
+                instance_id: default_instance_id(),
+                lease: Duration::from_secs(CLUSTER_LEASE_SECONDS),
+            },
+            content: ContentSettings::Fs { dir: None },
         }
     }
 }

@@ -25,6 +25,14 @@ pub(crate) struct Core {
     pub(crate) clock: Arc<dyn crate::clock::Clock>,
     /// Outgoing HTTP.
     pub(crate) http: HttpClient,
+    /// State shared by every instance (memory, or Redis with `cluster.redis_url`).
+    pub(crate) shared: crate::cluster::Shared,
+    /// Where file content lives.
+    pub(crate) content: crate::content::ContentStore,
+    /// Whether Redis answered its last check (always true for one instance).
+    pub(crate) shared_ok: AtomicBool,
+    /// Whether the content store answered its last check.
+    pub(crate) content_ok: AtomicBool,
     /// Set once startup work is done (`/readyz`).
     pub(crate) ready: AtomicBool,
     /// Whether the upstream ONLYOFFICE Docs answered its last health check.
@@ -43,6 +51,8 @@ impl Core {
         locks: Arc<dyn locks::LockStore>,
         clock: Arc<dyn crate::clock::Clock>,
         http: HttpClient,
+        shared: crate::cluster::Shared,
+        content: crate::content::ContentStore,
     ) -> Self {
         Core {
             settings: arc_swap::ArcSwap::new(settings),
@@ -50,6 +60,10 @@ impl Core {
             locks,
             clock,
             http,
+            shared,
+            content,
+            shared_ok: AtomicBool::new(true),
+            content_ok: AtomicBool::new(true),
             ready: AtomicBool::new(false),
             upstream_healthy: AtomicBool::new(false),
             request_ids: AtomicU64::new(1),
@@ -76,6 +90,12 @@ impl Core {
     pub(crate) fn readiness(&self) -> Result<(), &'static str> {
         if !self.ready.load(Ordering::Acquire) {
             return Err("starting");
+        }
+        if !self.shared_ok.load(Ordering::Relaxed) {
+            return Err("Redis unreachable");
+        }
+        if !self.content_ok.load(Ordering::Relaxed) {
+            return Err("content store unreachable");
         }
         if self.settings().docs.healthcheck_interval.is_some()
             && !self.upstream_healthy.load(Ordering::Relaxed)
@@ -104,6 +124,44 @@ impl Core {
             Err(why) => tracing::warn!(reason = why, "not ready: {why} (/readyz answers 503)"),
         }
     }
+}
+
+/// Checks Redis and the content store every `every` until `shutdown`, so `/readyz` says
+/// when either is unreachable (and a log line says which, once per change).
+pub(crate) fn spawn_backend_checker(
+    core: Arc<Core>,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let redis = tokio::time::timeout(every, core.shared.ping()).await;
+            let redis_ok = matches!(redis, Ok(Ok(())));
+            if !redis_ok && core.shared_ok.load(Ordering::Relaxed) {
+                let why = match redis {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer in time".into(),
+                };
+                tracing::error!(error = %why, "Redis unreachable: requests that need shared state answer 503");
+            }
+            core.shared_ok.store(redis_ok, Ordering::Relaxed);
+            let content = tokio::time::timeout(every, core.content.check()).await;
+            let content_ok = matches!(content, Ok(Ok(())));
+            if !content_ok && core.content_ok.load(Ordering::Relaxed) {
+                let why = match content {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer in time".into(),
+                };
+                tracing::error!(store = %core.content.describe(), error = %why, "content store unreachable: requests that need content answer 503");
+            }
+            core.content_ok.store(content_ok, Ordering::Relaxed);
+            core.report_readiness();
+        }
+    });
 }
 
 /// A face's handle: the shared [`Core`] (through `Deref`) and the face's own state in

@@ -19,6 +19,39 @@ pub(crate) struct RawConfig {
     pub(crate) upstream: RawUpstream,
     #[serde(default)]
     pub(crate) client_face: RawClientFace,
+    #[serde(default)]
+    pub(crate) cluster: RawCluster,
+    #[serde(default)]
+    pub(crate) content: RawContent,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub(crate) redis_url: Option<String>,
+    pub(crate) key_prefix: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) lease_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawContent {
+    pub(crate) store: Option<String>,
+    pub(crate) dir: Option<String>,
+    #[serde(default)]
+    pub(crate) s3: RawS3,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawS3 {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) bucket: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) secret_access_key_file: Option<String>,
+    pub(crate) path_style: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -147,10 +147,14 @@ async fn operators_list_retry_and_discard_pending_deliveries() {
             .iter()
             .all(|d| d["id"] != two.as_str())
     );
-    let discarded = s.gw.data_dir().join("spool/host/deliveries/discarded");
+    // Kept aside with the discarded ones (durably), its content still in the content store.
+    let hex: String = two.bytes().map(|b| format!("{b:02x}")).collect();
+    let record = s.gw.data_dir().join("state/discarded").join(hex);
+    let kept: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(kept["id"], two.as_str());
+    let key = kept["content"].as_str().unwrap();
     assert!(
-        discarded.join(format!("{two}.json")).exists()
-            && discarded.join(format!("{two}.bin")).exists(),
+        s.gw.data_dir().join("content").join(key).exists(),
         "discarded deliveries are kept aside, not deleted"
     );
 }

@@ -125,6 +125,7 @@ impl Setup {
     }
 }
 
+mod cluster;
 mod deliveries;
 mod locks;
 mod security;

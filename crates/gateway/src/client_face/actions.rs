@@ -30,12 +30,12 @@ async fn action(
     let bytes = crate::body::read_body(body, 64 * 1024).await?;
     let req: Value = serde_json::from_slice(&bytes)
         .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
-    let session = state
+    let s = state
         .face
         .editors
-        .get(key)
+        .peek(key)
+        .await?
         .ok_or(GatewayError::NotFound("document session"))?;
-    let s = session.lock().await;
     let token = s
         .write_token(std::slice::from_ref(uid), state.now_ms())
         .map(str::to_owned)
@@ -45,7 +45,7 @@ async fn action(
         wopi_src: s.wopi_src.clone(),
         token,
         lock: s.lock_id.clone().unwrap_or_default(),
-        ext: s.ext.clone(),
+        ext: s.ext,
     })
 }
 

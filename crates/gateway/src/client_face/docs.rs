@@ -59,13 +59,13 @@ pub(crate) async fn download(
     Path(key): Path<String>,
     _docs: super::auth::DocsRequest,
 ) -> Result<Response, GatewayError> {
-    let session = state
+    let s = state
         .face
         .editors
-        .get(&key)
+        .peek(&key)
+        .await?
         .ok_or(GatewayError::NotFound("document session"))?;
     let (wopi_src, token) = {
-        let s = session.lock().await;
         (
             s.wopi_src.clone(),
             s.read_token(state.now_ms())
@@ -204,8 +204,24 @@ async fn handle_callback(
     status: Option<CallbackStatus>,
     cb: &Callback,
 ) -> (&'static str, Response) {
-    let Some(session) = state.face.editors.get(key) else {
-        if state.face.editors.finished_recently(key) {
+    let session = match state.face.editors.get(key).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(key, error = %e, "callback from Docs: the shared state is unavailable; Docs retries");
+            return (
+                "unavailable",
+                answer(1, Some("shared state unavailable, retry later")),
+            );
+        }
+    };
+    let Some(mut s) = session else {
+        if state
+            .face
+            .editors
+            .finished_recently(key)
+            .await
+            .unwrap_or(false)
+        {
             return ("ok", answer(0, None));
         }
         tracing::warn!(
@@ -215,7 +231,6 @@ async fn handle_callback(
         );
         return ("unknown_key", answer(1, Some("unknown document key")));
     };
-    let mut s = session.lock().await;
     tracing::info!(
         key,
         status = cb.status,
@@ -260,11 +275,11 @@ async fn on_editing(
 async fn on_closed(
     state: &ClientCtx,
     key: &str,
-    mut s: tokio::sync::MutexGuard<'_, super::editors::Editor>,
+    mut s: super::editors::EditorGuard,
 ) -> (&'static str, Response) {
+    let _ = key;
     unlock_and_finish(state, &mut s).await;
-    drop(s);
-    state.face.editors.finish(key);
+    s.finish().await;
     ("ok", answer(0, None))
 }
 
@@ -274,7 +289,7 @@ async fn on_corrupted(
     key: &str,
     status: Option<CallbackStatus>,
     cb: &Callback,
-    mut s: tokio::sync::MutexGuard<'_, super::editors::Editor>,
+    mut s: super::editors::EditorGuard,
 ) -> (&'static str, Response) {
     let wopi_src = s.wopi_src.clone();
     let mut from = None;
@@ -299,8 +314,7 @@ async fn on_corrupted(
     .await;
     if status == Some(CallbackStatus::Corrupted) {
         unlock_and_finish(state, &mut s).await;
-        drop(s);
-        state.face.editors.finish(key);
+        s.finish().await;
     }
     ("ok", answer(0, None))
 }

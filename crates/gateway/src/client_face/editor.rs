@@ -6,6 +6,7 @@
 use super::editors::{Editor, UserAuth};
 use super::host;
 use crate::client_face::ClientCtx;
+use crate::cluster::Keep;
 use crate::error::GatewayError;
 use crate::settings::Profile;
 use crate::urls;
@@ -283,20 +284,22 @@ async fn build_page(
             key = document_key('v', &o.wopi_src, &version);
         }
     }
-    let session = state.face.editors.get_or_insert(&key, || Editor {
-        wopi_src: o.wopi_src.clone(),
-        ext: ext.clone(),
-        name: info.base_file_name.clone(),
-        edit,
-        supports_locks,
-        lock_id: None,
-        users: HashMap::new(),
-        version: Some(info.version.clone()).filter(|v| !v.is_empty()),
-        last_modified: info.last_modified_time.clone(),
-        refresher: None,
-    });
+    let mut s = state
+        .face
+        .editors
+        .get_or_insert(&key, || Editor {
+            wopi_src: o.wopi_src.clone(),
+            ext: ext.clone(),
+            name: info.base_file_name.clone(),
+            edit,
+            supports_locks,
+            lock_id: None,
+            users: HashMap::new(),
+            version: Some(info.version.clone()).filter(|v| !v.is_empty()),
+            last_modified: info.last_modified_time.clone(),
+        })
+        .await?;
     {
-        let mut s = session.lock().await;
         s.users.insert(
             info.user_id.clone(),
             UserAuth {
@@ -307,10 +310,10 @@ async fn build_page(
         );
         if edit && supports_locks {
             s.lock_id = Some(key.clone());
-            if s.refresher.is_none() {
-                s.refresher = Some(spawn_refresher(state.clone(), key.clone()));
-            }
+            note_refreshed(state, &key).await?;
         }
+        s.save().await?;
+        drop(s);
     }
     let settings = state.settings();
     let base = settings.server.internal_url.base();
@@ -451,51 +454,139 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
     )
 }
 
-/// RefreshLock every `client_face.lock_refresh` while the session holds a lock.
-fn spawn_refresher(state: ClientCtx, key: String) -> tokio::task::JoinHandle<()> {
+/// When each key's lock was last taken or refreshed on the host (Unix ms).
+const NS_REFRESHED: &str = "refreshed";
+/// Who keeps each key's RefreshLock cadence (a lease).
+const NS_REFRESH_LEASE: &str = "refresh-lease";
+
+/// Notes that the host's lock of `key` was just taken or refreshed.
+pub(crate) async fn note_refreshed(state: &ClientCtx, key: &str) -> Result<(), GatewayError> {
+    let ttl = state.settings().client_face.lock_refresh * 4;
+    state
+        .shared
+        .put(
+            NS_REFRESHED,
+            key,
+            state.now_ms().to_string().into_bytes(),
+            Keep::For(ttl),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Keeps the RefreshLock cadence of every locked session until `shutdown`: each key's
+/// cadence is kept by the one instance holding its lease (half a refresh period, extended
+/// every quarter), so when that instance dies another takes the key over within one period.
+/// On shutdown the leases are handed back at once.
+pub(crate) fn spawn_refresh_loop(state: ClientCtx, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
+        let owner = format!(
+            "{}/{}",
+            state.shared.instance,
+            crate::random::hex::<6>().unwrap_or_default()
+        );
+        let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
-            tokio::time::sleep(state.settings().client_face.lock_refresh).await;
-            let Some(session) = state.face.editors.get(&key) else {
-                return;
-            };
-            let (wopi_src, lock, token, expected) = {
-                let s = session.lock().await;
-                let Some(lock) = s.lock_id.clone() else {
-                    return;
-                };
-                let Some(token) = s.write_token(&[], state.now_ms()).map(str::to_owned) else {
-                    tracing::warn!("no valid write token left to refresh the lock");
-                    state
-                        .metrics
-                        .lock_refreshes
-                        .with_label_values(&["error"])
-                        .inc();
-                    continue;
-                };
-                (s.wopi_src.clone(), lock, token, s.expected())
-            };
-            let r = host::lock_op(&state, &wopi_src, &token, "RefreshLock", &lock).await;
-            state
-                .metrics
-                .lock_refreshes
-                .with_label_values(&[if r.is_ok() { "ok" } else { "error" }])
-                .inc();
-            match r {
-                Ok(()) => {}
-                Err(GatewayError::HostRefused { refusal, .. }) if refusal.lock_lost() => {
-                    // The host forgot the lock (expired, cleaned up): take it again with the
-                    // same id while the file is unchanged, so the final save still lands.
-                    tracing::warn!(%refusal, "RefreshLock: the host holds no lock on the file; locking again");
-                    if let Err(e) = host::relock(&state, &wopi_src, &token, &lock, &expected).await
-                    {
-                        tracing::error!(error = %e, "the lost lock could not be taken again; a save will be kept as a recovery copy if the host refuses it");
+            let period = state.settings().client_face.lock_refresh;
+            let tick = (period / 4).max(std::time::Duration::from_millis(50));
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    for key in &held {
+                        let _ = state.shared.release(NS_REFRESH_LEASE, key, &owner).await;
                     }
+                    return;
                 }
-                Err(e) => tracing::warn!(error = %e, "RefreshLock failed"),
+                () = tokio::time::sleep(tick) => {}
+            }
+            let keys = match state.face.editors.keys().await {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list the editor sessions to refresh their locks");
+                    continue;
+                }
+            };
+            held.retain(|k| keys.contains(k));
+            for key in keys {
+                match refresh_if_due(&state, &key, &owner, period).await {
+                    Ok(true) => {
+                        held.insert(key);
+                    }
+                    Ok(false) => {
+                        held.remove(&key);
+                    }
+                    Err(e) => tracing::warn!(key, error = %e, "RefreshLock round failed"),
+                }
             }
         }
-    })
+    });
+}
+
+/// Refreshes `key`'s lock when this instance holds (or takes) its lease and a period passed
+/// since the last refresh on any instance; returns whether the lease is held.
+async fn refresh_if_due(
+    state: &ClientCtx,
+    key: &str,
+    owner: &str,
+    period: std::time::Duration,
+) -> Result<bool, GatewayError> {
+    let Some(s) = state.face.editors.peek(key).await? else {
+        return Ok(false);
+    };
+    let Some(lock) = s.lock_id.clone() else {
+        let _ = state.shared.release(NS_REFRESH_LEASE, key, owner).await;
+        return Ok(false);
+    };
+    if !state
+        .shared
+        .lease(NS_REFRESH_LEASE, key, owner, period / 2)
+        .await?
+    {
+        return Ok(false);
+    }
+    let now = state.now_ms();
+    let last = state
+        .shared
+        .get(NS_REFRESHED, key)
+        .await?
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    if now.saturating_sub(last) < period.as_millis() as u64 {
+        return Ok(true);
+    }
+    let Some(token) = s.write_token(&[], now).map(str::to_owned) else {
+        tracing::warn!(key, "no valid write token left to refresh the lock");
+        state
+            .metrics
+            .lock_refreshes
+            .with_label_values(&["error"])
+            .inc();
+        return Ok(true);
+    };
+    let r = host::lock_op(state, &s.wopi_src, &token, "RefreshLock", &lock).await;
+    state
+        .metrics
+        .lock_refreshes
+        .with_label_values(&[if r.is_ok() { "ok" } else { "error" }])
+        .inc();
+    match r {
+        Ok(()) => note_refreshed(state, key).await?,
+        Err(GatewayError::HostRefused { refusal, .. }) if refusal.lock_lost() => {
+            // The host forgot the lock (expired, cleaned up): take it again with the
+            // same id while the file is unchanged, so the final save still lands.
+            tracing::warn!(%refusal, "RefreshLock: the host holds no lock on the file; locking again");
+            match host::relock(state, &s.wopi_src, &token, &lock, &s.expected()).await {
+                Ok(()) => note_refreshed(state, key).await?,
+                Err(e) => {
+                    tracing::error!(error = %e, "the lost lock could not be taken again; a save will be kept as a recovery copy if the host refuses it")
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "RefreshLock failed");
+            // Try again next tick rather than a whole period later.
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

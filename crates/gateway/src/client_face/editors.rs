@@ -1,12 +1,17 @@
 //! Per-Docs-key state: co-editors of one document share one key, one lock and one session.
+//!
+//! The state is in the shared state (memory for one instance, Redis for several), so Docs'
+//! download, its callbacks, Save As and Rename may land on any instance. Work on one key is
+//! serialised across the cluster by the key's mutex ([`Editors::get`] holds it until the
+//! [`EditorGuard`] goes, and writes the state back then).
 
-use dashmap::DashMap;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex as StdMutex};
-use tokio::sync::Mutex;
+use crate::cluster::{Keep, Shared, SharedError, SharedGuard};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
 
 /// One user's credentials for the host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct UserAuth {
     /// The access token the host gave (form field).
     pub token: String,
@@ -17,7 +22,7 @@ pub(crate) struct UserAuth {
 }
 
 /// One editing (or viewing) session.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Editor {
     /// The host's WOPISrc.
     pub wopi_src: String,
@@ -38,8 +43,6 @@ pub(crate) struct Editor {
     pub version: Option<String>,
     /// `LastModifiedTime` at open or from the host's last PutFile answer (Nextcloud style).
     pub last_modified: Option<String>,
-    /// The RefreshLock loop.
-    pub refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Editor {
@@ -74,54 +77,156 @@ impl Editor {
     }
 }
 
-impl Drop for Editor {
-    fn drop(&mut self) {
-        if let Some(r) = self.refresher.take() {
-            r.abort();
+/// Editor states by Docs key.
+pub(crate) const NS_EDITOR: &str = "editor";
+const NS_EDITOR_MUTEX: &str = "editor-mutex";
+/// Keys finished recently (Docs may resend a status 2).
+const NS_FINISHED: &str = "finished";
+/// How long a finished key is remembered.
+const FINISHED_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a callback waits for another one on the same key (e.g. a large save).
+const MUTEX_WAIT: Duration = Duration::from_secs(120);
+
+/// Every session, in the shared state.
+#[derive(Debug, Clone)]
+pub(crate) struct Editors {
+    shared: Shared,
+}
+
+/// A session under its key's mutex. Written back to the shared state when it goes (unless
+/// [`EditorGuard::finish`] ended it), then the mutex is released.
+pub(crate) struct EditorGuard {
+    key: String,
+    editor: Editor,
+    shared: Shared,
+    guard: Option<SharedGuard>,
+    dirty: bool,
+}
+
+impl std::fmt::Debug for EditorGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EditorGuard")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for EditorGuard {
+    type Target = Editor;
+    fn deref(&self) -> &Editor {
+        &self.editor
+    }
+}
+
+impl std::ops::DerefMut for EditorGuard {
+    fn deref_mut(&mut self) -> &mut Editor {
+        self.dirty = true;
+        &mut self.editor
+    }
+}
+
+impl EditorGuard {
+    /// Writes the state now (errors reach the caller).
+    pub(crate) async fn save(&mut self) -> Result<(), SharedError> {
+        self.shared
+            .put_json(NS_EDITOR, &self.key, &self.editor, Keep::Listed)
+            .await?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Ends the session: forgets its state, remembers its key for resent callbacks.
+    pub(crate) async fn finish(mut self) {
+        self.dirty = false;
+        if let Err(e) = self.shared.delete(NS_EDITOR, &self.key).await {
+            tracing::error!(key = %self.key, error = %e, "cannot remove a finished editor state");
+        }
+        if let Err(e) = self
+            .shared
+            .put(NS_FINISHED, &self.key, Vec::new(), Keep::For(FINISHED_TTL))
+            .await
+        {
+            tracing::warn!(key = %self.key, error = %e, "cannot remember a finished key");
         }
     }
 }
 
-/// Every session, plus the keys recently finished (Docs may resend a status 2).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Editors {
-    map: Arc<DashMap<String, Arc<Mutex<Editor>>>>,
-    finished: Arc<StdMutex<VecDeque<String>>>,
+impl Drop for EditorGuard {
+    fn drop(&mut self) {
+        let guard = self.guard.take();
+        if !self.dirty {
+            return;
+        }
+        // Written back before the mutex is released, so the next holder reads it.
+        let (shared, key, editor) = (self.shared.clone(), self.key.clone(), self.editor.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = shared
+                    .put_json(NS_EDITOR, &key, &editor, Keep::Listed)
+                    .await
+                {
+                    tracing::error!(key, error = %e, "cannot write the editor state back");
+                }
+                drop(guard);
+            });
+        }
+    }
 }
 
 impl Editors {
-    /// The session of a key.
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<Mutex<Editor>>> {
-        self.map.get(key).map(|s| s.clone())
+    /// The sessions in `shared`.
+    pub(crate) fn new(shared: Shared) -> Self {
+        Editors { shared }
     }
 
-    /// The session of a key, created by `init` when missing.
-    pub(crate) fn get_or_insert(
+    /// The session of a key, under its mutex.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<EditorGuard>, SharedError> {
+        let guard = self.shared.mutex(NS_EDITOR_MUTEX, key, MUTEX_WAIT).await?;
+        Ok(self
+            .shared
+            .get_json::<Editor>(NS_EDITOR, key)
+            .await?
+            .map(|editor| EditorGuard {
+                key: key.to_owned(),
+                editor,
+                shared: self.shared.clone(),
+                guard: Some(guard),
+                dirty: false,
+            }))
+    }
+
+    /// The session of a key under its mutex, created by `init` when missing.
+    pub(crate) async fn get_or_insert(
         &self,
         key: &str,
         init: impl FnOnce() -> Editor,
-    ) -> Arc<Mutex<Editor>> {
-        self.map
-            .entry(key.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(init())))
-            .clone()
+    ) -> Result<EditorGuard, SharedError> {
+        let guard = self.shared.mutex(NS_EDITOR_MUTEX, key, MUTEX_WAIT).await?;
+        let (editor, dirty) = match self.shared.get_json::<Editor>(NS_EDITOR, key).await? {
+            Some(e) => (e, false),
+            None => (init(), true),
+        };
+        Ok(EditorGuard {
+            key: key.to_owned(),
+            editor,
+            shared: self.shared.clone(),
+            guard: Some(guard),
+            dirty,
+        })
     }
 
-    /// Ends a session; remembers its key for resent callbacks.
-    pub(crate) fn finish(&self, key: &str) {
-        self.map.remove(key);
-        if let Ok(mut f) = self.finished.lock() {
-            f.push_back(key.to_owned());
-            while f.len() > 4096 {
-                f.pop_front();
-            }
-        }
+    /// The keys of every open session.
+    pub(crate) async fn keys(&self) -> Result<Vec<String>, SharedError> {
+        self.shared.ids(NS_EDITOR).await
+    }
+
+    /// A session's state without its mutex (a snapshot).
+    pub(crate) async fn peek(&self, key: &str) -> Result<Option<Editor>, SharedError> {
+        self.shared.get_json(NS_EDITOR, key).await
     }
 
     /// Whether a key finished recently.
-    pub(crate) fn finished_recently(&self, key: &str) -> bool {
-        self.finished
-            .lock()
-            .is_ok_and(|f| f.iter().any(|k| k == key))
+    pub(crate) async fn finished_recently(&self, key: &str) -> Result<bool, SharedError> {
+        Ok(self.shared.get(NS_FINISHED, key).await?.is_some())
     }
 }

@@ -273,7 +273,7 @@ pub(crate) async fn on_save(
     key: &str,
     status: Option<CallbackStatus>,
     cb: &Callback,
-    mut s: tokio::sync::MutexGuard<'_, super::editors::Editor>,
+    mut s: super::editors::EditorGuard,
 ) -> (&'static str, Response) {
     let exit = status == Some(CallbackStatus::MustSave);
     let Some(url) = cb.url.as_deref() else {
@@ -317,8 +317,7 @@ pub(crate) async fn on_save(
             );
             if exit {
                 unlock_and_finish(state, &mut s).await;
-                drop(s);
-                state.face.editors.finish(key);
+                s.finish().await;
             }
             ("ok", answer(0, None))
         }
@@ -338,8 +337,7 @@ pub(crate) async fn on_save(
                 // As ONLYOFFICE does after a failed final save: release the lock; the
                 // recovery copy (and Docs' forgotten copy) hold the edit.
                 unlock_and_finish(state, &mut s).await;
-                drop(s);
-                state.face.editors.finish(key);
+                s.finish().await;
             }
             (
                 "failed",
@@ -451,9 +449,6 @@ fn submitted_form_name(original: &str, ext: &str, user: Option<&str>, unix_ms: u
 }
 
 pub(crate) async fn unlock_and_finish(state: &ClientCtx, s: &mut super::editors::Editor) {
-    if let Some(r) = s.refresher.take() {
-        r.abort();
-    }
     let Some(lock) = s.lock_id.take() else { return };
     let Some(token) = s.write_token(&[], state.now_ms()).map(str::to_owned) else {
         tracing::warn!("no valid token left to unlock; the host's lock will expire");

@@ -115,14 +115,19 @@ impl FromRequestParts<HostCtx> for DownloadAuth {
             .metrics
             .count_jwt("download", jwt::verify(&state.face.token_secret, token))
             .map_err(GatewayError::token(Credential::DownloadToken))?;
-        if claims.get("did").and_then(serde_json::Value::as_str) != Some(id.as_str())
-            || claims.get("exp").is_none()
-        {
-            return Err(GatewayError::Forbidden(
+        // `ck`: the content-store key; the path names its last segment (without `.bin`).
+        let key = claims
+            .get("ck")
+            .and_then(serde_json::Value::as_str)
+            .filter(|k| {
+                k.rsplit('/').next().and_then(|n| n.strip_suffix(".bin")) == Some(id.as_str())
+            });
+        match (key, claims.get("exp")) {
+            (Some(key), Some(_)) => Ok(DownloadAuth(key.to_owned())),
+            _ => Err(GatewayError::Forbidden(
                 "download token is for another file".into(),
-            ));
+            )),
         }
-        Ok(DownloadAuth(id))
     }
 }
 

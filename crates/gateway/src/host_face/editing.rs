@@ -4,19 +4,17 @@
 //! status 2 if content was staged, else 4.
 
 use super::HostCtx;
-use super::files::{self, FileEntry};
+use super::files::{self, FileEntry, FileHandle};
 use super::token;
+use crate::cluster::Keep;
 use crate::error::GatewayError;
 use docs_api::{ActionKind, Callback, CallbackAction};
-use std::sync::Arc;
+use std::time::Duration;
 
 /// The file's state: known from the session open, or rebuilt from the self-contained access
 /// token (e.g. after the spool was lost).
-pub(crate) async fn entry_for(
-    state: &HostCtx,
-    c: &token::AccessClaims,
-) -> Result<Arc<tokio::sync::Mutex<FileEntry>>, GatewayError> {
-    let init = || files::FileMeta {
+pub(crate) fn entry_for(state: &HostCtx, c: &token::AccessClaims) -> FileHandle {
+    state.face.files.handle(files::FileMeta {
         file_id: c.fid.clone(),
         integrator: c.int.clone(),
         doc_url: c.url.clone(),
@@ -27,8 +25,42 @@ pub(crate) async fn entry_for(
         callback_url: c.cb.clone(),
         version: format!("k.{}", c.key),
         ..Default::default()
+    })
+}
+
+/// Files whose editing session has editors (listed, so the idle sweeper finds them).
+const NS_SESSION: &str = "session";
+/// When a file last saw a WOPI request (Unix ms).
+const NS_ACTIVITY: &str = "activity";
+
+/// Notes a WOPI request on a file (written to the shared state at most once a second per
+/// file and instance; the local stamp updates in place).
+pub(crate) async fn touch(state: &HostCtx, fid: &str) -> Result<(), GatewayError> {
+    let now = state.now_ms();
+    let due = match state.face.activity.get_mut(fid) {
+        Some(at) if now.saturating_sub(*at) < 1000 => false,
+        Some(mut at) => {
+            *at = now;
+            true
+        }
+        None => {
+            state.face.activity.insert(fid.to_owned(), now);
+            true
+        }
     };
-    Ok(state.face.files.get_or_create(&c.fid, init).await?)
+    if due {
+        let ttl = state.settings().host_face.session_idle_timeout * 2 + Duration::from_secs(60);
+        state
+            .shared
+            .put(
+                NS_ACTIVITY,
+                fid,
+                now.to_string().into_bytes(),
+                Keep::For(ttl),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Adds a user to the file's editing session; a new editor is announced with status 1.
@@ -42,6 +74,10 @@ pub(crate) async fn join(
     }
     entry.meta.editors.push(user.to_owned());
     entry.persist().await?;
+    state
+        .shared
+        .put(NS_SESSION, &entry.meta.file_id, Vec::new(), Keep::Listed)
+        .await?;
     tracing::info!(file_id = %entry.meta.file_id, editors = entry.meta.editors.len(), stage = "editor-joined", "editor joined the session");
     if let Some(cb) = entry.meta.callback_url.clone() {
         let body = Callback::editing(
@@ -71,11 +107,11 @@ pub(crate) async fn end_session(
     file_id: &str,
     why: &'static str,
 ) -> Result<(), GatewayError> {
-    let Some(entry) = state.face.files.get(file_id) else {
+    let Some(mut e) = state.face.files.lock_existing(file_id).await? else {
         return Ok(());
     };
-    let mut e = entry.lock().await;
     if e.meta.editors.is_empty() && !e.meta.session_modified {
+        state.shared.delete(NS_SESSION, file_id).await?;
         return Ok(());
     }
     let last = e
@@ -96,7 +132,7 @@ pub(crate) async fn end_session(
             let lastsave = crate::clock::js_time(e.meta.modified_ms);
             if e.meta.session_modified {
                 let content = e
-                    .content_path()
+                    .content_key()
                     .ok_or_else(|| GatewayError::Internal("modified file has no content".into()))?;
                 let body =
                     Callback::must_save(&e.meta.doc_key, &last, lastsave, !e.meta.undelivered);
@@ -133,6 +169,7 @@ pub(crate) async fn end_session(
     e.meta.session_modified = false;
     e.meta.undelivered = false;
     e.persist().await?;
+    state.shared.delete(NS_SESSION, file_id).await?;
     Ok(())
 }
 
@@ -167,8 +204,15 @@ pub(crate) fn spawn_idle_sweeper(state: HostCtx, shutdown: tokio_util::sync::Can
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(tick) => {}
             }
-            for (fid, entry) in state.face.files.entries() {
-                if let Err(e) = end_if_idle(&state, &fid, &entry, idle).await {
+            let sessions = match state.shared.ids(NS_SESSION).await {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list editing sessions for the idle check");
+                    continue;
+                }
+            };
+            for fid in sessions {
+                if let Err(e) = end_if_idle(&state, &fid, idle).await {
                     tracing::warn!(file_id = %fid, error = %e, "idle check of an editing session failed");
                 }
             }
@@ -176,18 +220,34 @@ pub(crate) fn spawn_idle_sweeper(state: HostCtx, shutdown: tokio_util::sync::Can
     });
 }
 
+/// Ends the session of `fid` when it saw no WOPI request on any instance for `idle` and
+/// holds no lock (every instance may check: ending is idempotent under the file's mutex).
 async fn end_if_idle(
     state: &HostCtx,
     fid: &str,
-    entry: &tokio::sync::Mutex<FileEntry>,
     idle: std::time::Duration,
 ) -> Result<(), GatewayError> {
-    if entry.lock().await.meta.editors.is_empty() {
-        return Ok(());
-    }
     let now = state.now_ms();
-    // A session from before a restart has no activity yet: its idle time starts now.
-    let last = *state.face.activity.entry(fid.to_owned()).or_insert(now);
+    let last = match state.shared.get(NS_ACTIVITY, fid).await? {
+        Some(v) => std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(now),
+        None => {
+            // A session from before a restart has no activity yet: its idle time starts now.
+            let ttl = idle * 2 + Duration::from_secs(60);
+            state
+                .shared
+                .put(
+                    NS_ACTIVITY,
+                    fid,
+                    now.to_string().into_bytes(),
+                    Keep::For(ttl),
+                )
+                .await?;
+            now
+        }
+    };
     if now.saturating_sub(last) < idle.as_millis() as u64 {
         return Ok(());
     }
@@ -196,6 +256,7 @@ async fn end_if_idle(
         return Ok(());
     }
     state.face.activity.remove(fid);
+    state.shared.delete(NS_ACTIVITY, fid).await?;
     tracing::info!(file_id = %fid, idle_seconds = idle.as_secs(), "editing session idle without a lock");
     end_session(state, fid, "idle without a lock").await
 }

@@ -1,15 +1,13 @@
-//! Per-file state of the host face, persisted in the spool so an edit survives a restart.
+//! Per-file state of the host face, in the shared state (data_dir for one instance, Redis
+//! for several) so an edit survives a restart and every instance sees the same file.
 //!
-//! Each file has a folder `files/<file_id>/` with `meta.json` and its content files:
-//! `orig-<n>.bin` (downloaded from document.url) or `v-<version>.bin` (staged by PutFile).
-//! A file's state is behind an async mutex: operations on one file are serialised, different
-//! files never wait on each other.
+//! A file's content lives in the content store under `files/<file_id>/`: `orig-<n>.bin`
+//! (downloaded from document.url) or `<version>.bin` (staged by PutFile).
 
+use crate::cluster::{Keep, Shared, SharedError, SharedGuard};
 use crate::spool;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
-use std::sync::Arc;
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 /// What the gateway knows of one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,40 +50,41 @@ pub(crate) struct FileMeta {
     pub last_editor: Option<String>,
 }
 
-/// One file: its folder and state.
+/// One file's state, held under the file's mutex (cluster-wide with Redis): operations on
+/// one file are serialised on every instance, different files never wait on each other.
+/// The mutex is released when this goes.
 #[derive(Debug)]
 pub(crate) struct FileEntry {
-    /// `files/<file_id>/`
-    pub dir: PathBuf,
     /// The state.
     pub meta: FileMeta,
+    shared: Shared,
+    _guard: SharedGuard,
+}
+
+/// The content-store key of a file's content named `name`.
+pub(crate) fn content_key(file_id: &str, name: &str) -> String {
+    format!("files/{file_id}/{name}")
 }
 
 impl FileEntry {
-    /// Path of the current content, when fetched.
-    pub(crate) fn content_path(&self) -> Option<PathBuf> {
-        self.meta.content.as_ref().map(|c| self.dir.join(c))
+    /// Content-store key of the current content, when fetched.
+    pub(crate) fn content_key(&self) -> Option<String> {
+        self.meta
+            .content
+            .as_ref()
+            .map(|c| content_key(&self.meta.file_id, c))
     }
 
-    /// Writes `meta.json` durably.
-    pub(crate) async fn persist(&self) -> std::io::Result<()> {
-        let json = serde_json::to_vec_pretty(&self.meta).map_err(std::io::Error::other)?;
-        spool::write_atomic(&self.dir.join("meta.json"), &json).await
+    /// Writes the state (durably: fsync'd to data_dir, or to Redis).
+    pub(crate) async fn persist(&self) -> Result<(), SharedError> {
+        self.shared
+            .put_json(NS_FILE, &self.meta.file_id, &self.meta, Keep::Durable)
+            .await
     }
 
-    /// Replaces the content file, removing the previous one (deliveries hold their own links).
-    pub(crate) async fn set_content(
-        &mut self,
-        name: String,
-        written: &spool::Written,
-        modified_ms: u64,
-    ) {
-        if let Some(old) = self
-            .content_path()
-            .filter(|_| self.meta.content.as_deref() != Some(name.as_str()))
-        {
-            let _ = tokio::fs::remove_file(old).await;
-        }
+    /// Points at new content. The previous content stays in the store until the janitor
+    /// finds nothing (the file, a pending delivery, a live download URL) refers to it.
+    pub(crate) fn set_content(&mut self, name: String, written: &spool::Written, modified_ms: u64) {
         self.meta.content = Some(name);
         self.meta.size = written.size;
         self.meta.sha256.clone_from(&written.sha256);
@@ -93,78 +92,89 @@ impl FileEntry {
     }
 }
 
-/// Every file the host face knows.
+/// The namespace of file states in the shared state.
+pub(crate) const NS_FILE: &str = "file";
+const NS_FILE_MUTEX: &str = "file-mutex";
+/// How long a request waits for another one on the same file (e.g. a document download).
+const MUTEX_WAIT: Duration = Duration::from_secs(120);
+
+/// Every file the host face knows: in the shared state.
 #[derive(Debug, Clone)]
 pub(crate) struct Files {
-    root: PathBuf,
-    map: Arc<dashmap::DashMap<String, Arc<Mutex<FileEntry>>>>,
+    shared: Shared,
+}
+
+/// A file to work on: [`FileHandle::lock`] takes its mutex and reads its state.
+#[derive(Debug, Clone)]
+pub(crate) struct FileHandle {
+    files: Files,
+    init: FileMeta,
+}
+
+impl FileHandle {
+    /// The file's state under its mutex, created from the token's claims when unknown.
+    pub(crate) async fn lock(&self) -> Result<FileEntry, SharedError> {
+        let fid = &self.init.file_id;
+        let guard = self
+            .files
+            .shared
+            .mutex(NS_FILE_MUTEX, fid, MUTEX_WAIT)
+            .await?;
+        let stored = self.files.shared.get_json::<FileMeta>(NS_FILE, fid).await?;
+        let entry = FileEntry {
+            meta: stored.clone().unwrap_or_else(|| self.init.clone()),
+            shared: self.files.shared.clone(),
+            _guard: guard,
+        };
+        if stored.is_none() {
+            entry.persist().await?;
+        }
+        Ok(entry)
+    }
 }
 
 impl Files {
-    /// Opens the registry under `root` (`…/spool/host/files`), loading every saved state.
-    pub(crate) async fn open(root: PathBuf) -> std::io::Result<Self> {
-        tokio::fs::create_dir_all(&root).await?;
-        let files = Files {
-            root: root.clone(),
-            map: Arc::new(dashmap::DashMap::new()),
-        };
-        let mut entries = tokio::fs::read_dir(&root).await?;
-        while let Some(e) = entries.next_entry().await? {
-            let dir = e.path();
-            let meta_path = dir.join("meta.json");
-            let Ok(bytes) = tokio::fs::read(&meta_path).await else {
-                continue;
-            };
-            match serde_json::from_slice::<FileMeta>(&bytes) {
-                Ok(meta) => {
-                    files.map.insert(
-                        meta.file_id.clone(),
-                        Arc::new(Mutex::new(FileEntry { dir, meta })),
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(path = %meta_path.display(), error = %e, "unreadable file state in the spool; left in place")
-                }
-            }
+    /// The registry in `shared`.
+    pub(crate) fn new(shared: Shared) -> Self {
+        Files { shared }
+    }
+
+    /// A handle on a file, created from `init` when unknown.
+    pub(crate) fn handle(&self, init: FileMeta) -> FileHandle {
+        FileHandle {
+            files: self.clone(),
+            init,
         }
-        Ok(files)
     }
 
-    /// The entry of a file, if known.
-    /// Every file's id and entry (a snapshot).
-    pub(crate) fn entries(&self) -> Vec<(String, Arc<Mutex<FileEntry>>)> {
-        self.map
-            .iter()
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect()
-    }
-
-    pub(crate) fn get(&self, file_id: &str) -> Option<Arc<Mutex<FileEntry>>> {
-        self.map.get(file_id).map(|e| e.clone())
-    }
-
-    /// The entry of a file, created from `init` when unknown.
-    pub(crate) async fn get_or_create(
+    /// A known file's state under its mutex; `None` when the file is unknown.
+    pub(crate) async fn lock_existing(
         &self,
         file_id: &str,
-        init: impl FnOnce() -> FileMeta,
-    ) -> std::io::Result<Arc<Mutex<FileEntry>>> {
-        if let Some(e) = self.get(file_id) {
-            return Ok(e);
-        }
-        let dir = self.root.join(file_id);
-        tokio::fs::create_dir_all(&dir).await?;
-        let entry = self
-            .map
-            .entry(file_id.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(FileEntry { dir, meta: init() })))
-            .clone();
-        {
-            let e = entry.lock().await;
-            if !e.dir.join("meta.json").exists() {
-                e.persist().await?;
-            }
-        }
-        Ok(entry)
+    ) -> Result<Option<FileEntry>, SharedError> {
+        let guard = self
+            .shared
+            .mutex(NS_FILE_MUTEX, file_id, MUTEX_WAIT)
+            .await?;
+        Ok(self
+            .shared
+            .get_json::<FileMeta>(NS_FILE, file_id)
+            .await?
+            .map(|meta| FileEntry {
+                meta,
+                shared: self.shared.clone(),
+                _guard: guard,
+            }))
+    }
+
+    /// Every file's state (a snapshot, without the mutexes).
+    pub(crate) async fn snapshot(&self) -> Result<Vec<FileMeta>, SharedError> {
+        Ok(self
+            .shared
+            .all_json::<FileMeta>(NS_FILE)
+            .await?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect())
     }
 }

@@ -110,14 +110,12 @@ pub(crate) async fn open(
 
 /// Creates the file's state, or moves an idle one to the integrator's new version.
 async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError> {
-    let entry = super::editing::entry_for(state, c).await?;
-    let mut e = entry.lock().await;
+    let entry = super::editing::entry_for(state, c);
+    let mut e = entry.lock().await?;
     let idle = e.meta.editors.is_empty() && !e.meta.session_modified && !e.meta.undelivered;
-    if e.meta.doc_key != c.key && idle && !state.face.deliveries.has_pending(&c.fid).await {
-        // The integrator stored a new version (new key): serve it from now on.
-        if let Some(old) = e.content_path() {
-            let _ = tokio::fs::remove_file(old).await;
-        }
+    if e.meta.doc_key != c.key && idle && !state.face.deliveries.has_pending(&c.fid).await? {
+        // The integrator stored a new version (new key): serve it from now on (the old
+        // content goes with the janitor).
         e.meta.doc_url.clone_from(&c.url);
         e.meta.doc_key.clone_from(&c.key);
         e.meta.version = format!("k.{}", c.key);
@@ -267,13 +265,17 @@ pub(crate) async fn open_page(
 /// `GET /api/v1/download/{id}?token=`: the exact content of a delivery (status 2/6 `url`).
 pub(crate) async fn download(
     State(state): State<HostCtx>,
-    super::auth::DownloadAuth(id): super::auth::DownloadAuth,
+    super::auth::DownloadAuth(key): super::auth::DownloadAuth,
 ) -> Result<Response, GatewayError> {
-    let path = state.face.deliveries.content_path(&id);
-    let file = std::fs::File::open(&path).map_err(|_| GatewayError::NotFound("download"))?;
-    let len = file.metadata()?.len();
+    let content = state
+        .content
+        .open(&key)
+        .await
+        .map_err(GatewayError::content)?
+        .ok_or(GatewayError::NotFound("download"))?;
+    let len = content.size;
     state.metrics.bytes.with_label_values(&["out"]).inc_by(len);
-    let body = Body::from_stream(crate::spool::read_stream(file));
+    let body = Body::from_stream(content.stream);
     Ok((
         [
             (http::header::CONTENT_TYPE, "application/octet-stream"),

@@ -1,14 +1,15 @@
 //! The WOPI endpoints: proof → access token → lock store → handler (Microsoft's WOPI REST API docs,
 //! "Files" endpoints).
 
-use super::files::FileEntry;
+use super::files::{FileEntry, FileHandle};
 use super::token::{self, AccessClaims};
 use crate::body::is_body_limit;
 use crate::clock::js_time;
+use crate::cluster::Keep;
 use crate::error::GatewayError;
 use crate::host_face::HostCtx;
 use crate::metrics::status_class;
-use crate::spool::{self, StreamError};
+use crate::spool::StreamError;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -17,8 +18,6 @@ use futures_util::StreamExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::json;
-use std::sync::Arc;
-use tokio::sync::Mutex;
 use wopi::headers as h;
 use wopi::operation::{Endpoint, parse_endpoint};
 use wopi::{LockId, Operation};
@@ -89,21 +88,14 @@ async fn serve(
     if file_id != claims.fid {
         return Err(GatewayError::NotFound("file"));
     }
-    // Every WOPI request: update in place, allocate the key only for a new file.
-    let now = state.now_ms();
-    match state.face.activity.get_mut(claims.fid.as_str()) {
-        Some(mut at) => *at = now,
-        None => {
-            state.face.activity.insert(claims.fid.clone(), now);
-        }
-    }
+    super::editing::touch(state, &claims.fid).await?;
     tracing::info!(
         op = op.as_str(),
         file_id,
         stage = op.as_str(),
         "WOPI request"
     );
-    let entry = super::editing::entry_for(state, &claims).await?;
+    let entry = super::editing::entry_for(state, &claims);
     match op {
         Operation::CheckFileInfo => check_file_info(state, &claims, &entry).await,
         Operation::GetFile => get_file(state, &claims, &entry, req.headers()).await,
@@ -136,7 +128,15 @@ async fn serve(
                     "UserInfo is longer than {MAX_USER_INFO} characters"
                 )));
             }
-            state.face.user_infos.insert(claims.uid.clone(), text);
+            state
+                .shared
+                .put(
+                    super::NS_USER_INFO,
+                    &claims.uid,
+                    text.into_bytes(),
+                    Keep::Listed,
+                )
+                .await?;
             Ok(StatusCode::OK.into_response())
         }
         Operation::PutRelativeFile => Err(GatewayError::NotImplemented(
@@ -155,11 +155,26 @@ async fn serve(
     }
 }
 
-/// Makes sure the file's content is in the spool, downloading `document.url` once (with the
-/// JWT header ONLYOFFICE Docs would send) so Size and SHA256 are exact.
+/// Makes sure the file's content is in the content store, downloading `document.url` once
+/// per version for the whole cluster (under the file's mutex: other instances wait, then find
+/// it in the store) with the JWT header ONLYOFFICE Docs would send, so Size and SHA256 are
+/// exact.
 async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), GatewayError> {
-    if e.content_path().is_some_and(|p| p.is_file()) {
-        return Ok(());
+    if let Some(key) = e.content_key() {
+        if state
+            .content
+            .exists(&key)
+            .await
+            .map_err(GatewayError::content)?
+        {
+            return Ok(());
+        }
+        if e.meta.staged {
+            // Never replace staged edits with the integrator's older version.
+            return Err(GatewayError::content(std::io::Error::other(format!(
+                "staged content {key} is missing from the content store"
+            ))));
+        }
     }
     let settings = state.settings();
     let integrator = settings
@@ -199,10 +214,12 @@ async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), Gatewa
         });
     }
     let name = format!("orig-{}.bin", state.face.next_version());
-    let path = e.dir.join(&name);
+    let key = super::files::content_key(&e.meta.file_id, &name);
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let stream = resp.into_body().into_data_stream();
-    let written = spool::write_stream(&path, stream, limit)
+    let written = state
+        .content
+        .write(&key, stream, limit)
         .await
         .map_err(|err| match err {
             StreamError::TooLarge => GatewayError::Upstream {
@@ -215,7 +232,7 @@ async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), Gatewa
                 kind: crate::error::UpstreamKind::Protocol,
                 detail: format!("download interrupted: {s}"),
             },
-            StreamError::Io(io) => GatewayError::Internal(format!("spool write: {io}")),
+            StreamError::Io(io) => GatewayError::content(io),
         })?;
     state
         .metrics
@@ -223,7 +240,7 @@ async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), Gatewa
         .with_label_values(&["in"])
         .inc_by(written.size);
     let modified = state.now_ms();
-    e.set_content(name, &written, modified).await;
+    e.set_content(name, &written, modified);
     e.persist().await?;
     tracing::info!(file_id = %e.meta.file_id, size = written.size, stage = "content-fetched", "document.url downloaded into the spool");
     Ok(())
@@ -232,19 +249,20 @@ async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), Gatewa
 async fn check_file_info(
     state: &HostCtx,
     c: &AccessClaims,
-    entry: &Arc<Mutex<FileEntry>>,
+    entry: &FileHandle,
 ) -> Result<Response, GatewayError> {
-    let mut e = entry.lock().await;
+    let mut e = entry.lock().await?;
     ensure_content(state, &mut e).await?;
     if c.w {
         super::editing::join(state, &mut e, &c.uid).await?;
     }
-    let info = crate::translate::file_info::check_file_info(
-        &e.meta,
-        c,
-        state.face.user_infos.get(&c.uid).map(|v| v.clone()),
-        file_url_for(state, c),
-    );
+    let user_info = state
+        .shared
+        .get(super::NS_USER_INFO, &c.uid)
+        .await?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let info =
+        crate::translate::file_info::check_file_info(&e.meta, c, user_info, file_url_for(state, c));
     drop(e);
     Ok((
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -276,7 +294,7 @@ pub(crate) async fn file_url(
 ) -> Response {
     let result = async {
         let super::auth::FileUrlAuth(claims) = auth?;
-        let entry = super::editing::entry_for(&state, &claims).await?;
+        let entry = super::editing::entry_for(&state, &claims);
         get_file(&state, &claims, &entry, &headers).await
     }
     .await;
@@ -292,22 +310,26 @@ pub(crate) async fn file_url(
 async fn get_file(
     state: &HostCtx,
     _c: &AccessClaims,
-    entry: &Arc<Mutex<FileEntry>>,
+    entry: &FileHandle,
     headers: &HeaderMap,
 ) -> Result<Response, GatewayError> {
-    // The file is opened under the entry lock: a PutFile that replaces (and unlinks) it later
+    // The content is opened under the file's mutex: a PutFile later stages a new key and
     // does not disturb this response, which keeps streaming the version it opened.
-    let (file, size, version) = {
-        let mut e = entry.lock().await;
+    let (content, size, version) = {
+        let mut e = entry.lock().await?;
         ensure_content(state, &mut e).await?;
-        let path = e
-            .content_path()
+        let key = e
+            .content_key()
             .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
-        (
-            std::fs::File::open(&path)?,
-            e.meta.size,
-            e.meta.version.clone(),
-        )
+        let content = state
+            .content
+            .open(&key)
+            .await
+            .map_err(GatewayError::content)?
+            .ok_or_else(|| {
+                GatewayError::content(std::io::Error::other(format!("{key} vanished")))
+            })?;
+        (content, e.meta.size, e.meta.version.clone())
     };
     let max = match header(headers, h::MAX_EXPECTED_SIZE) {
         None => i64::from(i32::MAX) as u64,
@@ -321,7 +343,7 @@ async fn get_file(
         )));
     }
     let metrics = state.metrics.bytes.with_label_values(&["out"]);
-    let stream = spool::read_stream(file).map(move |chunk| {
+    let stream = content.stream.map(move |chunk| {
         if let Ok(c) = &chunk {
             metrics.inc_by(c.len() as u64);
         }
@@ -376,7 +398,7 @@ fn lock_header(headers: &HeaderMap, name: &str) -> Result<LockId, GatewayError> 
 async fn lock_op(
     state: &HostCtx,
     c: &AccessClaims,
-    entry: &Arc<Mutex<FileEntry>>,
+    entry: &FileHandle,
     headers: &HeaderMap,
     op: Operation,
 ) -> Result<Response, GatewayError> {
@@ -398,7 +420,7 @@ async fn lock_op(
     count_lock(state, label, &r);
     r?;
     let version = {
-        let mut e = entry.lock().await;
+        let mut e = entry.lock().await?;
         if op == Operation::Lock {
             super::editing::join(state, &mut e, &c.uid).await?;
         }
@@ -425,17 +447,17 @@ async fn lock_op(
 async fn put_file(
     state: &HostCtx,
     c: &AccessClaims,
-    entry: &Arc<Mutex<FileEntry>>,
+    entry: &FileHandle,
     req: Request,
 ) -> Result<Response, GatewayError> {
     require_write(c)?;
     let lock = header(req.headers(), h::LOCK)
         .filter(|l| !l.is_empty())
         .map(str::to_owned);
-    let (size, dir) = {
-        let mut e = entry.lock().await;
+    let size = {
+        let mut e = entry.lock().await?;
         ensure_content(state, &mut e).await?;
-        (e.meta.size, e.dir.clone())
+        e.meta.size
     };
     let r = state
         .locks
@@ -445,9 +467,13 @@ async fn put_file(
     r?;
     let version = state.face.next_version();
     let name = format!("{version}.bin");
+    let key = super::files::content_key(&c.fid, &name);
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let stream = req.into_body().into_data_stream();
-    let written = spool::write_stream(&dir.join(&name), stream, limit)
+    // Acknowledged only once durable in the content store (fsync'd, or a completed upload).
+    let written = state
+        .content
+        .write(&key, stream, limit)
         .await
         .map_err(|err| match err {
             StreamError::TooLarge => GatewayError::PayloadTooLarge,
@@ -455,15 +481,15 @@ async fn put_file(
             StreamError::Source(s) => {
                 GatewayError::BadRequest(format!("request body interrupted: {s}"))
             }
-            StreamError::Io(io) => GatewayError::Internal(format!("spool write: {io}")),
+            StreamError::Io(io) => GatewayError::content(io),
         })?;
     state
         .metrics
         .bytes
         .with_label_values(&["in"])
         .inc_by(written.size);
-    let mut e = entry.lock().await;
-    e.set_content(name, &written, state.now_ms()).await;
+    let mut e = entry.lock().await?;
+    e.set_content(name, &written, state.now_ms());
     e.meta.version.clone_from(&version);
     e.meta.staged = true;
     e.meta.session_modified = true;
@@ -479,7 +505,7 @@ async fn put_file(
         .any(|i| i.name == c.int && i.forcesave);
     if let (true, Some(cb)) = (forcesave, e.meta.callback_url.clone()) {
         let content = e
-            .content_path()
+            .content_key()
             .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
         let body = docs_api::Callback::force_save(
             &e.meta.doc_key,

@@ -1,0 +1,310 @@
+//! Three instances sharing one Redis and one content directory behind a round-robin
+//! balancer without affinity: the host face behaves as one instance, and a killed instance
+//! loses nothing.
+
+use super::*;
+use crate::support::TempDir;
+use crate::support::cluster::{Balancer, Redis};
+
+/// What every instance of one cluster shares.
+pub(crate) struct Shared {
+    pub dir: TempDir,
+    pub redis: Redis,
+    pub lb: Balancer,
+}
+
+impl Shared {
+    pub(crate) async fn start() -> Shared {
+        let dir = TempDir::new("cluster");
+        std::fs::create_dir_all(dir.path().join("content")).unwrap();
+        std::fs::write(
+            dir.path().join("access-token.secret"),
+            "0123456789abcdef0123456789abcdef-cluster",
+        )
+        .unwrap();
+        let key = dir.path().join("proof-key.pem");
+        let (code, _, err) =
+            crate::support::run_cli(&["proof-key", "generate", "--out", key.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        Shared {
+            redis: Redis::start().await,
+            lb: Balancer::start(0, Vec::new()).await,
+            dir,
+        }
+    }
+
+    /// The settings every instance gets (besides `[server]`).
+    pub(crate) fn toml(&self) -> String {
+        format!(
+            "[cluster]\nredis_url = \"{}\"\nlease_seconds = 2\n[content]\ndir = \"{}\"\n",
+            self.redis.url(),
+            self.dir.path().join("content").display()
+        )
+    }
+
+    pub(crate) fn secrets(&self) -> (String, String) {
+        (
+            self.dir
+                .path()
+                .join("access-token.secret")
+                .display()
+                .to_string(),
+            self.dir.path().join("proof-key.pem").display().to_string(),
+        )
+    }
+
+    /// Starts `n` instances with `rest`, puts them behind the balancer.
+    pub(crate) fn start_instances(&self, n: usize, rest: &str) -> Vec<Gateway> {
+        let gws: Vec<Gateway> = (0..n)
+            .map(|_| {
+                Gateway::start(Config {
+                    rest: rest.to_owned(),
+                    public_url: Some(self.lb.base()),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        *self.lb.backends.lock().unwrap() = gws.iter().map(|g| g.public).collect();
+        gws
+    }
+}
+
+fn host_toml(shared: &Shared, int: &crate::support::fakes::Integrator) -> String {
+    let (secret, key) = shared.secrets();
+    format!(
+        "{}\n[docs]\nhealthcheck_interval_seconds = 0\n[client_face]\nproof_key_file = \"{key}\"\n{}",
+        shared.toml(),
+        host_face_toml(
+            int,
+            "",
+            &format!("access_token_secret_file = \"{secret}\""),
+            ""
+        )
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_behind_round_robin_edit_one_file_and_survive_a_kill() {
+    let shared = Shared::start().await;
+    let (int, client) = peers().await;
+    let mut gws = shared.start_instances(3, &host_toml(&shared, &int));
+    let lb = shared.lb.base();
+    int.put_doc("c.docx", b"original");
+    let token = int.config("c.docx", "k-c", Some(("u1", "U")), true);
+    let (st, _, body) = send(
+        "POST",
+        &format!("{lb}/api/v1/sessions?integrator=nc"),
+        &[("content-type", "application/json")],
+        json!({"token": token}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let v = json(&body);
+    let (fid, tok) = (
+        v["file_id"].as_str().unwrap().to_owned(),
+        v["access_token"].as_str().unwrap().to_owned(),
+    );
+    let f = format!("/wopi/files/{fid}");
+    // Signed for the public URL (the balancer), sent to one instance or through the balancer.
+    let at = |i: usize| format!("http://{}", gws[i].public);
+    let wopi = |base: String,
+                method: &'static str,
+                path: String,
+                h: Vec<(&'static str, String)>,
+                body: &'static [u8]| {
+        let (client, lb, tok) = (&client, lb.clone(), tok.clone());
+        async move {
+            let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            client
+                .send_via(
+                    &lb,
+                    &base,
+                    method,
+                    &with_token(&path, &tok),
+                    &tok,
+                    &hs,
+                    body,
+                    now_ticks(),
+                )
+                .await
+        }
+    };
+    // CheckFileInfo on every instance: one download of document.url, one answer.
+    let mut infos = Vec::new();
+    for i in 0..3 {
+        let (st, _, body) = wopi(at(i), "GET", f.clone(), vec![], b"").await;
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+        infos.push(json(&body));
+    }
+    for k in ["Version", "Size", "SHA256"] {
+        assert!(
+            infos.iter().all(|i| i[k] == infos[0][k]),
+            "{k} differs: {infos:?}"
+        );
+    }
+    assert_eq!(
+        int.log.lock().unwrap().downloads.len(),
+        1,
+        "document.url fetched once for the cluster"
+    );
+    // Lock through the balancer; a conflicting Lock on another instance sees it.
+    let lock = |id: &str| {
+        vec![
+            ("x-wopi-override", "LOCK".to_owned()),
+            ("x-wopi-lock", id.to_owned()),
+        ]
+    };
+    assert_eq!(
+        wopi(lb.clone(), "POST", f.clone(), lock("L"), b"").await.0,
+        200
+    );
+    for i in 0..3 {
+        let (st, h, _) = wopi(at(i), "POST", f.clone(), lock("M"), b"").await;
+        assert_eq!(st, 409);
+        assert_eq!(hdr(&h, "x-wopi-lock").as_deref(), Some("L"));
+    }
+    // The integrator refuses callbacks; instance 0 acknowledges a PutFile, instance 1 unlocks.
+    int.fail_next
+        .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
+    let put = vec![
+        ("x-wopi-override", "PUT".to_owned()),
+        ("x-wopi-lock", "L".to_owned()),
+    ];
+    assert_eq!(
+        wopi(
+            at(0),
+            "POST",
+            format!("{f}/contents"),
+            put,
+            b"edited in the cluster"
+        )
+        .await
+        .0,
+        200
+    );
+    let unlock = vec![
+        ("x-wopi-override", "UNLOCK".to_owned()),
+        ("x-wopi-lock", "L".to_owned()),
+    ];
+    assert_eq!(wopi(at(1), "POST", f.clone(), unlock, b"").await.0, 200);
+    // Instance 0 dies mid-retry (SIGKILL); the others take the delivery over after its lease.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gws[0].kill();
+    int.fail_next.store(0, std::sync::atomic::Ordering::SeqCst);
+    int.wait_status(2, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        int.log.lock().unwrap().saved,
+        vec![(2, b"edited in the cluster".to_vec())],
+        "the acknowledged bytes, downloaded through the balancer, accepted once"
+    );
+    let ones = int.callbacks().iter().filter(|c| c["status"] == 1).count();
+    assert_eq!(
+        ones,
+        1,
+        "status 1 once for the cluster: {:?}",
+        int.callbacks()
+    );
+    assert!(
+        int.callbacks().iter().all(|c| c["status"] != 4),
+        "no instance claimed \"closed, no changes\": {:?}",
+        int.callbacks()
+    );
+    for g in &gws[1..] {
+        let (_, _, body) = get(&g.admin_url("/deliveries")).await;
+        assert_eq!(json(&body)["pending"], json!([]), "nothing left pending");
+    }
+    let served = shared.lb.counts();
+    assert!(
+        served.iter().all(|(_, n)| *n > 0),
+        "every instance served requests: {served:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_answers_503_and_the_edit_completes_when_it_is_back() {
+    let mut shared = Shared::start().await;
+    let (int, client) = peers().await;
+    let gws = shared.start_instances(2, &host_toml(&shared, &int));
+    let lb = shared.lb.base();
+    int.put_doc("r.docx", b"v0");
+    let token = int.config("r.docx", "k-r", Some(("u1", "U")), true);
+    let (st, _, body) = send(
+        "POST",
+        &format!("{lb}/api/v1/sessions?integrator=nc"),
+        &[("content-type", "application/json")],
+        json!({"token": token}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let v = json(&body);
+    let (fid, tok) = (
+        v["file_id"].as_str().unwrap().to_owned(),
+        v["access_token"].as_str().unwrap().to_owned(),
+    );
+    let f = format!("/wopi/files/{fid}");
+    let send_lb = |method: &'static str,
+                   path: String,
+                   h: Vec<(&'static str, &'static str)>,
+                   body: &'static [u8]| {
+        let (client, lb, tok) = (&client, lb.clone(), tok.clone());
+        async move {
+            client
+                .send(&lb, method, &with_token(&path, &tok), &tok, &h, body)
+                .await
+        }
+    };
+    let lock = vec![("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")];
+    assert_eq!(send_lb("POST", f.clone(), lock, b"").await.0, 200);
+    shared.redis.stop_saving();
+    let put = vec![("x-wopi-override", "PUT"), ("x-wopi-lock", "L")];
+    let (st, _, body) = send_lb("POST", format!("{f}/contents"), put.clone(), b"while down").await;
+    assert_eq!(st, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("Redis unavailable"),
+        "the answer names Redis"
+    );
+    let down = tokio::time::Instant::now();
+    while get(&gws[1].admin_url("/readyz")).await.0 != 503 {
+        assert!(
+            down.elapsed() < T,
+            "ready while Redis is unreachable: {}",
+            gws[1].stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = gws[0].stderr() + &gws[1].stderr();
+    assert!(
+        log.contains("Redis unavailable") || log.contains("Redis unreachable"),
+        "{log}"
+    );
+    shared.redis.restart().await;
+    let back = tokio::time::Instant::now();
+    while get(&gws[1].admin_url("/readyz")).await.0 != 200 {
+        assert!(
+            back.elapsed() < T,
+            "never ready again after Redis came back: {}",
+            gws[1].stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("ready {:?} after Redis came back", back.elapsed());
+    assert_eq!(
+        send_lb("POST", format!("{f}/contents"), put, b"after")
+            .await
+            .0,
+        200
+    );
+    let unlock = vec![("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")];
+    assert_eq!(send_lb("POST", f.clone(), unlock, b"").await.0, 200);
+    int.wait_status(2, 1, T).await;
+    assert_eq!(int.log.lock().unwrap().saved, vec![(2, b"after".to_vec())]);
+}
+
+fn now_ticks() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    wopi::ticks::from_unix_ms(now)
+}

@@ -1,0 +1,194 @@
+//! Several gateways sharing one Redis and one content directory, behind a round-robin
+//! balancer with no affinity of any kind (each request goes to the next live instance).
+
+use super::fakes::{Handler, serve};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A `redis-server` on a free loopback port; killed on drop.
+pub struct Redis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Redis {
+    /// Starts one, failing the test (with the install command) when the program is missing.
+    pub async fn start() -> Redis {
+        assert!(
+            std::process::Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "redis-server is required: apt-get install redis-server (scripts/test installs it when run as root)"
+        );
+        let mut r = Redis {
+            port: super::free_port(),
+            child: None,
+        };
+        r.restart().await;
+        r
+    }
+
+    /// `redis://127.0.0.1:{port}/`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills it (SIGKILL): everything in it is gone, as after a crash without persistence.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops it and keeps its data (a `SHUTDOWN SAVE` to its dump file), as a restart does.
+    pub fn stop_saving(&mut self) {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown", "save"])
+            .output();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it (again) on the same port, loading its dump file when there is one.
+    pub async fn restart(&mut self) {
+        let dir = std::env::temp_dir().join(format!("wopi-gw-redis-{}", self.port));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("wopi-gw-redis-{}", self.port)),
+        );
+    }
+}
+
+/// A round-robin HTTP balancer on loopback: request n goes to backend n mod N; a backend that
+/// refuses the connection is skipped (as nginx's `proxy_next_upstream error` does).
+pub struct Balancer {
+    pub addr: SocketAddr,
+    pub backends: Arc<Mutex<Vec<SocketAddr>>>,
+    /// Which backend served each request, in order.
+    pub served: Arc<Mutex<Vec<SocketAddr>>>,
+}
+
+impl Balancer {
+    /// Starts on `port` (0: any) in front of `backends`.
+    pub async fn start(port: u16, backends: Vec<SocketAddr>) -> Balancer {
+        let backends = Arc::new(Mutex::new(backends));
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let next = Arc::new(AtomicUsize::new(0));
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build_http();
+        let handler: Handler = {
+            let (backends, served) = (backends.clone(), served.clone());
+            Arc::new(move |req: Request<Bytes>| {
+                let (backends, served, next, client) = (
+                    backends.clone(),
+                    served.clone(),
+                    next.clone(),
+                    client.clone(),
+                );
+                Box::pin(async move {
+                    let list = backends.lock().unwrap().clone();
+                    let (parts, body) = req.into_parts();
+                    for _ in 0..list.len() {
+                        let b = list[next.fetch_add(1, Ordering::Relaxed) % list.len()];
+                        let mut out = Request::builder().method(parts.method.clone()).uri(format!(
+                            "http://{b}{}",
+                            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+                        ));
+                        for (k, v) in &parts.headers {
+                            out = out.header(k, v);
+                        }
+                        match client
+                            .request(out.body(Full::new(body.clone())).unwrap())
+                            .await
+                        {
+                            Ok(resp) => {
+                                served.lock().unwrap().push(b);
+                                let (p, body) = resp.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                return Response::from_parts(p, Full::new(bytes));
+                            }
+                            Err(e) if e.is_connect() => continue,
+                            Err(e) => {
+                                return Response::builder()
+                                    .status(StatusCode::BAD_GATEWAY)
+                                    .body(Full::new(Bytes::from(format!("balancer: {e}"))))
+                                    .unwrap();
+                            }
+                        }
+                    }
+                    Response::builder()
+                        .status(StatusCode::BAD_GATEWAY)
+                        .body(Full::new(Bytes::from_static(b"balancer: no live backend")))
+                        .unwrap()
+                })
+            })
+        };
+        let addr = serve(port, handler).await;
+        Balancer {
+            addr,
+            backends,
+            served,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}`
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests each backend served.
+    pub fn counts(&self) -> Vec<(SocketAddr, usize)> {
+        let served = self.served.lock().unwrap();
+        self.backends
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| (*b, served.iter().filter(|s| *s == b).count()))
+            .collect()
+    }
+}
