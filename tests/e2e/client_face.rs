@@ -124,13 +124,18 @@ fn docs_header(payload: Value) -> String {
 
 /// Posts a callback as Document Server does: body token (flat) and header token (payload).
 async fn callback(s: &Setup, key: &str, body: Value) -> (u16, Value) {
+    callback_at(&s.base, key, body).await
+}
+
+/// [`callback`] to the gateway at `base`.
+async fn callback_at(base: &str, key: &str, body: Value) -> (u16, Value) {
     let secret = Secret::new(DOCS_SECRET);
     let token = jwt::sign(&secret, body.as_object().unwrap());
     let mut with_token = body.clone();
     with_token["token"] = json!(token);
     let (st, _, answer) = send(
         "POST",
-        &format!("{}/docs/callback/{key}", s.base),
+        &format!("{base}/docs/callback/{key}"),
         &[
             ("content-type", "application/json"),
             ("authorization", &docs_header(body)),
@@ -1411,5 +1416,108 @@ async fn a_real_browser_follows_a_conversion_to_the_host() {
         s.host.state.lock().unwrap().relative.len(),
         1,
         "nothing more written"
+    );
+}
+
+/// Three instances behind a round-robin balancer: the editor opened on one, Docs' callbacks
+/// on the others, and the RefreshLock cadence survives the death of the opening instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_opened_on_one_instance_is_saved_through_others_after_it_dies() {
+    let shared = crate::support::cluster::Shared::start().await;
+    let host = WopiHost::start(b"original").await;
+    let (secret, key_file) = shared.secrets();
+    let rest = format!(
+        r#"{cluster}
+[docs]
+url = "{origin}"
+jwt_secret = "{DOCS_SECRET}"
+healthcheck_interval_seconds = 0
+[host_face]
+access_token_secret_file = "{secret}"
+[client_face]
+proof_key_file = "{key_file}"
+allowed_wopi_origins = ["{origin}"]
+lock_refresh_seconds = 1
+"#,
+        cluster = shared.toml(),
+        origin = host.origin()
+    );
+    let mut gws = shared.start_instances(3, &rest);
+    host.trust(&shared.lb.base()).await;
+    let at = |g: &Gateway| format!("http://{}", g.public);
+    // The editor opens on instance 0.
+    let first = gws.remove(0);
+    let s0 = Setup {
+        base: at(&first),
+        gw: first,
+        host,
+    };
+    let (st, _, config) = open_editor(&s0, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200);
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    // Docs downloads document.url through the balancer (any instance).
+    let url = config["document"]["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&shared.lb.base()), "{url}");
+    for _ in 0..3 {
+        let (st, _, body) = send(
+            "GET",
+            &url,
+            &[("authorization", &docs_header(json!({"url": url})))],
+            "",
+        )
+        .await;
+        assert_eq!((st, body.as_slice()), (200, b"original".as_slice()));
+    }
+    // Status 1 on instance 1.
+    let (_, a) = callback_at(&at(&gws[0]), &key, json!({"key": key, "status": 1, "users": ["alice"], "actions": [{"type": 1, "userid": "alice"}]})).await;
+    assert_eq!(a, json!({"error": 0}));
+    // Instance 0 dies; the RefreshLock cadence goes on from another instance.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut s0 = s0;
+    s0.gw.kill();
+    let before = s0.host.ops().iter().filter(|o| *o == "RefreshLock").count();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let after = s0.host.ops().iter().filter(|o| *o == "RefreshLock").count();
+    assert!(
+        (2..=4).contains(&(after - before)),
+        "{} refreshes in the 2.6 s after the kill at a 1 s cadence",
+        after - before
+    );
+    // The final save (status 2) on instance 2: PutFile with the lock, then Unlock.
+    s0.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("v2/output.docx".into(), b"saved by the cluster".to_vec());
+    let (_, a) = callback_at(&at(&gws[1]), &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s0.host.origin()), "filetype": "docx", "users": ["alice"], "actions": [{"type": 0, "userid": "alice"}]})).await;
+    assert_eq!(a, json!({"error": 0}));
+    {
+        let st = s0.host.state.lock().unwrap();
+        assert_eq!(st.content, b"saved by the cluster");
+        assert_eq!(st.lock, None, "unlocked after the final save");
+        let put = st.calls.iter().find(|c| c.0 == "PutFile").unwrap();
+        assert_eq!(
+            put.1.as_deref(),
+            Some(key.as_str()),
+            "PutFile carries the lock"
+        );
+        assert_eq!(
+            st.bad_proofs, 0,
+            "every instance signs with the published key"
+        );
+    }
+    let ops = s0.host.ops();
+    assert_eq!(ops.last().map(String::as_str), Some("Unlock"), "{ops:?}");
+    // A resent status 2 on instance 1 is answered without a second PutFile.
+    let (_, a) = callback_at(&at(&gws[0]), &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s0.host.origin()), "users": ["alice"]})).await;
+    assert_eq!(a, json!({"error": 0}));
+    assert_eq!(s0.host.ops().iter().filter(|o| *o == "PutFile").count(), 1);
+    // No refresh after the session ended.
+    let done = s0.host.ops().iter().filter(|o| *o == "RefreshLock").count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s0.host.ops().iter().filter(|o| *o == "RefreshLock").count(),
+        done
     );
 }

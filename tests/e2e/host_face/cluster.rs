@@ -3,71 +3,7 @@
 //! loses nothing.
 
 use super::*;
-use crate::support::TempDir;
-use crate::support::cluster::{Balancer, Redis};
-
-/// What every instance of one cluster shares.
-pub(crate) struct Shared {
-    pub dir: TempDir,
-    pub redis: Redis,
-    pub lb: Balancer,
-}
-
-impl Shared {
-    pub(crate) async fn start() -> Shared {
-        let dir = TempDir::new("cluster");
-        std::fs::create_dir_all(dir.path().join("content")).unwrap();
-        std::fs::write(
-            dir.path().join("access-token.secret"),
-            "0123456789abcdef0123456789abcdef-cluster",
-        )
-        .unwrap();
-        let key = dir.path().join("proof-key.pem");
-        let (code, _, err) =
-            crate::support::run_cli(&["proof-key", "generate", "--out", key.to_str().unwrap()]);
-        assert_eq!(code, 0, "{err}");
-        Shared {
-            redis: Redis::start().await,
-            lb: Balancer::start(0, Vec::new()).await,
-            dir,
-        }
-    }
-
-    /// The settings every instance gets (besides `[server]`).
-    pub(crate) fn toml(&self) -> String {
-        format!(
-            "[cluster]\nredis_url = \"{}\"\nlease_seconds = 2\n[content]\ndir = \"{}\"\n",
-            self.redis.url(),
-            self.dir.path().join("content").display()
-        )
-    }
-
-    pub(crate) fn secrets(&self) -> (String, String) {
-        (
-            self.dir
-                .path()
-                .join("access-token.secret")
-                .display()
-                .to_string(),
-            self.dir.path().join("proof-key.pem").display().to_string(),
-        )
-    }
-
-    /// Starts `n` instances with `rest`, puts them behind the balancer.
-    pub(crate) fn start_instances(&self, n: usize, rest: &str) -> Vec<Gateway> {
-        let gws: Vec<Gateway> = (0..n)
-            .map(|_| {
-                Gateway::start(Config {
-                    rest: rest.to_owned(),
-                    public_url: Some(self.lb.base()),
-                    ..Default::default()
-                })
-            })
-            .collect();
-        *self.lb.backends.lock().unwrap() = gws.iter().map(|g| g.public).collect();
-        gws
-    }
-}
+use crate::support::cluster::Shared;
 
 fn host_toml(shared: &Shared, int: &crate::support::fakes::Integrator) -> String {
     let (secret, key) = shared.secrets();

@@ -2,6 +2,7 @@
 //! balancer with no affinity of any kind (each request goes to the next live instance).
 
 use super::fakes::{Handler, serve};
+use super::{Config, Gateway, TempDir};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -190,5 +191,68 @@ impl Balancer {
             .iter()
             .map(|b| (*b, served.iter().filter(|s| *s == b).count()))
             .collect()
+    }
+}
+
+/// What every instance of one cluster shares.
+pub struct Shared {
+    pub dir: TempDir,
+    pub redis: Redis,
+    pub lb: Balancer,
+}
+
+impl Shared {
+    pub async fn start() -> Shared {
+        let dir = TempDir::new("cluster");
+        std::fs::create_dir_all(dir.path().join("content")).unwrap();
+        std::fs::write(
+            dir.path().join("access-token.secret"),
+            "0123456789abcdef0123456789abcdef-cluster",
+        )
+        .unwrap();
+        let key = dir.path().join("proof-key.pem");
+        let (code, _, err) =
+            crate::support::run_cli(&["proof-key", "generate", "--out", key.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        Shared {
+            redis: Redis::start().await,
+            lb: Balancer::start(0, Vec::new()).await,
+            dir,
+        }
+    }
+
+    /// The settings every instance gets (besides `[server]`).
+    pub fn toml(&self) -> String {
+        format!(
+            "[cluster]\nredis_url = \"{}\"\nlease_seconds = 2\n[content]\ndir = \"{}\"\n",
+            self.redis.url(),
+            self.dir.path().join("content").display()
+        )
+    }
+
+    pub fn secrets(&self) -> (String, String) {
+        (
+            self.dir
+                .path()
+                .join("access-token.secret")
+                .display()
+                .to_string(),
+            self.dir.path().join("proof-key.pem").display().to_string(),
+        )
+    }
+
+    /// Starts `n` instances with `rest`, puts them behind the balancer.
+    pub fn start_instances(&self, n: usize, rest: &str) -> Vec<Gateway> {
+        let gws: Vec<Gateway> = (0..n)
+            .map(|_| {
+                Gateway::start(Config {
+                    rest: rest.to_owned(),
+                    public_url: Some(self.lb.base()),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        *self.lb.backends.lock().unwrap() = gws.iter().map(|g| g.public).collect();
+        gws
     }
 }
