@@ -211,7 +211,7 @@ impl App {
         .map_err(|e| StartError::HostFace(format!("docs.ca_file: {e}")))?;
         let upstream =
             proxy::DocsUpstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
-        let (shared, content) = open_shared(&settings, clock.clone()).await?;
+        let (shared, content) = open_shared(&settings, clock.clone(), http.clone()).await?;
         let host = host_face::HostFace::open(
             &settings,
             http.clone(),
@@ -283,6 +283,7 @@ pub(crate) async fn test_service(settings: Settings) -> (Arc<Core>, stack::Publi
 async fn open_shared(
     settings: &Settings,
     clock: Arc<dyn clock::Clock>,
+    http: http_client::HttpClient,
 ) -> Result<(cluster::Shared, content::ContentStore), StartError> {
     let instance = &settings.cluster.instance_id;
     let shared = match &settings.cluster.redis_url {
@@ -308,11 +309,8 @@ async fn open_shared(
             content::ContentStore::fs(dir.clone())
                 .map_err(|e| StartError::Content(format!("{}: {e}", dir.display())))?
         }
-        settings::ContentSettings::S3(_) => {
-            return Err(StartError::Content(
-                "content.store = \"s3\" is not available in this build".into(),
-            ));
-        }
+        settings::ContentSettings::S3(s3) => content::ContentStore::s3(s3, http)
+            .map_err(|e| StartError::Content(format!("content.s3: {e}")))?,
     };
     Ok((shared, content))
 }

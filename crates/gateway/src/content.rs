@@ -1,7 +1,7 @@
 //! The content store: where file content lives (`[content]`). `fs` is one directory, local
 //! to one instance or shared by all of them (NFS, a ReadWriteMany volume); every write is
 //! streamed, fsync'd (file, then directory) and renamed into place before it is
-//! acknowledged. Keys are relative paths: `files/<file id>/<version>.bin`, `recovery/…`.
+//! acknowledged. `s3` is an S3-compatible bucket (see [`s3`]). Keys are relative paths: `files/<file id>/<version>.bin`, `recovery/…`.
 
 use crate::spool::{self, StreamError, Written};
 use bytes::Bytes;
@@ -9,6 +9,8 @@ use futures_util::Stream;
 use futures_util::stream::BoxStream;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+
+mod s3;
 
 /// A stored object, open for reading.
 pub(crate) struct Content {
@@ -32,6 +34,8 @@ pub(crate) struct Listed {
 pub(crate) enum ContentStore {
     /// A directory.
     Fs(FsStore),
+    /// An S3-compatible bucket.
+    S3(Box<s3::S3Store>),
 }
 
 /// `store = "fs"`.
@@ -61,10 +65,19 @@ impl ContentStore {
         Ok(ContentStore::Fs(FsStore { root }))
     }
 
+    /// An S3 bucket store (nothing is sent until it is used).
+    pub(crate) fn s3(
+        s: &crate::settings::S3Settings,
+        http: crate::http_client::HttpClient,
+    ) -> io::Result<Self> {
+        Ok(ContentStore::S3(Box::new(s3::S3Store::new(s, http)?)))
+    }
+
     /// What `/readyz` and the logs call it.
     pub(crate) fn describe(&self) -> String {
         match self {
             ContentStore::Fs(f) => format!("content store {}", f.root.display()),
+            ContentStore::S3(s) => s.describe(),
         }
     }
 
@@ -88,6 +101,13 @@ impl ContentStore {
                 }
                 spool::write_stream(&path, body, limit).await
             }
+            ContentStore::S3(s) => {
+                let key = checked(key)
+                    .map_err(StreamError::Io)?
+                    .to_string_lossy()
+                    .into_owned();
+                s.write(&key, body, limit).await
+            }
         }
     }
 
@@ -107,6 +127,7 @@ impl ContentStore {
                     stream: Box::pin(spool::read_stream(file)),
                 }))
             }
+            ContentStore::S3(s) => s.open(&checked(key)?.to_string_lossy()).await,
         }
     }
 
@@ -118,6 +139,7 @@ impl ContentStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(e),
             },
+            ContentStore::S3(s) => s.exists(&checked(key)?.to_string_lossy()).await,
         }
     }
 
@@ -128,6 +150,7 @@ impl ContentStore {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             },
+            ContentStore::S3(s) => s.delete(&checked(key)?.to_string_lossy()).await,
         }
     }
 
@@ -144,6 +167,10 @@ impl ContentStore {
                 })
                 .await
                 .map_err(io::Error::other)
+            }
+            ContentStore::S3(s) => {
+                checked(prefix.trim_end_matches('/'))?;
+                s.list(prefix).await
             }
         }
     }
@@ -162,6 +189,7 @@ impl ContentStore {
                     )))
                 }
             }
+            ContentStore::S3(s) => s.check().await,
         }
     }
 
@@ -169,6 +197,8 @@ impl ContentStore {
     pub(crate) fn usage(&self) -> u64 {
         match self {
             ContentStore::Fs(f) => spool::disk_usage(&f.root),
+            // Not measured: a bucket's size is the provider's to report.
+            ContentStore::S3(_) => 0,
         }
     }
 }

@@ -3,13 +3,18 @@
 //! loses nothing.
 
 use super::*;
-use crate::support::cluster::Shared;
+use crate::support::cluster::{S3, Shared, rss_kib};
 
 fn host_toml(shared: &Shared, int: &crate::support::fakes::Integrator) -> String {
+    host_toml_on(shared, int, &shared.toml())
+}
+
+/// [`host_toml`] with `cluster` as the `[cluster]` and `[content]` tables.
+fn host_toml_on(shared: &Shared, int: &crate::support::fakes::Integrator, cluster: &str) -> String {
     let (secret, key) = shared.secrets();
     format!(
         "{}\n[docs]\nhealthcheck_interval_seconds = 0\n[client_face]\nproof_key_file = \"{key}\"\n{}",
-        shared.toml(),
+        cluster,
         host_face_toml(
             int,
             "",
@@ -243,4 +248,146 @@ fn now_ticks() -> i64 {
         .unwrap()
         .as_millis() as i64;
     wopi::ticks::from_unix_ms(now)
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        sha2::Sha256::digest(b),
+    )
+}
+
+/// The same scenario on the `s3` content store (moto's S3 server), with a 100 MiB PutFile
+/// streamed to S3 as a multipart upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_a_100_mib_putfile_streams_and_survives_a_kill() {
+    let shared = Shared::start().await;
+    let mut s3 = S3::start().await;
+    let (int, client) = peers().await;
+    let content = s3.toml(&shared.dir.path().join("s3.secret"));
+    let rest = host_toml_on(&shared, &int, &shared.toml_with(&content));
+    let mut gws = shared.start_instances(3, &rest);
+    let lb = shared.lb.base();
+    int.put_doc("big.docx", b"small original");
+    let token = int.config("big.docx", "k-big", Some(("u1", "U")), true);
+    let (st, _, body) = send(
+        "POST",
+        &format!("{lb}/api/v1/sessions?integrator=nc"),
+        &[("content-type", "application/json")],
+        json!({"token": token}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let v = json(&body);
+    let (fid, tok) = (
+        v["file_id"].as_str().unwrap().to_owned(),
+        v["access_token"].as_str().unwrap().to_owned(),
+    );
+    let f = format!("/wopi/files/{fid}");
+    let bases: Vec<String> = gws.iter().map(|g| format!("http://{}", g.public)).collect();
+    let at = |i: usize| bases[i].clone();
+    let send_to = |base: String,
+                   method: &'static str,
+                   path: String,
+                   h: Vec<(&'static str, &'static str)>,
+                   body: bytes::Bytes| {
+        let (client, lb, tok) = (&client, lb.clone(), tok.clone());
+        async move {
+            client
+                .send_via(
+                    &lb,
+                    &base,
+                    method,
+                    &with_token(&path, &tok),
+                    &tok,
+                    &h,
+                    body,
+                    now_ticks(),
+                )
+                .await
+        }
+    };
+    let lock = vec![("x-wopi-override", "LOCK"), ("x-wopi-lock", "L")];
+    assert_eq!(
+        send_to(lb.clone(), "POST", f.clone(), lock, bytes::Bytes::new())
+            .await
+            .0,
+        200
+    );
+    // 100 MiB of incompressible bytes, acknowledged by instance 0 while the integrator fails.
+    let mut big = vec![0u8; 100 * 1024 * 1024];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in big.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let big = bytes::Bytes::from(big);
+    let want = sha256(&big);
+    int.fail_next
+        .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
+    let pid = gws[0].child.as_ref().unwrap().id();
+    let (rss_before, _) = rss_kib(pid);
+    let put = vec![("x-wopi-override", "PUT"), ("x-wopi-lock", "L")];
+    let (st, _, body) = send_to(at(0), "POST", format!("{f}/contents"), put, big.clone()).await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let (_, peak) = rss_kib(pid);
+    let growth_mib = peak.saturating_sub(rss_before) as f64 / 1024.0;
+    eprintln!("100 MiB PutFile to S3: peak RSS growth {growth_mib:.1} MiB");
+    assert!(
+        growth_mib < 32.0,
+        "peak RSS grew {growth_mib:.1} MiB for a 100 MiB PutFile"
+    );
+    // Every instance reports the same content.
+    for i in 0..3 {
+        let (st, _, body) = send_to(at(i), "GET", f.clone(), vec![], bytes::Bytes::new()).await;
+        assert_eq!(st, 200);
+        let info = json(&body);
+        assert_eq!(info["Size"], 100 * 1024 * 1024);
+        assert_eq!(info["SHA256"], want.as_str());
+    }
+    let unlock = vec![("x-wopi-override", "UNLOCK"), ("x-wopi-lock", "L")];
+    assert_eq!(
+        send_to(at(1), "POST", f.clone(), unlock, bytes::Bytes::new())
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gws[0].kill();
+    int.fail_next.store(0, std::sync::atomic::Ordering::SeqCst);
+    int.wait_status(2, 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    {
+        let log = int.log.lock().unwrap();
+        assert_eq!(log.saved.len(), 1, "accepted once");
+        assert_eq!(log.saved[0].0, 2);
+        assert_eq!(
+            sha256(&log.saved[0].1),
+            want,
+            "exactly the acknowledged bytes"
+        );
+    }
+    // The store down: not ready, and content requests answer 503 naming it.
+    s3.kill();
+    let down = tokio::time::Instant::now();
+    while get(&gws[1].admin_url("/readyz")).await.0 != 503 {
+        assert!(
+            down.elapsed() < T,
+            "ready while the content store is unreachable"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (st, _, body) = send_to(
+        at(2),
+        "GET",
+        format!("{f}/contents"),
+        vec![],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(st, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("content store"));
 }

@@ -221,6 +221,14 @@ impl Shared {
         }
     }
 
+    /// The settings every instance gets (besides `[server]`), with `content` as `[content]`.
+    pub fn toml_with(&self, content: &str) -> String {
+        format!(
+            "[cluster]\nredis_url = \"{}\"\nlease_seconds = 2\n{content}\n",
+            self.redis.url()
+        )
+    }
+
     /// The settings every instance gets (besides `[server]`).
     pub fn toml(&self) -> String {
         format!(
@@ -255,4 +263,95 @@ impl Shared {
         *self.lb.backends.lock().unwrap() = gws.iter().map(|g| g.public).collect();
         gws
     }
+}
+
+/// An S3-compatible server (moto's, from PyPI: `pip install "moto[server]"`) on a free
+/// loopback port with one bucket; killed on drop.
+pub struct S3 {
+    pub port: u16,
+    pub bucket: String,
+    child: Option<std::process::Child>,
+}
+
+impl S3 {
+    pub async fn start() -> S3 {
+        assert!(
+            std::process::Command::new("moto_server")
+                .arg("--help")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+            "moto_server is required: pip install \"moto[server]\" (scripts/test installs it)"
+        );
+        let port = super::free_port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let s3 = S3 {
+            port,
+            bucket: "wopi-content".into(),
+            child: Some(child),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "moto_server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (st, _, body) =
+            super::http::send("PUT", &format!("{}/{}", s3.endpoint(), s3.bucket), &[], "").await;
+        assert_eq!(st, 200, "create bucket: {}", String::from_utf8_lossy(&body));
+        s3
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `[content]` for this bucket; the secret goes into `secret_file`.
+    pub fn toml(&self, secret_file: &std::path::Path) -> String {
+        std::fs::write(secret_file, "moto-secret-access-key").unwrap();
+        format!(
+            "[content]\nstore = \"s3\"\n[content.s3]\nendpoint = \"{}\"\nbucket = \"{}\"\naccess_key_id = \"testing\"\nsecret_access_key_file = \"{}\"\npath_style = true\n",
+            self.endpoint(),
+            self.bucket,
+            secret_file.display()
+        )
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Resident and peak resident memory of a process, in KiB (`VmRSS`, `VmHWM`).
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
