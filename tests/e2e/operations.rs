@@ -415,3 +415,85 @@ fn deliveries_list_and_doctor_leave_a_missing_data_dir_alone() {
     );
     assert!(!data.exists(), "doctor created the data dir");
 }
+
+#[test]
+fn check_config_refuses_unshareable_cluster_settings() {
+    let dir = crate::support::TempDir::new("cluster-config");
+    std::fs::write(
+        dir.path().join("s.secret"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let secret = dir.path().join("s.secret").display().to_string();
+    let key = dir.path().join("key.pem");
+    assert_eq!(
+        run_cli(&["proof-key", "generate", "--out", key.to_str().unwrap()]).0,
+        0
+    );
+    let shared = format!(
+        "[host_face]\naccess_token_secret_file = \"{secret}\"\n[client_face]\nproof_key_file = \"{}\"\n",
+        key.display()
+    );
+    let cluster = "[cluster]\nredis_url = \"redis://127.0.0.1:6379/\"\n";
+    let content = "[content]\ndir = \"/srv/shared\"\n";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("{cluster}{content}{shared}[locks]\nstore = \"memory\"\n"),
+            "locks.store",
+            "every instance must see the same locks",
+        ),
+        (
+            format!("{cluster}{shared}"),
+            "content.dir",
+            "every instance shares",
+        ),
+        (
+            format!("{cluster}{content}"),
+            "host_face.access_token_secret_file",
+            "every instance",
+        ),
+        (
+            format!("{cluster}{content}[host_face]\naccess_token_secret_file = \"{secret}\"\n"),
+            "client_face.proof_key_file",
+            "every instance",
+        ),
+        (
+            "[content]\nstore = \"s3\"\n[content.s3]\nendpoint = \"http://127.0.0.1:9000\"\n"
+                .into(),
+            "content.s3.bucket",
+            "required",
+        ),
+        (
+            "[content]\nstore = \"s3\"\n[content.s3]\nbucket = \"b\"\n".into(),
+            "content.s3.endpoint",
+            "required",
+        ),
+        (
+            "[content]\nstore = \"nfs\"\n".into(),
+            "content.store",
+            "neither",
+        ),
+        (
+            "[cluster]\nredis_url = \"http://redis\"\n".into(),
+            "cluster.redis_url",
+            "redis://",
+        ),
+        (
+            "[cluster]\nkey_prefix = \"\"\n".into(),
+            "cluster.key_prefix",
+            "must not be empty",
+        ),
+    ];
+    for (i, (toml, key, why)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let (code, out, err) = run_cli(&["check-config", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 64, "{toml}\n{out}{err}");
+        assert!(out.contains(key) && out.contains(why), "{toml}\n{out}");
+    }
+    // A complete cluster: locks default to the cluster's Redis.
+    let path = dir.path().join("ok.toml");
+    std::fs::write(&path, format!("{cluster}{content}{shared}")).unwrap();
+    let (code, out, err) = run_cli(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}

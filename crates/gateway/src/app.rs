@@ -212,6 +212,18 @@ impl App {
         let upstream =
             proxy::DocsUpstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
         let (shared, content) = open_shared(&settings, clock.clone(), http.clone()).await?;
+        let mode = if shared.is_clustered() {
+            "cluster"
+        } else {
+            "single"
+        };
+        metrics.set_instance(&settings.cluster.instance_id, mode);
+        tracing::info!(
+            instance = %settings.cluster.instance_id,
+            mode,
+            content = %content.describe(),
+            "shared state opened"
+        );
         let host = host_face::HostFace::open(
             &settings,
             http.clone(),

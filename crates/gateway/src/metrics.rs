@@ -89,6 +89,8 @@ pub struct Metrics {
     pub lock_refreshes: IntCounterVec,
     /// Reloads by `result`.
     pub reloads: IntCounterVec,
+    /// This instance, by `instance` and `mode`.
+    pub instance_info: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, (name, help): (&str, &str), labels: &[&str]) -> IntCounterVec {
@@ -200,9 +202,30 @@ impl Metrics {
             recovery: gauge(r, names::RECOVERY),
             lock_refreshes: counter_vec(r, names::LOCK_REFRESHES, &["result"]),
             reloads: counter_vec(r, names::RELOADS, &["result"]),
+            instance_info: {
+                let g = IntGaugeVec::new(
+                    Opts::new(names::INSTANCE_INFO.0, names::INSTANCE_INFO.1),
+                    &["instance", "mode"],
+                )
+                .unwrap_or_else(|e| panic!("instance_info: {e}"));
+                r.register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| panic!("instance_info: {e}"));
+                // Until the gateway names the instance it runs as (Metrics::set_instance).
+                g.with_label_values(&[&crate::settings::default_instance_id(), "single"])
+                    .set(1);
+                g
+            },
             registry,
         }
         .with_zero_series()
+    }
+
+    /// Names the instance in `instance_info`.
+    pub(crate) fn set_instance(&self, instance: &str, mode: &str) {
+        self.instance_info.reset();
+        self.instance_info
+            .with_label_values(&[instance, mode])
+            .set(1);
     }
 
     /// Creates the series dashboards and alerts look at, at zero, so every documented family

@@ -56,6 +56,13 @@ pub(crate) async fn apply(
             new.locks.kind != old.locks.kind || new.locks.store != old.locks.store,
         ),
         (
+            "cluster",
+            new.cluster.redis_url != old.cluster.redis_url
+                || new.cluster.key_prefix != old.cluster.key_prefix
+                || new.cluster.instance_id != old.cluster.instance_id,
+        ),
+        ("content", new.content != old.content),
+        (
             "docs.url",
             new.docs.url != old.docs.url || new.docs.ca_file != old.docs.ca_file,
         ),
@@ -97,6 +104,10 @@ pub(crate) async fn apply(
     new.server.admin_listen = old.server.admin_listen;
     new.server.data_dir.clone_from(&old.server.data_dir);
     new.locks = old.locks.clone();
+    new.cluster.redis_url.clone_from(&old.cluster.redis_url);
+    new.cluster.key_prefix.clone_from(&old.cluster.key_prefix);
+    new.cluster.instance_id.clone_from(&old.cluster.instance_id);
+    new.content = old.content.clone();
     new.docs.url.clone_from(&old.docs.url);
     new.docs.ca_file.clone_from(&old.docs.ca_file);
     new.upstream = old.upstream.clone();

@@ -32,6 +32,13 @@ fn example_parses_and_matches_defaults() {
     assert!(s.access.trusted_proxies.is_empty());
     assert!(s.access.allow.iter().all(AllowList::is_empty));
     assert_eq!(s.locks.kind, LockStoreKind::Memory);
+    assert_eq!(s.cluster.redis_url, None);
+    assert_eq!(s.cluster.key_prefix, d::CLUSTER_KEY_PREFIX);
+    assert_eq!(s.cluster.lease, def.cluster.lease);
+    assert_eq!(
+        s.content,
+        gateway::settings::ContentSettings::Fs { dir: None }
+    );
     assert_eq!(s.locks.store, def.locks.store);
     assert_eq!(
         s.host_face.discovery_refresh,
@@ -71,6 +78,9 @@ fn example_parses_and_matches_defaults() {
         ("redis_prefix", d::REDIS_PREFIX),
         ("store", d::LOCK_STORE),
         ("proof", d::PROOF),
+        ("key_prefix", d::CLUSTER_KEY_PREFIX),
+        ("store", d::CONTENT_STORE),
+        ("region", d::S3_REGION),
     ] {
         assert!(EXAMPLE.contains(&format!("{key} = \"{value}\"")), "{key}");
     }

@@ -2,6 +2,10 @@
 //! Names are registered under the `wopi_gateway_` prefix.
 
 pub(crate) const BUILD_INFO: (&str, &str) = ("build_info", "Build information; always 1.");
+pub(crate) const INSTANCE_INFO: (&str, &str) = (
+    "instance_info",
+    "This instance (cluster.instance_id) and where its state lives (mode: single or cluster); always 1.",
+);
 pub(crate) const HTTP_REQUESTS: (&str, &str) = (
     "http_requests_total",
     "Requests answered, by route group and status class.",
