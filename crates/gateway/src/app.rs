@@ -212,6 +212,11 @@ impl App {
         let upstream =
             proxy::DocsUpstream::new(&metrics, &settings.docs.url).map_err(StartError::HostFace)?;
         let (shared, content) = open_shared(&settings, clock.clone(), http.clone()).await?;
+        if !shared.is_clustered() {
+            host_face::migrate::run(&settings.server.data_dir, &shared, &content)
+                .await
+                .map_err(|e| StartError::DataDir(format!("moving the earlier spool: {e}")))?;
+        }
         let mode = if shared.is_clustered() {
             "cluster"
         } else {

@@ -15,6 +15,7 @@ pub(crate) mod deliveries;
 pub(crate) mod editing;
 pub(crate) mod files;
 pub(crate) mod janitor;
+pub(crate) mod migrate;
 pub(crate) mod opening;
 pub(crate) mod token;
 pub(crate) mod wopi;

@@ -269,3 +269,64 @@ async fn file_url_serves_the_current_content_and_nothing_else() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(get(&url).await.0, 401);
 }
+
+/// A spool written by the earlier release (per-file folders, deliveries with hard-linked
+/// content) is moved into the shared state and the content store at start: the pending
+/// delivery goes out with its exact content and the staged file keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_releases_spool_is_carried_over() {
+    let (int, client) = peers().await;
+    let keep = crate::support::TempDir::new("old-spool");
+    let data = keep.path().join("data");
+    let host = data.join("spool/host");
+    let fdir = host.join("files/oldfile1");
+    std::fs::create_dir_all(&fdir).unwrap();
+    std::fs::create_dir_all(host.join("deliveries")).unwrap();
+    std::fs::write(fdir.join("v100.0.bin"), b"staged before the upgrade").unwrap();
+    let meta = json!({
+        "file_id": "oldfile1", "integrator": "nc", "doc_url": format!("{}/doc/o.docx", int.origin()),
+        "doc_key": "k-old", "title": "o.docx", "file_type": "docx", "owner_id": "u",
+        "callback_url": format!("{}/callback", int.origin()), "version": "v100.0",
+        "content": "v100.0.bin", "size": 25, "sha256": "x", "modified_ms": 1,
+        "staged": true, "session_modified": false, "undelivered": false,
+        "editors": [], "last_editor": "u"
+    });
+    std::fs::write(fdir.join("meta.json"), meta.to_string()).unwrap();
+    let delivery = json!({
+        "id": "0000000000001-000001", "file_id": "oldfile1", "integrator": "nc",
+        "callback_url": format!("{}/callback", int.origin()), "status": 2,
+        "body": {"key": "k-old", "status": 2, "users": ["u"], "actions": [{"type": 0, "userid": "u"}]},
+        "has_content": true, "filetype": "docx", "created_ms": 1, "attempts": 3,
+        "next_attempt_ms": 0, "last_error": "integrator answered error 1"
+    });
+    std::fs::write(
+        host.join("deliveries/0000000000001-000001.json"),
+        delivery.to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        host.join("deliveries/0000000000001-000001.bin"),
+        b"staged before the upgrade",
+    )
+    .unwrap();
+    let s = Setup {
+        gw: Gateway::start(Config {
+            rest: host_face_toml(&int, "", "", ""),
+            data_dir: Some(data.clone()),
+            ..Default::default()
+        }),
+        int,
+        client,
+    };
+    s.int.wait_status(2, 1, T).await;
+    assert_eq!(
+        s.int.log.lock().unwrap().saved,
+        vec![(2, b"staged before the upgrade".to_vec())]
+    );
+    assert!(
+        data.join("spool/host.migrated").is_dir(),
+        "the old spool is kept aside"
+    );
+    assert!(!host.exists());
+    assert!(s.gw.stderr().contains("moved an earlier release's spool"));
+}

@@ -18,11 +18,19 @@ pub(crate) async fn sweep(state: &HostCtx) -> Result<usize, GatewayError> {
     let min_age = state.settings().host_face.download_url_ttl + Duration::from_secs(60);
     let now = state.now_ms();
     // Listed first: anything created after this listing is younger than `min_age`.
-    let objects = state
+    let mut objects = state
         .content
         .list("files/")
         .await
         .map_err(GatewayError::content)?;
+    // Content of deliveries moved from an earlier release's spool.
+    objects.extend(
+        state
+            .content
+            .list("deliveries/")
+            .await
+            .map_err(GatewayError::content)?,
+    );
     let mut keep: HashSet<String> = state
         .face
         .files
