@@ -465,6 +465,13 @@ async fn host_refusing_the_save_keeps_a_recovery_copy() {
         log.contains("status=409"),
         "host-call lines give the status code: {log}"
     );
+    // The operator takes a copy away: record and content go, the gauge follows.
+    let id = items[0]["id"].as_str().unwrap();
+    let url = s.gw.admin_url(&format!("/recovery/{id}"));
+    assert_eq!(send("DELETE", &url, &[], "").await.0, 200);
+    assert_eq!(send("DELETE", &url, &[], "").await.0, 404);
+    assert!(!std::path::Path::new(file).exists(), "{file}");
+    assert_eq!(s.gw.metric("wopi_gateway_recovery_copies").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,7 +151,7 @@ pub async fn run_with_reload(
     );
     core.metrics
         .recovery
-        .set(client_face::saves::count_recovery(&client.face.spool.join("recovery")).await as i64);
+        .set(client_face::saves::count_recovery(&client).await as i64);
     let public_task = tokio::spawn(server::serve(
         listeners.public,
         public,
@@ -216,6 +216,11 @@ impl App {
             host_face::migrate::run(&settings.server.data_dir, &shared, &content)
                 .await
                 .map_err(|e| StartError::DataDir(format!("moving the earlier spool: {e}")))?;
+            host_face::migrate::run_recovery(&settings.server.data_dir, &shared, &content)
+                .await
+                .map_err(|e| {
+                    StartError::DataDir(format!("moving the earlier recovery copies: {e}"))
+                })?;
         }
         let mode = if shared.is_clustered() {
             "cluster"

@@ -25,6 +25,7 @@ pub(crate) mod editors;
 pub(crate) mod host;
 pub(crate) mod saves;
 
+use crate::error::GatewayError;
 use crate::settings::Settings;
 use axum::Router;
 use axum::routing::{get, post};
@@ -110,8 +111,7 @@ impl ClientFace {
             .map_err(|e| format!("client_face.proof_key_old_file: {e}"))?
             .map(Arc::new);
         let spool = settings.server.data_dir.join("spool").join("client");
-        std::fs::create_dir_all(spool.join("recovery"))
-            .map_err(|e| format!("spool {}: {e}", spool.display()))?;
+        std::fs::create_dir_all(&spool).map_err(|e| format!("spool {}: {e}", spool.display()))?;
         let keys = ProofKeyPair {
             current: Arc::new(key),
             old: old_key,
@@ -177,26 +177,48 @@ pub(crate) fn routes() -> Router<ClientCtx> {
 
 /// The client face's operator routes on the admin listener.
 pub(crate) fn admin_routes() -> Router<ClientCtx> {
-    Router::new().route("/recovery", get(list_recovery))
+    Router::new()
+        .route("/recovery", get(list_recovery))
+        .route("/recovery/{id}", axum::routing::delete(delete_recovery))
 }
 
-/// `GET /recovery` on the admin listener: saves a WOPI host did not accept.
+/// `GET /recovery` on the admin listener: saves a WOPI host did not accept (cluster-wide).
 pub(crate) async fn list_recovery(
     axum::extract::State(state): axum::extract::State<ClientCtx>,
-) -> axum::Json<serde_json::Value> {
-    let dir = state.face.spool.join("recovery");
-    let mut items = Vec::new();
-    if let Ok(mut rd) = tokio::fs::read_dir(&dir).await {
-        while let Ok(Some(e)) = rd.next_entry().await {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                if let Ok(b) = tokio::fs::read(&p).await {
-                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
-                        items.push(v);
-                    }
-                }
-            }
-        }
+) -> Result<axum::Json<serde_json::Value>, GatewayError> {
+    let items: Vec<serde_json::Value> = state
+        .shared
+        .all_json(saves::NS_RECOVERY)
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    Ok(axum::Json(serde_json::json!({ "recovery": items })))
+}
+
+/// `DELETE /recovery/{id}` on the admin listener: the operator put the copy where it
+/// belongs; the record and its content go.
+pub(crate) async fn delete_recovery(
+    axum::extract::State(state): axum::extract::State<ClientCtx>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, GatewayError> {
+    let record: serde_json::Value = state
+        .shared
+        .get_json(saves::NS_RECOVERY, &id)
+        .await?
+        .ok_or(GatewayError::NotFound("recovery copy"))?;
+    if let Some(key) = record["content_key"].as_str() {
+        state
+            .content
+            .delete(key)
+            .await
+            .map_err(GatewayError::content)?;
     }
-    axum::Json(serde_json::json!({ "recovery": items }))
+    state.shared.delete(saves::NS_RECOVERY, &id).await?;
+    state
+        .metrics
+        .recovery
+        .set(saves::count_recovery(&state).await as i64);
+    tracing::warn!(recovery = id, "recovery copy deleted by an operator");
+    Ok(axum::Json(serde_json::json!({ "deleted": id })))
 }

@@ -73,6 +73,14 @@ impl ContentStore {
         Ok(ContentStore::S3(Box::new(s3::S3Store::new(s, http)?)))
     }
 
+    /// Where an operator finds `key`: a path (fs) or an `s3://bucket/key` URL.
+    pub(crate) fn locate(&self, key: &str) -> String {
+        match self {
+            ContentStore::Fs(f) => f.root.join(key).display().to_string(),
+            ContentStore::S3(s) => s.locate(key),
+        }
+    }
+
     /// What `/readyz` and the logs call it.
     pub(crate) fn describe(&self) -> String {
         match self {

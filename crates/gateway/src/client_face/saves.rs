@@ -12,7 +12,6 @@ use axum::response::Response;
 use docs_api::{Callback, CallbackStatus};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The MIME type of an extension the gateway saves or serves.
@@ -221,6 +220,13 @@ async fn put_file(
     Err("PutFile failed".to_owned().into())
 }
 
+/// Recovery records in the shared state (their content in the content store under
+/// `recovery/`).
+pub(crate) const NS_RECOVERY: &str = "recovery";
+
+/// Keeps a save the host did not take: its bytes (when `from` has them) go to the content
+/// store, a record with the reason to the shared state (both visible from every instance at
+/// `GET /recovery`). Returns the record's id.
 pub(crate) async fn keep_recovery(
     state: &ClientCtx,
     key: &str,
@@ -229,41 +235,68 @@ pub(crate) async fn keep_recovery(
     from: Option<&std::path::Path>,
     why: &str,
     host_reason: Option<&str>,
-) -> Option<PathBuf> {
-    let dir = state.face.spool.join("recovery");
-    let stamp = format!("{key}-{}", state.now_ms());
-    let bin = dir.join(format!("{stamp}.bin"));
+) -> Option<String> {
+    let id = format!(
+        "{key}-{}-{}",
+        state.now_ms(),
+        crate::random::hex::<3>().unwrap_or_default()
+    );
+    let content_key = format!("recovery/{id}.bin");
+    let mut file = None;
     if let Some(src) = from {
-        if let Err(e) = tokio::fs::rename(src, &bin).await {
-            tracing::error!(error = %e, "cannot move the save into the recovery folder");
-            return None;
-        }
-    }
-    let meta = json!({"key": key, "wopi_src": wopi_src, "status": status, "reason": why, "host_reason": host_reason, "file": from.map(|_| bin.display().to_string()), "time_ms": state.now_ms()});
-    let _ = spool::write_atomic(
-        &dir.join(format!("{stamp}.json")),
-        meta.to_string().as_bytes(),
-    )
-    .await;
-    state
-        .metrics
-        .recovery
-        .set(count_recovery(&dir).await as i64);
-    tracing::error!(key, status, reason = why, host_reason, path = %bin.display(), "save kept as a recovery copy");
-    Some(bin)
-}
-
-/// Number of recovery copies held.
-pub(crate) async fn count_recovery(dir: &std::path::Path) -> usize {
-    let mut n = 0;
-    if let Ok(mut rd) = tokio::fs::read_dir(dir).await {
-        while let Ok(Some(e)) = rd.next_entry().await {
-            if e.path().extension().is_some_and(|x| x == "json") {
-                n += 1;
+        let stored = match std::fs::File::open(src) {
+            Ok(f) => state
+                .content
+                .write(&content_key, Box::pin(spool::read_stream(f)), u64::MAX)
+                .await
+                .map_err(|e| match e {
+                    spool::StreamError::Io(e) | spool::StreamError::Source(e) => e.to_string(),
+                    spool::StreamError::TooLarge => "too large".into(),
+                }),
+            Err(e) => Err(e.to_string()),
+        };
+        match stored {
+            Ok(_) => {
+                let _ = tokio::fs::remove_file(src).await;
+                file = Some(state.content.locate(&content_key));
+            }
+            Err(e) => {
+                // The download stays in the local spool: nothing is lost, the log says where.
+                tracing::error!(error = %e, path = %src.display(), "cannot store the recovery copy in the content store; it stays in the local spool");
+                file = Some(src.display().to_string());
             }
         }
     }
-    n
+    let record = json!({"id": id, "key": key, "wopi_src": wopi_src, "status": status, "reason": why, "host_reason": host_reason, "file": file, "content_key": from.map(|_| content_key.clone()), "time_ms": state.now_ms()});
+    if let Err(e) = state
+        .shared
+        .put_json(NS_RECOVERY, &id, &record, crate::cluster::Keep::Durable)
+        .await
+    {
+        tracing::error!(error = %e, %record, "cannot record the recovery copy in the shared state");
+    }
+    state
+        .metrics
+        .recovery
+        .set(count_recovery(state).await as i64);
+    tracing::error!(
+        key,
+        status,
+        reason = why,
+        host_reason,
+        file = file.as_deref().unwrap_or("-"),
+        "save kept as a recovery copy"
+    );
+    Some(id)
+}
+
+/// Number of recovery copies held (cluster-wide).
+pub(crate) async fn count_recovery(state: &ClientCtx) -> usize {
+    state
+        .shared
+        .ids(NS_RECOVERY)
+        .await
+        .map_or(0, |ids| ids.len())
 }
 
 /// Status 2 (final) or 6 (force-save): download the save from Docs and PutFile it (a

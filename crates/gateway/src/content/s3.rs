@@ -65,6 +65,10 @@ impl S3Store {
         })
     }
 
+    pub(crate) fn locate(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket.name())
+    }
+
     pub(crate) fn describe(&self) -> String {
         self.describe.clone()
     }

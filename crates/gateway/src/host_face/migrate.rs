@@ -93,6 +93,61 @@ pub(crate) async fn run(
     Ok(moved)
 }
 
+/// Moves the client face's recovery copies of an earlier release
+/// (`spool/client/recovery/<stamp>.json` + `.bin`) the same way; the folder is renamed
+/// `recovery.migrated`.
+pub(crate) async fn run_recovery(
+    data_dir: &Path,
+    shared: &Shared,
+    content: &ContentStore,
+) -> Result<usize, String> {
+    let old = data_dir.join("spool").join("client").join("recovery");
+    let Ok(mut entries) = tokio::fs::read_dir(&old).await else {
+        return Ok(0);
+    };
+    let mut moved = 0;
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Some(id) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bin = path.with_extension("bin");
+        if bin.is_file() {
+            let key = format!("recovery/{id}.bin");
+            copy_in(content, &bin, &key).await?;
+            v["file"] = Value::String(content.locate(&key));
+            v["content_key"] = Value::String(key);
+        }
+        v["id"] = Value::String(id.clone());
+        shared
+            .put_json(
+                crate::client_face::saves::NS_RECOVERY,
+                &id,
+                &v,
+                Keep::Durable,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        moved += 1;
+    }
+    let done = old.with_file_name("recovery.migrated");
+    tokio::fs::rename(&old, &done)
+        .await
+        .map_err(|e| format!("{}: {e}", old.display()))?;
+    if moved > 0 {
+        tracing::warn!(records = moved, kept_as = %done.display(), "moved an earlier release's recovery copies into the shared state and the content store");
+    }
+    Ok(moved)
+}
+
 async fn copy_in(content: &ContentStore, from: &Path, key: &str) -> Result<(), String> {
     let Ok(file) = std::fs::File::open(from) else {
         return Ok(()); // nothing to move (already gone)
