@@ -47,6 +47,10 @@ fn check_toml(text: &str, scratch: &TempDir, name: &str) {
         .replace(
             "/var/lib/wopi-gateway",
             &scratch.path().join("data").display().to_string(),
+        )
+        .replace(
+            "/srv/wopi-gateway-content",
+            &scratch.path().join("content").display().to_string(),
         );
     let path = scratch.path().join(name);
     std::fs::write(&path, text).unwrap();
@@ -245,6 +249,33 @@ fn compose_file_validates_and_both_sides_read_one_docs_secret() {
         mounts.iter().any(|m| m.contains("/var/lib/wopi-gateway")),
         "{mounts:?}"
     );
+    // The compose Redis carries the cluster's state; the content store is a named volume.
+    let redis_url = toml["cluster"]["redis_url"].as_str().unwrap();
+    assert!(redis_url.starts_with("redis://redis:"), "{redis_url}");
+    assert!(!svc["redis"].is_badvalue());
+    let content = toml["content"]["dir"].as_str().unwrap();
+    assert!(
+        mounts.iter().any(|m| m.contains(&format!(":{content}"))),
+        "{content} not mounted: {mounts:?}"
+    );
+    let secrets: Vec<&str> = svc["wopi-gateway"]["secrets"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["source"].as_str().or(v.as_str()))
+        .collect();
+    for f in [
+        toml["host_face"]["access_token_secret_file"]
+            .as_str()
+            .unwrap(),
+        toml["client_face"]["proof_key_file"].as_str().unwrap(),
+    ] {
+        let name = f.strip_prefix("/run/secrets/").unwrap();
+        assert!(
+            secrets.contains(&name),
+            "{name} is not a compose secret: {secrets:?}"
+        );
+    }
 }
 
 #[test]
@@ -413,6 +444,52 @@ fn kubernetes_manifests_validate_and_match_the_configmap() {
     }
     walk(&toml, &mut files_named);
     assert!(files_named.len() >= 3, "{files_named:?}");
+    // Several instances with shared state: no affinity, Redis and a shared content volume.
+    assert!(dep[0]["spec"]["replicas"].as_i64().unwrap() >= 3);
+    let svc = yaml("k8s/service.yaml");
+    assert!(
+        svc[0]["spec"]["sessionAffinity"].is_badvalue(),
+        "no session affinity: every pod serves every request"
+    );
+    let pdb = yaml("k8s/pdb.yaml");
+    assert!(pdb[0]["spec"]["minAvailable"].as_i64().unwrap() >= 1);
+    let redis_url = toml["cluster"]["redis_url"].as_str().unwrap();
+    let redis = yaml("k8s/redis.yaml");
+    let redis_svc = redis[0]["metadata"]["name"].as_str().unwrap();
+    assert!(
+        redis_url.starts_with(&format!("redis://{redis_svc}:")),
+        "{redis_url} names the Redis Service {redis_svc}"
+    );
+    let args = redis[1]["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_vec()
+        .unwrap();
+    assert!(
+        args.iter().any(|a| a.as_str() == Some("--appendonly")),
+        "the shared state persists"
+    );
+    let content_dir = toml["content"]["dir"].as_str().unwrap();
+    let mount = c["volumeMounts"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"].as_str() == Some(content_dir))
+        .unwrap_or_else(|| panic!("content.dir {content_dir} is not a mount"));
+    let volume = pod["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let claim = volume["persistentVolumeClaim"]["claimName"]
+        .as_str()
+        .unwrap();
+    let pvc = yaml("k8s/content-pvc.yaml");
+    assert_eq!(pvc[0]["metadata"]["name"].as_str(), Some(claim));
+    assert_eq!(
+        pvc[0]["spec"]["accessModes"][0].as_str(),
+        Some("ReadWriteMany"),
+        "one volume for every pod"
+    );
     let secret = yaml("k8s/secret.yaml");
     for f in files_named {
         let mount = mounts
