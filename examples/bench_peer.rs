@@ -41,7 +41,9 @@ async fn handle(
         "/json" => full(json, "application/json"),
         "/small" | "/web-apps/small" => full(Bytes::from_static(&[b's'; 100]), "text/plain"),
         "/healthcheck" => full("true", "text/plain"),
-        "/doc/bench.docx" => full(doc, "application/octet-stream"),
+        p if p.starts_with("/doc/bench") && p.ends_with(".docx") => {
+            full(doc, "application/octet-stream")
+        }
         "/callback" => {
             let _ = req.into_body().collect().await;
             full(r#"{"error":0}"#, "application/json")

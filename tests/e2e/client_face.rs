@@ -1528,3 +1528,56 @@ lock_refresh_seconds = 1
         done
     );
 }
+
+/// A conversion started on one instance: its status (through the balancer) and Docs'
+/// download of its source (at the internal URL, the balancer too) work on every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversion_started_on_one_instance_is_followed_on_the_others() {
+    let shared = crate::support::cluster::Shared::start().await;
+    let host = WopiHost::start(b"x").await;
+    let (secret, key_file) = shared.secrets();
+    let rest = format!(
+        r#"{cluster}
+[docs]
+url = "{origin}"
+jwt_secret = "{DOCS_SECRET}"
+healthcheck_interval_seconds = 0
+[host_face]
+access_token_secret_file = "{secret}"
+[client_face]
+proof_key_file = "{key_file}"
+allowed_wopi_origins = ["{origin}"]
+"#,
+        cluster = shared.toml(),
+        origin = host.origin()
+    );
+    let mut gws = shared.start_instances(3, &rest);
+    host.trust(&shared.lb.base()).await;
+    let first = gws.remove(0);
+    let s = Setup {
+        base: format!("http://{}", first.public),
+        gw: first,
+        host,
+    };
+    old_doc(&s);
+    s.host.state.lock().unwrap().converter.polls = 3;
+    let (st, page, status_url) = start_conversion(&s, "doc", "docx").await;
+    assert_eq!(st, 200, "{page}");
+    let status_url = status_url.unwrap();
+    assert!(status_url.starts_with(&shared.lb.base()), "{status_url}");
+    let (st, v) = conversion_outcome(&status_url).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "done");
+    let h = s.host.state.lock().unwrap();
+    assert_eq!(h.converter.bad_tokens, 0);
+    assert_eq!(
+        h.converter.sources.len(),
+        1,
+        "Docs downloaded the source once"
+    );
+    let served = shared.lb.counts();
+    assert!(
+        served.iter().filter(|(_, n)| *n > 0).count() >= 2,
+        "{served:?}"
+    );
+}

@@ -120,7 +120,7 @@ impl ClientFace {
             keys: Arc::new(arc_swap::ArcSwap::new(Arc::new(keys))),
             editors: editors::Editors::new(shared.clone()),
             spool,
-            jobs: convert::Jobs::default(),
+            jobs: convert::Jobs::new(shared.clone()),
             convert_to_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.client_face.convert_to_max_concurrent,
             )),

@@ -5,15 +5,14 @@
 
 use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
-use crate::spool;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
 use docs_api::jwt;
 use http::StatusCode;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant};
 const FINISHED_JOB_TTL: Duration = Duration::from_secs(600);
 
 /// What Docs downloads for a job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Source {
     /// GetFile on the host.
     Host {
@@ -30,12 +29,12 @@ pub(crate) enum Source {
         /// The user's access token.
         token: String,
     },
-    /// An upload kept in the spool (convert-to).
-    File(PathBuf),
+    /// An upload kept in the content store (convert-to), by key.
+    Upload(String),
 }
 
 /// Where a job is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum JobState {
     /// Docs is converting (percent as Docs reports it).
     Converting(u8),
@@ -87,14 +86,50 @@ impl Job {
     }
 }
 
-/// Conversions in progress (and finished ones, for a while).
-#[derive(Debug, Default, Clone)]
+/// A job as the shared state holds it, for the instances that do not run it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JobRecord {
+    /// Where it is.
+    pub state: JobState,
+    /// What Docs downloads.
+    pub source: Source,
+}
+
+/// Namespace of job records.
+const NS_JOB: &str = "job";
+
+/// A job seen from this instance: run here, or by another instance of the cluster.
+pub(crate) enum JobView {
+    /// Running (or run) here.
+    Local(Arc<Job>),
+    /// Known from the shared state.
+    Remote(JobRecord),
+}
+
+/// Conversions in progress (and finished ones, for a while): run by the instance that
+/// started them, published to the shared state so the status URL and Docs' download of the
+/// source work on every instance.
+#[derive(Debug, Clone)]
 pub(crate) struct Jobs {
     map: Arc<DashMap<String, Arc<Job>>>,
+    shared: crate::cluster::Shared,
 }
 
 impl Jobs {
-    pub(crate) fn add(&self, source: Source) -> Result<(String, Arc<Job>), GatewayError> {
+    /// The jobs, published to `shared`.
+    pub(crate) fn new(shared: crate::cluster::Shared) -> Self {
+        Jobs {
+            map: Arc::new(DashMap::new()),
+            shared,
+        }
+    }
+
+    /// Starts a job record; every change of its state is published until it finishes.
+    pub(crate) async fn add(
+        &self,
+        source: Source,
+        ttl: Duration,
+    ) -> Result<(String, Arc<Job>), GatewayError> {
         self.sweep();
         let id = crate::random::hex::<16>()?;
         let job = Arc::new(Job {
@@ -102,16 +137,64 @@ impl Jobs {
             state: tokio::sync::watch::Sender::new(JobState::Converting(0)),
             finished: Mutex::new(None),
         });
+        let keep = crate::cluster::Keep::For(ttl + FINISHED_JOB_TTL);
+        let record = |state: JobState, source: &Source| JobRecord {
+            state,
+            source: source.clone(),
+        };
+        self.shared
+            .put_json(
+                NS_JOB,
+                &id,
+                &record(JobState::Converting(0), &job.source),
+                keep,
+            )
+            .await?;
         self.map.insert(id.clone(), job.clone());
+        let (shared, jid, mut rx) = (self.shared.clone(), id.clone(), job.state.subscribe());
+        let source = job.source.clone();
+        tokio::spawn(async move {
+            // The watch keeps the latest state: published in order, intermediate percents
+            // may be skipped.
+            while rx.changed().await.is_ok() {
+                let now = rx.borrow_and_update().clone();
+                let done = !matches!(now, JobState::Converting(_));
+                if let Err(e) = shared
+                    .put_json(NS_JOB, &jid, &record(now, &source), keep)
+                    .await
+                {
+                    tracing::warn!(job = %jid, error = %e, "cannot publish a conversion's state");
+                }
+                if done {
+                    return;
+                }
+            }
+        });
         Ok((id, job))
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<Job>> {
-        self.map.get(id).map(|j| j.clone())
+    /// A job, run here or published by another instance.
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<JobView>, GatewayError> {
+        if let Some(j) = self.map.get(id) {
+            return Ok(Some(JobView::Local(j.clone())));
+        }
+        Ok(self
+            .shared
+            .get_json::<JobRecord>(NS_JOB, id)
+            .await?
+            .map(JobView::Remote))
     }
 
-    pub(crate) fn remove(&self, id: &str) {
+    /// A job's published record.
+    pub(crate) async fn record(&self, id: &str) -> Result<Option<JobRecord>, GatewayError> {
+        Ok(self.shared.get_json::<JobRecord>(NS_JOB, id).await?)
+    }
+
+    pub(crate) async fn remove(&self, id: &str) {
         self.map.remove(id);
+        if let Err(e) = self.shared.delete(NS_JOB, id).await {
+            tracing::warn!(job = id, error = %e, "cannot remove a conversion's record; it expires");
+        }
     }
 
     pub(crate) fn sweep(&self) {
@@ -276,24 +359,28 @@ pub(crate) async fn source(
     Path(id): Path<String>,
     _docs: super::auth::DocsRequest,
 ) -> Result<Response, GatewayError> {
-    let job = state
-        .face
-        .jobs
-        .get(&id)
-        .ok_or(GatewayError::NotFound("conversion"))?;
-    match &job.source {
-        Source::File(path) => {
-            let file = std::fs::File::open(path)?;
-            let len = file.metadata()?.len();
+    let source = match state.face.jobs.get(&id).await? {
+        Some(JobView::Local(job)) => job.source.clone(),
+        Some(JobView::Remote(r)) => r.source,
+        None => return Err(GatewayError::NotFound("conversion")),
+    };
+    match &source {
+        Source::Upload(key) => {
+            let content = state
+                .content
+                .open(key)
+                .await
+                .map_err(GatewayError::content)?
+                .ok_or(GatewayError::NotFound("conversion source"))?;
             Ok((
                 [
                     (
                         http::header::CONTENT_TYPE,
                         "application/octet-stream".to_owned(),
                     ),
-                    (http::header::CONTENT_LENGTH, len.to_string()),
+                    (http::header::CONTENT_LENGTH, content.size.to_string()),
                 ],
-                Body::from_stream(spool::read_stream(file)),
+                Body::from_stream(content.stream),
             )
                 .into_response())
         }

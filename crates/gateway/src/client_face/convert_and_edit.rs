@@ -4,7 +4,7 @@
 //! and sends the browser to the host's `HostEditUrl`. Nothing is written to the host unless
 //! the conversion succeeded.
 
-use super::convert::{Job, JobState, Request, Source, convert, source_url};
+use super::convert::{Job, JobState, JobView, Request, Source, convert, source_url};
 use super::host::{self, Call};
 use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
@@ -88,10 +88,17 @@ async fn start_convert_and_edit(
             "the file is .{source_ext}, not .{ext}"
         )));
     }
-    let (id, job) = state.face.jobs.add(Source::Host {
-        wopi_src: action.wopi_src.clone(),
-        token: action.token.clone(),
-    })?;
+    let (id, job) = state
+        .face
+        .jobs
+        .add(
+            Source::Host {
+                wopi_src: action.wopi_src.clone(),
+                token: action.token.clone(),
+            },
+            state.settings().client_face.conversion_timeout,
+        )
+        .await?;
     let title = info.base_file_name;
     tokio::spawn(run_convert_and_edit(
         state.clone(),
@@ -300,20 +307,48 @@ pub(crate) async fn status(
     Path(id): Path<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
-    let Some(job) = state.face.jobs.get(&id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"state": "unknown", "message": "no such conversion (finished long ago, or never started)"})),
-        )
-            .into_response();
-    };
-    let mut now = job.state();
     let wait = query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == "wait=1"));
-    if wait && matches!(now, JobState::Converting(_)) {
-        now = job.changed_from(&now, STATUS_WAIT).await;
-    }
+    let now = match state.face.jobs.get(&id).await {
+        Err(e) => return e.into_response(),
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"state": "unknown", "message": "no such conversion (finished long ago, or never started)"})),
+            )
+                .into_response();
+        }
+        Ok(Some(JobView::Local(job))) => {
+            let now = job.state();
+            if wait && matches!(now, JobState::Converting(_)) {
+                job.changed_from(&now, STATUS_WAIT).await
+            } else {
+                now
+            }
+        }
+        Ok(Some(JobView::Remote(r))) => {
+            // Run by another instance: follow its published state.
+            let mut now = r.state;
+            let deadline = tokio::time::Instant::now() + STATUS_WAIT;
+            while wait && matches!(now, JobState::Converting(_)) {
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                match state.face.jobs.record(&id).await {
+                    Ok(Some(r)) if r.state != now => {
+                        now = r.state;
+                        break;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => return e.into_response(),
+                }
+            }
+            now
+        }
+    };
     let (status, body) = match now {
         JobState::Converting(p) => (
             StatusCode::ACCEPTED,

@@ -43,8 +43,11 @@ pub(crate) async fn convert_to(
     let multipart = multipart.map_err(|e| {
         GatewayError::BadRequest(format!("convert-to needs a multipart/form-data body: {e}"))
     })?;
-    let (name, path, size) = read_upload(&state, multipart).await?;
-    let cleanup = TempFile(path.clone());
+    let (name, upload, size) = read_upload(&state, multipart).await?;
+    let cleanup = StoredUpload {
+        state: state.clone(),
+        key: upload.clone(),
+    };
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
@@ -65,7 +68,14 @@ pub(crate) async fn convert_to(
             "convert-to needs docs.jwt_secret".into(),
         ));
     }
-    let (id, _job) = state.face.jobs.add(Source::File(path.clone()))?;
+    let (id, _job) = state
+        .face
+        .jobs
+        .add(
+            Source::Upload(upload.clone()),
+            state.settings().client_face.conversion_timeout,
+        )
+        .await?;
     let key = format!("cvt-{id}");
     let url = source_url(&state, &id);
     tracing::info!(size, from = %ext, to = %format, stage = "convert-to", "conversion requested");
@@ -81,7 +91,7 @@ pub(crate) async fn convert_to(
         |_| {},
     )
     .await;
-    state.face.jobs.remove(&id);
+    state.face.jobs.remove(&id).await;
     let file_url = converted.map_err(failure_error)?;
     let out = state.face.spool.join(format!("convert-to-{id}.out"));
     let written = super::saves::fetch_to_spool(&state, &file_url, &out)
@@ -115,11 +125,12 @@ pub(crate) async fn convert_to(
         .into_response())
 }
 
-/// Spools the form's `data` field; answers the file name, the spool path and the size.
+/// Stores the form's `data` field in the content store (Docs may fetch it from any
+/// instance); answers the file name, the content-store key and the size.
 async fn read_upload(
     state: &ClientCtx,
     mut multipart: axum::extract::Multipart,
-) -> Result<(String, std::path::PathBuf, u64), GatewayError> {
+) -> Result<(String, String, u64), GatewayError> {
     loop {
         let field = multipart
             .next_field()
@@ -131,10 +142,12 @@ async fn read_upload(
         }
         let name = field.file_name().unwrap_or("").to_owned();
         let id = crate::random::hex::<12>()?;
-        let path = state.face.spool.join(format!("convert-to-{id}.bin"));
+        let key = format!("convert/{id}.bin");
         let limit = state.settings().server.body_limits[crate::access::RouteGroup::Hosting.index()];
         let stream = futures_util::StreamExt::map(field, |c| c.map_err(|e| e.to_string()));
-        let written = spool::write_stream(&path, stream, limit)
+        let written = state
+            .content
+            .write(&key, stream, limit)
             .await
             .map_err(|e| match e {
                 spool::StreamError::TooLarge => GatewayError::PayloadTooLarge,
@@ -144,9 +157,9 @@ async fn read_upload(
                 spool::StreamError::Source(s) => {
                     GatewayError::BadRequest(format!("upload interrupted: {s}"))
                 }
-                spool::StreamError::Io(io) => GatewayError::from(io),
+                spool::StreamError::Io(io) => GatewayError::content(io),
             })?;
-        return Ok((name, path, written.size));
+        return Ok((name, key, written.size));
     }
 }
 
@@ -175,6 +188,25 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> GatewayError
         GatewayError::PayloadTooLarge
     } else {
         GatewayError::BadRequest(format!("convert-to form: {text}"))
+    }
+}
+
+/// An upload in the content store, removed when dropped.
+struct StoredUpload {
+    state: ClientCtx,
+    key: String,
+}
+
+impl Drop for StoredUpload {
+    fn drop(&mut self) {
+        let (state, key) = (self.state.clone(), std::mem::take(&mut self.key));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = state.content.delete(&key).await {
+                    tracing::warn!(key, error = %e, "cannot remove a convert-to upload from the content store");
+                }
+            });
+        }
     }
 }
 

@@ -23,14 +23,17 @@ pub(crate) async fn sweep(state: &HostCtx) -> Result<usize, GatewayError> {
         .list("files/")
         .await
         .map_err(GatewayError::content)?;
-    // Content of deliveries moved from an earlier release's spool.
-    objects.extend(
-        state
-            .content
-            .list("deliveries/")
-            .await
-            .map_err(GatewayError::content)?,
-    );
+    // Content of deliveries moved from an earlier release's spool, and convert-to uploads
+    // an instance that died could not remove.
+    for prefix in ["deliveries/", "convert/"] {
+        objects.extend(
+            state
+                .content
+                .list(prefix)
+                .await
+                .map_err(GatewayError::content)?,
+        );
+    }
     let mut keep: HashSet<String> = state
         .face
         .files
