@@ -37,7 +37,7 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rec() { echo "$1=$2" | tee -a "$OUT"; }
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-ulimit -n 65536 || true
+ulimit -n 65536 2>/dev/null || true
 
 P_PEER=$(port); P_REDIS=$(port); P_S3=$(port); P_LB1=$(port); P_LB3=$(port)
 $BIN proof-key generate --out "$WORK/client.pem" >/dev/null
@@ -158,36 +158,39 @@ rec three_instances_redis_rps "$THREE"
 rec three_instances_non2xx "$(awk '/Non-2xx/ {print $5}' <<<"$R3" | grep . || echo 0)"
 rec three_redis_over_one_memory "$(python3 -c "print(round($THREE/$ONE,2))")"
 
-echo "# sizes in Redis"
+echo "# sizes in Redis (after the run: pending status 1/4 deliveries of the cycles included)"
 KEY=$(redis-cli -p "$P_REDIS" --scan --pattern 'wopi-gateway:file:*' | head -1)
 rec redis_file_state_bytes "$(redis-cli -p "$P_REDIS" memory usage "$KEY")"
 rec redis_keys_after_64_files "$(redis-cli -p "$P_REDIS" dbsize)"
+rec redis_pending_deliveries "$(redis-cli -p "$P_REDIS" scard wopi-gateway:delivery)"
+LOCKKEY=$(redis-cli -p "$P_REDIS" --scan --pattern 'wopi-gateway:delivery:*' | head -1)
+[ -n "$LOCKKEY" ] && rec redis_delivery_bytes "$(redis-cli -p "$P_REDIS" memory usage "$LOCKKEY")"
 rec redis_used_memory_bytes "$(redis-cli -p "$P_REDIS" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')"
 
 echo "# PutFile 1 GiB: fs (cluster content dir) and s3 (moto)"
 SZ=$((1024*1024*1024))
 head -c $SZ /dev/urandom > "$WORK/upload.bin"
-put() { # GATEWAY_BASE PID NAME
-  local base=$1 pid=$2 name=$3 H0 H1 T0 T1
-  mapfile -t B < <($PEER headers "$base" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" "bench-put-$name.docx")
-  curl -sf -o /dev/null -X POST "$base${B[0]}" -H "${B[1]}" -H "${B[2]}" -H "X-WOPI-Override: LOCK" -H "X-WOPI-Lock: bench"
+put() { # SIGNED_BASE (public_url) SENT_BASE (the instance) PID NAME
+  local signed=$1 base=$2 pid=$3 name=$4 H0 H1 T0 T1
+  mapfile -t B < <($PEER headers "$signed" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" "bench-put-$name.docx")
+  curl -sf -o /dev/null -X POST "$base${B[0]}" -H "${B[1]}" -H "${B[2]}" -H "X-WOPI-Override: LOCK" -H "X-WOPI-Lock: bench" || { echo "LOCK failed on $base" >&2; return 1; }
   H0=$(hwm "$pid")
   T0=$(date +%s.%N)
-  curl -sf -o /dev/null -X POST -T "$WORK/upload.bin" "$base${B[3]}" -H "${B[4]}" -H "${B[5]}" -H "X-WOPI-Override: PUT" -H "X-WOPI-Lock: bench" -H "Content-Type: application/octet-stream"
+  curl -sf -o /dev/null -X POST -T "$WORK/upload.bin" "$base${B[3]}" -H "${B[4]}" -H "${B[5]}" -H "X-WOPI-Override: PUT" -H "X-WOPI-Lock: bench" -H "Content-Type: application/octet-stream" || { echo "PutFile failed on $base" >&2; return 1; }
   T1=$(date +%s.%N)
   H1=$(hwm "$pid")
   echo "$(python3 -c "print(round($T1-$T0,3))") $(( (H1-H0) / 1024 ))"
 }
 T0=$(date +%s.%N); cp "$WORK/upload.bin" "$WORK/content/copy.bin" && sync "$WORK/content/copy.bin"; T1=$(date +%s.%N); rm -f "$WORK/content/copy.bin"
 CP=$(python3 -c "print(round($T1-$T0,3))")
-read -r FS FS_RSS < <(put "http://127.0.0.1:$P_LB3" "$PID_a" fs)
+read -r FS FS_RSS < <(put "http://127.0.0.1:$P_LB3" "http://127.0.0.1:$P_A" "$PID_a" fs)
 rec cp_sync_1gib_seconds "$CP"
 rec putfile_fs_1gib_seconds "$FS"
 rec putfile_fs_over_cp "$(python3 -c "print(round($CP/$FS,2))")"
 rec putfile_fs_peak_rss_growth_mib "$FS_RSS"
 T0=$(date +%s.%N); curl -sf -o /dev/null -X PUT -T "$WORK/upload.bin" "http://127.0.0.1:$P_S3/bench/direct.bin"; T1=$(date +%s.%N)
 DIRECT=$(python3 -c "print(round($T1-$T0,3))")
-read -r S3 S3_RSS < <(put "http://127.0.0.1:$P_S3GW" "$PID_s3" s3)
+read -r S3 S3_RSS < <(put "http://127.0.0.1:$P_S3GW" "http://127.0.0.1:$P_S3GW" "$PID_s3" s3)
 rec s3_direct_put_1gib_seconds "$DIRECT"
 rec putfile_s3_1gib_seconds "$S3"
 rec putfile_s3_over_direct_put "$(python3 -c "print(round($DIRECT/$S3,2))")"

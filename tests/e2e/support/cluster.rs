@@ -42,7 +42,7 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Kills it (SIGKILL): everything in it is gone, as after a crash without persistence.
+    /// Kills it (SIGKILL), as a crash does; [`Redis::restart`] reloads its append-only file.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -50,17 +50,7 @@ impl Redis {
         }
     }
 
-    /// Stops it and keeps its data (a `SHUTDOWN SAVE` to its dump file), as a restart does.
-    pub fn stop_saving(&mut self) {
-        let _ = std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "shutdown", "save"])
-            .output();
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts it (again) on the same port, loading its dump file when there is one.
+    /// Starts it (again) on the same port, loading its append-only file when there is one.
     pub async fn restart(&mut self) {
         let dir = std::env::temp_dir().join(format!("wopi-gw-redis-{}", self.port));
         std::fs::create_dir_all(&dir).unwrap();
@@ -74,8 +64,11 @@ impl Redis {
                 dir.to_str().unwrap(),
                 "--save",
                 "",
+                // Every write on disk before it is answered: a SIGKILL loses nothing.
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "always",
             ])
             .stdout(std::process::Stdio::null())
             .spawn()

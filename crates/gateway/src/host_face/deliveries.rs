@@ -23,6 +23,8 @@ use tokio::sync::Notify;
 
 /// Largest callback answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Deliveries (of different files) attempted at once by one instance.
+const PARALLEL: usize = 16;
 /// Time allowed for one callback.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -263,11 +265,25 @@ impl Deliveries {
                         .iter()
                         .filter(|d| seen.insert(d.file_id.clone()))
                         .collect();
-                    for d in firsts.iter().filter(|d| d.next_attempt_ms <= now) {
-                        if shutdown.is_cancelled() {
-                            return;
-                        }
-                        self.attempt_leased(&state, &d.id).await;
+                    // Different files' deliveries go out side by side (one file's stay in
+                    // order: only its first is due).
+                    let due: Vec<&str> = firsts
+                        .iter()
+                        .filter(|d| d.next_attempt_ms <= now)
+                        .map(|d| d.id.as_str())
+                        .collect();
+                    futures_util::StreamExt::for_each_concurrent(
+                        futures_util::stream::iter(due),
+                        PARALLEL,
+                        |id| async {
+                            if !shutdown.is_cancelled() {
+                                self.attempt_leased(&state, id).await;
+                            }
+                        },
+                    )
+                    .await;
+                    if shutdown.is_cancelled() {
+                        return;
                     }
                     firsts.iter().map(|d| d.next_attempt_ms).min()
                 }
