@@ -32,7 +32,7 @@ wrk_h() { local url=$1; shift; wrk -t2 -c64 -d"${DUR}s" "$@" "$url" 2>&1; }
 
 P_PEER=$(port); P_NGINX=$(port); P_GW=$(port); P_ADMIN=$(port)
 $BIN proof-key generate --out "$WORK/client.pem" >/dev/null
-$PEER serve "$P_PEER" "$WORK/client.pem" >/dev/null & PIDS+=($!)
+$PEER serve "$P_PEER" "$WORK/client.pem" >/dev/null & PEER_PID=$!; PIDS+=($PEER_PID)
 
 cat > "$WORK/nginx.conf" <<NGX
 worker_processes auto;
@@ -86,19 +86,50 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P_ADMIN/healthz" >/dev/null 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
-echo "# proxy: small GETs with keep-alive (100-byte body)"
+echo "# S1 proxy: small GETs with keep-alive (100-byte body), three runs"
 D=$(rps "http://127.0.0.1:$P_PEER/small"); rec direct_rps "$D"
-N=$(rps "http://127.0.0.1:$P_NGINX/small"); rec nginx_rps "$N"
-G=$(rps "http://127.0.0.1:$P_GW/small"); rec gateway_rps "$G"
-rec gateway_over_nginx "$(python3 -c "print(round($G/$N,2))")"
+for r in 1 2 3; do
+  N=$(rps "http://127.0.0.1:$P_NGINX/small"); rec "nginx_rps_$r" "$N"
+  G=$(rps "http://127.0.0.1:$P_GW/small"); rec "gateway_rps_$r" "$G"
+  rec "gateway_over_nginx_$r" "$(python3 -c "print(round($G/$N,2))")"
+done
 
-echo "# host face: CheckFileInfo with proof verification and access token, content cached"
-mapfile -t H < <($PEER headers "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem")
-curl -sf "http://127.0.0.1:$P_GW${H[0]}" -H "${H[1]}" -H "${H[2]}" >/dev/null || { echo "CheckFileInfo through the gateway failed"; cat "$WORK/gw.err"; exit 1; }
-B=$(rps "http://127.0.0.1:$P_PEER/json"); rec bare_hyper_json_rps "$B"
-C=$(wrk_h "http://127.0.0.1:$P_GW${H[0]}" -H "${H[1]}" -H "${H[2]}" | awk '/Requests\/sec/ {print $2}'); rec gateway_checkfileinfo_rps "$C"
-rec checkfileinfo_over_bare_hyper "$(python3 -c "print(round($C/$B,2))")"
-NON2XX=$(wrk_h "http://127.0.0.1:$P_GW${H[0]}" -H "${H[1]}" -H "${H[2]}" | awk '/Non-2xx/ {print $5}'); rec checkfileinfo_non2xx "${NON2XX:-0}"
+echo "# S2 host face: CheckFileInfo with a fresh proof per request, three runs"
+# 3,000 proofs, each signed at its own timestamp (the gateway keeps no proof cache: every
+# request pays one RSA verify, as with unbounded fresh proofs). The bare baseline verifies
+# the same way (the wopi crate, RSA by ring) and returns the gateway's own CheckFileInfo JSON.
+$PEER proofs "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 3000 > "$WORK/gw.proofs"
+$PEER proofs "bare:http://127.0.0.1:$P_PEER" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 3000 > "$WORK/bare.proofs"
+P=$(head -1 "$WORK/gw.proofs"); L=$(sed -n 2p "$WORK/gw.proofs")
+curl -sf "http://127.0.0.1:$P_GW$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi.json" || { echo "CheckFileInfo through the gateway failed"; cat "$WORK/gw.err"; exit 1; }
+kill "$PEER_PID"; sleep 0.2
+BARE_JSON="$WORK/cfi.json" $PEER serve "$P_PEER" "$WORK/client.pem" >/dev/null & PEER_PID=$!; PIDS+=($PEER_PID)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$P_PEER/healthcheck" >/dev/null && break; sleep 0.1; done
+cat > "$WORK/fresh.lua" <<'LUA'
+local f = assert(io.open(os.getenv("PROOFS"), "r"))
+path = f:read("*l")
+ts, pr = {}, {}
+for line in f:lines() do
+  local a, b = line:match("^(%S+) (%S+)$")
+  if a then table.insert(ts, a); table.insert(pr, b) end
+end
+f:close()
+local n, i = #ts, 0
+function init(args) i = math.random(n) end
+function request()
+  i = i % n + 1
+  return wrk.format("GET", path, {["X-WOPI-TimeStamp"] = ts[i], ["X-WOPI-Proof"] = pr[i]})
+end
+LUA
+fresh() { PROOFS=$1 wrk -t2 -c64 -d"${DUR}s" -s "$WORK/fresh.lua" "$2" 2>&1; }
+for r in 1 2 3; do
+  BO=$(fresh "$WORK/bare.proofs" "http://127.0.0.1:$P_PEER"); B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO")
+  GO=$(fresh "$WORK/gw.proofs" "http://127.0.0.1:$P_GW"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
+  rec "bare_verify_rps_$r" "$B"
+  rec "gateway_checkfileinfo_rps_$r" "$C"
+  rec "checkfileinfo_over_bare_verify_$r" "$(python3 -c "print(round($C/$B,2))")"
+  rec "non2xx_bare_gateway_$r" "$(awk '/Non-2xx/ {print $5}' <<<"$BO" | grep . || echo 0)/$(awk '/Non-2xx/ {print $5}' <<<"$GO" | grep . || echo 0)"
+done
 
 echo "# memory: 10,000 idle keep-alive client connections"
 rec gateway_rss_before_idle_mib "$(( $(rss $GW_PID) / 1024 ))"

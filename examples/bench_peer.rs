@@ -10,6 +10,10 @@
 //!   contents path (GetFile/PutFile) and its headers (valid for 20 minutes), for wrk and curl.
 //!   An optional 5th argument names the document (`big.bin` streams 1 GiB).
 //! - `bench_peer callback KEY URL SECRET`: prints a signed status-2 callback body.
+//! - `bench_peer proofs GATEWAY|bare:PEER PEER KEYFILE N`: a CheckFileInfo path and N fresh
+//!   proofs (one per request). Against `bare:`, `serve` answers `/bare/…` itself: it verifies
+//!   the proof with the same `wopi` crate (RSA by ring) and returns the JSON of the file named
+//!   by `BARE_JSON` (the gateway's own CheckFileInfo answer), the S2 baseline.
 //!
 //! For the client face it also plays the WOPI host (`/wopi/files/bench`, no proof check) and
 //! Docs' cache (`/cache/big`, 100 MiB).
@@ -31,12 +35,59 @@ fn full(body: impl Into<Bytes>, ctype: &'static str) -> Response<B> {
         .expect("response")
 }
 
+/// The bare verifier: the same proof check as the gateway's (the `wopi` crate's, RSA by ring)
+/// and a fixed JSON answer.
+struct Bare {
+    keys: wopi::proof::ProofKeys,
+    json: Bytes,
+}
+
+fn bare_check(req: &Request<Incoming>, bare: &Bare) -> Response<B> {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let query = req.uri().query().unwrap_or("");
+    let token = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("access_token="))
+        .unwrap_or("");
+    let url = format!(
+        "http://{}{}",
+        header("host").unwrap_or(""),
+        req.uri().path_and_query().map_or("", |p| p.as_str())
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let input = wopi::proof::ProofInput {
+        access_token: token,
+        url: &url,
+        timestamp: header("x-wopi-timestamp"),
+        proof: header("x-wopi-proof"),
+        proof_old: header("x-wopi-proofold"),
+    };
+    let window = Some(wopi::proof::verify::Window {
+        now_ticks: wopi::ticks::from_unix_ms(now),
+        future_skew_ticks: 300 * wopi::ticks::TICKS_PER_SECOND,
+    });
+    match bare.keys.verify(&input, window) {
+        Ok(_) => full(bare.json.clone(), "application/json"),
+        Err(_) => Response::builder()
+            .status(500)
+            .body(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
+            .expect("response"),
+    }
+}
+
 async fn handle(
     req: Request<Incoming>,
     discovery: Arc<String>,
     json: Bytes,
     doc: Bytes,
+    bare: Arc<Bare>,
 ) -> Response<B> {
+    if req.uri().path().starts_with("/bare/") {
+        return bare_check(&req, &bare);
+    }
     match req.uri().path() {
         "/json" => full(json, "application/json"),
         "/small" | "/web-apps/small" => full(Bytes::from_static(&[b's'; 100]), "text/plain"),
@@ -123,6 +174,17 @@ async fn serve(port: u16, keyfile: &str) {
         .to_string(),
     );
     let doc = Bytes::from(vec![b'd'; 4096]);
+    // The gateway's CheckFileInfo answer, when the bench script saved one (BARE_JSON).
+    let bare = Arc::new(Bare {
+        keys: wopi::proof::ProofKeys {
+            current: Some(key.public_key().clone()),
+            old: None,
+        },
+        json: std::env::var("BARE_JSON")
+            .ok()
+            .and_then(|p| std::fs::read(p).ok())
+            .map_or_else(|| json.clone(), Bytes::from),
+    });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind");
@@ -132,11 +194,11 @@ async fn serve(port: u16, keyfile: &str) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (d, j, doc) = (discovery.clone(), json.clone(), doc.clone());
+        let (d, j, doc, bare) = (discovery.clone(), json.clone(), doc.clone(), bare.clone());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let (d, j, doc) = (d.clone(), j.clone(), doc.clone());
-                async move { Ok::<_, std::convert::Infallible>(handle(req, d, j, doc).await) }
+                let (d, j, doc, bare) = (d.clone(), j.clone(), doc.clone(), bare.clone());
+                async move { Ok::<_, std::convert::Infallible>(handle(req, d, j, doc, bare).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -192,6 +254,60 @@ async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
     }
 }
 
+/// Prints a CheckFileInfo path, then `n` lines of `timestamp proof`, each signed at its own
+/// timestamp (a fresh proof per request for wrk). `base` is the gateway (a session is opened
+/// there) or `bare:URL` for the bare verifier (a fixed token).
+async fn proofs(base: &str, peer: &str, keyfile: &str, n: usize) {
+    let key =
+        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
+            .expect("key");
+    let (signed_base, path, access) = match base.strip_prefix("bare:") {
+        Some(b) => (
+            b.to_owned(),
+            "/bare/wopi/files/bare?access_token=bare-token&access_token_ttl=0".to_owned(),
+            "bare-token".to_owned(),
+        ),
+        None => {
+            let config = serde_json::json!({
+                "document": {"fileType": "docx", "key": "bench-key-proofs", "title": "bench.docx",
+                             "url": format!("{peer}/doc/bench-proofs.docx"), "permissions": {"edit": true}},
+                "editorConfig": {"callbackUrl": format!("{peer}/callback"), "mode": "edit", "user": {"id": "u1", "name": "Bench User"}},
+            });
+            let token = docs_api::jwt::sign(
+                &docs_api::Secret::new(SECRET),
+                config.as_object().expect("object"),
+            );
+            let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+                hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+            let req = Request::post(format!("{base}/api/v1/sessions?integrator=bench"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(
+                    serde_json::json!({"token": token}).to_string(),
+                )))
+                .expect("request");
+            let resp = client.request(req).await.expect("open session");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            let access = v["access_token"].as_str().expect("token").to_owned();
+            let fid = v["file_id"].as_str().expect("file id");
+            let path = format!("/wopi/files/{fid}?access_token={access}&access_token_ttl=0");
+            (base.to_owned(), path, access)
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    println!("{path}");
+    let url = format!("{signed_base}{path}");
+    for i in 0..n {
+        // One tick apart: distinct signed bytes, every proof inside the 20-minute window.
+        let ticks = wopi::ticks::from_unix_ms(now) - i as i64;
+        let p = key.sign(None, &access, &url, ticks).expect("sign");
+        println!("{} {}", p.timestamp, p.proof);
+    }
+}
+
 /// Prints a status-2 callback body as Document Server signs it (body token), for curl.
 fn callback(key: &str, url: &str, secret: &str) {
     let body = serde_json::json!({"key": key, "status": 2, "url": url, "filetype": "docx", "users": ["u1"],
@@ -211,6 +327,15 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
         Some("callback") => callback(&args[2], &args[3], &args[4]),
+        Some("proofs") => {
+            proofs(
+                &args[2],
+                &args[3],
+                &args[4],
+                args[5].parse().expect("count"),
+            )
+            .await
+        }
         Some("headers") => {
             headers(
                 &args[2],

@@ -2,6 +2,11 @@
 //! Exit codes: 0 success, 1 runtime failure (or invalid proof), 64 bad usage or settings,
 //! 66 a file the settings name cannot be read on this machine.
 
+/// mimalloc: the request path allocates on one worker and frees on another; glibc's arenas
+/// serialise that on a lock (measured: docs/benchmarks.md, S2).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod config;
 mod doctor;

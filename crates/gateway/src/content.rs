@@ -139,18 +139,6 @@ impl ContentStore {
         }
     }
 
-    /// Whether `key` is there.
-    pub(crate) async fn exists(&self, key: &str) -> io::Result<bool> {
-        match self {
-            ContentStore::Fs(f) => match tokio::fs::metadata(f.root.join(checked(key)?)).await {
-                Ok(m) => Ok(m.is_file()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(e),
-            },
-            ContentStore::S3(s) => s.exists(&checked(key)?.to_string_lossy()).await,
-        }
-    }
-
     /// Removes `key` (no error when it is not there).
     pub(crate) async fn delete(&self, key: &str) -> io::Result<()> {
         match self {
@@ -254,7 +242,6 @@ mod tests {
         assert_eq!(c.size, 3);
         let bytes: Vec<Bytes> = c.stream.map(Result::unwrap).collect().await;
         assert_eq!(bytes.concat(), b"abc");
-        assert!(store.exists("files/f1/v1.bin").await.unwrap());
         let listed = store.list("files/").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].key, "files/f1/v1.bin");

@@ -52,6 +52,10 @@ pub(crate) struct HostFace {
     /// When this instance last wrote each file's activity stamp (Unix ms): throttles the
     /// shared stamp that ends lockless sessions.
     pub activity: Arc<DashMap<String, u64>>,
+    /// Access tokens already verified.
+    pub verified_tokens: Arc<token::VerifiedTokens>,
+    /// FileUrl tokens already signed.
+    pub file_url_tokens: Arc<token::SignedTokens>,
     /// Makes versions unique across instances.
     version_salt: String,
     version_seq: Arc<AtomicU64>,
@@ -119,6 +123,8 @@ impl HostFace {
             deliveries,
             discovery,
             activity: Arc::new(DashMap::new()),
+            verified_tokens: Arc::new(token::VerifiedTokens::default()),
+            file_url_tokens: Arc::new(token::SignedTokens::default()),
             version_salt: crate::random::hex::<3>().map_err(|e| e.to_string())?,
             version_seq: Arc::new(AtomicU64::new(0)),
             clock,

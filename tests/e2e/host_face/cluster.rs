@@ -343,13 +343,15 @@ async fn on_s3_a_100_mib_putfile_streams_and_survives_a_kill() {
     int.fail_next
         .store(1_000_000, std::sync::atomic::Ordering::SeqCst);
     let pid = gws[0].child.as_ref().unwrap().id();
-    let (rss_before, _) = rss_kib(pid);
+    let (rss_before, hwm_before) = rss_kib(pid);
     let put = vec![("x-wopi-override", "PUT"), ("x-wopi-lock", "L")];
     let (st, _, body) = send_to(at(0), "POST", format!("{f}/contents"), put, big.clone()).await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     let (_, peak) = rss_kib(pid);
     let growth_mib = peak.saturating_sub(rss_before) as f64 / 1024.0;
-    eprintln!("100 MiB PutFile to S3: peak RSS growth {growth_mib:.1} MiB");
+    eprintln!(
+        "100 MiB PutFile to S3: peak RSS growth {growth_mib:.1} MiB (RSS {rss_before} KiB, peak before {hwm_before} KiB, after {peak} KiB)"
+    );
     assert!(
         growth_mib < 32.0,
         "peak RSS grew {growth_mib:.1} MiB for a 100 MiB PutFile"

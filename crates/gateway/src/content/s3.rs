@@ -19,6 +19,8 @@ use std::time::Duration;
 
 /// Size of one multipart part (S3's minimum is 5 MiB, except the last).
 pub(crate) const PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3's smallest part but the last.
+const MIN_PART: usize = 5 * 1024 * 1024;
 /// Lifetime of a presigned request.
 const SIGN_TTL: Duration = Duration::from_secs(600);
 /// Largest S3 answer read whole (listings, errors, upload ids).
@@ -135,13 +137,23 @@ impl S3Store {
                     return Err(StreamError::TooLarge);
                 }
                 hash.update(&chunk);
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= PART_SIZE {
-                    let part = buf.split_to(PART_SIZE).freeze();
-                    self.upload_part(key, &mut upload, part)
+                // A part goes up before the buffer would grow past PART_SIZE: the buffer is
+                // allocated once at its final size and never reallocated while it fills.
+                if buf.len() >= MIN_PART && buf.len() + chunk.len() > PART_SIZE {
+                    let part = std::mem::take(&mut buf).freeze();
+                    self.upload_part(key, &mut upload, part.clone())
                         .await
                         .map_err(StreamError::Io)?;
+                    // The sent part's memory holds the next one (one buffer per upload).
+                    buf = part.try_into_mut().map_or_else(
+                        |_| BytesMut::with_capacity(PART_SIZE),
+                        |mut b| {
+                            b.clear();
+                            b
+                        },
+                    );
                 }
+                buf.extend_from_slice(&chunk);
             }
             let rest = buf.split().freeze();
             match &mut upload {
@@ -265,19 +277,6 @@ impl S3Store {
             size,
             stream: Box::pin(stream),
         }))
-    }
-
-    pub(crate) async fn exists(&self, key: &str) -> io::Result<bool> {
-        let url = self
-            .bucket
-            .head_object(Some(&self.credentials), key)
-            .sign(SIGN_TTL);
-        let resp = self.call(http::Method::HEAD, url, Body::empty()).await?;
-        match resp.status() {
-            http::StatusCode::NOT_FOUND => Ok(false),
-            s if s.is_success() => Ok(true),
-            s => Err(other(format!("S3 HEAD answered {s}"))),
-        }
     }
 
     pub(crate) async fn delete(&self, key: &str) -> io::Result<()> {

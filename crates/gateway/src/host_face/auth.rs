@@ -16,7 +16,7 @@ use wopi::proof::verify::{ProofError, Window};
 
 /// A WOPI request whose proof verified and whose access token is valid.
 #[derive(Debug)]
-pub(crate) struct WopiAuth(pub(crate) AccessClaims);
+pub(crate) struct WopiAuth(pub(crate) std::sync::Arc<AccessClaims>);
 
 impl FromRequestParts<HostCtx> for WopiAuth {
     type Rejection = GatewayError;
@@ -45,11 +45,15 @@ impl FromRequestParts<HostCtx> for WopiAuth {
         .await?;
         let token =
             token.ok_or_else(|| GatewayError::Unauthorized("access_token is missing".into()))?;
+        let now_s = state.now_ms() / 1000;
         let claims = state
             .metrics
             .count_jwt(
                 "access_token",
-                token::verify(&state.face.token_secret, &token),
+                state
+                    .face
+                    .verified_tokens
+                    .verify(&state.face.token_secret, &token, now_s),
             )
             .map_err(GatewayError::token(Credential::AccessToken))?;
         Ok(WopiAuth(claims))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The claims of an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) struct AccessClaims {
     /// Integrator name.
     pub int: String,
@@ -56,9 +56,133 @@ pub(crate) fn verify(secret: &Secret, token: &str) -> Result<AccessClaims, JwtEr
     serde_json::from_value(Value::Object(map)).map_err(|_| JwtError::Malformed)
 }
 
+/// Access tokens already verified, with their claims: a WOPI client sends the same token on
+/// every call of a session, and the HMAC, base64 and JSON of a full check cost more than the
+/// lookup. A hit is taken only while the token is unexpired (strictly: the leeway of a full
+/// check is not extended to hits); the table is emptied when it reaches its bound.
+#[derive(Debug, Default)]
+pub(crate) struct VerifiedTokens {
+    map: dashmap::DashMap<Box<str>, std::sync::Arc<AccessClaims>>,
+}
+
+/// Entries kept before the table is emptied.
+const VERIFIED_TOKENS_MAX: usize = 16_384;
+
+impl VerifiedTokens {
+    /// The claims of `token`, from the table or from a full [`verify`] (then remembered).
+    pub(crate) fn verify(
+        &self,
+        secret: &Secret,
+        token: &str,
+        now_s: u64,
+    ) -> Result<std::sync::Arc<AccessClaims>, JwtError> {
+        if let Some(c) = self.map.get(token) {
+            if c.exp > now_s {
+                return Ok(c.clone());
+            }
+        }
+        let claims = std::sync::Arc::new(verify(secret, token)?);
+        if claims.exp > now_s {
+            if self.map.len() >= VERIFIED_TOKENS_MAX {
+                self.map.clear();
+            }
+            self.map.insert(token.into(), claims.clone());
+        }
+        Ok(claims)
+    }
+}
+
+/// Signed tokens by claims, for tokens minted again and again with the same claims (the
+/// FileUrl of every CheckFileInfo within one second): HS256 is deterministic, so a hit returns
+/// exactly the string a fresh signature would. Emptied when it reaches its bound.
+#[derive(Debug, Default)]
+pub(crate) struct SignedTokens {
+    map: dashmap::DashMap<u64, (AccessClaims, String)>,
+}
+
+impl SignedTokens {
+    /// `sign(secret, claims)`, remembered. `secret` must be the same for every call on one
+    /// table.
+    pub(crate) fn sign(&self, secret: &Secret, claims: &AccessClaims) -> String {
+        use std::hash::BuildHasher as _;
+        let key = self.map.hasher().hash_one(claims);
+        if let Some(e) = self.map.get(&key) {
+            if e.0 == *claims {
+                return e.1.clone();
+            }
+        }
+        let token = sign(secret, claims);
+        if self.map.len() >= VERIFIED_TOKENS_MAX {
+            self.map.clear();
+        }
+        self.map.insert(key, (claims.clone(), token.clone()));
+        token
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verified_tokens_are_remembered_only_while_valid() {
+        let s = Secret::new("0123456789abcdef0123456789abcdef");
+        let mut c = AccessClaims {
+            int: "nc".into(),
+            fid: "f".into(),
+            uid: "u".into(),
+            un: "U".into(),
+            anon: false,
+            w: true,
+            url: "http://x/doc".into(),
+            key: "k".into(),
+            title: "a.docx".into(),
+            ft: "docx".into(),
+            cb: None,
+            exp: 4_000_000_000,
+        };
+        let cache = VerifiedTokens::default();
+        let t = sign(&s, &c);
+        assert_eq!(*cache.verify(&s, &t, 1_000).unwrap(), c);
+        assert_eq!(*cache.verify(&s, &t, 1_000).unwrap(), c, "a hit");
+        // Past its expiry (by the caller's clock) a remembered token is checked in full again.
+        assert_eq!(cache.map.len(), 1);
+        assert!(
+            cache.verify(&s, &t, 4_000_000_100).is_ok(),
+            "the full check still passes"
+        );
+        // Another secret never gets a hit for a token it did not sign.
+        let other = Secret::new("fedcba9876543210fedcba9876543210");
+        let cache2 = VerifiedTokens::default();
+        assert!(cache2.verify(&other, &t, 1_000).is_err());
+        c.exp = 10;
+        let old = sign(&s, &c);
+        assert!(cache.verify(&s, &old, 1_000).is_err(), "expired");
+    }
+
+    #[test]
+    fn remembered_signatures_are_the_fresh_ones() {
+        let s = Secret::new("0123456789abcdef0123456789abcdef");
+        let mut c = AccessClaims {
+            int: "nc".into(),
+            fid: "f".into(),
+            uid: "u".into(),
+            un: "U".into(),
+            anon: false,
+            w: true,
+            url: "http://x/doc".into(),
+            key: "k".into(),
+            title: "a.docx".into(),
+            ft: "docx".into(),
+            cb: None,
+            exp: 4_000_000_000,
+        };
+        let t = SignedTokens::default();
+        assert_eq!(t.sign(&s, &c), sign(&s, &c));
+        assert_eq!(t.sign(&s, &c), sign(&s, &c), "a hit");
+        c.exp += 1;
+        assert_eq!(t.sign(&s, &c), sign(&s, &c), "other claims, another token");
+    }
 
     #[test]
     fn round_trip_and_expiry() {

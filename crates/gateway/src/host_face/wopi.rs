@@ -2,7 +2,7 @@
 //! "Files" endpoints).
 
 use super::files::{FileEntry, FileHandle};
-use super::token::{self, AccessClaims};
+use super::token::AccessClaims;
 use crate::body::is_body_limit;
 use crate::clock::js_time;
 use crate::cluster::Keep;
@@ -73,7 +73,7 @@ async fn serve(
     state: &HostCtx,
     ep: Endpoint<'_>,
     op: Operation,
-    claims: AccessClaims,
+    claims: std::sync::Arc<AccessClaims>,
     req: Request,
 ) -> Result<Response, GatewayError> {
     let file_id = match ep {
@@ -160,21 +160,10 @@ async fn serve(
 /// it in the store) with the JWT header ONLYOFFICE Docs would send, so Size and SHA256 are
 /// exact.
 async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), GatewayError> {
-    if let Some(key) = e.content_key() {
-        if state
-            .content
-            .exists(&key)
-            .await
-            .map_err(GatewayError::content)?
-        {
-            return Ok(());
-        }
-        if e.meta.staged {
-            // Never replace staged edits with the integrator's older version.
-            return Err(GatewayError::content(std::io::Error::other(format!(
-                "staged content {key} is missing from the content store"
-            ))));
-        }
+    // The state names the content once it is stored: no store round trip per request (a
+    // GetFile that finds it gone fetches it again, see `open_content`).
+    if e.meta.content.is_some() {
+        return Ok(());
     }
     let settings = state.settings();
     let integrator = settings
@@ -246,6 +235,43 @@ async fn ensure_content(state: &HostCtx, e: &mut FileEntry) -> Result<(), Gatewa
     Ok(())
 }
 
+/// Opens the file's content, fetching document.url again when the store lost a copy of it
+/// (never for staged edits: those are refused with 503 rather than replaced).
+async fn open_content(
+    state: &HostCtx,
+    e: &mut FileEntry,
+) -> Result<crate::content::Content, GatewayError> {
+    ensure_content(state, e).await?;
+    let key = e
+        .content_key()
+        .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
+    if let Some(c) = state
+        .content
+        .open(&key)
+        .await
+        .map_err(GatewayError::content)?
+    {
+        return Ok(c);
+    }
+    if e.meta.staged {
+        return Err(GatewayError::content(std::io::Error::other(format!(
+            "staged content {key} is missing from the content store"
+        ))));
+    }
+    tracing::warn!(file_id = %e.meta.file_id, key, "content missing from the store; fetching document.url again");
+    e.meta.content = None;
+    ensure_content(state, e).await?;
+    let key = e
+        .content_key()
+        .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
+    state
+        .content
+        .open(&key)
+        .await
+        .map_err(GatewayError::content)?
+        .ok_or_else(|| GatewayError::content(std::io::Error::other(format!("{key} vanished"))))
+}
+
 async fn check_file_info(
     state: &HostCtx,
     c: &AccessClaims,
@@ -282,7 +308,10 @@ fn file_url_for(state: &HostCtx, c: &AccessClaims) -> String {
         "{}/wopi/fileurl/{}?token={}",
         settings.server.internal_url.base(),
         c.fid,
-        token::sign(&state.face.fileurl_secret, &claims)
+        state
+            .face
+            .file_url_tokens
+            .sign(&state.face.fileurl_secret, &claims)
     )
 }
 
@@ -317,18 +346,7 @@ async fn get_file(
     // does not disturb this response, which keeps streaming the version it opened.
     let (content, size, version) = {
         let mut e = entry.lock().await?;
-        ensure_content(state, &mut e).await?;
-        let key = e
-            .content_key()
-            .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
-        let content = state
-            .content
-            .open(&key)
-            .await
-            .map_err(GatewayError::content)?
-            .ok_or_else(|| {
-                GatewayError::content(std::io::Error::other(format!("{key} vanished")))
-            })?;
+        let content = open_content(state, &mut e).await?;
         (content, e.meta.size, e.meta.version.clone())
     };
     let max = match header(headers, h::MAX_EXPECTED_SIZE) {
