@@ -65,8 +65,8 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
     let tmp = tmp_path(path);
-    let (to_disk, disk_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let (to_hash, hash_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (to_disk, disk_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (to_hash, hash_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let tmp_w = tmp.clone();
     let writer = tokio::task::spawn_blocking(move || -> io::Result<()> {
         use std::io::Write as _;
