@@ -138,11 +138,12 @@ pub(crate) fn read_stream(
         use std::io::Read as _;
         let mut file = file;
         loop {
-            let mut buf = vec![0u8; 1 << 20];
-            match file.read(&mut buf) {
+            // `read_to_end` on a `take` fills the spare capacity without zeroing it first (a
+            // `vec![0; n]` per chunk wrote every byte twice).
+            let mut buf = Vec::with_capacity(1 << 20);
+            match (&mut file).take(1 << 20).read_to_end(&mut buf) {
                 Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
+                Ok(_) => {
                     if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                         return; // the client went away
                     }
