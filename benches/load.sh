@@ -45,6 +45,14 @@ http {
   upstream docs { server 127.0.0.1:$P_PEER; keepalive 256; }
   server {
     listen 127.0.0.1:$P_NGINX;
+    location /ws {
+      proxy_pass http://docs;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_set_header Host \$host;
+      proxy_read_timeout 3600s;
+    }
     location / {
       proxy_pass http://docs;
       proxy_http_version 1.1;
@@ -93,6 +101,11 @@ for r in 1 2 3; do
   G=$(rps "http://127.0.0.1:$P_GW/small"); rec "gateway_rps_$r" "$G"
   rec "gateway_over_nginx_$r" "$(python3 -c "print(round($G/$N,2))")"
 done
+
+echo "# S7 WebSocket echo through the proxy: 1,000 sockets, 16-byte frames, messages/s"
+WN=$($PEER wsload "127.0.0.1:$P_NGINX" 1000 "$DUR"); rec nginx_ws_msgs "$WN"
+WG=$($PEER wsload "127.0.0.1:$P_GW" 1000 "$DUR"); rec gateway_ws_msgs "$WG"
+rec ws_gateway_over_nginx "$(python3 -c "print(round($WG/$WN,2))")"
 
 echo "# S2 host face: CheckFileInfo with a fresh proof per request, three runs"
 # 3,000 proofs, each signed at its own timestamp (the gateway keeps no proof cache: every

@@ -10,6 +10,8 @@
 //!   contents path (GetFile/PutFile) and its headers (valid for 20 minutes), for wrk and curl.
 //!   An optional 5th argument names the document (`big.bin` streams 1 GiB).
 //! - `bench_peer callback KEY URL SECRET`: prints a signed status-2 callback body.
+//! - `bench_peer wsload HOST:PORT SOCKETS SECONDS`: WebSocket echo load against `/ws` (which
+//!   `serve` answers with a byte echo after the handshake); prints messages per second.
 //! - `bench_peer proofs GATEWAY|bare:PEER PEER KEYFILE N`: a CheckFileInfo path and N fresh
 //!   proofs (one per request). Against `bare:`, `serve` answers `/bare/…` itself: it verifies
 //!   the proof with the same `wopi` crate (RSA by ring) and returns the JSON of the file named
@@ -78,6 +80,100 @@ fn bare_check(req: &Request<Incoming>, bare: &Bare) -> Response<B> {
     }
 }
 
+/// `GET /ws` with `Upgrade: websocket`: the handshake (RFC 6455 §4.2.2), then every byte
+/// back as it came (frames included): the proxy in between only tunnels bytes.
+fn ws_echo(req: Request<Incoming>) -> Response<B> {
+    use base64::Engine as _;
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let accept = base64::engine::general_purpose::STANDARD.encode(
+        ring::digest::digest(
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+        )
+        .as_ref(),
+    );
+    tokio::spawn(async move {
+        if let Ok(up) = hyper::upgrade::on(req).await {
+            let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        }
+    });
+    Response::builder()
+        .status(101)
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-accept", accept)
+        .body(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
+        .expect("response")
+}
+
+/// `bench_peer wsload HOST:PORT SOCKETS SECONDS`: opens SOCKETS WebSockets to `/ws`, each
+/// sending a 16-byte masked text frame and waiting for it to come back, for SECONDS; prints
+/// messages per second.
+async fn ws_load(addr: &str, sockets: usize, seconds: u64) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..sockets {
+        let (addr, count, stop, failed) =
+            (addr.to_owned(), count.clone(), stop.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let run = async {
+                let mut s = tokio::net::TcpStream::connect(&addr).await?;
+                s.set_nodelay(true)?;
+                let hello = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+                s.write_all(hello.as_bytes()).await?;
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    s.read_exact(&mut byte).await?;
+                    head.push(byte[0]);
+                }
+                if !head.starts_with(b"HTTP/1.1 101") {
+                    return Err(std::io::Error::other(String::from_utf8_lossy(&head).into_owned()));
+                }
+                // FIN + text, masked, 16 bytes: the mask is 0, so the payload is as written.
+                let mut frame = vec![0x81u8, 0x80 | 16, 0, 0, 0, 0];
+                frame.extend_from_slice(b"wopi-gateway-ws!");
+                let mut back = vec![0u8; frame.len()];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    s.write_all(&frame).await?;
+                    s.read_exact(&mut back).await?;
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            if let Err(e) = run.await {
+                if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = e;
+                }
+            }
+        }));
+    }
+    // Connections first, then the measured window.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let start = count.load(std::sync::atomic::Ordering::Relaxed);
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+    let n = count.load(std::sync::atomic::Ordering::Relaxed) - start;
+    let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed = failed.load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("{failed} of {sockets} sockets failed");
+    }
+    println!("{:.0}", n as f64 / secs);
+    std::process::exit(0);
+}
+
 async fn handle(
     req: Request<Incoming>,
     discovery: Arc<String>,
@@ -87,6 +183,9 @@ async fn handle(
 ) -> Response<B> {
     if req.uri().path().starts_with("/bare/") {
         return bare_check(&req, &bare);
+    }
+    if req.uri().path() == "/ws" {
+        return ws_echo(req);
     }
     match req.uri().path() {
         "/json" => full(json, "application/json"),
@@ -201,7 +300,7 @@ async fn serve(port: u16, keyfile: &str) {
                 async move { Ok::<_, std::convert::Infallible>(handle(req, d, j, doc, bare).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .await;
         });
     }
@@ -327,6 +426,14 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
         Some("callback") => callback(&args[2], &args[3], &args[4]),
+        Some("wsload") => {
+            ws_load(
+                &args[2],
+                args[3].parse().expect("sockets"),
+                args[4].parse().expect("seconds"),
+            )
+            .await
+        }
         Some("proofs") => {
             proofs(
                 &args[2],
