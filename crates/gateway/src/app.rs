@@ -127,7 +127,7 @@ pub async fn run_with_reload(
     if let Some(every) = settings.docs.healthcheck_interval {
         proxy::spawn_health_checker(app.proxy.clone(), every, shutdown.clone());
     }
-    let public = stack::public_service(app.public_routes(), &core);
+    let public = stack::public_service(app.public_routes(), app.proxy_routes(), &core);
     let admin = app.admin_routes();
     let limits = server::ConnLimits {
         header_read_timeout: settings.server.header_read_timeout,
@@ -257,6 +257,13 @@ impl App {
         Ok((app, expiries))
     }
 
+    /// The proxy alone (the request path sends the proxy group here directly).
+    fn proxy_routes(&self) -> Router {
+        Router::new()
+            .fallback(proxy::handle)
+            .with_state(self.proxy.clone())
+    }
+
     /// Every public route: the host face, the client face, and the proxy for the rest.
     fn public_routes(&self) -> Router {
         host_face::routes()
@@ -297,7 +304,7 @@ pub(crate) async fn test_service(settings: Settings) -> (Arc<Core>, stack::Publi
     std::fs::create_dir_all(&settings.server.data_dir).unwrap();
     #[allow(clippy::unwrap_used)]
     let (app, _) = App::open(Arc::new(settings)).await.unwrap();
-    let svc = stack::public_service(app.public_routes(), &app.core);
+    let svc = stack::public_service(app.public_routes(), app.proxy_routes(), &app.core);
     (app.core, svc)
 }
 

@@ -40,8 +40,42 @@ pub(crate) struct Classified {
     pub client_ip: IpAddr,
 }
 
-/// Wraps `router` in the request path, once.
-pub(crate) fn public_service(router: Router, state: &Arc<Core>) -> PublicService {
+/// The innermost service: a request the classify step put in the proxy group goes straight
+/// to `proxy` (no route of `router` is in that group, so the router would only reach its
+/// fallback after matching every route); everything else to `router`.
+#[derive(Clone)]
+struct ProxyFirst {
+    router: Router,
+    proxy: Router,
+}
+
+impl tower::Service<Request> for ProxyFirst {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = axum::routing::future::RouteFuture<Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let proxied = req
+            .extensions()
+            .get::<Classified>()
+            .is_some_and(|c| c.group == RouteGroup::Proxy);
+        if proxied {
+            self.proxy.call(req)
+        } else {
+            self.router.call(req)
+        }
+    }
+}
+
+/// Wraps `router` (and `proxy`, the router of the proxy group) in the request path, once.
+pub(crate) fn public_service(router: Router, proxy: Router, state: &Arc<Core>) -> PublicService {
     let limit = state.settings().server.max_concurrent_requests;
     let timeout = state.settings().server.request_timeout;
     let svc = ServiceBuilder::new()
@@ -63,7 +97,7 @@ pub(crate) fn public_service(router: Router, state: &Arc<Core>) -> PublicService
         .layer(middleware::from_fn_with_state(state.clone(), allow_ip))
         // Refuse bodies over the group's limit: by Content-Length at once, while streaming otherwise.
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
-        .service(router);
+        .service(ProxyFirst { router, proxy });
     BoxCloneSyncService::new(svc)
 }
 
