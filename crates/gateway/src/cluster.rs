@@ -75,7 +75,12 @@ struct Local {
     dir: Option<PathBuf>,
     /// Per-record async mutexes.
     mutexes: DashMap<(&'static str, String), Arc<tokio::sync::Mutex<()>>>,
+    /// Writes of expiring values since the last purge of expired ones.
+    expiring_writes: std::sync::atomic::AtomicU64,
 }
+
+/// Expired values (and leases) are purged from memory every this many expiring writes.
+const PURGE_EVERY: u64 = 4096;
 
 struct RedisBackend {
     conn: ConnectionManager,
@@ -132,6 +137,7 @@ impl Shared {
             values: DashMap::new(),
             dir: dir.clone(),
             mutexes: DashMap::new(),
+            expiring_writes: std::sync::atomic::AtomicU64::new(0),
         };
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir)?;
@@ -289,6 +295,9 @@ impl Shared {
                     Keep::For(d) => Some(self.now() + d.as_millis() as u64),
                     _ => None,
                 };
+                if expires.is_some() {
+                    l.purge_now_and_then(self.now());
+                }
                 l.values.insert(
                     (ns, id.to_owned()),
                     Value {
@@ -612,6 +621,17 @@ impl Shared {
 /// How long a Redis mutex outlives a dead holder.
 const MUTEX_TTL: Duration = Duration::from_secs(10);
 
+impl Local {
+    /// Drops expired values every [`PURGE_EVERY`] expiring writes, so memory holds what is
+    /// live (Redis expires its keys itself).
+    fn purge_now_and_then(&self, now: u64) {
+        use std::sync::atomic::Ordering;
+        if self.expiring_writes.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == PURGE_EVERY - 1 {
+            self.values.retain(|_, v| v.expires.is_none_or(|e| e > now));
+        }
+    }
+}
+
 impl RedisBackend {
     fn key(&self, ns: &str, id: &str) -> String {
         format!("{}{ns}:{id}", self.prefix)
@@ -743,6 +763,41 @@ mod tests {
         assert!(s.mutex("m", "f", Duration::from_millis(20)).await.is_err());
         drop(g);
         assert!(s.mutex("m", "f", Duration::from_millis(20)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn expired_values_leave_memory() {
+        let clock = Arc::new(locks::ManualClock::new(1_000));
+        let s = Shared::local(None, "t", clock.clone()).unwrap();
+        // The purge comes with the PURGE_EVERY-th expiring write: the last one below.
+        for i in 0..PURGE_EVERY - 1 {
+            s.put(
+                "finished",
+                &i.to_string(),
+                Vec::new(),
+                Keep::For(Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
+        }
+        s.put_json("file", "kept", &1u32, Keep::Listed)
+            .await
+            .unwrap();
+        clock.advance(5_000);
+        s.put(
+            "finished",
+            "last",
+            Vec::new(),
+            Keep::For(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+        let Backend::Local(l) = &s.backend else {
+            unreachable!()
+        };
+        let total = l.values.len();
+        assert!(total < 10, "{total} values left after the purge");
+        assert_eq!(s.get_json::<u32>("file", "kept").await.unwrap(), Some(1));
     }
 
     #[tokio::test]
