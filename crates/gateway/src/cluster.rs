@@ -114,6 +114,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 ";
 
+/// A record's JSON; an undecodable one is logged and reads as missing.
+fn decode<T: DeserializeOwned>(ns: &str, id: &str, bytes: &[u8]) -> Option<T> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(namespace = ns, id, error = %e, "unreadable shared record; ignored");
+            None
+        }
+    }
+}
+
 fn hex_id(id: &str) -> String {
     id.bytes().map(|b| format!("{b:02x}")).collect()
 }
@@ -187,14 +198,9 @@ impl Shared {
         clock: Arc<dyn crate::clock::Clock>,
         timeout: Duration,
     ) -> Result<Self, SharedError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(1);
-        let conn = tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
+        let conn = locks::redis_store::connect_manager(url, timeout)
             .await
-            .map_err(|_| SharedError(format!("no answer from {url} within {timeout:?}")))??;
+            .map_err(SharedError)?;
         Ok(Shared {
             backend: Backend::Redis(Arc::new(RedisBackend {
                 conn,
@@ -260,16 +266,34 @@ impl Shared {
         ns: &'static str,
         id: &str,
     ) -> Result<Option<T>, SharedError> {
-        let Some(bytes) = self.get(ns, id).await? else {
-            return Ok(None);
-        };
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Ok(Some(v)),
-            Err(e) => {
-                tracing::error!(namespace = ns, id, error = %e, "unreadable shared record; ignored");
-                Ok(None)
-            }
-        }
+        Ok(self
+            .get(ns, id)
+            .await?
+            .and_then(|bytes| decode(ns, id, &bytes)))
+    }
+
+    /// Writes a Unix-ms time stamp that expires after `ttl`.
+    pub(crate) async fn put_stamp(
+        &self,
+        ns: &'static str,
+        id: &str,
+        ms: u64,
+        ttl: Duration,
+    ) -> Result<(), SharedError> {
+        self.put(ns, id, ms.to_string().into_bytes(), Keep::For(ttl))
+            .await
+    }
+
+    /// A time stamp written by [`Self::put_stamp`], if there (an unreadable one reads as none).
+    pub(crate) async fn get_stamp(
+        &self,
+        ns: &'static str,
+        id: &str,
+    ) -> Result<Option<u64>, SharedError> {
+        Ok(self
+            .get(ns, id)
+            .await?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
     }
 
     /// Writes a record.
@@ -428,14 +452,8 @@ impl Shared {
             .into_iter()
             .zip(values)
             .filter_map(|(id, v)| {
-                let v = v?;
-                match serde_json::from_slice(&v) {
-                    Ok(t) => Some((id, t)),
-                    Err(e) => {
-                        tracing::error!(namespace = ns, id, error = %e, "unreadable shared record; ignored");
-                        None
-                    }
-                }
+                let t = decode(ns, &id, &v?)?;
+                Some((id, t))
             })
             .collect())
     }

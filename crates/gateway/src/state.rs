@@ -126,6 +126,23 @@ impl Core {
     }
 }
 
+/// Records one backend check in `ok`, logging `what()` when it turns from reachable to not.
+fn note_check<E: std::fmt::Display>(
+    ok: &AtomicBool,
+    result: Result<Result<(), E>, tokio::time::error::Elapsed>,
+    what: impl FnOnce() -> String,
+) {
+    let now_ok = matches!(result, Ok(Ok(())));
+    if !now_ok && ok.load(Ordering::Relaxed) {
+        let why = match result {
+            Ok(Err(e)) => e.to_string(),
+            _ => "no answer in time".into(),
+        };
+        tracing::error!(error = %why, "{}", what());
+    }
+    ok.store(now_ok, Ordering::Relaxed);
+}
+
 /// Checks Redis and the content store every `every` until `shutdown`, so `/readyz` says
 /// when either is unreachable (and a log line says which, once per change).
 pub(crate) fn spawn_backend_checker(
@@ -140,25 +157,16 @@ pub(crate) fn spawn_backend_checker(
                 () = tokio::time::sleep(every) => {}
             }
             let redis = tokio::time::timeout(every, core.shared.ping()).await;
-            let redis_ok = matches!(redis, Ok(Ok(())));
-            if !redis_ok && core.shared_ok.load(Ordering::Relaxed) {
-                let why = match redis {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "no answer in time".into(),
-                };
-                tracing::error!(error = %why, "Redis unreachable: requests that need shared state answer 503");
-            }
-            core.shared_ok.store(redis_ok, Ordering::Relaxed);
+            note_check(&core.shared_ok, redis, || {
+                "Redis unreachable: requests that need shared state answer 503".into()
+            });
             let content = tokio::time::timeout(every, core.content.check()).await;
-            let content_ok = matches!(content, Ok(Ok(())));
-            if !content_ok && core.content_ok.load(Ordering::Relaxed) {
-                let why = match content {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "no answer in time".into(),
-                };
-                tracing::error!(store = %core.content.describe(), error = %why, "content store unreachable: requests that need content answer 503");
-            }
-            core.content_ok.store(content_ok, Ordering::Relaxed);
+            note_check(&core.content_ok, content, || {
+                format!(
+                    "content store unreachable ({}): requests that need content answer 503",
+                    core.content.describe()
+                )
+            });
             core.report_readiness();
         }
     });

@@ -90,6 +90,21 @@ struct Current {
     created: u64,
 }
 
+/// A reconnecting Redis connection to `url` whose connects and answers time out after
+/// `timeout` (one retry), failing unless Redis answers within `timeout` now. Shared by every
+/// user of Redis in the gateway, so they fail and recover alike.
+pub async fn connect_manager(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout)
+        .set_number_of_retries(1);
+    tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
+        .await
+        .map_err(|_| format!("no answer from Redis within {timeout:?}"))?
+        .map_err(|e| e.to_string())
+}
+
 fn unavailable(e: redis::RedisError) -> LockError {
     LockError::Unavailable(e.to_string())
 }
@@ -104,17 +119,9 @@ impl RedisLockStore {
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Result<(Self, mpsc::UnboundedReceiver<ExpiryEvent>), LockError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(1);
-        let conn = tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
+        let conn = connect_manager(url, timeout)
             .await
-            .map_err(|_| {
-                LockError::Unavailable(format!("no answer from Redis within {timeout:?}"))
-            })?
-            .map_err(unavailable)?;
+            .map_err(LockError::Unavailable)?;
         let (events, rx) = mpsc::unbounded_channel();
         let scripts = Scripts {
             set_if: Script::new(SET_IF),

@@ -6,7 +6,6 @@
 use super::editors::{Editor, UserAuth};
 use super::host;
 use crate::client_face::ClientCtx;
-use crate::cluster::Keep;
 use crate::error::GatewayError;
 use crate::settings::Profile;
 use crate::urls;
@@ -464,12 +463,7 @@ pub(crate) async fn note_refreshed(state: &ClientCtx, key: &str) -> Result<(), G
     let ttl = state.settings().client_face.lock_refresh * 4;
     state
         .shared
-        .put(
-            NS_REFRESHED,
-            key,
-            state.now_ms().to_string().into_bytes(),
-            Keep::For(ttl),
-        )
+        .put_stamp(NS_REFRESHED, key, state.now_ms(), ttl)
         .await?;
     Ok(())
 }
@@ -546,9 +540,8 @@ async fn refresh_if_due(
     let now = state.now_ms();
     let last = state
         .shared
-        .get(NS_REFRESHED, key)
+        .get_stamp(NS_REFRESHED, key)
         .await?
-        .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
         .unwrap_or(0);
     if now.saturating_sub(last) < period.as_millis() as u64 {
         return Ok(true);

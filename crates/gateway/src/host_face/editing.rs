@@ -50,15 +50,7 @@ pub(crate) async fn touch(state: &HostCtx, fid: &str) -> Result<(), GatewayError
     };
     if due {
         let ttl = state.settings().host_face.session_idle_timeout * 2 + Duration::from_secs(60);
-        state
-            .shared
-            .put(
-                NS_ACTIVITY,
-                fid,
-                now.to_string().into_bytes(),
-                Keep::For(ttl),
-            )
-            .await?;
+        state.shared.put_stamp(NS_ACTIVITY, fid, now, ttl).await?;
     }
     Ok(())
 }
@@ -228,23 +220,12 @@ async fn end_if_idle(
     idle: std::time::Duration,
 ) -> Result<(), GatewayError> {
     let now = state.now_ms();
-    let last = match state.shared.get(NS_ACTIVITY, fid).await? {
-        Some(v) => std::str::from_utf8(&v)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(now),
+    let last = match state.shared.get_stamp(NS_ACTIVITY, fid).await? {
+        Some(last) => last,
         None => {
             // A session from before a restart has no activity yet: its idle time starts now.
             let ttl = idle * 2 + Duration::from_secs(60);
-            state
-                .shared
-                .put(
-                    NS_ACTIVITY,
-                    fid,
-                    now.to_string().into_bytes(),
-                    Keep::For(ttl),
-                )
-                .await?;
+            state.shared.put_stamp(NS_ACTIVITY, fid, now, ttl).await?;
             now
         }
     };
