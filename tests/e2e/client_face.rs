@@ -1426,12 +1426,14 @@ async fn a_real_browser_follows_a_conversion_to_the_host() {
     );
 }
 
-/// Three instances behind a round-robin balancer: the editor opened on one, Docs' callbacks
-/// on the others, and the RefreshLock cadence survives the death of the opening instance.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_editor_opened_on_one_instance_is_saved_through_others_after_it_dies() {
-    let shared = crate::support::cluster::Shared::start().await;
-    let host = WopiHost::start(b"original").await;
+/// Three instances sharing `shared`'s Redis and content for `host` (`extra` in
+/// `[client_face]`), behind its balancer: the first instance as a [`Setup`] (its own URL as
+/// `base`), the other two beside it.
+async fn cluster_setup(
+    shared: &crate::support::cluster::Shared,
+    host: WopiHost,
+    extra: &str,
+) -> (Setup, Vec<Gateway>) {
     let (secret, key_file) = shared.secrets();
     let rest = format!(
         r#"{cluster}
@@ -1444,21 +1446,31 @@ access_token_secret_file = "{secret}"
 [client_face]
 proof_key_file = "{key_file}"
 allowed_wopi_origins = ["{origin}"]
-lock_refresh_seconds = 1
+{extra}
 "#,
         cluster = shared.toml(),
         origin = host.origin()
     );
     let mut gws = shared.start_instances(3, &rest);
     host.trust(&shared.lb.base()).await;
-    let at = |g: &Gateway| format!("http://{}", g.public);
-    // The editor opens on instance 0.
     let first = gws.remove(0);
-    let s0 = Setup {
-        base: at(&first),
+    let s = Setup {
+        base: format!("http://{}", first.public),
         gw: first,
         host,
     };
+    (s, gws)
+}
+
+/// Three instances behind a round-robin balancer: the editor opened on one, Docs' callbacks
+/// on the others, and the RefreshLock cadence survives the death of the opening instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editor_opened_on_one_instance_is_saved_through_others_after_it_dies() {
+    let shared = crate::support::cluster::Shared::start().await;
+    let host = WopiHost::start(b"original").await;
+    let at = |g: &Gateway| format!("http://{}", g.public);
+    // The editor opens on instance 0.
+    let (s0, gws) = cluster_setup(&shared, host, "lock_refresh_seconds = 1").await;
     let (st, _, config) = open_editor(&s0, "edit", "tok-alice", "", "").await;
     assert_eq!(st, 200);
     let key = config["document"]["key"].as_str().unwrap().to_owned();
@@ -1535,30 +1547,7 @@ lock_refresh_seconds = 1
 async fn a_conversion_started_on_one_instance_is_followed_on_the_others() {
     let shared = crate::support::cluster::Shared::start().await;
     let host = WopiHost::start(b"x").await;
-    let (secret, key_file) = shared.secrets();
-    let rest = format!(
-        r#"{cluster}
-[docs]
-url = "{origin}"
-jwt_secret = "{DOCS_SECRET}"
-healthcheck_interval_seconds = 0
-[host_face]
-access_token_secret_file = "{secret}"
-[client_face]
-proof_key_file = "{key_file}"
-allowed_wopi_origins = ["{origin}"]
-"#,
-        cluster = shared.toml(),
-        origin = host.origin()
-    );
-    let mut gws = shared.start_instances(3, &rest);
-    host.trust(&shared.lb.base()).await;
-    let first = gws.remove(0);
-    let s = Setup {
-        base: format!("http://{}", first.public),
-        gw: first,
-        host,
-    };
+    let (s, _others) = cluster_setup(&shared, host, "").await;
     old_doc(&s);
     s.host.state.lock().unwrap().converter.polls = 3;
     let (st, page, status_url) = start_conversion(&s, "doc", "docx").await;

@@ -31,20 +31,7 @@ async fn three_instances_behind_round_robin_edit_one_file_and_survive_a_kill() {
     let mut gws = shared.start_instances(3, &host_toml(&shared, &int));
     let lb = shared.lb.base();
     int.put_doc("c.docx", b"original");
-    let token = int.config("c.docx", "k-c", Some(("u1", "U")), true);
-    let (st, _, body) = send(
-        "POST",
-        &format!("{lb}/api/v1/sessions?integrator=nc"),
-        &[("content-type", "application/json")],
-        json!({"token": token}).to_string(),
-    )
-    .await;
-    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
-    let v = json(&body);
-    let (fid, tok) = (
-        v["file_id"].as_str().unwrap().to_owned(),
-        v["access_token"].as_str().unwrap().to_owned(),
-    );
+    let (fid, tok, _) = open_at(&lb, &int, "c.docx", "k-c", Some(("u1", "U")), true).await;
     let f = format!("/wopi/files/{fid}");
     // Signed for the public URL (the balancer), sent to one instance or through the balancer.
     let at = |i: usize| format!("http://{}", gws[i].public);
@@ -183,20 +170,7 @@ async fn redis_killed_mid_edit_answers_503_and_the_edit_completes_when_it_is_bac
     let gws = shared.start_instances(2, &host_toml(&shared, &int));
     let lb = shared.lb.base();
     int.put_doc("r.docx", b"v0");
-    let token = int.config("r.docx", "k-r", Some(("u1", "U")), true);
-    let (st, _, body) = send(
-        "POST",
-        &format!("{lb}/api/v1/sessions?integrator=nc"),
-        &[("content-type", "application/json")],
-        json!({"token": token}).to_string(),
-    )
-    .await;
-    assert_eq!(st, 201);
-    let v = json(&body);
-    let (fid, tok) = (
-        v["file_id"].as_str().unwrap().to_owned(),
-        v["access_token"].as_str().unwrap().to_owned(),
-    );
+    let (fid, tok, _) = open_at(&lb, &int, "r.docx", "k-r", Some(("u1", "U")), true).await;
     let f = format!("/wopi/files/{fid}");
     let send_lb = |method: &'static str,
                    path: String,
@@ -284,20 +258,7 @@ async fn on_s3_a_100_mib_putfile_streams_and_survives_a_kill() {
     let mut gws = shared.start_instances(3, &rest);
     let lb = shared.lb.base();
     int.put_doc("big.docx", b"small original");
-    let token = int.config("big.docx", "k-big", Some(("u1", "U")), true);
-    let (st, _, body) = send(
-        "POST",
-        &format!("{lb}/api/v1/sessions?integrator=nc"),
-        &[("content-type", "application/json")],
-        json!({"token": token}).to_string(),
-    )
-    .await;
-    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
-    let v = json(&body);
-    let (fid, tok) = (
-        v["file_id"].as_str().unwrap().to_owned(),
-        v["access_token"].as_str().unwrap().to_owned(),
-    );
+    let (fid, tok, _) = open_at(&lb, &int, "big.docx", "k-big", Some(("u1", "U")), true).await;
     let f = format!("/wopi/files/{fid}");
     let bases: Vec<String> = gws.iter().map(|g| format!("http://{}", g.public)).collect();
     let at = |i: usize| bases[i].clone();

@@ -184,34 +184,8 @@ async fn every_lock_conflict_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_lock_store_serves_wopi_locks_and_fails_closed() {
-    assert!(
-        std::process::Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "redis-server is required: apt-get install redis-server (scripts/test installs it when run as root)"
-    );
-    let port = crate::support::free_port();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut redis = crate::support::cluster::Redis::start().await;
+    let port = redis.port;
     let (int, client) = peers().await;
     let rest = host_face_toml(
         &int,
@@ -241,8 +215,7 @@ async fn redis_lock_store_serves_wopi_locks_and_fails_closed() {
         )
         .await;
     assert_eq!((st, hdr(&h, "x-wopi-lock").as_deref()), (409, Some("A")));
-    let _ = redis.kill();
-    let _ = redis.wait();
+    redis.kill();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (st, _, _) = s
         .wopi("POST", &f, &tok, &[("x-wopi-override", "GET_LOCK")], "")

@@ -58,10 +58,22 @@ async fn open(
     user: Option<(&str, &str)>,
     edit: bool,
 ) -> (String, String, Value) {
-    let token = s.int.config(doc, key, user, edit);
+    open_at(&s.gw.url(""), &s.int, doc, key, user, edit).await
+}
+
+/// [`open`] on the gateway (or balancer) at `base`.
+async fn open_at(
+    base: &str,
+    int: &crate::support::fakes::Integrator,
+    doc: &str,
+    key: &str,
+    user: Option<(&str, &str)>,
+    edit: bool,
+) -> (String, String, Value) {
+    let token = int.config(doc, key, user, edit);
     let (status, _, body) = send(
         "POST",
-        &s.gw.url("/api/v1/sessions?integrator=nc"),
+        &format!("{base}/api/v1/sessions?integrator=nc"),
         &[("content-type", "application/json")],
         json!({"token": token}).to_string(),
     )

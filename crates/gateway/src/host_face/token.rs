@@ -124,10 +124,8 @@ impl SignedTokens {
 mod tests {
     use super::*;
 
-    #[test]
-    fn verified_tokens_are_remembered_only_while_valid() {
-        let s = Secret::new("0123456789abcdef0123456789abcdef");
-        let mut c = AccessClaims {
+    fn claims() -> AccessClaims {
+        AccessClaims {
             int: "nc".into(),
             fid: "f".into(),
             uid: "u".into(),
@@ -140,7 +138,13 @@ mod tests {
             ft: "docx".into(),
             cb: None,
             exp: 4_000_000_000,
-        };
+        }
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_only_while_valid() {
+        let s = Secret::new("0123456789abcdef0123456789abcdef");
+        let mut c = claims();
         let cache = VerifiedTokens::default();
         let t = sign(&s, &c);
         assert_eq!(*cache.verify(&s, &t, 1_000).unwrap(), c);
@@ -163,20 +167,7 @@ mod tests {
     #[test]
     fn remembered_signatures_are_the_fresh_ones() {
         let s = Secret::new("0123456789abcdef0123456789abcdef");
-        let mut c = AccessClaims {
-            int: "nc".into(),
-            fid: "f".into(),
-            uid: "u".into(),
-            un: "U".into(),
-            anon: false,
-            w: true,
-            url: "http://x/doc".into(),
-            key: "k".into(),
-            title: "a.docx".into(),
-            ft: "docx".into(),
-            cb: None,
-            exp: 4_000_000_000,
-        };
+        let mut c = claims();
         let t = SignedTokens::default();
         assert_eq!(t.sign(&s, &c), sign(&s, &c));
         assert_eq!(t.sign(&s, &c), sign(&s, &c), "a hit");
@@ -187,20 +178,7 @@ mod tests {
     #[test]
     fn round_trip_and_expiry() {
         let s = Secret::new("0123456789abcdef0123456789abcdef");
-        let c = AccessClaims {
-            int: "nc".into(),
-            fid: "f".into(),
-            uid: "u".into(),
-            un: "U".into(),
-            anon: false,
-            w: true,
-            url: "http://x/doc".into(),
-            key: "k".into(),
-            title: "a.docx".into(),
-            ft: "docx".into(),
-            cb: None,
-            exp: 4_000_000_000,
-        };
+        let c = claims();
         assert_eq!(verify(&s, &sign(&s, &c)).unwrap(), c);
         let old = AccessClaims {
             exp: 1000,
