@@ -15,28 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"
-need=()
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-command -v moto_server >/dev/null 2>&1 || { pip3 install -q "moto[server]"; command -v pyenv >/dev/null 2>&1 && pyenv rehash; hash -r; }
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release --bin wopi-gateway --example bench_peer >/dev/null 2>&1
-BIN=target/release/wopi-gateway
-PEER=target/release/examples/bench_peer
-WORK=$(mktemp -d)
 OUT=target/bench/cluster.txt
-mkdir -p target/bench
-: > "$OUT"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rec() { echo "$1=$2" | tee -a "$OUT"; }
-hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+NEED_APT="wrk nginx redis-server"
+source benches/common.sh
+command -v moto_server >/dev/null 2>&1 || { pip3 install -q "moto[server]"; command -v pyenv >/dev/null 2>&1 && pyenv rehash; hash -r; }
 ulimit -n 65536 2>/dev/null || true
 
 P_PEER=$(port); P_REDIS=$(port); P_S3=$(port); P_LB1=$(port); P_LB3=$(port)

@@ -9,24 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"
-for pkg in wrk nginx; do
-  if ! command -v "$pkg" >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
-  fi
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release --bin wopi-gateway --example bench_peer >/dev/null 2>&1
-BIN=target/release/wopi-gateway
-PEER=target/release/examples/bench_peer
-WORK=$(mktemp -d)
 OUT=target/bench/load.txt
-mkdir -p target/bench
-: > "$OUT"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rec() { echo "$1=$2" | tee -a "$OUT"; }
+NEED_APT="wrk nginx"
+source benches/common.sh
 rps() { wrk -t2 -c"${3:-64}" -d"${DUR}s" --latency "$@" 2>&1 | awk '/Requests\/sec/ {print $2}'; }
 wrk_h() { local url=$1; shift; wrk -t2 -c64 -d"${DUR}s" "$@" "$url" 2>&1; }
 
@@ -91,8 +76,6 @@ ulimit -n 65536 || true
 WOPI_GATEWAY_LOG=warn $BIN serve --config "$WORK/gw.toml" > "$WORK/gw.out" 2> "$WORK/gw.err" & GW_PID=$!; PIDS+=($GW_PID)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P_ADMIN/healthz" >/dev/null && curl -sf "http://127.0.0.1:$P_GW/small" >/dev/null && curl -sf "http://127.0.0.1:$P_NGINX/small" >/dev/null && break; sleep 0.1; done
 
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 echo "# S1 proxy: small GETs with keep-alive (100-byte body), three runs"
 D=$(rps "http://127.0.0.1:$P_PEER/small"); rec direct_rps "$D"

@@ -306,10 +306,9 @@ async fn serve(port: u16, keyfile: &str) {
     }
 }
 
-async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
-    let key =
-        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
-            .expect("key");
+/// Opens a host-face session for `doc` (served by the peer) on the gateway: its access
+/// token and file id.
+async fn open_session(gateway: &str, peer: &str, doc: &str) -> (String, String) {
     let config = serde_json::json!({
         "document": {"fileType": "docx", "key": format!("bench-key-{doc}"), "title": "bench.docx",
                      "url": format!("{peer}/doc/{doc}"), "permissions": {"edit": true}},
@@ -330,8 +329,18 @@ async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
     let resp = client.request(req).await.expect("open session");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    let access = v["access_token"].as_str().expect("token");
-    let fid = v["file_id"].as_str().expect("file id");
+    (
+        v["access_token"].as_str().expect("token").to_owned(),
+        v["file_id"].as_str().expect("file id").to_owned(),
+    )
+}
+
+async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
+    let key =
+        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
+            .expect("key");
+    let (access, fid) = open_session(gateway, peer, doc).await;
+    let (access, fid) = (access.as_str(), fid.as_str());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -367,28 +376,7 @@ async fn proofs(base: &str, peer: &str, keyfile: &str, n: usize) {
             "bare-token".to_owned(),
         ),
         None => {
-            let config = serde_json::json!({
-                "document": {"fileType": "docx", "key": "bench-key-proofs", "title": "bench.docx",
-                             "url": format!("{peer}/doc/bench-proofs.docx"), "permissions": {"edit": true}},
-                "editorConfig": {"callbackUrl": format!("{peer}/callback"), "mode": "edit", "user": {"id": "u1", "name": "Bench User"}},
-            });
-            let token = docs_api::jwt::sign(
-                &docs_api::Secret::new(SECRET),
-                config.as_object().expect("object"),
-            );
-            let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
-                hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
-            let req = Request::post(format!("{base}/api/v1/sessions?integrator=bench"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(
-                    serde_json::json!({"token": token}).to_string(),
-                )))
-                .expect("request");
-            let resp = client.request(req).await.expect("open session");
-            let body = resp.into_body().collect().await.expect("body").to_bytes();
-            let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-            let access = v["access_token"].as_str().expect("token").to_owned();
-            let fid = v["file_id"].as_str().expect("file id");
+            let (access, fid) = open_session(base, peer, "bench-proofs.docx").await;
             let path = format!("/wopi/files/{fid}?access_token={access}&access_token_ttl=0");
             (base.to_owned(), path, access)
         }

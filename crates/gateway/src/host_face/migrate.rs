@@ -62,11 +62,7 @@ pub(crate) async fn run(
             if path.extension().is_none_or(|x| x != "json") {
                 continue;
             }
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut v: Value =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut v = read_json(&path).await?;
             let id = v["id"].as_str().unwrap_or_default().to_owned();
             if id.is_empty() {
                 continue;
@@ -114,11 +110,7 @@ pub(crate) async fn run_recovery(
         let Some(id) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
             continue;
         };
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut v = read_json(&path).await?;
         let bin = path.with_extension("bin");
         if bin.is_file() {
             let key = format!("recovery/{id}.bin");
@@ -146,6 +138,14 @@ pub(crate) async fn run_recovery(
         tracing::warn!(records = moved, kept_as = %done.display(), "moved an earlier release's recovery copies into the shared state and the content store");
     }
     Ok(moved)
+}
+
+/// A JSON file of the earlier spool; errors name the file.
+async fn read_json(path: &Path) -> Result<Value, String> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 async fn copy_in(content: &ContentStore, from: &Path, key: &str) -> Result<(), String> {
