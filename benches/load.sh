@@ -77,11 +77,12 @@ WOPI_GATEWAY_LOG=warn $BIN serve --config "$WORK/gw.toml" > "$WORK/gw.out" 2> "$
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P_ADMIN/healthz" >/dev/null && curl -sf "http://127.0.0.1:$P_GW/small" >/dev/null && curl -sf "http://127.0.0.1:$P_NGINX/small" >/dev/null && break; sleep 0.1; done
 
 
-echo "# S1 proxy: small GETs with keep-alive (100-byte body), three runs"
-D=$(rps "http://127.0.0.1:$P_PEER/small"); rec direct_rps "$D"
+echo "# S1 proxy: small GETs with keep-alive (100-byte body), wrk -t1 -c64, three runs"
+rps1() { wrk -t1 -c64 -d"${DUR}s" "$1" 2>&1 | awk '/Requests\/sec/ {print $2}'; }
+D=$(rps1 "http://127.0.0.1:$P_PEER/small"); rec direct_rps "$D"
 for r in 1 2 3; do
-  N=$(rps "http://127.0.0.1:$P_NGINX/small"); rec "nginx_rps_$r" "$N"
-  G=$(rps "http://127.0.0.1:$P_GW/small"); rec "gateway_rps_$r" "$G"
+  N=$(rps1 "http://127.0.0.1:$P_NGINX/small"); rec "nginx_rps_$r" "$N"
+  G=$(rps1 "http://127.0.0.1:$P_GW/small"); rec "gateway_rps_$r" "$G"
   rec "gateway_over_nginx_$r" "$(python3 -c "print(round($G/$N,2))")"
 done
 
@@ -165,15 +166,26 @@ H0=$(hwm $GW_PID)
 T2=$(date +%s.%N); curl -sf -o /dev/null "http://127.0.0.1:$P_GW${B[3]}" -H "${B[4]}" -H "${B[5]}"; T3=$(date +%s.%N)
 rec getfile_1gib_seconds "$(python3 -c "print(round($T3-$T2,3))")"
 rec getfile_over_direct "$(python3 -c "print(round(($T1-$T0)/($T3-$T2),2))")"
+# The issue's baseline: dd reading the very file the gateway serves (from the page cache).
+STORED=$(find "$WORK/data" -type f -size +1000M | head -1)
+[ -n "$STORED" ] || { echo "the 1 GiB file is not in the content store"; exit 1; }
+T8=$(date +%s.%N); dd if="$STORED" of=/dev/null bs=1M status=none; T9=$(date +%s.%N)
+rec dd_read_1gib_seconds "$(python3 -c "print(round($T9-$T8,3))")"
+rec getfile_over_dd_read "$(python3 -c "print(round(($T9-$T8)/($T3-$T2),2))")"
 head -c $SZ /dev/zero > "$WORK/upload.bin"
 curl -sf -o /dev/null -X POST "http://127.0.0.1:$P_GW${B[0]}" -H "${B[1]}" -H "${B[2]}" -H "X-WOPI-Override: LOCK" -H "X-WOPI-Lock: bench"
 T4=$(date +%s.%N); cp "$WORK/upload.bin" "$WORK/copy.bin" && sync "$WORK/copy.bin"; T5=$(date +%s.%N)
+rm -f "$WORK/copy.bin"
+# The issue's baseline: dd writing the same bytes and fsyncing them.
+T10=$(date +%s.%N); dd if="$WORK/upload.bin" of="$WORK/copy.bin" bs=1M conv=fsync status=none; T11=$(date +%s.%N)
 rm -f "$WORK/copy.bin"
 T6=$(date +%s.%N); curl -sf -o /dev/null -X POST -T "$WORK/upload.bin" "http://127.0.0.1:$P_GW${B[3]}" -H "${B[4]}" -H "${B[5]}" -H "X-WOPI-Override: PUT" -H "X-WOPI-Lock: bench" -H "Content-Type: application/octet-stream"; T7=$(date +%s.%N)
 H1=$(hwm $GW_PID)
 rec copy_fsync_1gib_seconds "$(python3 -c "print(round($T5-$T4,3))")"
 rec putfile_1gib_seconds "$(python3 -c "print(round($T7-$T6,3))")"
 rec putfile_over_direct_copy "$(python3 -c "print(round(($T5-$T4)/($T7-$T6),2))")"
+rec dd_write_fsync_1gib_seconds "$(python3 -c "print(round($T11-$T10,3))")"
+rec putfile_over_dd_write_fsync "$(python3 -c "print(round(($T11-$T10)/($T7-$T6),2))")"
 rec hostface_peak_rss_growth_mib "$(( (H1-H0) / 1024 ))"
 echo "# client face: editor open overhead and a 100 MiB status-2 save"
 SRC="http%3A%2F%2F127.0.0.1%3A$P_PEER%2Fwopi%2Ffiles%2Fbench"

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - [`clock`]: the only way this crate reads time ([`SystemClock`], [`ManualClock`] for tests).
-//! - [`memory`]: [`MemoryLockStore`], a DashMap with a deadline index and one sweeper task.
+//! - [`memory`]: [`MemoryLockStore`], a sharded hash table with a coarse timer wheel and one
+//!   sweeper task.
 //! - [`redis_store`]: [`RedisLockStore`], the same trait over Redis for several instances.
 //! - `conformance` (feature `conformance`, and in this crate's tests): the suite every store
 //!   must pass.

@@ -1,67 +1,118 @@
-//! [`MemoryLockStore`]: locks in a DashMap, expiries in a sharded deadline index, one sweeper.
+//! [`MemoryLockStore`]: locks in a sharded hash table, expiries on a coarse timer wheel, one
+//! sweeper.
 //!
-//! The deadline index is lazy: a lock is indexed once, when it is created, at its deadline
-//! then. A refresh (or a new lock id on a live lock) only moves the deadline in the map — it
-//! never moves a deadline earlier — and the sweeper, when the indexed deadline comes, either
-//! removes the lock (it did expire) or indexes it again at its current deadline. So a refresh
-//! costs no index work, and an unlock removes its one index entry.
+//! The table: 64 shards, each one mutex over a `hashbrown::HashTable` of entries and that
+//! shard's wheel, so an operation takes one lock and there is no lock ordering to keep. An
+//! entry is 40 bytes in the table plus one allocation holding the file id and the lock id side
+//! by side (no second allocation per key, no reference count).
 //!
-//! Lock ordering: an operation holds the DashMap shard of its file while it updates the
-//! deadline index (shard → index). The sweeper takes an index shard alone, releases it, then
-//! handles each candidate through the map (map shard → index when it reschedules), so the
-//! two never wait on each other in opposite orders. Each entry names its one live index entry
-//! by `index_gen`: anything else the sweeper finds for the key is stale and dropped.
+//! The wheel: each lock is filed under the bucket of its deadline (buckets `tick` ms wide:
+//! the TTL / 1024, within 50 ms – 1 s), and a bucket holds only the 64-bit hashes of its
+//! files' ids and a count of the live entries filed there. Filing is lazy: a lock is filed
+//! once, when it is created; a refresh only moves its deadline in the table (deadlines never
+//! move earlier), and when the bucket comes due the sweeper finds the lock alive and files it
+//! again under the bucket of its deadline then. Unlock removes the entry and counts it out of
+//! its bucket; the hash it leaves is stale (the sweeper skips a hash that no entry filed in
+//! that bucket answers), a bucket left with no live entry is emptied, and one whose stale
+//! hashes outnumber its live ones is compacted, so lock churn never grows the wheel.
+//!
+//! A lock expires exactly at its deadline for every operation (an expired entry is no lock:
+//! the next operation on the file removes it and publishes its expiry); the sweeper removes
+//! the others when their bucket comes due — at most one tick after their deadline — and
+//! `sweep_now` removes every expired one.
 
 use crate::{Clock, ExpiryEvent, LockError, LockSettings, LockStore, SweepObserver};
 use async_trait::async_trait;
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry as MapEntry;
-use std::collections::BTreeSet;
+use hashbrown::DefaultHashBuilder;
+use hashbrown::HashTable;
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use wopi::lock::{self as rules, LockAction, LockConflict, LockId};
 
-const INDEX_SHARDS: usize = 16;
+const SHARDS: usize = 64;
 
-/// Hands out generation numbers without a shared counter on the hot path: each thread takes a
-/// block of 2^32 numbers from `NEXT_BLOCK` once, then counts locally.
-static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+/// Most filed hashes the sweeper handles per hold of a shard's lock.
+const HOLD: usize = 4;
 
-thread_local! {
-    static LOCAL_GEN: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
-}
+/// A bucket holding this many hashes, more than twice its live entries, is compacted.
+const COMPACT_FROM: usize = 32;
 
-fn next_generation() -> u64 {
-    LOCAL_GEN.with(|cell| {
-        let (mut next, mut end) = cell.get();
-        if next == end {
-            next = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) << 32;
-            end = next + (1 << 32);
-        }
-        cell.set((next + 1, end));
-        next
-    })
+/// The shard of a hash, from bits the table does not probe with (hashbrown takes the position
+/// from the low bits and the tag from the top 7).
+fn shard_of(hash: u64) -> usize {
+    (hash >> 40) as usize & (SHARDS - 1)
 }
 
 #[derive(Debug)]
 struct Entry {
-    lock_id: Box<str>,
+    /// The file id, then the lock id.
+    text: Box<str>,
+    file_len: u32,
+    /// The wheel bucket this entry is filed under.
+    filed: u32,
     /// When it expires: min(last set/refresh + ttl, created + max_age). Only ever grows.
     deadline: u64,
     created: u64,
-    /// The deadline and generation of this lock's one live index entry.
-    indexed: (u64, u64),
 }
 
-type IndexKey = (u64, u64, Arc<str>);
+impl Entry {
+    fn new(file: &str, lock_id: &str, filed: u32, deadline: u64, created: u64) -> Self {
+        Entry {
+            text: [file, lock_id].concat().into_boxed_str(),
+            // A file id is part of a request target: far below 4 GiB.
+            file_len: u32::try_from(file.len()).unwrap_or(u32::MAX),
+            filed,
+            deadline,
+            created,
+        }
+    }
+
+    fn file(&self) -> &str {
+        &self.text[..self.file_len as usize]
+    }
+
+    fn lock_id(&self) -> &str {
+        &self.text[self.file_len as usize..]
+    }
+
+    fn set_lock_id(&mut self, lock_id: &str) {
+        self.text = [self.file(), lock_id].concat().into_boxed_str();
+    }
+}
+
+/// The hashes filed under one deadline bucket, and how many live entries are filed there.
+#[derive(Debug, Default)]
+struct Bucket {
+    hashes: Vec<u64>,
+    live: usize,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    table: HashTable<Entry>,
+    wheel: BTreeMap<u32, Bucket>,
+}
+
+/// One shard on its own cache line, so two cores working on neighbouring shards do not
+/// contend on one line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded(Mutex<Shard>);
 
 #[derive(Debug)]
 struct Inner {
-    map: DashMap<Arc<str>, Entry>,
-    index: Vec<Mutex<BTreeSet<IndexKey>>>,
-    /// The deadline the sweeper sleeps until (u64::MAX when idle); earlier ones wake it.
+    shards: Box<[Padded]>,
+    hasher: DefaultHashBuilder,
+    /// The width of a wheel bucket, ms.
+    tick: u64,
+    /// Bucket numbers count from this one (the store's start), so that they fit 32 bits:
+    /// 136 years of buckets at the WOPI TTL's 1 s tick, 6.8 years at the shortest (50 ms).
+    epoch: u64,
+    /// When the sweeper wakes next (u64::MAX when idle); earlier buckets wake it.
     sleeping_until: AtomicU64,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
@@ -82,16 +133,6 @@ pub struct MemoryLockStore {
     inner: Arc<Inner>,
 }
 
-fn index_shard(file: &str) -> usize {
-    // FNV-1a: cheap and good enough to spread file ids over 16 shards.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in file.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % INDEX_SHARDS as u64) as usize
-}
-
 impl MemoryLockStore {
     /// A store and the receiver of its expiry events. No sweeper runs until [`Self::spawn_sweeper`].
     pub fn new(
@@ -99,11 +140,13 @@ impl MemoryLockStore {
         clock: Arc<dyn Clock>,
     ) -> (Self, mpsc::UnboundedReceiver<ExpiryEvent>) {
         let (events, rx) = mpsc::unbounded_channel();
+        let ttl_ms = settings.ttl.as_millis() as u64;
+        let tick = (ttl_ms / 1024).clamp(50, 1000);
         let inner = Inner {
-            map: DashMap::new(),
-            index: (0..INDEX_SHARDS)
-                .map(|_| Mutex::new(BTreeSet::new()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            hasher: DefaultHashBuilder::default(),
+            tick,
+            epoch: clock.now_ms() / tick,
             sleeping_until: AtomicU64::new(u64::MAX),
             wake: Arc::new(Notify::new()),
             clock,
@@ -128,21 +171,18 @@ impl MemoryLockStore {
         tokio::spawn(sweeper(weak, wake, observer))
     }
 
-    /// Runs one sweep now (all expired locks, in batches); returns how many were removed.
+    /// Removes every expired lock now (in batches), publishing their expiries; returns how
+    /// many were removed.
     pub fn sweep_now(&self) -> usize {
         let now = self.inner.clock.now_ms();
         let mut total = 0;
         loop {
-            let (removed, more, _) = self.inner.sweep_batch(now);
+            let (removed, more, _) = self.inner.sweep(now, true);
             total += removed;
             if !more {
                 return total;
             }
         }
-    }
-
-    fn now(&self) -> u64 {
-        self.inner.clock.now_ms()
     }
 
     /// Applies `rule` to the file's live lock; on Set the lock becomes `new_id`.
@@ -153,77 +193,44 @@ impl MemoryLockStore {
         rule: impl Fn(Option<&str>) -> Result<LockAction, LockConflict>,
     ) -> Result<(), LockError> {
         let inner = &*self.inner;
-        let now = self.now();
-        loop {
-            if let Some(mut e) = inner.map.get_mut(file) {
-                if e.deadline <= now {
-                    // Expired but not swept yet: it is no lock. Remove it here (and publish
-                    // its expiry, once: the sweeper's compare-and-remove will miss it).
-                    let key = e.key().clone();
-                    drop(e);
-                    inner.expire_if(&key, None);
-                    continue;
-                }
-                let action = rule(Some(&e.lock_id))?;
-                match action {
-                    LockAction::Set | LockAction::Refresh => {
-                        if action == LockAction::Set {
-                            e.lock_id = new_id.unwrap_or_default().into();
-                            e.created = now;
-                        }
-                        // Later than before: the index entry stays, the sweeper reschedules.
-                        e.deadline = inner.deadline(now, e.created).max(e.deadline);
-                    }
-                    LockAction::Remove => {
-                        let key = e.key().clone();
-                        let indexed = e.indexed;
-                        drop(e);
-                        if inner
-                            .map
-                            .remove_if(&key, |_, v| v.indexed == indexed)
-                            .is_some()
-                        {
-                            inner.unindex(&key, indexed);
-                        }
-                    }
-                    LockAction::None => {}
-                }
-                return Ok(());
-            }
-            let action = rule(None)?;
-            if action != LockAction::Set {
-                return Ok(());
-            }
-            let key: Arc<str> = Arc::from(file);
-            match inner.map.entry(key.clone()) {
-                MapEntry::Occupied(_) => continue, // raced with another writer: decide again
-                MapEntry::Vacant(v) => {
-                    let deadline = inner.deadline(now, now);
-                    let indexed = (deadline, next_generation());
-                    v.insert(Entry {
-                        lock_id: new_id.unwrap_or_default().into(),
-                        deadline,
-                        created: now,
-                        indexed,
-                    });
-                    inner.index_insert(&key, indexed);
-                    return Ok(());
-                }
-            }
+        let now = inner.clock.now_ms();
+        let hash = inner.hash(file);
+        let mut expired = None;
+        let result = {
+            let mut shard = inner.shard(hash);
+            inner.apply(&mut shard, hash, file, now, new_id, rule, &mut expired)
+        };
+        if let Some(e) = expired {
+            inner.publish(e, now);
         }
+        result
     }
 
     fn current(&self, file: &str) -> Option<String> {
-        let now = self.now();
-        self.inner
-            .map
-            .get(file)
+        let inner = &*self.inner;
+        let now = inner.clock.now_ms();
+        let hash = inner.hash(file);
+        let shard = inner.shard(hash);
+        shard
+            .table
+            .find(hash, |e| e.file() == file)
             .filter(|e| e.deadline > now)
-            .map(|e| e.lock_id.to_string())
+            .map(|e| e.lock_id().to_owned())
     }
 }
 
 impl Inner {
+    fn hash(&self, file: &str) -> u64 {
+        self.hasher.hash_one(file)
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        self.shards[shard_of(hash)]
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn deadline(&self, now: u64, created: u64) -> u64 {
         let by_ttl = now.saturating_add(self.settings.ttl.as_millis() as u64);
         match self.settings.max_age {
@@ -232,88 +239,232 @@ impl Inner {
         }
     }
 
-    fn index_insert(&self, key: &Arc<str>, (deadline, generation): (u64, u64)) {
-        let mut index = self.index[index_shard(key)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        index.insert((deadline, generation, key.clone()));
-        drop(index);
-        if deadline < self.sleeping_until.load(Ordering::Relaxed) {
+    /// The bucket of a deadline: bucket `b` holds the deadlines in ((b-1)·tick, b·tick].
+    fn bucket(&self, deadline: u64) -> u32 {
+        let b = deadline.div_ceil(self.tick).saturating_sub(self.epoch);
+        u32::try_from(b).unwrap_or(u32::MAX)
+    }
+
+    /// When every lock filed under `bucket` has expired or been refreshed.
+    fn due_at(&self, bucket: u32) -> u64 {
+        (self.epoch + u64::from(bucket)).saturating_mul(self.tick)
+    }
+
+    /// Does `e` answer the hash `hash` filed under `bucket`?
+    fn filed_as(&self, e: &Entry, hash: u64, bucket: u32) -> bool {
+        e.filed == bucket && self.hash(e.file()) == hash
+    }
+
+    /// The rule's decision on one file, under its shard's lock. An expired entry is removed
+    /// first (and handed back in `expired`, to be published once the shard is released).
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        shard: &mut Shard,
+        hash: u64,
+        file: &str,
+        now: u64,
+        new_id: Option<&str>,
+        rule: impl Fn(Option<&str>) -> Result<LockAction, LockConflict>,
+        expired: &mut Option<Entry>,
+    ) -> Result<(), LockError> {
+        let Shard { table, wheel } = shard;
+        let hasher = |e: &Entry| self.hash(e.file());
+        if let Ok(found) = table.find_entry(hash, |e| e.file() == file) {
+            if found.get().deadline > now {
+                let mut found = found;
+                let e = found.get_mut();
+                match rule(Some(e.lock_id()))? {
+                    LockAction::Set => {
+                        e.set_lock_id(new_id.unwrap_or_default());
+                        e.created = now;
+                        e.deadline = self.deadline(now, now).max(e.deadline);
+                    }
+                    LockAction::Refresh => {
+                        // Later than before: it stays filed where it is; the sweeper refiles it.
+                        e.deadline = self.deadline(now, e.created).max(e.deadline);
+                    }
+                    LockAction::Remove => {
+                        let (e, _) = found.remove();
+                        self.unfile(table, wheel, e.filed);
+                    }
+                    LockAction::None => {}
+                }
+                return Ok(());
+            }
+            // Expired but not swept yet: it is no lock.
+            let (e, _) = found.remove();
+            self.unfile(table, wheel, e.filed);
+            *expired = Some(e);
+        }
+        if rule(None)? != LockAction::Set {
+            return Ok(());
+        }
+        let deadline = self.deadline(now, now);
+        let bucket = self.bucket(deadline);
+        let entry = Entry::new(file, new_id.unwrap_or_default(), bucket, deadline, now);
+        table.insert_unique(hash, entry, hasher);
+        file_under(wheel, bucket, hash);
+        let due = self.due_at(bucket);
+        if due < self.sleeping_until.load(Ordering::Relaxed) {
             self.wake.notify_one();
         }
+        Ok(())
     }
 
-    fn unindex(&self, key: &Arc<str>, old: (u64, u64)) {
-        let mut index = self.index[index_shard(key)]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        index.remove(&(old.0, old.1, key.clone()));
-    }
-
-    /// Removes the file's lock if it expired — with `indexed`, only when that index entry
-    /// is the lock's own (else it is stale), and then a lock that did not expire is indexed
-    /// again at its current deadline — and publishes the expiry. Returns whether it removed
-    /// something.
-    fn expire_if(&self, key: &Arc<str>, indexed: Option<(u64, u64)>) -> bool {
-        let now = self.clock.now_ms();
-        let removed = self.map.remove_if(key, |_, e| {
-            e.deadline <= now && indexed.is_none_or(|i| i == e.indexed)
-        });
-        let Some((_, e)) = removed else {
-            if let Some(i) = indexed {
-                // Refreshed since it was indexed: index it at its deadline now.
-                if let Some(mut e) = self.map.get_mut(key) {
-                    if e.indexed == i && e.deadline > now {
-                        e.indexed = (e.deadline, i.1);
-                        self.index_insert(key, e.indexed);
-                    }
-                }
-            }
-            return false;
+    /// An entry filed under `bucket` left it (removed, or filed elsewhere).
+    fn unfile(&self, table: &HashTable<Entry>, wheel: &mut BTreeMap<u32, Bucket>, bucket: u32) {
+        let Some(b) = wheel.get_mut(&bucket) else {
+            return;
         };
-        if indexed.is_none() {
-            self.unindex(key, e.indexed);
+        b.live = b.live.saturating_sub(1);
+        if b.live == 0 {
+            // Every hash left is stale; the bucket itself goes when the sweeper reaches it.
+            b.hashes.clear();
+        } else if b.hashes.len() >= COMPACT_FROM && b.hashes.len() > 2 * b.live {
+            // Keep the hashes a live entry answers, once each (a file unlocked and locked
+            // again within one bucket is filed twice).
+            b.hashes
+                .retain(|&h| table.find(h, |e| self.filed_as(e, h, bucket)).is_some());
+            b.hashes.sort_unstable();
+            b.hashes.dedup();
+            if b.hashes.len() < b.live {
+                // Two files with one 64-bit hash in one bucket: list the bucket from the table.
+                b.hashes = table
+                    .iter()
+                    .filter(|e| e.filed == bucket)
+                    .map(|e| self.hash(e.file()))
+                    .collect();
+            }
         }
+    }
+
+    fn publish(&self, e: Entry, now: u64) {
         tracing::debug!(lock_age_ms = now.saturating_sub(e.created), "lock expired");
         // A closed receiver only means nobody listens for expiries.
         let _ = self.events.send(ExpiryEvent {
-            file_id: key.to_string(),
-            lock_id: e.lock_id.into_string(),
+            file_id: e.file().to_owned(),
+            lock_id: e.lock_id().to_owned(),
         });
-        true
     }
 
-    /// Handles up to `sweep_batch` due index entries (removing the expired locks,
-    /// rescheduling refreshed ones, dropping stale entries); returns (removed, whether more
-    /// may be due — a shard gave its whole share —, next deadline).
+    /// The periodic sweeper's batch: due buckets only.
     fn sweep_batch(&self, now: u64) -> (usize, bool, Option<u64>) {
-        let per_shard = self.settings.sweep_batch.div_ceil(INDEX_SHARDS).max(1);
+        self.sweep(now, false)
+    }
+
+    /// Handles up to `sweep_batch` filed hashes over the shards (removing the expired locks,
+    /// refiling refreshed ones, dropping stale hashes) from the buckets that are due — with
+    /// `exact`, also the bucket holding `now`, whole, so that every expired lock goes. Returns
+    /// (removed, whether more may be due — a shard used its whole share —, when the earliest
+    /// bucket left comes due).
+    fn sweep(&self, now: u64, exact: bool) -> (usize, bool, Option<u64>) {
+        let per_shard = self.settings.sweep_batch.div_ceil(SHARDS).max(1);
         let mut removed = 0;
         let mut more = false;
         let mut next: Option<u64> = None;
-        for shard in &self.index {
-            let mut due = Vec::new();
-            {
-                let mut index = shard.lock().unwrap_or_else(|p| p.into_inner());
-                while due.len() < per_shard {
-                    match index.first() {
-                        Some((d, _, _)) if *d <= now => due.extend(index.pop_first()),
-                        _ => break,
+        let mut gone = Vec::new();
+        for padded in &self.shards {
+            // The shard's share, a few hashes per hold of its lock: a request waiting for
+            // the lock waits for at most `HOLD` of them.
+            let mut share = per_shard;
+            loop {
+                let hold = share.min(HOLD);
+                let (left, first) = {
+                    let mut shard = padded.0.lock().unwrap_or_else(|p| p.into_inner());
+                    let left = self.sweep_shard(&mut shard, now, exact, hold, &mut gone);
+                    (left, shard.wheel.keys().next().copied())
+                };
+                removed += gone.len();
+                for e in gone.drain(..) {
+                    self.publish(e, now);
+                }
+                share -= hold;
+                if !left || share == 0 {
+                    more |= left;
+                    if let Some(b) = first {
+                        let due = self.due_at(b);
+                        next = Some(next.map_or(due, |n| n.min(due)));
                     }
-                }
-                if let Some((d, _, _)) = index.first() {
-                    next = Some(next.map_or(*d, |n| n.min(*d)));
-                }
-            }
-            more |= due.len() >= per_shard;
-            for (deadline, generation, key) in due {
-                if self.expire_if(&key, Some((deadline, generation))) {
-                    removed += 1;
+                    break;
                 }
             }
         }
         (removed, more, next)
     }
+
+    /// One shard's part of [`Self::sweep`]; true when it used its whole `budget` and a due
+    /// bucket is left.
+    fn sweep_shard(
+        &self,
+        shard: &mut Shard,
+        now: u64,
+        exact: bool,
+        mut budget: usize,
+        gone: &mut Vec<Entry>,
+    ) -> bool {
+        let Shard { table, wheel } = shard;
+        let mut stay = Vec::new();
+        while budget > 0 {
+            let Some(mut first) = wheel.first_entry() else {
+                break;
+            };
+            let b = *first.key();
+            let due = self.due_at(b) <= now;
+            // The bucket holding `now` has some expired locks and some live ones.
+            let partly = !due && exact && self.due_at(b.saturating_sub(1)) < now;
+            if !due && !partly {
+                break;
+            }
+            let hashes = &mut first.get_mut().hashes;
+            let take = if due {
+                budget.min(hashes.len())
+            } else {
+                hashes.len()
+            };
+            let batch = hashes.split_off(hashes.len() - take);
+            budget = budget.saturating_sub(take);
+            let mut left = 0;
+            for h in batch {
+                let Ok(found) = table.find_entry(h, |e| self.filed_as(e, h, b)) else {
+                    continue; // stale: unlocked, or already refiled
+                };
+                if found.get().deadline <= now {
+                    let (e, _) = found.remove();
+                    gone.push(e);
+                    left += 1;
+                    continue;
+                }
+                let mut found = found;
+                let nb = self.bucket(found.get().deadline);
+                if nb == b {
+                    stay.push(h); // not yet: only in the bucket holding `now`
+                } else {
+                    found.get_mut().filed = nb;
+                    left += 1;
+                    file_under(wheel, nb, h);
+                }
+            }
+            let Some(bucket) = wheel.get_mut(&b) else {
+                break;
+            };
+            bucket.live = bucket.live.saturating_sub(left);
+            bucket.hashes.append(&mut stay);
+            if bucket.hashes.is_empty() {
+                wheel.remove(&b);
+            }
+            if partly {
+                break; // the buckets after it are not due
+            }
+        }
+        budget == 0 && wheel.keys().next().is_some_and(|&b| self.due_at(b) <= now)
+    }
+}
+
+fn file_under(wheel: &mut BTreeMap<u32, Bucket>, bucket: u32, hash: u64) {
+    let b = wheel.entry(bucket).or_default();
+    b.hashes.push(hash);
+    b.live += 1;
 }
 
 async fn sweeper(weak: Weak<Inner>, wake: Arc<Notify>, observer: Option<Arc<dyn SweepObserver>>) {
@@ -336,8 +487,8 @@ async fn sweeper(weak: Weak<Inner>, wake: Arc<Notify>, observer: Option<Arc<dyn 
             inner.sleeping_until.store(until, Ordering::Relaxed);
             (until.saturating_sub(now), interval)
         };
-        // Sleep until the next deadline, but never longer than the interval: the clock may be
-        // adjusted (or manual in tests) and an earlier deadline wakes us through `wake`.
+        // Sleep until the next bucket is due, but never longer than the interval: the clock
+        // may be adjusted (or manual in tests) and an earlier bucket wakes us through `wake`.
         let sleep = Duration::from_millis(sleep_ms.clamp(1, interval.max(1)));
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
@@ -395,7 +546,12 @@ impl LockStore for MemoryLockStore {
     }
 
     async fn held(&self) -> Result<usize, LockError> {
-        Ok(self.inner.map.len())
+        Ok(self
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.0.lock().unwrap_or_else(|p| p.into_inner()).table.len())
+            .sum())
     }
 
     async fn sweep_now(&self) -> Result<usize, LockError> {

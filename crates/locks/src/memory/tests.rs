@@ -16,6 +16,18 @@ fn store(
     (s, clock, rx)
 }
 
+/// Hashes on the wheel, stale ones included.
+fn filed_hashes(s: &MemoryLockStore) -> usize {
+    s.inner
+        .shards
+        .iter()
+        .map(|p| {
+            let shard = p.0.lock().unwrap();
+            shard.wheel.values().map(|b| b.hashes.len()).sum::<usize>()
+        })
+        .sum()
+}
+
 fn harness() -> Harness {
     let (s, clock, events) = store(LockSettings::default());
     Harness {
@@ -178,8 +190,7 @@ async fn a_refreshed_lock_is_rescheduled_not_expired_and_unlock_leaves_no_index_
         s.refresh("g", &a).await.unwrap();
         s.unlock("g", &a).await.unwrap();
     }
-    let indexed: usize = s.inner.index.iter().map(|i| i.lock().unwrap().len()).sum();
-    assert_eq!(indexed, 0);
+    assert_eq!(filed_hashes(&s), 0);
     assert_eq!(s.held().await.unwrap(), 0);
 }
 
@@ -215,4 +226,88 @@ async fn sweep_now_removes_every_expired_lock_behind_refreshed_ones() {
         events += 1;
     }
     assert_eq!(events, 200);
+}
+
+#[tokio::test]
+async fn lock_churn_beside_live_locks_does_not_grow_the_wheel() {
+    let (s, clock, mut rx) = store(LockSettings::default());
+    let a = id("A");
+    // Live locks in every shard, filed in the bucket the churn goes to.
+    for i in 0..1000 {
+        s.lock(&format!("held-{i}"), &a).await.unwrap();
+    }
+    for _ in 0..20_000 {
+        s.lock("churn", &a).await.unwrap();
+        s.unlock("churn", &a).await.unwrap();
+        s.unlock_and_relock("nothing", "A", &a).await.unwrap_err();
+    }
+    let filed = filed_hashes(&s);
+    assert!(
+        filed <= 1000 + 2 * 32,
+        "{filed} hashes filed for 1000 live locks"
+    );
+    assert_eq!(s.held().await.unwrap(), 1000);
+    clock.advance(1_800_000);
+    assert_eq!(s.sweep_now(), 1000);
+    assert_eq!(filed_hashes(&s), 0, "swept buckets leave the wheel");
+    let mut events = 0;
+    while let Ok(e) = rx.try_recv() {
+        assert!(e.file_id.starts_with("held-"), "{e:?}");
+        assert_eq!(e.lock_id, "A");
+        events += 1;
+    }
+    assert_eq!(events, 1000);
+}
+
+#[tokio::test]
+async fn the_sweeper_removes_a_lock_within_one_tick_of_its_deadline() {
+    // TTL 100 s: 97 ms buckets. A deadline that falls inside a bucket.
+    let settings = LockSettings {
+        ttl: Duration::from_secs(100),
+        ..LockSettings::default()
+    };
+    let (s, clock, mut rx) = store(settings);
+    let a = id("A");
+    clock.advance(3);
+    s.lock("f", &a).await.unwrap(); // deadline 1_100_003
+    clock.advance(100_000);
+    assert_eq!(s.get("f").await.unwrap(), None, "expired at its deadline");
+    let (removed, _, next) = s.inner.sweep_batch(clock.now_ms());
+    assert_eq!(removed, 0, "its bucket is not due yet");
+    let next = next.expect("a bucket left");
+    assert!(
+        next > clock.now_ms() && next - clock.now_ms() <= 97,
+        "due at {next}"
+    );
+    clock.advance(next - clock.now_ms());
+    assert_eq!(s.inner.sweep_batch(clock.now_ms()).0, 1);
+    assert_eq!(rx.try_recv().unwrap().file_id, "f");
+    assert_eq!(s.sweep_now(), 0);
+}
+
+#[tokio::test]
+async fn a_new_lock_id_on_a_live_lock_is_one_entry_with_the_new_id() {
+    let (s, clock, mut rx) = store(LockSettings::default());
+    s.lock("f", &id("A")).await.unwrap();
+    s.unlock_and_relock("f", "A", &id("a-much-longer-lock-id-than-before"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get("f").await.unwrap().as_deref(),
+        Some("a-much-longer-lock-id-than-before")
+    );
+    assert_eq!(s.held().await.unwrap(), 1);
+    clock.advance(1_800_000);
+    assert_eq!(s.sweep_now(), 1);
+    let e = rx.try_recv().unwrap();
+    assert_eq!(
+        (e.file_id.as_str(), e.lock_id.as_str()),
+        ("f", "a-much-longer-lock-id-than-before")
+    );
+}
+
+#[test]
+fn an_entry_is_40_bytes_in_the_table() {
+    // S5 (1 M live locks in 256 MiB) counts on it: the table holds entries inline.
+    assert_eq!(std::mem::size_of::<Entry>(), 40);
 }
