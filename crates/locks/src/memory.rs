@@ -103,6 +103,13 @@ struct Shard {
 #[repr(align(64))]
 struct Padded(Mutex<Shard>);
 
+impl Padded {
+    /// The shard, even after a panic under its lock (every update leaves it consistent).
+    fn lock(&self) -> MutexGuard<'_, Shard> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     shards: Box<[Padded]>,
@@ -225,10 +232,7 @@ impl Inner {
     }
 
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        self.shards[shard_of(hash)]
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.shards[shard_of(hash)].lock()
     }
 
     fn deadline(&self, now: u64, created: u64) -> u64 {
@@ -371,7 +375,7 @@ impl Inner {
             loop {
                 let hold = share.min(HOLD);
                 let (left, first) = {
-                    let mut shard = padded.0.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut shard = padded.lock();
                     let left = self.sweep_shard(&mut shard, now, exact, hold, &mut gone);
                     (left, shard.wheel.keys().next().copied())
                 };
@@ -546,12 +550,7 @@ impl LockStore for MemoryLockStore {
     }
 
     async fn held(&self) -> Result<usize, LockError> {
-        Ok(self
-            .inner
-            .shards
-            .iter()
-            .map(|s| s.0.lock().unwrap_or_else(|p| p.into_inner()).table.len())
-            .sum())
+        Ok(self.inner.shards.iter().map(|s| s.lock().table.len()).sum())
     }
 
     async fn sweep_now(&self) -> Result<usize, LockError> {

@@ -16,13 +16,18 @@ fn store(
     (s, clock, rx)
 }
 
+/// Every expiry event published so far.
+fn drain(rx: &mut mpsc::UnboundedReceiver<ExpiryEvent>) -> Vec<ExpiryEvent> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
 /// Hashes on the wheel, stale ones included.
 fn filed_hashes(s: &MemoryLockStore) -> usize {
     s.inner
         .shards
         .iter()
         .map(|p| {
-            let shard = p.0.lock().unwrap();
+            let shard = p.lock();
             shard.wheel.values().map(|b| b.hashes.len()).sum::<usize>()
         })
         .sum()
@@ -86,11 +91,7 @@ async fn sweeper_task_expires_and_publishes_once() {
     }
     clock.advance(1_800_000);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut n = 0;
-    while rx.try_recv().is_ok() {
-        n += 1;
-    }
-    assert_eq!(n, 3000);
+    assert_eq!(drain(&mut rx).len(), 3000);
     assert_eq!(observed.0.load(Ordering::SeqCst), 3000);
     assert_eq!(s.held().await.unwrap(), 0);
     drop(s);
@@ -221,11 +222,7 @@ async fn sweep_now_removes_every_expired_lock_behind_refreshed_ones() {
         "every expired lock, past many rescheduled ones"
     );
     assert_eq!(s.held().await.unwrap(), 200);
-    let mut events = 0;
-    while rx.try_recv().is_ok() {
-        events += 1;
-    }
-    assert_eq!(events, 200);
+    assert_eq!(drain(&mut rx).len(), 200);
 }
 
 #[tokio::test]
@@ -250,13 +247,12 @@ async fn lock_churn_beside_live_locks_does_not_grow_the_wheel() {
     clock.advance(1_800_000);
     assert_eq!(s.sweep_now(), 1000);
     assert_eq!(filed_hashes(&s), 0, "swept buckets leave the wheel");
-    let mut events = 0;
-    while let Ok(e) = rx.try_recv() {
+    let events = drain(&mut rx);
+    assert_eq!(events.len(), 1000);
+    for e in events {
         assert!(e.file_id.starts_with("held-"), "{e:?}");
         assert_eq!(e.lock_id, "A");
-        events += 1;
     }
-    assert_eq!(events, 1000);
 }
 
 #[tokio::test]
