@@ -127,7 +127,16 @@ pub async fn run_with_reload(
     if let Some(every) = settings.docs.healthcheck_interval {
         proxy::spawn_health_checker(app.proxy.clone(), every, shutdown.clone());
     }
-    let public = stack::public_service(app.public_routes(), app.proxy_routes(), &core);
+    let admission = stack::Admission::new(&core);
+    let public = stack::public_service(
+        app.public_routes(),
+        app.proxy_routes(),
+        &core,
+        admission.clone(),
+    );
+    // Plain connections meet the proxy's fast path first (docs/architecture.md).
+    let front = proxy::FastProxy::new(app.proxy.clone(), admission)
+        .map(|f| f as Arc<dyn server::Front>);
     let admin = app.admin_routes();
     let limits = server::ConnLimits {
         header_read_timeout: settings.server.header_read_timeout,
@@ -137,6 +146,7 @@ pub async fn run_with_reload(
     let admin_task = tokio::spawn(server::serve(
         listeners.admin,
         admin,
+        None,
         None,
         limits,
         core.metrics.clone(),
@@ -155,6 +165,7 @@ pub async fn run_with_reload(
     let public_task = tokio::spawn(server::serve(
         listeners.public,
         public,
+        front,
         tls,
         limits,
         core.metrics.clone(),
@@ -304,7 +315,13 @@ pub(crate) async fn test_service(settings: Settings) -> (Arc<Core>, stack::Publi
     std::fs::create_dir_all(&settings.server.data_dir).unwrap();
     #[allow(clippy::unwrap_used)]
     let (app, _) = App::open(Arc::new(settings)).await.unwrap();
-    let svc = stack::public_service(app.public_routes(), app.proxy_routes(), &app.core);
+    let admission = stack::Admission::new(&app.core);
+    let svc = stack::public_service(
+        app.public_routes(),
+        app.proxy_routes(),
+        &app.core,
+        admission,
+    );
     (app.core, svc)
 }
 

@@ -15,10 +15,12 @@ use http::{StatusCode, Uri, Version};
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use prometheus::IntCounter;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod fast;
+pub(crate) use fast::FastProxy;
 
 /// The proxy's handle: the shared core and [`DocsUpstream`].
 pub(crate) type ProxyCtx = Ctx<DocsUpstream>;
@@ -215,14 +217,9 @@ async fn forward(state: &ProxyCtx, mut req: Request) -> Result<Response, Gateway
                 Err(e) => return tracing::debug!(error = %e, "upgrade did not complete"),
             };
             metrics.tunnels.inc();
-            tunnel(
-                TokioIo::new(client),
-                TokioIo::new(upstream),
-                idle,
-                up_c,
-                down_c,
-            )
-            .await;
+            let (ar, aw) = tokio::io::split(TokioIo::new(client));
+            let (br, bw) = tokio::io::split(TokioIo::new(upstream));
+            tunnel_halves(ar, aw, br, bw, idle, &up_c, &down_c).await;
             metrics.tunnels.dec();
         });
         let (parts, _) = resp.into_parts();
@@ -240,18 +237,26 @@ async fn forward(state: &ProxyCtx, mut req: Request) -> Result<Response, Gateway
     Ok(Response::from_parts(parts, body))
 }
 
-/// Copies both ways until either side closes or nothing moved for `idle`.
-async fn tunnel<A, B>(a: A, b: B, idle: Duration, up: IntCounter, down: IntCounter)
-where
-    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+/// Copies both ways between the client (`ar`, `aw`) and Docs (`br`, `bw`) until either side
+/// closes or nothing moved for `idle`.
+async fn tunnel_halves<AR, AW, BR, BW>(
+    ar: AR,
+    aw: AW,
+    br: BR,
+    bw: BW,
+    idle: Duration,
+    up: &IntCounter,
+    down: &IntCounter,
+) where
+    AR: tokio::io::AsyncRead + Unpin,
+    AW: tokio::io::AsyncWrite + Unpin,
+    BR: tokio::io::AsyncRead + Unpin,
+    BW: tokio::io::AsyncWrite + Unpin,
 {
-    let last = Arc::new(AtomicU64::new(0));
+    let last = AtomicU64::new(0);
     let epoch = tokio::time::Instant::now();
-    let (ar, aw) = tokio::io::split(a);
-    let (br, bw) = tokio::io::split(b);
-    let to_up = pump(ar, bw, up, last.clone(), epoch);
-    let to_down = pump(br, aw, down, last.clone(), epoch);
+    let to_up = pump(ar, bw, up, &last, epoch);
+    let to_down = pump(br, aw, down, &last, epoch);
     let watchdog = async {
         let idle_ms = idle.as_millis() as u64;
         loop {
@@ -273,8 +278,8 @@ where
 async fn pump<R, W>(
     mut r: R,
     mut w: W,
-    counter: IntCounter,
-    last: Arc<AtomicU64>,
+    counter: &IntCounter,
+    last: &AtomicU64,
     epoch: tokio::time::Instant,
 ) where
     R: tokio::io::AsyncRead + Unpin,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
@@ -99,6 +99,89 @@ pub(crate) fn tls_acceptor(tls: &TlsSettings) -> Result<(TlsAcceptor, Arc<CertRe
     Ok((TlsAcceptor::from(Arc::new(config)), resolver))
 }
 
+/// A TCP stream with bytes already read from it in front: what a [`Front`] read of a
+/// connection before handing it to the HTTP server.
+#[derive(Debug)]
+pub(crate) struct Rewind {
+    pre: bytes::Bytes,
+    inner: TcpStream,
+}
+
+impl Rewind {
+    /// `inner`, whose next bytes are `pre`.
+    pub(crate) fn new(inner: TcpStream, pre: bytes::Bytes) -> Self {
+        Rewind { pre, inner }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            let pre = self.pre.split_to(n);
+            buf.put_slice(&pre);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// How a [`Front`] left a connection.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// It served the connection to its end.
+    Closed,
+    /// The next request is not one it serves: the HTTP server takes the connection over,
+    /// with what was read of it.
+    HandOver(Rewind),
+}
+
+/// Serves plain-HTTP connections of the public listener before the HTTP server does (the
+/// proxy's fast path): it may answer any number of requests, then end the connection or
+/// hand it over at a request boundary.
+pub(crate) trait Front: Send + Sync + 'static {
+    /// Serves `stream` from `peer`. `watcher` keeps a graceful shutdown waiting; a front
+    /// drops it when the connection leaves HTTP (an upgrade).
+    fn serve<'a>(
+        &'a self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        limits: ConnLimits,
+        shutdown: &'a CancellationToken,
+        watcher: &'a mut Option<hyper_util::server::graceful::Watcher>,
+    ) -> Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
+}
+
 /// An I/O wrapper that records when bytes last moved, for the idle timeout.
 struct IdleIo<T> {
     inner: T,
@@ -163,10 +246,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 }
 
 /// Serves `router` (any clonable service: the public stack, the admin router) on `listener`
-/// until `shutdown` is cancelled, then lets open requests finish for up to `grace`.
+/// until `shutdown` is cancelled, then lets open requests finish for up to `grace`. Plain
+/// connections meet `front` first, when there is one.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve<S>(
     listener: TcpListener,
     router: S,
+    front: Option<Arc<dyn Front>>,
     tls: Option<TlsAcceptor>,
     limits: ConnLimits,
     metrics: crate::metrics::Metrics,
@@ -213,6 +299,8 @@ pub(crate) async fn serve<S>(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         let metrics = metrics.clone();
+        let front = front.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let last = Arc::new(AtomicU64::new(0));
             let active = Arc::new(AtomicU64::new(0));
@@ -236,9 +324,26 @@ pub(crate) async fn serve<S>(
             let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
             let result = match tls {
                 None => {
+                    let inner = match front {
+                        Some(front) => {
+                            let mut watcher = Some(watcher);
+                            match front
+                                .serve(stream, addr, limits, &shutdown, &mut watcher)
+                                .await
+                            {
+                                Outcome::Closed => return,
+                                Outcome::HandOver(rewind) => match watcher {
+                                    Some(w) => (rewind, w),
+                                    None => return,
+                                },
+                            }
+                        }
+                        None => (Rewind::new(stream, bytes::Bytes::new()), watcher),
+                    };
+                    let (inner, watcher) = inner;
                     drive(
                         TokioIo::new(IdleIo {
-                            inner: stream,
+                            inner,
                             last,
                             epoch,
                         }),

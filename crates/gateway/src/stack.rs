@@ -3,8 +3,9 @@
 //!
 //! 1. **classify** — strip the `server.public_url` (or `internal_url`) path prefix when present, find the route
 //!    group and the client address, open the request span, count and time the answer;
-//! 2. **overload** — load shed (503) when `server.max_concurrent_requests` are in flight, and
-//!    the total request timeout (408);
+//! 2. **overload** — load shed (503) when `server.max_concurrent_requests` are in flight
+//!    ([`Admission`], one count shared with the proxy's fast path), and the total request
+//!    timeout (408);
 //! 3. **allowlist** — the route group's IP allowlist (403), before any cryptography;
 //! 4. **body limit** — the route group's limit (413 by `Content-Length`, or while streaming);
 //! 5. the router: host face, client face, and the proxy as the fallback.
@@ -24,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
@@ -74,24 +75,76 @@ impl tower::Service<Request> for ProxyFirst {
     }
 }
 
+/// The server-wide count of requests in flight against `server.max_concurrent_requests`. One
+/// count for every request of the public listener, whichever path serves it (the stack or
+/// the proxy's fast path): a request over the limit is shed at once (503), never queued.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    limit: usize,
+    current: AtomicUsize,
+    shed: prometheus::IntCounter,
+}
+
+/// One admitted request; dropping it (when the answer's head is ready) frees its place.
+#[derive(Debug)]
+pub(crate) struct Permit(Arc<Admission>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.current.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Admission {
+    /// The count for `server.max_concurrent_requests` of `state`.
+    pub(crate) fn new(state: &Core) -> Arc<Self> {
+        Arc::new(Admission {
+            limit: state.settings().server.max_concurrent_requests,
+            current: AtomicUsize::new(0),
+            shed: state.metrics.load_shed.clone(),
+        })
+    }
+
+    /// A place for one more request, or `None` (counted as shed) when all are taken.
+    pub(crate) fn try_admit(self: &Arc<Self>) -> Option<Permit> {
+        if self.current.fetch_add(1, Ordering::AcqRel) >= self.limit {
+            self.current.fetch_sub(1, Ordering::AcqRel);
+            self.shed.inc();
+            return None;
+        }
+        Some(Permit(self.clone()))
+    }
+}
+
+async fn admit(State(admission): State<Arc<Admission>>, req: Request, next: Next) -> Response {
+    match admission.try_admit() {
+        Some(permit) => {
+            let resp = next.run(req).await;
+            drop(permit);
+            resp
+        }
+        None => GatewayError::Overloaded.into_response(),
+    }
+}
+
 /// Wraps `router` (and `proxy`, the router of the proxy group) in the request path, once.
-pub(crate) fn public_service(router: Router, proxy: Router, state: &Arc<Core>) -> PublicService {
-    let limit = state.settings().server.max_concurrent_requests;
+/// `admission` is the in-flight count the proxy's fast path shares.
+pub(crate) fn public_service(
+    router: Router,
+    proxy: Router,
+    state: &Arc<Core>,
+    admission: Arc<Admission>,
+) -> PublicService {
     let timeout = state.settings().server.request_timeout;
     let svc = ServiceBuilder::new()
         // Classify, span and metrics first so that every request, even a shed one, is counted.
         .layer(middleware::from_fn_with_state(state.clone(), classify))
-        // Turn overload and total timeout into responses (503 / 408).
-        .layer(HandleErrorLayer::new({
-            let shed = state.metrics.load_shed.clone();
-            move |e: tower::BoxError| {
-                let shed = shed.clone();
-                async move { overload_error(&shed, &e) }
-            }
-        }))
         // Shed instead of queueing: under overload, fail fast.
-        .load_shed()
-        .concurrency_limit(limit)
+        .layer(middleware::from_fn_with_state(admission, admit))
+        // Turn the total timeout into a response (408).
+        .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
+            timeout_error(&e)
+        }))
         .timeout(timeout)
         // The allowlist is a cheap predicate: it runs before any cryptography.
         .layer(middleware::from_fn_with_state(state.clone(), allow_ip))
@@ -101,11 +154,8 @@ pub(crate) fn public_service(router: Router, proxy: Router, state: &Arc<Core>) -
     BoxCloneSyncService::new(svc)
 }
 
-fn overload_error(shed: &prometheus::IntCounter, e: &tower::BoxError) -> Response {
-    if e.is::<tower::load_shed::error::Overloaded>() {
-        shed.inc();
-        GatewayError::Overloaded.into_response()
-    } else if e.is::<tower::timeout::error::Elapsed>() {
+fn timeout_error(e: &tower::BoxError) -> Response {
+    if e.is::<tower::timeout::error::Elapsed>() {
         GatewayError::Timeout.into_response()
     } else {
         GatewayError::Internal(format!("request path: {e}")).into_response()

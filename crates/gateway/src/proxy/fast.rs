@@ -1,0 +1,1221 @@
+//! The proxy's fast path: plain HTTP/1.1 requests for ONLYOFFICE Docs served at the
+//! connection, without the HTTP server, the router or a second task.
+//!
+//! A plain connection of the public listener meets this path first. While its requests are
+//! ordinary HTTP/1.1 requests of the proxy group (editor assets, Docs' own API, co-editing
+//! WebSockets), each one is parsed once, checked exactly as the stack would check it (one
+//! in-flight count with the stack, the total timeout, the group's allowlist and body limit),
+//! rewritten (hop-by-hop headers, `X-Forwarded-*`, `Host`) and written to a pooled upstream
+//! connection in the same task; the answer streams back as it comes. Anything else — a route
+//! of the gateway's own faces, a chunked or `Expect` request body, HTTP/1.0, a head that does
+//! not parse or is over 64 KiB — hands the connection, with the bytes read so far, to the
+//! HTTP server at that request boundary, so its answers (and its error answers) are exactly
+//! the server's. An idle connection holds no buffer.
+//!
+//! docs/architecture.md ("The proxy's fast path") describes the same; the upstream side
+//! speaks HTTP/1.1 as RFC 9112 frames it (content length, chunked, or until close).
+
+use super::{DocsUpstream, ProxyCtx};
+use crate::access::{self, RouteGroup};
+use crate::error::{GatewayError, UpstreamKind};
+use crate::server::{ConnLimits, Front, Outcome, Rewind};
+use crate::stack::Admission;
+use axum::response::IntoResponse as _;
+use bytes::{Buf as _, BytesMut};
+use http::HeaderValue;
+use prometheus::{Histogram, IntCounter};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A request head longer than this goes to the HTTP server (which applies its own limit).
+const MAX_HEAD: usize = 64 * 1024;
+/// More header lines than this: the HTTP server's business.
+const MAX_HEADERS: usize = 96;
+/// What a connection reads at a time while it waits for a head.
+const HEAD_CHUNK: usize = 4 * 1024;
+/// The buffer a body streams through.
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Idle upstream connections kept, and for how long (the pooled client's values).
+const POOL_MAX: usize = 1024;
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// The fast path: the proxy's handle, the shared in-flight count and the upstream pool.
+pub(crate) struct FastProxy {
+    ctx: ProxyCtx,
+    admission: Arc<Admission>,
+    /// `host:port` of Docs.
+    connect_to: String,
+    pool: Mutex<VecDeque<(TcpStream, Instant)>>,
+    upstream_duration: Histogram,
+    errors: [IntCounter; 3],
+    ip_denials: IntCounter,
+}
+
+impl std::fmt::Debug for FastProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastProxy")
+            .field("connect_to", &self.connect_to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FastProxy {
+    /// The fast path for `ctx`'s upstream, or `None` when Docs is not plain `http` (TLS to
+    /// Docs goes through the pooled client).
+    pub(crate) fn new(ctx: ProxyCtx, admission: Arc<Admission>) -> Option<Arc<Self>> {
+        let origin = ctx.face.origin.strip_prefix("http://")?.to_owned();
+        let connect_to = if origin.starts_with('[') {
+            if origin.contains("]:") {
+                origin
+            } else {
+                format!("{origin}:80")
+            }
+        } else if origin.contains(':') {
+            origin
+        } else {
+            format!("{origin}:80")
+        };
+        let m = &ctx.metrics;
+        let errors = ["connect", "timeout", "protocol"]
+            .map(|k| m.upstream_errors.with_label_values(&["proxy", k]));
+        Some(Arc::new(FastProxy {
+            upstream_duration: m.upstream_duration.with_label_values(&["proxy"]),
+            ip_denials: m.ip_denials.with_label_values(&[RouteGroup::Proxy.as_str()]),
+            errors,
+            connect_to,
+            pool: Mutex::new(VecDeque::new()),
+            admission,
+            ctx,
+        }))
+    }
+
+    fn up(&self) -> &DocsUpstream {
+        &self.ctx.face
+    }
+}
+
+impl Front for FastProxy {
+    fn serve<'a>(
+        &'a self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        limits: ConnLimits,
+        shutdown: &'a CancellationToken,
+        watcher: &'a mut Option<hyper_util::server::graceful::Watcher>,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(self.connection(stream, peer, limits, shutdown, watcher))
+    }
+}
+
+/// A request the fast path serves, parsed and rewritten for Docs.
+#[derive(Debug)]
+struct Prepared {
+    /// Bytes of the client's head.
+    head_len: usize,
+    /// The head to send upstream.
+    out: Vec<u8>,
+    method: http::Method,
+    client_ip: IpAddr,
+    /// Request body length (`Content-Length`, 0 without).
+    body_len: u64,
+    upgrade: bool,
+    /// The client asked to close after this request.
+    close: bool,
+}
+
+enum Parse {
+    Partial,
+    /// Not for the fast path: the HTTP server takes the connection.
+    HandOver,
+    Ready(Box<Prepared>),
+}
+
+/// How a response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// The upstream's answer head, rewritten for the client.
+struct Answer {
+    status: u16,
+    /// The client's head without its final `connection` line and blank line.
+    head: Vec<u8>,
+    framing: Framing,
+    /// Whether the upstream connection may be reused after the body.
+    reusable: bool,
+    conn: TcpStream,
+    /// What was read past the head.
+    rest: BytesMut,
+}
+
+/// What a request left of the connection.
+enum After {
+    KeepAlive,
+    Close,
+}
+
+fn lower_eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn tokens(v: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(v)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `name` is hop-by-hop (RFC 9110 §7.6.1), by the list or by `Connection`.
+fn hop_by_hop(name: &str, named: &[&str]) -> bool {
+    const LIST: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ];
+    LIST.iter().any(|h| lower_eq(h, name)) || named.iter().any(|h| lower_eq(h, name))
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Strips `prefix` from `path` as the stack does: `/prefix` and `/prefix/…` lose it.
+fn strip<'p>(path: &'p str, prefix: &str) -> &'p str {
+    if prefix.is_empty() {
+        return path;
+    }
+    match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(r) if r.starts_with('/') => r,
+        _ => path,
+    }
+}
+
+impl FastProxy {
+    async fn connection(
+        &self,
+        mut client: TcpStream,
+        peer: SocketAddr,
+        limits: ConnLimits,
+        shutdown: &CancellationToken,
+        watcher: &mut Option<hyper_util::server::graceful::Watcher>,
+    ) -> Outcome {
+        let mut buf = BytesMut::new();
+        loop {
+            if buf.is_empty() {
+                // Between requests the connection holds no buffer.
+                buf = BytesMut::new();
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Outcome::Closed,
+                    r = tokio::time::timeout(limits.idle_timeout, client.readable()) => {
+                        if r.is_err() {
+                            tracing::debug!("idle connection closed");
+                        }
+                        if !matches!(r, Ok(Ok(()))) {
+                            return Outcome::Closed;
+                        }
+                    }
+                }
+            }
+            let deadline = Instant::now() + limits.header_read_timeout;
+            let prepared = loop {
+                if !buf.is_empty() {
+                    match self.parse(&buf, peer) {
+                        Parse::Ready(p) => break p,
+                        Parse::HandOver => return Outcome::HandOver(Rewind::new(client, buf.freeze())),
+                        Parse::Partial if buf.len() >= MAX_HEAD => {
+                            return Outcome::HandOver(Rewind::new(client, buf.freeze()));
+                        }
+                        Parse::Partial => {}
+                    }
+                }
+                if buf.capacity() - buf.len() < 512 {
+                    buf.reserve(HEAD_CHUNK);
+                }
+                match tokio::time::timeout_at(deadline, client.read_buf(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Outcome::Closed,
+                    Ok(Ok(_)) => {}
+                    Err(_) => {
+                        tracing::debug!(%peer, "request head not received in time");
+                        return Outcome::Closed;
+                    }
+                }
+            };
+            buf.advance(prepared.head_len);
+            match self
+                .request(&mut client, &mut buf, *prepared, peer, limits, shutdown, watcher)
+                .await
+            {
+                After::KeepAlive if !shutdown.is_cancelled() => {}
+                _ => {
+                    let _ = client.shutdown().await;
+                    return Outcome::Closed;
+                }
+            }
+        }
+    }
+
+    /// Parses the head at the start of `buf` and decides whether this path serves it.
+    fn parse(&self, buf: &[u8], peer: SocketAddr) -> Parse {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let head_len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Parse::Partial,
+            Err(_) => return Parse::HandOver,
+        };
+        let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
+            return Parse::HandOver;
+        };
+        // Origin-form targets only, and only those the URI type accepts (the server answers
+        // 400 to the rest).
+        if !target.starts_with('/') || http::uri::PathAndQuery::try_from(target).is_err() {
+            return Parse::HandOver;
+        }
+        let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
+            return Parse::HandOver;
+        };
+        let settings = self.ctx.settings();
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        let mut path = strip(path, &settings.server.public_url.path);
+        if settings.server.internal_url.path != settings.server.public_url.path {
+            path = strip(path, &settings.server.internal_url.path);
+        }
+        if RouteGroup::classify(path) != RouteGroup::Proxy {
+            return Parse::HandOver;
+        }
+        let headers = &*req.headers;
+        let mut named: Vec<&str> = Vec::new();
+        let (mut has_upgrade, mut conn_upgrade, mut close) = (false, false, false);
+        let mut body_len: Option<u64> = None;
+        let mut host: Option<&[u8]> = None;
+        let (mut xff, mut has_xfp, mut has_xfh) = (None::<&[u8]>, false, false);
+        for h in headers {
+            let n = h.name;
+            if lower_eq(n, "connection") {
+                for t in tokens(h.value) {
+                    if lower_eq(t, "upgrade") {
+                        conn_upgrade = true;
+                    } else if lower_eq(t, "close") {
+                        close = true;
+                    }
+                    named.push(t);
+                }
+            } else if lower_eq(n, "upgrade") {
+                has_upgrade = true;
+            } else if lower_eq(n, "content-length") {
+                let parsed = std::str::from_utf8(h.value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok());
+                match (parsed, body_len) {
+                    (Some(v), None) => body_len = Some(v),
+                    // Repeated or unreadable lengths: the server decides.
+                    _ => return Parse::HandOver,
+                }
+            } else if lower_eq(n, "transfer-encoding") || lower_eq(n, "expect") {
+                return Parse::HandOver;
+            } else if lower_eq(n, "host") {
+                if host.is_some() {
+                    return Parse::HandOver;
+                }
+                host = Some(h.value);
+            } else if lower_eq(n, "x-forwarded-for") {
+                xff = xff.or(Some(h.value));
+            } else if lower_eq(n, "x-forwarded-proto") {
+                has_xfp = true;
+            } else if lower_eq(n, "x-forwarded-host") {
+                has_xfh = true;
+            }
+        }
+        let Some(host) = host else {
+            return Parse::HandOver;
+        };
+        let upgrade = has_upgrade && conn_upgrade;
+        let trusted = &settings.access.trusted_proxies;
+        let peer_ip = access::canonical(peer.ip());
+        let trusted_peer = trusted.iter().any(|n| n.contains(&peer_ip));
+        let client_ip = if trusted_peer {
+            let mut map = http::HeaderMap::new();
+            for h in headers {
+                if lower_eq(h.name, "x-forwarded-for") || lower_eq(h.name, "forwarded") {
+                    if let (Ok(n), Ok(v)) = (
+                        http::HeaderName::from_bytes(h.name.as_bytes()),
+                        HeaderValue::from_bytes(h.value),
+                    ) {
+                        map.append(n, v);
+                    }
+                }
+            }
+            access::client_ip(peer.ip(), &map, trusted)
+        } else {
+            peer_ip
+        };
+
+        let up = self.up();
+        let mut out = Vec::with_capacity(head_len + 192);
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(up.prefix.as_bytes());
+        out.extend_from_slice(path.as_bytes());
+        if let Some(q) = query {
+            out.push(b'?');
+            out.extend_from_slice(q.as_bytes());
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let public_prefix = &settings.server.public_url.path;
+        for h in headers {
+            let n = h.name;
+            if hop_by_hop(n, &named) && !(upgrade && lower_eq(n, "upgrade")) {
+                continue;
+            }
+            if (!upgrade && lower_eq(n, "upgrade"))
+                || lower_eq(n, "host")
+                || lower_eq(n, "x-forwarded-for")
+                || (lower_eq(n, "x-forwarded-proto") && !trusted_peer)
+                || (lower_eq(n, "x-forwarded-host") && !trusted_peer)
+                || (lower_eq(n, "x-forwarded-prefix") && !public_prefix.is_empty())
+            {
+                continue;
+            }
+            push_header(&mut out, n.as_bytes(), h.value);
+        }
+        push_header(&mut out, b"host", up.authority.as_bytes());
+        let ip = peer.ip().to_string();
+        match xff {
+            Some(prev) if trusted_peer => {
+                let mut v = prev.to_vec();
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                push_header(&mut out, b"x-forwarded-for", &v);
+            }
+            _ => push_header(&mut out, b"x-forwarded-for", ip.as_bytes()),
+        }
+        if !(trusted_peer && has_xfp) {
+            let https = settings.server.public_url.scheme == "https";
+            push_header(
+                &mut out,
+                b"x-forwarded-proto",
+                if https { b"https" } else { b"http" },
+            );
+        }
+        if !(trusted_peer && has_xfh) {
+            push_header(&mut out, b"x-forwarded-host", host);
+        }
+        if !public_prefix.is_empty() {
+            push_header(&mut out, b"x-forwarded-prefix", public_prefix.as_bytes());
+        }
+        if upgrade {
+            out.extend_from_slice(b"connection: upgrade\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        Parse::Ready(Box::new(Prepared {
+            head_len,
+            out,
+            method,
+            client_ip,
+            body_len: body_len.unwrap_or(0),
+            upgrade,
+            close,
+        }))
+    }
+
+    /// Serves one parsed request: the stack's checks and metrics, the exchange with Docs,
+    /// the answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn request(
+        &self,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        req: Prepared,
+        peer: SocketAddr,
+        limits: ConnLimits,
+        shutdown: &CancellationToken,
+        watcher: &mut Option<hyper_util::server::graceful::Watcher>,
+    ) -> After {
+        let core = &self.ctx;
+        let id = core.request_ids.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "request",
+            request_id = id,
+            group = RouteGroup::Proxy.as_str(),
+            method = %req.method,
+            allow_rule = tracing::field::Empty
+        );
+        let started = Instant::now();
+        core.metrics.http_in_flight.inc();
+        let answer = tracing::Instrument::instrument(self.exchange(client, buf, &req), span.clone())
+            .await;
+        core.metrics.http_in_flight.dec();
+        let status = match &answer {
+            Ok(a) => a.status,
+            Err(e) => e.status().as_u16(),
+        };
+        let m = &core.metrics.by_group[RouteGroup::Proxy.index()];
+        m.requests[usize::from((status / 100).clamp(1, 5) - 1)].inc();
+        m.duration.observe(started.elapsed().as_secs_f64());
+        span.in_scope(|| {
+            tracing::debug!(
+                status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "answered"
+            )
+        });
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                // A request body may be left on the connection, unread or half sent: the
+                // connection ends with this answer.
+                let close = req.close || req.body_len > 0 || shutdown.is_cancelled();
+                let out = span.in_scope(|| error_answer(e, close));
+                return match client.write_all(&out).await {
+                    Ok(()) if !close => After::KeepAlive,
+                    _ => After::Close,
+                };
+            }
+        };
+        if answer.status == 101 {
+            // The connection leaves HTTP: a graceful shutdown no longer waits for it.
+            drop(watcher.take());
+            let rest = std::mem::take(buf);
+            self.tunnel(client, answer, rest).await;
+            return After::Close;
+        }
+        let close = req.close || shutdown.is_cancelled() || answer.framing == Framing::UntilClose;
+        match self.respond(client, answer, close, limits.idle_timeout).await {
+            Ok(()) if !close => After::KeepAlive,
+            Ok(()) => After::Close,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "proxied answer cut short");
+                After::Close
+            }
+        }
+    }
+
+    /// Admission, allowlist, body limit and the exchange with Docs up to the answer's head,
+    /// within the total request timeout.
+    async fn exchange(
+        &self,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        req: &Prepared,
+    ) -> Result<Answer, GatewayError> {
+        let Some(_permit) = self.admission.try_admit() else {
+            return Err(GatewayError::Overloaded);
+        };
+        let settings = self.ctx.settings();
+        match settings.access.allow[RouteGroup::Proxy.index()].admit(req.client_ip) {
+            access::Admit::Anyone => {
+                tracing::Span::current().record("allow_rule", "any");
+            }
+            access::Admit::Rule(rule) => {
+                tracing::Span::current().record("allow_rule", tracing::field::display(rule));
+                tracing::debug!(client = %req.client_ip, rule = %rule, group = "proxy", "allowlist matched");
+            }
+            access::Admit::Denied => {
+                self.ip_denials.inc();
+                tracing::warn!(client = %req.client_ip, group = "proxy", "client address not in the allowlist");
+                return Err(GatewayError::IpDenied);
+            }
+        }
+        let limit = settings.server.body_limits[RouteGroup::Proxy.index()];
+        if req.body_len > limit {
+            tracing::info!(
+                declared = req.body_len,
+                limit,
+                "request body over the route group's limit"
+            );
+            return Err(GatewayError::PayloadTooLarge);
+        }
+        let total = settings.server.request_timeout;
+        let upstream_timeout = settings.upstream.request_timeout;
+        let connect_timeout = settings.upstream.connect_timeout;
+        drop(settings);
+        let started = Instant::now();
+        let sent = tokio::time::timeout(
+            total.min(upstream_timeout),
+            self.send(client, buf, req, connect_timeout),
+        )
+        .await;
+        self.upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+        let (kind, detail) = match sent {
+            Ok(Ok(answer)) => {
+                if answer.status == 101 && !req.upgrade {
+                    (UpstreamKind::Protocol, "101 without an upgrade request".into())
+                } else {
+                    return Ok(answer);
+                }
+            }
+            Ok(Err((kind, detail))) => (kind, detail),
+            Err(_) if total < upstream_timeout => return Err(GatewayError::Timeout),
+            Err(_) => (
+                UpstreamKind::Timeout,
+                format!("no answer within {upstream_timeout:?}"),
+            ),
+        };
+        self.errors[match kind {
+            UpstreamKind::Connect => 0,
+            UpstreamKind::Timeout => 1,
+            _ => 2,
+        }]
+        .inc();
+        tracing::warn!(kind = kind.label(), error = %detail, "upstream Docs unreachable");
+        Err(GatewayError::Upstream {
+            op: "proxy",
+            kind,
+            detail,
+        })
+    }
+
+    /// Writes the request (head and body) to a Docs connection and reads the answer's head.
+    /// A pooled connection that turns out closed before any answer byte is replaced once
+    /// for a request without a body.
+    async fn send(
+        &self,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        req: &Prepared,
+        connect_timeout: Duration,
+    ) -> Result<Answer, (UpstreamKind, String)> {
+        let mut retried = false;
+        loop {
+            let (mut conn, pooled) = match self.checkout() {
+                Some(c) => (c, true),
+                None => (self.connect(connect_timeout).await?, false),
+            };
+            match self.write_request(&mut conn, client, buf, req).await {
+                Ok(()) => {}
+                Err(SendError::Upstream(e)) if pooled && !retried && req.body_len == 0 => {
+                    tracing::debug!(error = %e, "pooled Docs connection closed; reconnecting");
+                    retried = true;
+                    continue;
+                }
+                Err(SendError::Upstream(e)) => {
+                    return Err((UpstreamKind::Protocol, format!("sending the request: {e}")));
+                }
+                Err(SendError::Client(e)) => {
+                    return Err((
+                        UpstreamKind::Protocol,
+                        format!("reading the request body: {e}"),
+                    ));
+                }
+            }
+            match self.read_answer(conn, req).await {
+                Ok(a) => return Ok(a),
+                Err((e, nothing)) if nothing && pooled && !retried && req.body_len == 0 => {
+                    tracing::debug!(error = %e, "pooled Docs connection closed; reconnecting");
+                    retried = true;
+                }
+                Err((e, _)) => return Err((UpstreamKind::Protocol, e)),
+            }
+        }
+    }
+
+    fn checkout(&self) -> Option<TcpStream> {
+        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some((conn, since)) = pool.pop_back() {
+            if since.elapsed() >= POOL_IDLE {
+                continue;
+            }
+            let mut probe = [0u8; 1];
+            // Readable now means closed (or a stray byte): either way unusable.
+            match conn.try_read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
+                _ => continue,
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, conn: TcpStream) {
+        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while pool
+            .front()
+            .is_some_and(|(_, since)| since.elapsed() >= POOL_IDLE)
+        {
+            pool.pop_front();
+        }
+        if pool.len() < POOL_MAX {
+            pool.push_back((conn, Instant::now()));
+        }
+    }
+
+    async fn connect(&self, timeout: Duration) -> Result<TcpStream, (UpstreamKind, String)> {
+        match tokio::time::timeout(timeout, TcpStream::connect(&self.connect_to)).await {
+            Ok(Ok(c)) => {
+                let _ = c.set_nodelay(true);
+                Ok(c)
+            }
+            Ok(Err(e)) => Err((
+                UpstreamKind::Connect,
+                format!("connecting to {}: {e}", self.connect_to),
+            )),
+            Err(_) => Err((
+                UpstreamKind::Connect,
+                format!("connecting to {}: no connection within {timeout:?}", self.connect_to),
+            )),
+        }
+    }
+
+    async fn write_request(
+        &self,
+        conn: &mut TcpStream,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        req: &Prepared,
+    ) -> Result<(), SendError> {
+        // The head and what already arrived of the body go out in one write.
+        let have = (buf.len() as u64).min(req.body_len) as usize;
+        if have == 0 {
+            conn.write_all(&req.out).await.map_err(SendError::Upstream)?;
+        } else {
+            let mut first = Vec::with_capacity(req.out.len() + have);
+            first.extend_from_slice(&req.out);
+            first.extend_from_slice(&buf[..have]);
+            conn.write_all(&first).await.map_err(SendError::Upstream)?;
+            self.up().up_bytes.inc_by(have as u64);
+        }
+        let mut left = req.body_len - have as u64;
+        if left == 0 {
+            if have > 0 {
+                buf.advance(have);
+            }
+            return Ok(());
+        }
+        // The rest of the body streams through (the buffer holds none of the next request:
+        // the body is read to its length only).
+        buf.clear();
+        let mut chunk = vec![0u8; STREAM_CHUNK.min(usize::try_from(left).unwrap_or(STREAM_CHUNK))];
+        while left > 0 {
+            let want = chunk.len().min(usize::try_from(left).unwrap_or(chunk.len()));
+            let n = client
+                .read(&mut chunk[..want])
+                .await
+                .map_err(SendError::Client)?;
+            if n == 0 {
+                return Err(SendError::Client(io::ErrorKind::UnexpectedEof.into()));
+            }
+            conn.write_all(&chunk[..n]).await.map_err(SendError::Upstream)?;
+            self.up().up_bytes.inc_by(n as u64);
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads the answer's head (informational answers other than 101 are skipped, as the
+    /// pooled client does). The error says whether nothing at all arrived.
+    async fn read_answer(
+        &self,
+        mut conn: TcpStream,
+        req: &Prepared,
+    ) -> Result<Answer, (String, bool)> {
+        let mut rest = BytesMut::with_capacity(HEAD_CHUNK);
+        let mut any = false;
+        loop {
+            if !rest.is_empty() {
+                match parse_answer(&rest, &req.method) {
+                    Ok(Some((head_len, a))) => {
+                        rest.advance(head_len);
+                        if (100..200).contains(&a.status) && a.status != 101 {
+                            continue;
+                        }
+                        return Ok(a.into_answer(conn, rest));
+                    }
+                    Ok(None) if rest.len() < MAX_HEAD => {}
+                    Ok(None) => return Err(("answer head over 64 KiB".into(), false)),
+                    Err(e) => return Err((format!("unreadable answer head: {e}"), false)),
+                }
+            }
+            if rest.capacity() - rest.len() < 512 {
+                rest.reserve(HEAD_CHUNK);
+            }
+            match conn.read_buf(&mut rest).await {
+                Ok(0) => {
+                    return Err(("connection closed before an answer".into(), !any));
+                }
+                Ok(_) => any = true,
+                Err(e) => return Err((format!("reading the answer: {e}"), !any)),
+            }
+        }
+    }
+
+    /// Writes the answer's head and streams its body to the client.
+    async fn respond(
+        &self,
+        client: &mut TcpStream,
+        answer: Answer,
+        close: bool,
+        idle: Duration,
+    ) -> io::Result<()> {
+        let Answer {
+            mut head,
+            framing,
+            reusable,
+            mut conn,
+            mut rest,
+            ..
+        } = answer;
+        if close {
+            head.extend_from_slice(b"connection: close\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        let down = &self.up().down_bytes;
+        match framing {
+            Framing::Empty => {
+                client.write_all(&head).await?;
+                if reusable && rest.is_empty() {
+                    self.checkin(conn);
+                }
+                Ok(())
+            }
+            Framing::Length(len) => {
+                let now = (rest.len() as u64).min(len) as usize;
+                head.extend_from_slice(&rest[..now]);
+                client.write_all(&head).await?;
+                down.inc_by(now as u64);
+                let extra = rest.len() > now;
+                let mut left = len - now as u64;
+                if left > 0 {
+                    let mut chunk = vec![0u8; STREAM_CHUNK.min(usize::try_from(left).unwrap_or(STREAM_CHUNK))];
+                    while left > 0 {
+                        let want = chunk.len().min(usize::try_from(left).unwrap_or(chunk.len()));
+                        let n = idle_io(idle, conn.read(&mut chunk[..want])).await?;
+                        if n == 0 {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                        idle_io(idle, client.write_all(&chunk[..n])).await?;
+                        down.inc_by(n as u64);
+                        left -= n as u64;
+                    }
+                }
+                if reusable && !extra {
+                    self.checkin(conn);
+                }
+                Ok(())
+            }
+            Framing::Chunked => {
+                let mut dec = Chunked::default();
+                let end = dec.feed(&rest).map_err(|()| bad_chunk())?;
+                let now = end.unwrap_or(rest.len());
+                head.extend_from_slice(&rest[..now]);
+                client.write_all(&head).await?;
+                let mut extra = rest.len() > now;
+                if end.is_none() {
+                    rest.clear();
+                    rest.reserve(STREAM_CHUNK);
+                    loop {
+                        rest.clear();
+                        let n = idle_io(idle, conn.read_buf(&mut rest)).await?;
+                        if n == 0 {
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                        let end = dec.feed(&rest).map_err(|()| bad_chunk())?;
+                        let upto = end.unwrap_or(rest.len());
+                        idle_io(idle, client.write_all(&rest[..upto])).await?;
+                        if end.is_some() {
+                            extra = rest.len() > upto;
+                            break;
+                        }
+                    }
+                }
+                down.inc_by(dec.data);
+                if reusable && !extra {
+                    self.checkin(conn);
+                }
+                Ok(())
+            }
+            Framing::UntilClose => {
+                let now = rest.len();
+                head.extend_from_slice(&rest);
+                client.write_all(&head).await?;
+                down.inc_by(now as u64);
+                rest.clear();
+                rest.reserve(STREAM_CHUNK);
+                loop {
+                    rest.clear();
+                    let n = idle_io(idle, conn.read_buf(&mut rest)).await?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    idle_io(idle, client.write_all(&rest)).await?;
+                    down.inc_by(n as u64);
+                }
+            }
+        }
+    }
+
+    /// Writes the 101 and copies both ways until either side closes or nothing moved for
+    /// `docs.tunnel_idle_timeout`.
+    async fn tunnel(&self, client: &mut TcpStream, answer: Answer, to_up: BytesMut) {
+        let Answer {
+            mut head,
+            mut conn,
+            rest: to_down,
+            ..
+        } = answer;
+        head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(&to_down);
+        if client.write_all(&head).await.is_err() {
+            return;
+        }
+        let up = self.up();
+        up.down_bytes.inc_by(to_down.len() as u64);
+        if !to_up.is_empty() {
+            if conn.write_all(&to_up).await.is_err() {
+                return;
+            }
+            up.up_bytes.inc_by(to_up.len() as u64);
+        }
+        let idle = self.ctx.settings().docs.tunnel_idle_timeout;
+        let metrics = &self.ctx.metrics;
+        metrics.tunnels.inc();
+        let (cr, cw) = client.split();
+        let (ur, uw) = conn.split();
+        super::tunnel_halves(cr, cw, ur, uw, idle, &up.up_bytes, &up.down_bytes).await;
+        metrics.tunnels.dec();
+    }
+}
+
+enum SendError {
+    Upstream(io::Error),
+    Client(io::Error),
+}
+
+fn bad_chunk() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body from Docs")
+}
+
+async fn idle_io<T>(idle: Duration, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    match tokio::time::timeout(idle, f).await {
+        Ok(r) => r,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// An answer head, parsed.
+struct ParsedAnswer {
+    status: u16,
+    head: Vec<u8>,
+    framing: Framing,
+    reusable: bool,
+}
+
+impl ParsedAnswer {
+    fn into_answer(self, conn: TcpStream, rest: BytesMut) -> Answer {
+        Answer {
+            status: self.status,
+            head: self.head,
+            framing: self.framing,
+            reusable: self.reusable,
+            conn,
+            rest,
+        }
+    }
+}
+
+/// Parses an answer head: the status, the head for the client (hop-by-hop headers gone;
+/// kept whole for a 101), how the body is framed, and whether the connection may be reused.
+fn parse_answer(
+    buf: &[u8],
+    method: &http::Method,
+) -> Result<Option<(usize, ParsedAnswer)>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = resp.code.ok_or("no status")?;
+    let version = resp.version.unwrap_or(1);
+    let headers = &*resp.headers;
+    let mut named: Vec<&str> = Vec::new();
+    let (mut length, mut chunked, mut te, mut close, mut keep_alive, mut date) =
+        (None::<u64>, false, false, false, false, false);
+    for h in headers {
+        if lower_eq(h.name, "connection") {
+            for t in tokens(h.value) {
+                if lower_eq(t, "close") {
+                    close = true;
+                } else if lower_eq(t, "keep-alive") {
+                    keep_alive = true;
+                }
+                named.push(t);
+            }
+        } else if lower_eq(h.name, "transfer-encoding") {
+            te = true;
+            chunked = tokens(h.value)
+                .last()
+                .is_some_and(|t| lower_eq(t, "chunked"));
+        } else if lower_eq(h.name, "content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or("unreadable content-length")?;
+            if length.is_some_and(|l| l != v) {
+                return Err("conflicting content-length".into());
+            }
+            length = Some(v);
+        } else if lower_eq(h.name, "date") {
+            date = true;
+        }
+    }
+    let framing = if *method == http::Method::HEAD
+        || (100..200).contains(&status)
+        || status == 204
+        || status == 304
+    {
+        Framing::Empty
+    } else if te {
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    let reusable = !close && (version == 1 || keep_alive) && framing != Framing::UntilClose;
+    let mut head = Vec::with_capacity(head_len + 64);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.to_string().as_bytes());
+    head.push(b' ');
+    match resp.reason.filter(|r| !r.is_empty()) {
+        Some(r) => head.extend_from_slice(r.as_bytes()),
+        None => head.extend_from_slice(
+            http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("")
+                .as_bytes(),
+        ),
+    }
+    head.extend_from_slice(b"\r\n");
+    for h in headers {
+        let keep = if status == 101 {
+            true
+        } else if lower_eq(h.name, "transfer-encoding") {
+            // Passed through as it came: the body is copied with its chunks.
+            framing == Framing::Chunked
+        } else {
+            !hop_by_hop(h.name, &named) && !lower_eq(h.name, "upgrade")
+        };
+        if keep {
+            push_header(&mut head, h.name.as_bytes(), h.value);
+        }
+    }
+    if !date {
+        push_header(&mut head, b"date", httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    }
+    Ok(Some((
+        head_len,
+        ParsedAnswer {
+            status,
+            head,
+            framing,
+            reusable,
+        },
+    )))
+}
+
+/// The gateway's own error answer (logged once by the error), as the HTTP server would
+/// write it.
+fn error_answer(e: GatewayError, close: bool) -> Vec<u8> {
+    use futures_util::FutureExt as _;
+    let resp = e.into_response();
+    let (parts, body) = resp.into_parts();
+    // Error bodies are whole in memory: the read completes at once.
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .now_or_never()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in &parts.headers {
+        if n != http::header::CONTENT_LENGTH && n != http::header::CONNECTION {
+            push_header(&mut out, n.as_str().as_bytes(), v.as_bytes());
+        }
+    }
+    push_header(&mut out, b"content-length", body.len().to_string().as_bytes());
+    push_header(&mut out, b"date", httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Follows a chunked body (RFC 9112 §7.1) byte by byte as it is copied, to find its end.
+#[derive(Debug, Default)]
+struct Chunked {
+    state: ChunkState,
+    size: u64,
+    digits: u8,
+    /// Data bytes seen (without the framing).
+    data: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Ext,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    LineStart,
+    Line,
+    EndLf,
+    Done,
+}
+
+impl Chunked {
+    /// Takes the next bytes; `Some(n)`: the body ended after the first `n` of them.
+    fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, ()> {
+        use ChunkState as S;
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.state == S::Done {
+                return Ok(Some(i));
+            }
+            if self.state == S::Data {
+                let take = (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                i += take;
+                self.size -= take as u64;
+                self.data += take as u64;
+                if self.size == 0 {
+                    self.state = S::DataCr;
+                }
+                continue;
+            }
+            let b = bytes[i];
+            i += 1;
+            self.state = match (self.state, b) {
+                (S::Size, b) if b.is_ascii_hexdigit() => {
+                    if self.digits >= 15 {
+                        return Err(());
+                    }
+                    self.digits += 1;
+                    self.size = self.size * 16 + u64::from((b as char).to_digit(16).unwrap_or(0));
+                    S::Size
+                }
+                (S::Size, b';' | b' ' | b'\t') if self.digits > 0 => S::Ext,
+                (S::Size, b'\r') if self.digits > 0 => S::SizeLf,
+                (S::Ext, b'\r') => S::SizeLf,
+                (S::Ext, _) => S::Ext,
+                (S::SizeLf, b'\n') if self.size == 0 => S::LineStart,
+                (S::SizeLf, b'\n') => S::Data,
+                (S::DataCr, b'\r') => S::DataLf,
+                (S::DataLf, b'\n') => {
+                    self.digits = 0;
+                    S::Size
+                }
+                (S::LineStart, b'\r') => S::EndLf,
+                (S::LineStart | S::Line, b'\n') => S::LineStart,
+                (S::LineStart | S::Line, _) => S::Line,
+                (S::EndLf, b'\n') => S::Done,
+                _ => return Err(()),
+            };
+        }
+        Ok((self.state == S::Done).then_some(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_end_where_they_end() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
+        let mut c = Chunked::default();
+        assert_eq!(c.feed(body), Ok(Some(body.len() - 4)));
+        assert_eq!(c.data, 9);
+        // Byte by byte, the same end.
+        let mut c = Chunked::default();
+        let end = body.len() - 4;
+        for (i, b) in body[..end].iter().enumerate() {
+            let r = c.feed(std::slice::from_ref(b)).unwrap();
+            assert_eq!(r.is_some(), i == end - 1, "at {i}");
+        }
+        // Malformed framing is an error, not a guess.
+        for bad in [&b"x\r\n"[..], b"4\r\nWikiX", b"\r\n", b"0\r\n\n"] {
+            assert_eq!(Chunked::default().feed(bad), Err(()), "{bad:?}");
+        }
+        let mut c = Chunked::default();
+        assert_eq!(c.feed(b"0\r\n\r\n"), Ok(Some(5)));
+    }
+
+    #[test]
+    fn answer_heads_lose_hop_by_hop_headers_and_say_their_framing() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: x-private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nDate: now\r\nX-Kept: yes\r\n\r\nhello";
+        let (n, a) = parse_answer(raw, &http::Method::GET).unwrap().unwrap();
+        assert_eq!(&raw[n..], b"hello");
+        let head = String::from_utf8(a.head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("X-Kept: yes") && head.contains("Content-Length: 5"));
+        assert!(!head.to_ascii_lowercase().contains("x-private"));
+        assert!(!head.to_ascii_lowercase().contains("keep-alive"));
+        assert_eq!(a.framing, Framing::Length(5));
+        assert!(a.reusable);
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        let (_, a) = parse_answer(raw, &http::Method::GET).unwrap().unwrap();
+        assert_eq!(a.framing, Framing::Chunked);
+        assert!(!a.reusable);
+        assert!(String::from_utf8(a.head).unwrap().contains("Transfer-Encoding: chunked"));
+        let raw = b"HTTP/1.0 200 OK\r\n\r\n";
+        let (_, a) = parse_answer(raw, &http::Method::GET).unwrap().unwrap();
+        assert_eq!(a.framing, Framing::UntilClose);
+        assert!(String::from_utf8(a.head).unwrap().contains("date: "));
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+        let (_, a) = parse_answer(raw, &http::Method::HEAD).unwrap().unwrap();
+        assert_eq!(a.framing, Framing::Empty);
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+        assert!(parse_answer(raw, &http::Method::GET).is_err());
+    }
+
+    #[test]
+    fn prefixes_strip_as_the_stack_strips_them() {
+        assert_eq!(strip("/office/web-apps/x?y=1", "/office"), "/web-apps/x?y=1");
+        assert_eq!(strip("/office", "/office"), "/");
+        assert_eq!(strip("/officex/a", "/office"), "/officex/a");
+        assert_eq!(strip("/a", ""), "/a");
+    }
+}
