@@ -6,7 +6,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn gateway_to(up: std::net::SocketAddr, extra: &str) -> Gateway {
+    gateway_with(up, "", extra).await
+}
+
+async fn gateway_with(up: std::net::SocketAddr, server: &str, extra: &str) -> Gateway {
     Gateway::start(Config {
+        server: server.to_owned(),
         rest: format!(
             "[docs]\nurl = \"http://{up}\"\nhealthcheck_interval_seconds = 1\n[upstream]\nrequest_timeout_seconds = 1\n{extra}"
         ),
@@ -198,6 +203,143 @@ async fn upstream_down_is_502_and_slow_is_504() {
             >= 1.0
     );
     assert!(gw2.stderr().contains("upstream Docs unreachable"));
+}
+
+/// Reads one answer off a keep-alive connection: its head and a body framed by length or
+/// chunks (returned de-chunked).
+async fn read_answer(
+    tcp: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+    head_only: bool,
+) -> (String, Vec<u8>) {
+    async fn fill(tcp: &mut tokio::net::TcpStream, pending: &mut Vec<u8>) {
+        let mut chunk = [0u8; 8192];
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed early");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+    let end = loop {
+        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        fill(tcp, pending).await;
+    };
+    let head = String::from_utf8(pending.drain(..end).collect()).unwrap();
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse::<usize>().unwrap());
+    let mut body = Vec::new();
+    if head_only {
+    } else if let Some(n) = length {
+        while pending.len() < n {
+            fill(tcp, pending).await;
+        }
+        body = pending.drain(..n).collect();
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            let line_end = loop {
+                if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                fill(tcp, pending).await;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&pending[..line_end]).unwrap(), 16)
+                    .unwrap();
+            while pending.len() < line_end + 2 + size + 2 {
+                fill(tcp, pending).await;
+            }
+            body.extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
+            pending.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    (head, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_mixes_proxied_and_own_requests() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    let mut pending = Vec::new();
+    // Two pipelined requests in one write, then a chunked answer, a HEAD and a POST body.
+    tcp.write_all(b"GET /web-apps/a.js?x=1 HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\nGET /web-apps/b.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    for expected in ["/web-apps/a.js", "/web-apps/b.js"] {
+        let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(!head.to_ascii_lowercase().contains("x-hop"), "{head}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["path"], expected);
+        assert!(v["headers"].get("te").is_none());
+    }
+    tcp.write_all(b"GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    assert_eq!(body, b"first,second,third");
+    tcp.write_all(b"HEAD /web-apps/a.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_answer(&mut tcp, &mut pending, true).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // A HEAD answer carries no body even with a length: the next answer follows at once.
+    tcp.write_all(b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["path"].as_str(), v["body"].as_str()),
+        (Some("/web-apps/save"), Some("hello"))
+    );
+    // The gateway's own route on the same connection: answered by the gateway, not Docs.
+    tcp.write_all(b"GET /hosting/discovery HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("wopi-discovery"));
+    // And proxied requests still work after the hand-over.
+    tcp.write_all(b"GET /web-apps/c.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, body) = read_answer(&mut tcp, &mut pending, false).await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["path"], "/web-apps/c.js");
+    assert_eq!(
+        gw.metric("wopi_gateway_http_requests_total{group=\"proxy\",status_class=\"2xx\"}")
+            .await,
+        6.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxied_and_own_requests_share_one_concurrency_limit() {
+    let up = upstream::start(0).await;
+    let gw = gateway_with(up, "max_concurrent_requests = 1", "").await;
+    let slow = tokio::spawn({
+        let url = gw.url("/slow");
+        async move { get(&url).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(&gw.url("/web-apps/x.js")).await.0, 503);
+    assert_eq!(get(&gw.url("/hosting/discovery")).await.0, 503);
+    assert_eq!(slow.await.unwrap(), 504);
+    assert_eq!(gw.metric("wopi_gateway_load_shed_total").await, 2.0);
+    assert_eq!(get(&gw.url("/web-apps/x.js")).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

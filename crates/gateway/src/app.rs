@@ -135,8 +135,8 @@ pub async fn run_with_reload(
         admission.clone(),
     );
     // Plain connections meet the proxy's fast path first (docs/architecture.md).
-    let front = proxy::FastProxy::new(app.proxy.clone(), admission)
-        .map(|f| f as Arc<dyn server::Front>);
+    let front =
+        proxy::FastProxy::new(app.proxy.clone(), admission).map(|f| f as Arc<dyn server::Front>);
     let admin = app.admin_routes();
     let limits = server::ConnLimits {
         header_read_timeout: settings.server.header_read_timeout,

@@ -342,11 +342,7 @@ pub(crate) async fn serve<S>(
                     };
                     let (inner, watcher) = inner;
                     drive(
-                        TokioIo::new(IdleIo {
-                            inner,
-                            last,
-                            epoch,
-                        }),
+                        TokioIo::new(IdleIo { inner, last, epoch }),
                         &builder,
                         service,
                         watcher,

@@ -74,6 +74,18 @@ async fn handle(mut req: Request<Incoming>) -> Response<B> {
                 .body(BodyExt::boxed(StreamBody::new(stream)))
                 .unwrap()
         }
+        "/chunked" => {
+            // No length: hyper frames it in chunks, with a trailer-free last chunk.
+            let parts = ["first,", "second,", "third"];
+            let stream =
+                futures_util::stream::iter(parts.map(|p| {
+                    Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(p.as_bytes())))
+                }));
+            Response::builder()
+                .header("x-upstream", "docs")
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .unwrap()
+        }
         "/upload" => {
             let mut body = req.into_body();
             let mut total = 0u64;

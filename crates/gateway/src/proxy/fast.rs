@@ -90,7 +90,9 @@ impl FastProxy {
             .map(|k| m.upstream_errors.with_label_values(&["proxy", k]));
         Some(Arc::new(FastProxy {
             upstream_duration: m.upstream_duration.with_label_values(&["proxy"]),
-            ip_denials: m.ip_denials.with_label_values(&[RouteGroup::Proxy.as_str()]),
+            ip_denials: m
+                .ip_denials
+                .with_label_values(&[RouteGroup::Proxy.as_str()]),
             errors,
             connect_to,
             pool: Mutex::new(VecDeque::new()),
@@ -246,7 +248,9 @@ impl FastProxy {
                 if !buf.is_empty() {
                     match self.parse(&buf, peer) {
                         Parse::Ready(p) => break p,
-                        Parse::HandOver => return Outcome::HandOver(Rewind::new(client, buf.freeze())),
+                        Parse::HandOver => {
+                            return Outcome::HandOver(Rewind::new(client, buf.freeze()));
+                        }
                         Parse::Partial if buf.len() >= MAX_HEAD => {
                             return Outcome::HandOver(Rewind::new(client, buf.freeze()));
                         }
@@ -267,7 +271,15 @@ impl FastProxy {
             };
             buf.advance(prepared.head_len);
             match self
-                .request(&mut client, &mut buf, *prepared, peer, limits, shutdown, watcher)
+                .request(
+                    &mut client,
+                    &mut buf,
+                    *prepared,
+                    peer,
+                    limits,
+                    shutdown,
+                    watcher,
+                )
                 .await
             {
                 After::KeepAlive if !shutdown.is_cancelled() => {}
@@ -471,8 +483,8 @@ impl FastProxy {
         );
         let started = Instant::now();
         core.metrics.http_in_flight.inc();
-        let answer = tracing::Instrument::instrument(self.exchange(client, buf, &req), span.clone())
-            .await;
+        let answer =
+            tracing::Instrument::instrument(self.exchange(client, buf, &req), span.clone()).await;
         core.metrics.http_in_flight.dec();
         let status = match &answer {
             Ok(a) => a.status,
@@ -509,7 +521,10 @@ impl FastProxy {
             return After::Close;
         }
         let close = req.close || shutdown.is_cancelled() || answer.framing == Framing::UntilClose;
-        match self.respond(client, answer, close, limits.idle_timeout).await {
+        match self
+            .respond(client, answer, close, limits.idle_timeout)
+            .await
+        {
             Ok(()) if !close => After::KeepAlive,
             Ok(()) => After::Close,
             Err(e) => {
@@ -569,7 +584,10 @@ impl FastProxy {
         let (kind, detail) = match sent {
             Ok(Ok(answer)) => {
                 if answer.status == 101 && !req.upgrade {
-                    (UpstreamKind::Protocol, "101 without an upgrade request".into())
+                    (
+                        UpstreamKind::Protocol,
+                        "101 without an upgrade request".into(),
+                    )
                 } else {
                     return Ok(answer);
                 }
@@ -640,7 +658,10 @@ impl FastProxy {
     }
 
     fn checkout(&self) -> Option<TcpStream> {
-        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pool = self
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while let Some((conn, since)) = pool.pop_back() {
             if since.elapsed() >= POOL_IDLE {
                 continue;
@@ -656,7 +677,10 @@ impl FastProxy {
     }
 
     fn checkin(&self, conn: TcpStream) {
-        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pool = self
+            .pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while pool
             .front()
             .is_some_and(|(_, since)| since.elapsed() >= POOL_IDLE)
@@ -680,7 +704,10 @@ impl FastProxy {
             )),
             Err(_) => Err((
                 UpstreamKind::Connect,
-                format!("connecting to {}: no connection within {timeout:?}", self.connect_to),
+                format!(
+                    "connecting to {}: no connection within {timeout:?}",
+                    self.connect_to
+                ),
             )),
         }
     }
@@ -695,7 +722,9 @@ impl FastProxy {
         // The head and what already arrived of the body go out in one write.
         let have = (buf.len() as u64).min(req.body_len) as usize;
         if have == 0 {
-            conn.write_all(&req.out).await.map_err(SendError::Upstream)?;
+            conn.write_all(&req.out)
+                .await
+                .map_err(SendError::Upstream)?;
         } else {
             let mut first = Vec::with_capacity(req.out.len() + have);
             first.extend_from_slice(&req.out);
@@ -715,7 +744,9 @@ impl FastProxy {
         buf.clear();
         let mut chunk = vec![0u8; STREAM_CHUNK.min(usize::try_from(left).unwrap_or(STREAM_CHUNK))];
         while left > 0 {
-            let want = chunk.len().min(usize::try_from(left).unwrap_or(chunk.len()));
+            let want = chunk
+                .len()
+                .min(usize::try_from(left).unwrap_or(chunk.len()));
             let n = client
                 .read(&mut chunk[..want])
                 .await
@@ -723,7 +754,9 @@ impl FastProxy {
             if n == 0 {
                 return Err(SendError::Client(io::ErrorKind::UnexpectedEof.into()));
             }
-            conn.write_all(&chunk[..n]).await.map_err(SendError::Upstream)?;
+            conn.write_all(&chunk[..n])
+                .await
+                .map_err(SendError::Upstream)?;
             self.up().up_bytes.inc_by(n as u64);
             left -= n as u64;
         }
@@ -804,9 +837,12 @@ impl FastProxy {
                 let extra = rest.len() > now;
                 let mut left = len - now as u64;
                 if left > 0 {
-                    let mut chunk = vec![0u8; STREAM_CHUNK.min(usize::try_from(left).unwrap_or(STREAM_CHUNK))];
+                    let mut chunk =
+                        vec![0u8; STREAM_CHUNK.min(usize::try_from(left).unwrap_or(STREAM_CHUNK))];
                     while left > 0 {
-                        let want = chunk.len().min(usize::try_from(left).unwrap_or(chunk.len()));
+                        let want = chunk
+                            .len()
+                            .min(usize::try_from(left).unwrap_or(chunk.len()));
                         let n = idle_io(idle, conn.read(&mut chunk[..want])).await?;
                         if n == 0 {
                             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -910,7 +946,10 @@ enum SendError {
 }
 
 fn bad_chunk() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body from Docs")
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "malformed chunked body from Docs",
+    )
 }
 
 async fn idle_io<T>(idle: Duration, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
@@ -1035,7 +1074,11 @@ fn parse_answer(
         }
     }
     if !date {
-        push_header(&mut head, b"date", httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        push_header(
+            &mut head,
+            b"date",
+            httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+        );
     }
     Ok(Some((
         head_len,
@@ -1070,8 +1113,16 @@ fn error_answer(e: GatewayError, close: bool) -> Vec<u8> {
             push_header(&mut out, n.as_str().as_bytes(), v.as_bytes());
         }
     }
-    push_header(&mut out, b"content-length", body.len().to_string().as_bytes());
-    push_header(&mut out, b"date", httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    push_header(
+        &mut out,
+        b"content-length",
+        body.len().to_string().as_bytes(),
+    );
+    push_header(
+        &mut out,
+        b"date",
+        httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+    );
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -1101,6 +1152,7 @@ enum ChunkState {
     DataLf,
     LineStart,
     Line,
+    LineLf,
     EndLf,
     Done,
 }
@@ -1147,8 +1199,10 @@ impl Chunked {
                     S::Size
                 }
                 (S::LineStart, b'\r') => S::EndLf,
-                (S::LineStart | S::Line, b'\n') => S::LineStart,
+                (S::LineStart, b'\n') => return Err(()),
+                (S::Line, b'\r') => S::LineLf,
                 (S::LineStart | S::Line, _) => S::Line,
+                (S::LineLf, b'\n') => S::LineStart,
                 (S::EndLf, b'\n') => S::Done,
                 _ => return Err(()),
             };
@@ -1199,7 +1253,11 @@ mod tests {
         let (_, a) = parse_answer(raw, &http::Method::GET).unwrap().unwrap();
         assert_eq!(a.framing, Framing::Chunked);
         assert!(!a.reusable);
-        assert!(String::from_utf8(a.head).unwrap().contains("Transfer-Encoding: chunked"));
+        assert!(
+            String::from_utf8(a.head)
+                .unwrap()
+                .contains("Transfer-Encoding: chunked")
+        );
         let raw = b"HTTP/1.0 200 OK\r\n\r\n";
         let (_, a) = parse_answer(raw, &http::Method::GET).unwrap().unwrap();
         assert_eq!(a.framing, Framing::UntilClose);
@@ -1213,7 +1271,10 @@ mod tests {
 
     #[test]
     fn prefixes_strip_as_the_stack_strips_them() {
-        assert_eq!(strip("/office/web-apps/x?y=1", "/office"), "/web-apps/x?y=1");
+        assert_eq!(
+            strip("/office/web-apps/x?y=1", "/office"),
+            "/web-apps/x?y=1"
+        );
         assert_eq!(strip("/office", "/office"), "/");
         assert_eq!(strip("/officex/a", "/office"), "/officex/a");
         assert_eq!(strip("/a", ""), "/a");
