@@ -265,6 +265,7 @@ pub(crate) async fn serve<S>(
             Error = std::convert::Infallible,
         > + Clone
         + Send
+        + Sync
         + 'static,
     S::Future: Send + 'static,
 {
@@ -280,6 +281,9 @@ pub(crate) async fn serve<S>(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
+    // Cloned for a connection only when the HTTP server serves it.
+    let router = Arc::new(router);
+    let metrics = Arc::new(metrics);
     loop {
         let (stream, addr) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -301,88 +305,120 @@ pub(crate) async fn serve<S>(
         let metrics = metrics.clone();
         let front = front.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let last = Arc::new(AtomicU64::new(0));
-            let active = Arc::new(AtomicU64::new(0));
-            let epoch = tokio::time::Instant::now();
+        let fut = async move {
             let peer = Peer {
                 addr,
                 tls: tls.is_some(),
             };
-            let active_in = active.clone();
-            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-                req.extensions_mut().insert(peer);
-                // A request waiting for its handler is not idle, even when no byte moves.
-                let guard = ActiveGuard::new(active_in.clone());
-                let fut = router.clone().oneshot(req.map(axum::body::Body::new));
-                async move {
-                    let r = fut.await;
-                    drop(guard);
-                    r
-                }
-            });
-            let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
+            // The HTTP server's state for the connection is built, boxed, only when it
+            // serves the connection: one the fast path keeps stays small while idle.
             let result = match tls {
                 None => {
-                    let inner = match front {
+                    let (inner, watcher) = match front {
                         Some(front) => {
                             let mut watcher = Some(watcher);
-                            match front
+                            let outcome = front
                                 .serve(stream, addr, limits, &shutdown, &mut watcher)
-                                .await
-                            {
-                                Outcome::Closed => return,
-                                Outcome::HandOver(rewind) => match watcher {
-                                    Some(w) => (rewind, w),
-                                    None => return,
-                                },
+                                .await;
+                            match (outcome, watcher) {
+                                (Outcome::HandOver(rewind), Some(w)) => (rewind, w),
+                                _ => return,
                             }
                         }
                         None => (Rewind::new(stream, bytes::Bytes::new()), watcher),
                     };
-                    let (inner, watcher) = inner;
-                    drive(
-                        TokioIo::new(IdleIo { inner, last, epoch }),
+                    Box::pin(http_conn(
+                        inner,
+                        peer,
+                        (*router).clone(),
                         &builder,
-                        service,
                         watcher,
-                        idle,
-                    )
+                        limits,
+                    ))
                     .await
                 }
                 Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                    let tls_conn: Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+                        Box::pin(async move {
+                            let handshake = tokio::time::timeout(
+                                limits.header_read_timeout,
+                                acceptor.accept(stream),
+                            )
                             .await;
-                    let stream = match handshake {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!("TLS handshake timed out"),
-                    };
-                    drive(
-                        TokioIo::new(IdleIo {
-                            inner: stream,
-                            last,
-                            epoch,
-                        }),
-                        &builder,
-                        service,
-                        watcher,
-                        idle,
-                    )
-                    .await
+                            let stream = match handshake {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return Ok(());
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    return Ok(());
+                                }
+                            };
+                            http_conn(stream, peer, (*router).clone(), &builder, watcher, limits)
+                                .await
+                        });
+                    tls_conn.await
                 }
             };
             if let Err(e) = result {
                 connection_error(&metrics, addr, &*e);
             }
-        });
+        };
+        tokio::spawn(fut);
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; closing remaining connections"),
     }
+}
+
+/// Serves a connection with hyper and `router` (the request path), with the idle timeout.
+async fn http_conn<T, S>(
+    inner: T,
+    peer: Peer,
+    router: S,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    limits: ConnLimits,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let last = Arc::new(AtomicU64::new(0));
+    let active = Arc::new(AtomicU64::new(0));
+    let epoch = tokio::time::Instant::now();
+    let active_in = active.clone();
+    let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        req.extensions_mut().insert(peer);
+        // A request waiting for its handler is not idle, even when no byte moves.
+        let guard = ActiveGuard::new(active_in.clone());
+        let fut = router.clone().oneshot(req.map(axum::body::Body::new));
+        async move {
+            let r = fut.await;
+            drop(guard);
+            r
+        }
+    });
+    let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
+    drive(
+        TokioIo::new(IdleIo { inner, last, epoch }),
+        builder,
+        service,
+        watcher,
+        idle,
+    )
+    .await
 }
 
 /// A connection ended with an error. Heads the HTTP parser refused (hyper answered 400, 414

@@ -270,8 +270,9 @@ impl FastProxy {
                 }
             };
             buf.advance(prepared.head_len);
-            match self
-                .request(
+            // Boxed: the connection's own future stays small while it waits between requests.
+            let served = self
+                .boxed_request(
                     &mut client,
                     &mut buf,
                     *prepared,
@@ -280,8 +281,8 @@ impl FastProxy {
                     shutdown,
                     watcher,
                 )
-                .await
-            {
+                .await;
+            match served {
                 After::KeepAlive if !shutdown.is_cancelled() => {}
                 _ => {
                     let _ = client.shutdown().await;
@@ -289,6 +290,21 @@ impl FastProxy {
                 }
             }
         }
+    }
+
+    /// [`Self::request`], boxed.
+    #[allow(clippy::too_many_arguments)]
+    fn boxed_request<'a>(
+        &'a self,
+        client: &'a mut TcpStream,
+        buf: &'a mut BytesMut,
+        req: Prepared,
+        peer: SocketAddr,
+        limits: ConnLimits,
+        shutdown: &'a CancellationToken,
+        watcher: &'a mut Option<hyper_util::server::graceful::Watcher>,
+    ) -> Pin<Box<dyn Future<Output = After> + Send + 'a>> {
+        Box::pin(self.request(client, buf, req, peer, limits, shutdown, watcher))
     }
 
     /// Parses the head at the start of `buf` and decides whether this path serves it.
