@@ -76,6 +76,12 @@ impl Core {
         self.settings.load_full()
     }
 
+    /// The settings in force without taking a reference count, for the per-request path.
+    /// Not to be held across an `.await`.
+    pub(crate) fn settings_now(&self) -> arc_swap::Guard<Arc<Settings>> {
+        self.settings.load()
+    }
+
     /// Now, in Unix milliseconds, from the injected clock.
     pub(crate) fn now_ms(&self) -> u64 {
         self.clock.now_ms()

@@ -26,15 +26,16 @@ use http::HeaderValue;
 use prometheus::{Histogram, IntCounter};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 /// A request head longer than this goes to the HTTP server (which applies its own limit).
@@ -226,18 +227,22 @@ impl FastProxy {
         watcher: &mut Option<hyper_util::server::graceful::Watcher>,
     ) -> Outcome {
         let mut buf = BytesMut::new();
+        // The connection's one timer for its idle and request deadlines (see [`until`]).
+        let timer = tokio::time::sleep(limits.idle_timeout);
+        tokio::pin!(timer);
         loop {
             if buf.is_empty() {
                 // Between requests the connection holds no buffer.
                 buf = BytesMut::new();
+                let idle_until = Instant::now() + limits.idle_timeout;
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => return Outcome::Closed,
-                    r = tokio::time::timeout(limits.idle_timeout, client.readable()) => {
-                        if r.is_err() {
+                    r = until(timer.as_mut(), idle_until, client.readable()) => match r {
+                        Some(Ok(())) => {}
+                        Some(Err(_)) => return Outcome::Closed,
+                        None => {
                             tracing::debug!("idle connection closed");
-                        }
-                        if !matches!(r, Ok(Ok(()))) {
                             return Outcome::Closed;
                         }
                     }
@@ -276,8 +281,7 @@ impl FastProxy {
                     &mut client,
                     &mut buf,
                     *prepared,
-                    peer,
-                    limits,
+                    (peer, limits, timer.as_mut()),
                     shutdown,
                     watcher,
                 )
@@ -299,12 +303,11 @@ impl FastProxy {
         client: &'a mut TcpStream,
         buf: &'a mut BytesMut,
         req: Prepared,
-        peer: SocketAddr,
-        limits: ConnLimits,
+        conn: (SocketAddr, ConnLimits, Pin<&'a mut Sleep>),
         shutdown: &'a CancellationToken,
         watcher: &'a mut Option<hyper_util::server::graceful::Watcher>,
     ) -> Pin<Box<dyn Future<Output = After> + Send + 'a>> {
-        Box::pin(self.request(client, buf, req, peer, limits, shutdown, watcher))
+        Box::pin(self.request(client, buf, req, conn, shutdown, watcher))
     }
 
     /// Parses the head at the start of `buf` and decides whether this path serves it.
@@ -327,7 +330,7 @@ impl FastProxy {
         let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
             return Parse::HandOver;
         };
-        let settings = self.ctx.settings();
+        let settings = self.ctx.settings_now();
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
@@ -436,16 +439,12 @@ impl FastProxy {
             push_header(&mut out, n.as_bytes(), h.value);
         }
         push_header(&mut out, b"host", up.authority.as_bytes());
-        let ip = peer.ip().to_string();
-        match xff {
-            Some(prev) if trusted_peer => {
-                let mut v = prev.to_vec();
-                v.extend_from_slice(b", ");
-                v.extend_from_slice(ip.as_bytes());
-                push_header(&mut out, b"x-forwarded-for", &v);
-            }
-            _ => push_header(&mut out, b"x-forwarded-for", ip.as_bytes()),
+        out.extend_from_slice(b"x-forwarded-for: ");
+        if let Some(prev) = xff.filter(|_| trusted_peer) {
+            out.extend_from_slice(prev);
+            out.extend_from_slice(b", ");
         }
+        let _ = write!(out, "{}\r\n", peer.ip());
         if !(trusted_peer && has_xfp) {
             let https = settings.server.public_url.scheme == "https";
             push_header(
@@ -483,8 +482,7 @@ impl FastProxy {
         client: &mut TcpStream,
         buf: &mut BytesMut,
         req: Prepared,
-        peer: SocketAddr,
-        limits: ConnLimits,
+        (peer, limits, timer): (SocketAddr, ConnLimits, Pin<&mut Sleep>),
         shutdown: &CancellationToken,
         watcher: &mut Option<hyper_util::server::graceful::Watcher>,
     ) -> After {
@@ -500,7 +498,8 @@ impl FastProxy {
         let started = Instant::now();
         core.metrics.http_in_flight.inc();
         let answer =
-            tracing::Instrument::instrument(self.exchange(client, buf, &req), span.clone()).await;
+            tracing::Instrument::instrument(self.exchange(client, buf, &req, timer), span.clone())
+                .await;
         core.metrics.http_in_flight.dec();
         let status = match &answer {
             Ok(a) => a.status,
@@ -557,44 +556,20 @@ impl FastProxy {
         client: &mut TcpStream,
         buf: &mut BytesMut,
         req: &Prepared,
+        timer: Pin<&mut Sleep>,
     ) -> Result<Answer, GatewayError> {
         let Some(_permit) = self.admission.try_admit() else {
             return Err(GatewayError::Overloaded);
         };
-        let settings = self.ctx.settings();
-        match settings.access.allow[RouteGroup::Proxy.index()].admit(req.client_ip) {
-            access::Admit::Anyone => {
-                tracing::Span::current().record("allow_rule", "any");
-            }
-            access::Admit::Rule(rule) => {
-                tracing::Span::current().record("allow_rule", tracing::field::display(rule));
-                tracing::debug!(client = %req.client_ip, rule = %rule, group = "proxy", "allowlist matched");
-            }
-            access::Admit::Denied => {
-                self.ip_denials.inc();
-                tracing::warn!(client = %req.client_ip, group = "proxy", "client address not in the allowlist");
-                return Err(GatewayError::IpDenied);
-            }
-        }
-        let limit = settings.server.body_limits[RouteGroup::Proxy.index()];
-        if req.body_len > limit {
-            tracing::info!(
-                declared = req.body_len,
-                limit,
-                "request body over the route group's limit"
-            );
-            return Err(GatewayError::PayloadTooLarge);
-        }
-        let total = settings.server.request_timeout;
-        let upstream_timeout = settings.upstream.request_timeout;
-        let connect_timeout = settings.upstream.connect_timeout;
-        drop(settings);
+        let (total, upstream_timeout, connect_timeout) = self.admit(req)?;
         let started = Instant::now();
-        let sent = tokio::time::timeout(
-            total.min(upstream_timeout),
+        let sent = until(
+            timer,
+            started + total.min(upstream_timeout),
             self.send(client, buf, req, connect_timeout),
         )
-        .await;
+        .await
+        .ok_or(());
         self.upstream_duration
             .observe(started.elapsed().as_secs_f64());
         let (kind, detail) = match sent {
@@ -627,6 +602,39 @@ impl FastProxy {
             kind,
             detail,
         })
+    }
+
+    /// The allowlist and the body limit of the proxy group; the timeouts in force.
+    fn admit(&self, req: &Prepared) -> Result<(Duration, Duration, Duration), GatewayError> {
+        let settings = self.ctx.settings_now();
+        match settings.access.allow[RouteGroup::Proxy.index()].admit(req.client_ip) {
+            access::Admit::Anyone => {
+                tracing::Span::current().record("allow_rule", "any");
+            }
+            access::Admit::Rule(rule) => {
+                tracing::Span::current().record("allow_rule", tracing::field::display(rule));
+                tracing::debug!(client = %req.client_ip, rule = %rule, group = "proxy", "allowlist matched");
+            }
+            access::Admit::Denied => {
+                self.ip_denials.inc();
+                tracing::warn!(client = %req.client_ip, group = "proxy", "client address not in the allowlist");
+                return Err(GatewayError::IpDenied);
+            }
+        }
+        let limit = settings.server.body_limits[RouteGroup::Proxy.index()];
+        if req.body_len > limit {
+            tracing::info!(
+                declared = req.body_len,
+                limit,
+                "request body over the route group's limit"
+            );
+            return Err(GatewayError::PayloadTooLarge);
+        }
+        Ok((
+            settings.server.request_timeout,
+            settings.upstream.request_timeout,
+            settings.upstream.connect_timeout,
+        ))
     }
 
     /// Writes the request (head and body) to a Docs connection and reads the answer's head.
@@ -973,6 +981,34 @@ async fn idle_io<T>(idle: Duration, f: impl Future<Output = io::Result<T>>) -> i
         Ok(r) => r,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
+}
+
+/// Runs `f` until `deadline` on the connection's one timer. The timer moves earlier only
+/// when `deadline` comes before the time it is set for; when it fires before `deadline` it is
+/// set again. A connection serving request after request therefore touches the timer wheel
+/// about once per timeout period, not twice per request.
+async fn until<F: Future>(
+    mut timer: Pin<&mut Sleep>,
+    deadline: Instant,
+    f: F,
+) -> Option<F::Output> {
+    if deadline < timer.deadline() {
+        timer.as_mut().reset(deadline);
+    }
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// An answer head, parsed.
