@@ -56,6 +56,9 @@ bars("ratios", "Ratios against the same-run baseline", "×",
       ("1 GiB download ÷ direct", "download_gateway_over_direct"), ("GetFile 1 GiB ÷ direct", "getfile_over_direct"),
       ("PutFile 1 GiB ÷ copy+fsync", "putfile_over_direct_copy"), ("GetFile 1 GiB ÷ dd read", "getfile_over_dd_read"),
       ("PutFile 1 GiB ÷ dd write+fsync", "putfile_over_dd_write_fsync"), ("WebSocket echo ÷ nginx", "ws_gateway_over_nginx")])
-bars("memory", "Gateway memory (MiB)", "MiB",
-     [("RSS idle", "gateway_rss_before_idle_mib"), ("RSS, 10k idle keep-alive conns", "gateway_rss_10k_idle_mib"),
+bars("memory", "Memory (MiB)", "MiB",
+     [("gateway RSS idle", "gateway_rss_before_idle_mib"),
+      ("10k idle conns after 108 KB, growth: gateway (proxied)", "gateway_rss_10k_idle_mib"),
+      ("… nginx", "nginx_rss_10k_idle_mib"),
+      ("… gateway's own route (hyper)", "gateway_rss_10k_idle_own_route_mib"),
       ("peak growth, 1 GiB download", "gateway_peak_rss_growth_mib")])

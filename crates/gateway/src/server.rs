@@ -156,6 +156,190 @@ impl AsyncWrite for Rewind {
     }
 }
 
+/// A connection lent to the HTTP server for one request: its next bytes are `pre` (the
+/// request head and what arrived of the body), then `remaining` body bytes from the socket,
+/// then an end of input, so the server answers exactly that request and stops.
+#[derive(Debug)]
+pub(crate) struct OneRequest {
+    stream: TcpStream,
+    pre: bytes::Bytes,
+    remaining: u64,
+}
+
+impl OneRequest {
+    /// `stream`, lent for the request in `pre` and the `remaining` body bytes after it.
+    pub(crate) fn new(stream: TcpStream, pre: bytes::Bytes, remaining: u64) -> Self {
+        OneRequest {
+            stream,
+            pre,
+            remaining,
+        }
+    }
+}
+
+impl AsyncRead for OneRequest {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            let pre = self.pre.split_to(n);
+            buf.put_slice(&pre);
+            return Poll::Ready(Ok(()));
+        }
+        if self.remaining == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        if (buf.remaining() as u64) <= self.remaining {
+            std::task::ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
+        } else {
+            // Never past the body: the next request stays on the socket.
+            let mut tmp = vec![0u8; self.remaining as usize];
+            let mut small = ReadBuf::new(&mut tmp);
+            std::task::ready!(Pin::new(&mut self.stream).poll_read(cx, &mut small))?;
+            buf.put_slice(small.filled());
+        }
+        let n = (buf.filled().len() - before) as u64;
+        if n == 0 {
+            // The client went away mid-body: the server sees the end of input.
+            self.remaining = 0;
+        }
+        self.remaining -= n.min(self.remaining);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for OneRequest {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// The HTTP server and the request path, for one request at a time ([`OneRequest`]).
+pub(crate) trait OwnRoutes: Send + Sync {
+    /// Answers the request of `io` and gives the stream back when the connection may go on
+    /// (the answer did not close it and no error ended it).
+    fn serve_one<'a>(
+        &'a self,
+        io: OneRequest,
+        peer: SocketAddr,
+        limits: ConnLimits,
+    ) -> Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send + 'a>>;
+}
+
+struct Own<S> {
+    router: Arc<S>,
+    builder: hyper::server::conn::http1::Builder,
+}
+
+impl<S> OwnRoutes for Own<S>
+where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn serve_one<'a>(
+        &'a self,
+        io: OneRequest,
+        peer: SocketAddr,
+        limits: ConnLimits,
+    ) -> Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send + 'a>> {
+        Box::pin(async move {
+            let last = Arc::new(AtomicU64::new(0));
+            let active = Arc::new(AtomicU64::new(0));
+            let epoch = tokio::time::Instant::now();
+            let active_in = active.clone();
+            let keep = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let keep_in = keep.clone();
+            let router = (*self.router).clone();
+            let peer = Peer {
+                addr: peer,
+                tls: false,
+            };
+            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(peer);
+                let guard = ActiveGuard::new(active_in.clone());
+                let fut = router.clone().oneshot(req.map(axum::body::Body::new));
+                let keep = keep_in.clone();
+                async move {
+                    let r = fut.await;
+                    if let Ok(resp) = &r {
+                        let closes = resp
+                            .headers()
+                            .get_all(http::header::CONNECTION)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .flat_map(|v| v.split(','))
+                            .any(|t| t.trim().eq_ignore_ascii_case("close"));
+                        if closes {
+                            keep.store(false, Ordering::Relaxed);
+                        }
+                    }
+                    drop(guard);
+                    r
+                }
+            });
+            let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
+            let conn = self
+                .builder
+                .serve_connection(
+                    TokioIo::new(IdleIo {
+                        inner: io,
+                        last,
+                        epoch,
+                    }),
+                    service,
+                )
+                .without_shutdown();
+            tokio::select! {
+                r = conn => match r {
+                    Ok(parts) if parts.read_buf.is_empty() && keep.load(Ordering::Relaxed) => {
+                        Some(parts.io.into_inner().inner.stream)
+                    }
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::debug!(peer = %peer.addr, error = %e, "connection ended with an error");
+                        None
+                    }
+                },
+                () = idle => {
+                    tracing::debug!("idle connection closed");
+                    None
+                }
+            }
+        })
+    }
+}
+
 /// How a [`Front`] left a connection.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -179,6 +363,7 @@ pub(crate) trait Front: Send + Sync + 'static {
         limits: ConnLimits,
         shutdown: &'a CancellationToken,
         watcher: &'a mut Option<hyper_util::server::graceful::Watcher>,
+        own_routes: &'a dyn OwnRoutes,
     ) -> Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
 }
 
@@ -283,6 +468,19 @@ pub(crate) async fn serve<S>(
     let builder = Arc::new(builder);
     // Cloned for a connection only when the HTTP server serves it.
     let router = Arc::new(router);
+    // The gateway's own routes, one request at a time, for connections the front keeps.
+    let own: Arc<dyn OwnRoutes> = {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            // The end of input comes right after the request: the answer still goes out.
+            .half_close(true);
+        Arc::new(Own {
+            router: router.clone(),
+            builder,
+        })
+    };
     let metrics = Arc::new(metrics);
     loop {
         let (stream, addr) = tokio::select! {
@@ -305,6 +503,7 @@ pub(crate) async fn serve<S>(
         let metrics = metrics.clone();
         let front = front.clone();
         let shutdown = shutdown.clone();
+        let own = own.clone();
         let fut = async move {
             let peer = Peer {
                 addr,
@@ -318,7 +517,7 @@ pub(crate) async fn serve<S>(
                         Some(front) => {
                             let mut watcher = Some(watcher);
                             let outcome = front
-                                .serve(stream, addr, limits, &shutdown, &mut watcher)
+                                .serve(stream, addr, limits, &shutdown, &mut watcher, &*own)
                                 .await;
                             match (outcome, watcher) {
                                 (Outcome::HandOver(rewind), Some(w)) => (rewind, w),

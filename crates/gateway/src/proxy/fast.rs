@@ -18,7 +18,7 @@
 use super::{DocsUpstream, ProxyCtx};
 use crate::access::{self, RouteGroup};
 use crate::error::{GatewayError, UpstreamKind};
-use crate::server::{ConnLimits, Front, Outcome, Rewind};
+use crate::server::{ConnLimits, Front, OneRequest, Outcome, OwnRoutes, Rewind};
 use crate::stack::Admission;
 use axum::response::IntoResponse as _;
 use bytes::{Buf as _, BytesMut};
@@ -115,8 +115,9 @@ impl Front for FastProxy {
         limits: ConnLimits,
         shutdown: &'a CancellationToken,
         watcher: &'a mut Option<hyper_util::server::graceful::Watcher>,
+        own_routes: &'a dyn OwnRoutes,
     ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
-        Box::pin(self.connection(stream, peer, limits, shutdown, watcher))
+        Box::pin(self.connection(stream, peer, limits, shutdown, watcher, own_routes))
     }
 }
 
@@ -140,6 +141,13 @@ enum Parse {
     Partial,
     /// Not for the fast path: the HTTP server takes the connection.
     HandOver,
+    /// One request of the gateway's own routes, simply framed: the HTTP server answers it
+    /// and gives the connection back.
+    Own {
+        head_len: usize,
+        body_len: u64,
+        close: bool,
+    },
     Ready(Box<Prepared>),
 }
 
@@ -205,6 +213,36 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A request of the gateway's own routes: served one at a time by the HTTP server when its
+/// body is framed by `Content-Length` (or absent) and nothing asks for more than one
+/// answer (`Expect`) or another protocol (`Upgrade`); otherwise the server takes the
+/// connection for good.
+fn own(head_len: usize, headers: &[httparse::Header<'_>]) -> Parse {
+    let (mut body_len, mut close) = (None::<u64>, false);
+    for h in headers {
+        let n = h.name;
+        if lower_eq(n, "transfer-encoding") || lower_eq(n, "expect") || lower_eq(n, "upgrade") {
+            return Parse::HandOver;
+        } else if lower_eq(n, "connection") {
+            close |= tokens(h.value).any(|t| lower_eq(t, "close"));
+        } else if lower_eq(n, "content-length") {
+            let parsed = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok());
+            match (parsed, body_len) {
+                (Some(v), None) => body_len = Some(v),
+                _ => return Parse::HandOver,
+            }
+        }
+    }
+    Parse::Own {
+        head_len,
+        body_len: body_len.unwrap_or(0),
+        close,
+    }
+}
+
 /// Strips `prefix` from `path` as the stack does: `/prefix` and `/prefix/…` lose it.
 fn strip<'p>(path: &'p str, prefix: &str) -> &'p str {
     if prefix.is_empty() {
@@ -225,12 +263,13 @@ impl FastProxy {
         limits: ConnLimits,
         shutdown: &CancellationToken,
         watcher: &mut Option<hyper_util::server::graceful::Watcher>,
+        own_routes: &dyn OwnRoutes,
     ) -> Outcome {
         let mut buf = BytesMut::new();
         // The connection's one timer for its idle and request deadlines (see [`until`]).
         let timer = tokio::time::sleep(limits.idle_timeout);
         tokio::pin!(timer);
-        loop {
+        'requests: loop {
             if buf.is_empty() {
                 // Between requests the connection holds no buffer.
                 buf = BytesMut::new();
@@ -253,6 +292,31 @@ impl FastProxy {
                 if !buf.is_empty() {
                     match self.parse(&buf, peer) {
                         Parse::Ready(p) => break p,
+                        Parse::Own {
+                            head_len,
+                            body_len,
+                            close,
+                        } => {
+                            // What of the body already arrived goes with the head.
+                            let have = (buf.len() - head_len) as u64;
+                            let now = head_len + have.min(body_len) as usize;
+                            let io = OneRequest::new(
+                                client,
+                                buf.split_to(now).freeze(),
+                                body_len - have.min(body_len),
+                            );
+                            match own_routes.serve_one(io, peer, limits).await {
+                                Some(stream) if !close && !shutdown.is_cancelled() => {
+                                    client = stream;
+                                    continue 'requests;
+                                }
+                                Some(mut stream) => {
+                                    let _ = stream.shutdown().await;
+                                    return Outcome::Closed;
+                                }
+                                None => return Outcome::Closed,
+                            }
+                        }
                         Parse::HandOver => {
                             return Outcome::HandOver(Rewind::new(client, buf.freeze()));
                         }
@@ -340,7 +404,7 @@ impl FastProxy {
             path = strip(path, &settings.server.internal_url.path);
         }
         if RouteGroup::classify(path) != RouteGroup::Proxy {
-            return Parse::HandOver;
+            return own(head_len, req.headers);
         }
         let headers = &*req.headers;
         let mut named: Vec<&str> = Vec::new();
