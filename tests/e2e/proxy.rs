@@ -327,6 +327,44 @@ async fn one_connection_mixes_proxied_and_own_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_routes_keep_the_connection_request_after_request() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    let mut pending = Vec::new();
+    // Two of the gateway's own requests pipelined, the second with a body the gateway
+    // refuses; then a proxied one: every answer comes, in order, on the one connection.
+    tcp.write_all(b"GET /hosting/capabilities HTTP/1.1\r\nHost: x\r\n\r\nPOST /wopi/files/nope/contents HTTP/1.1\r\nHost: x\r\nX-WOPI-Override: PUT\r\nContent-Length: 4\r\n\r\nbodyGET /web-apps/d.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let caps: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(caps["productName"], "wopi-gateway");
+    let (head, _) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(
+        head.starts_with("HTTP/1.1 4") || head.starts_with("HTTP/1.1 5"),
+        "the unsigned PutFile is refused: {head}"
+    );
+    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["path"], "/web-apps/d.js");
+    // A body that arrives in pieces after its head still reaches the handler whole, and an
+    // own request asking to close is the connection's last.
+    tcp.write_all(b"POST /wopi/files/nope/contents HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nConnection: close\r\n\r\nab")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tcp.write_all(b"cdef").await.unwrap();
+    let (head, _) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(!head.starts_with("HTTP/1.1 2"), "{head}");
+    let mut rest = Vec::new();
+    tcp.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "nothing after the last answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxied_and_own_requests_share_one_concurrency_limit() {
     let up = upstream::start(0).await;
     let gw = gateway_with(up, "max_concurrent_requests = 1", "").await;
