@@ -200,6 +200,9 @@ T0=$(date +%s.%N); curl -s -o /dev/null "http://127.0.0.1:$P_PEER/big?n=$SZ"; T1
 H0=$(hwm $GW_PID)
 T2=$(date +%s.%N); curl -s -o /dev/null "http://127.0.0.1:$P_GW/web-apps/big?n=$SZ"; T3=$(date +%s.%N)
 H1=$(hwm $GW_PID)
+T4=$(date +%s.%N); curl -s -o /dev/null "http://127.0.0.1:$P_NGINX/web-apps/big?n=$SZ"; T5=$(date +%s.%N)
+rec nginx_1gib_seconds "$(python3 -c "print(round($T5-$T4,3))")"
+rec download_gateway_over_nginx "$(python3 -c "print(round(($T5-$T4)/($T3-$T2),2))")"
 rec direct_1gib_seconds "$(python3 -c "print(round($T1-$T0,3))")"
 rec gateway_1gib_seconds "$(python3 -c "print(round($T3-$T2,3))")"
 rec download_gateway_over_direct "$(python3 -c "print(round(($T1-$T0)/($T3-$T2),2))")"

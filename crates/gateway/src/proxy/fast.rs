@@ -45,7 +45,7 @@ const MAX_HEADERS: usize = 96;
 /// What a connection reads at a time while it waits for a head.
 const HEAD_CHUNK: usize = 4 * 1024;
 /// The buffer a body streams through.
-const STREAM_CHUNK: usize = 64 * 1024;
+const STREAM_CHUNK: usize = 256 * 1024;
 /// Idle upstream connections kept, and for how long (the pooled client's values).
 const POOL_MAX: usize = 1024;
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -546,7 +546,7 @@ impl FastProxy {
         client: &mut TcpStream,
         buf: &mut BytesMut,
         req: Prepared,
-        (peer, limits, timer): (SocketAddr, ConnLimits, Pin<&mut Sleep>),
+        (peer, limits, mut timer): (SocketAddr, ConnLimits, Pin<&mut Sleep>),
         shutdown: &CancellationToken,
         watcher: &mut Option<hyper_util::server::graceful::Watcher>,
     ) -> After {
@@ -561,9 +561,11 @@ impl FastProxy {
         );
         let started = Instant::now();
         core.metrics.http_in_flight.inc();
-        let answer =
-            tracing::Instrument::instrument(self.exchange(client, buf, &req, timer), span.clone())
-                .await;
+        let answer = tracing::Instrument::instrument(
+            self.exchange(client, buf, &req, timer.as_mut()),
+            span.clone(),
+        )
+        .await;
         core.metrics.http_in_flight.dec();
         let status = match &answer {
             Ok(a) => a.status,
@@ -601,7 +603,7 @@ impl FastProxy {
         }
         let close = req.close || shutdown.is_cancelled() || answer.framing == Framing::UntilClose;
         match self
-            .respond(client, answer, close, limits.idle_timeout)
+            .respond(client, answer, close, (timer, limits.idle_timeout))
             .await
         {
             Ok(()) if !close => After::KeepAlive,
@@ -894,7 +896,7 @@ impl FastProxy {
         client: &mut TcpStream,
         answer: Answer,
         close: bool,
-        idle: Duration,
+        (mut timer, idle): (Pin<&mut Sleep>, Duration),
     ) -> io::Result<()> {
         let Answer {
             mut head,
@@ -931,11 +933,12 @@ impl FastProxy {
                         let want = chunk
                             .len()
                             .min(usize::try_from(left).unwrap_or(chunk.len()));
-                        let n = idle_io(idle, conn.read(&mut chunk[..want])).await?;
+                        let n =
+                            idle_io(timer.as_mut(), idle, conn.read(&mut chunk[..want])).await?;
                         if n == 0 {
                             return Err(io::ErrorKind::UnexpectedEof.into());
                         }
-                        idle_io(idle, client.write_all(&chunk[..n])).await?;
+                        idle_io(timer.as_mut(), idle, client.write_all(&chunk[..n])).await?;
                         down.inc_by(n as u64);
                         left -= n as u64;
                     }
@@ -957,13 +960,13 @@ impl FastProxy {
                     rest.reserve(STREAM_CHUNK);
                     loop {
                         rest.clear();
-                        let n = idle_io(idle, conn.read_buf(&mut rest)).await?;
+                        let n = idle_io(timer.as_mut(), idle, conn.read_buf(&mut rest)).await?;
                         if n == 0 {
                             return Err(io::ErrorKind::UnexpectedEof.into());
                         }
                         let end = dec.feed(&rest).map_err(|()| bad_chunk())?;
                         let upto = end.unwrap_or(rest.len());
-                        idle_io(idle, client.write_all(&rest[..upto])).await?;
+                        idle_io(timer.as_mut(), idle, client.write_all(&rest[..upto])).await?;
                         if end.is_some() {
                             extra = rest.len() > upto;
                             break;
@@ -985,11 +988,11 @@ impl FastProxy {
                 rest.reserve(STREAM_CHUNK);
                 loop {
                     rest.clear();
-                    let n = idle_io(idle, conn.read_buf(&mut rest)).await?;
+                    let n = idle_io(timer.as_mut(), idle, conn.read_buf(&mut rest)).await?;
                     if n == 0 {
                         return Ok(());
                     }
-                    idle_io(idle, client.write_all(&rest)).await?;
+                    idle_io(timer.as_mut(), idle, client.write_all(&rest)).await?;
                     down.inc_by(n as u64);
                 }
             }
@@ -1040,10 +1043,15 @@ fn bad_chunk() -> io::Error {
     )
 }
 
-async fn idle_io<T>(idle: Duration, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    match tokio::time::timeout(idle, f).await {
-        Ok(r) => r,
-        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+/// One read or write of a streamed body: an error when nothing moved for `idle`.
+async fn idle_io<T>(
+    timer: Pin<&mut Sleep>,
+    idle: Duration,
+    f: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match until(timer, Instant::now() + idle, f).await {
+        Some(r) => r,
+        None => Err(io::ErrorKind::TimedOut.into()),
     }
 }
 
