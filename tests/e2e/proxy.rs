@@ -381,6 +381,33 @@ async fn proxied_and_own_requests_share_one_concurrency_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answer_cut_short_ends_the_connection_and_is_counted() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    tcp.write_all(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut got)).await;
+    assert!(
+        ended.is_ok(),
+        "the connection ends: {:?} {}",
+        String::from_utf8_lossy(&got),
+        gw.stderr()
+    );
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("0123456789"), "only what came: {text}");
+    assert!(
+        gw.metric("wopi_gateway_upstream_errors_total{kind=\"protocol\",op=\"proxy\"}")
+            .await
+            >= 1.0
+    );
+    assert!(gw.stderr().contains("upstream Docs answer cut short"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_allowlist_applies() {
     let up = upstream::start(0).await;
     let gw = gateway_to(up, "[access.allow]\nproxy = [\"10.0.0.0/8\"]\n").await;

@@ -74,6 +74,24 @@ async fn handle(mut req: Request<Incoming>) -> Response<B> {
                 .body(BodyExt::boxed(StreamBody::new(stream)))
                 .unwrap()
         }
+        "/cut" => {
+            // Promises 1,000 bytes, sends 10, then fails: the connection ends mid-body.
+            let frames = futures_util::stream::unfold(0, |i| async move {
+                match i {
+                    0 => Some((Ok(Frame::data(Bytes::from_static(b"0123456789"))), 1)),
+                    1 => {
+                        // After the head and the first bytes are out.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Some((Err(std::io::Error::other("cut")), 2))
+                    }
+                    _ => None,
+                }
+            });
+            Response::builder()
+                .header("content-length", 1000)
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+                .unwrap()
+        }
         "/chunked" => {
             // No length: hyper frames it in chunks, with a trailer-free last chunk.
             let parts = ["first,", "second,", "third"];

@@ -608,8 +608,14 @@ impl FastProxy {
         {
             Ok(()) if !close => After::KeepAlive,
             Ok(()) => After::Close,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "proxied answer cut short");
+            Err(Cut::Client(e)) => {
+                tracing::debug!(%peer, error = %e, "client went away during a proxied answer");
+                After::Close
+            }
+            Err(Cut::Upstream(e)) => {
+                // The head went out: the client sees the connection end before the body does.
+                self.errors[2].inc();
+                tracing::warn!(error = %e, "upstream Docs answer cut short");
                 After::Close
             }
         }
@@ -897,7 +903,7 @@ impl FastProxy {
         answer: Answer,
         close: bool,
         (mut timer, idle): (Pin<&mut Sleep>, Duration),
-    ) -> io::Result<()> {
+    ) -> Result<(), Cut> {
         let Answer {
             mut head,
             framing,
@@ -913,7 +919,7 @@ impl FastProxy {
         let down = &self.up().down_bytes;
         match framing {
             Framing::Empty => {
-                client.write_all(&head).await?;
+                client.write_all(&head).await.map_err(Cut::Client)?;
                 if reusable && rest.is_empty() {
                     self.checkin(conn);
                 }
@@ -922,7 +928,7 @@ impl FastProxy {
             Framing::Length(len) => {
                 let now = (rest.len() as u64).min(len) as usize;
                 head.extend_from_slice(&rest[..now]);
-                client.write_all(&head).await?;
+                client.write_all(&head).await.map_err(Cut::Client)?;
                 down.inc_by(now as u64);
                 let extra = rest.len() > now;
                 let mut left = len - now as u64;
@@ -933,12 +939,15 @@ impl FastProxy {
                         let want = chunk
                             .len()
                             .min(usize::try_from(left).unwrap_or(chunk.len()));
-                        let n =
-                            idle_io(timer.as_mut(), idle, conn.read(&mut chunk[..want])).await?;
+                        let n = idle_io(timer.as_mut(), idle, conn.read(&mut chunk[..want]))
+                            .await
+                            .map_err(Cut::Upstream)?;
                         if n == 0 {
-                            return Err(io::ErrorKind::UnexpectedEof.into());
+                            return Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into()));
                         }
-                        idle_io(timer.as_mut(), idle, client.write_all(&chunk[..n])).await?;
+                        idle_io(timer.as_mut(), idle, client.write_all(&chunk[..n]))
+                            .await
+                            .map_err(Cut::Client)?;
                         down.inc_by(n as u64);
                         left -= n as u64;
                     }
@@ -950,23 +959,27 @@ impl FastProxy {
             }
             Framing::Chunked => {
                 let mut dec = Chunked::default();
-                let end = dec.feed(&rest).map_err(|()| bad_chunk())?;
+                let end = dec.feed(&rest).map_err(|()| Cut::Upstream(bad_chunk()))?;
                 let now = end.unwrap_or(rest.len());
                 head.extend_from_slice(&rest[..now]);
-                client.write_all(&head).await?;
+                client.write_all(&head).await.map_err(Cut::Client)?;
                 let mut extra = rest.len() > now;
                 if end.is_none() {
                     rest.clear();
                     rest.reserve(STREAM_CHUNK);
                     loop {
                         rest.clear();
-                        let n = idle_io(timer.as_mut(), idle, conn.read_buf(&mut rest)).await?;
+                        let n = idle_io(timer.as_mut(), idle, conn.read_buf(&mut rest))
+                            .await
+                            .map_err(Cut::Upstream)?;
                         if n == 0 {
-                            return Err(io::ErrorKind::UnexpectedEof.into());
+                            return Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into()));
                         }
-                        let end = dec.feed(&rest).map_err(|()| bad_chunk())?;
+                        let end = dec.feed(&rest).map_err(|()| Cut::Upstream(bad_chunk()))?;
                         let upto = end.unwrap_or(rest.len());
-                        idle_io(timer.as_mut(), idle, client.write_all(&rest[..upto])).await?;
+                        idle_io(timer.as_mut(), idle, client.write_all(&rest[..upto]))
+                            .await
+                            .map_err(Cut::Client)?;
                         if end.is_some() {
                             extra = rest.len() > upto;
                             break;
@@ -982,17 +995,21 @@ impl FastProxy {
             Framing::UntilClose => {
                 let now = rest.len();
                 head.extend_from_slice(&rest);
-                client.write_all(&head).await?;
+                client.write_all(&head).await.map_err(Cut::Client)?;
                 down.inc_by(now as u64);
                 rest.clear();
                 rest.reserve(STREAM_CHUNK);
                 loop {
                     rest.clear();
-                    let n = idle_io(timer.as_mut(), idle, conn.read_buf(&mut rest)).await?;
+                    let n = idle_io(timer.as_mut(), idle, conn.read_buf(&mut rest))
+                        .await
+                        .map_err(Cut::Upstream)?;
                     if n == 0 {
                         return Ok(());
                     }
-                    idle_io(timer.as_mut(), idle, client.write_all(&rest)).await?;
+                    idle_io(timer.as_mut(), idle, client.write_all(&rest))
+                        .await
+                        .map_err(Cut::Client)?;
                     down.inc_by(n as u64);
                 }
             }
@@ -1029,6 +1046,12 @@ impl FastProxy {
         super::tunnel_halves(cr, cw, ur, uw, idle, &up.up_bytes, &up.down_bytes).await;
         metrics.tunnels.dec();
     }
+}
+
+/// Which side ended a streamed answer early.
+enum Cut {
+    Client(io::Error),
+    Upstream(io::Error),
 }
 
 enum SendError {
