@@ -100,17 +100,35 @@ pub(crate) fn tls_acceptor(tls: &TlsSettings) -> Result<(TlsAcceptor, Arc<CertRe
 }
 
 /// A TCP stream with bytes already read from it in front: what a [`Front`] read of a
-/// connection before handing it to the HTTP server.
+/// connection before handing it to the HTTP server. Lent for one request
+/// ([`Rewind::one_request`]), it ends its input after that request's body.
 #[derive(Debug)]
 pub(crate) struct Rewind {
     pre: bytes::Bytes,
     inner: TcpStream,
+    /// Body bytes still to come from the socket before the input ends (`None`: no end).
+    remaining: Option<u64>,
 }
 
 impl Rewind {
     /// `inner`, whose next bytes are `pre`.
     pub(crate) fn new(inner: TcpStream, pre: bytes::Bytes) -> Self {
-        Rewind { pre, inner }
+        Rewind {
+            pre,
+            inner,
+            remaining: None,
+        }
+    }
+
+    /// `inner` lent to the HTTP server for one request: `pre` (the head and what arrived of
+    /// the body), then `remaining` body bytes from the socket, then an end of input, so the
+    /// server answers exactly that request and stops.
+    pub(crate) fn one_request(inner: TcpStream, pre: bytes::Bytes, remaining: u64) -> Self {
+        Rewind {
+            pre,
+            inner,
+            remaining: Some(remaining),
+        }
     }
 }
 
@@ -126,7 +144,30 @@ impl AsyncRead for Rewind {
             buf.put_slice(&pre);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let Some(remaining) = self.remaining else {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        };
+        if remaining == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        if (buf.remaining() as u64) <= remaining {
+            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        } else {
+            // Never past the body: the next request stays on the socket.
+            let mut tmp = vec![0u8; remaining as usize];
+            let mut small = ReadBuf::new(&mut tmp);
+            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, &mut small))?;
+            buf.put_slice(small.filled());
+        }
+        let n = (buf.filled().len() - before) as u64;
+        // Nothing read: the client went away mid-body, and the server sees the end of input.
+        self.remaining = Some(if n == 0 {
+            0
+        } else {
+            remaining - n.min(remaining)
+        });
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -156,95 +197,13 @@ impl AsyncWrite for Rewind {
     }
 }
 
-/// A connection lent to the HTTP server for one request: its next bytes are `pre` (the
-/// request head and what arrived of the body), then `remaining` body bytes from the socket,
-/// then an end of input, so the server answers exactly that request and stops.
-#[derive(Debug)]
-pub(crate) struct OneRequest {
-    stream: TcpStream,
-    pre: bytes::Bytes,
-    remaining: u64,
-}
-
-impl OneRequest {
-    /// `stream`, lent for the request in `pre` and the `remaining` body bytes after it.
-    pub(crate) fn new(stream: TcpStream, pre: bytes::Bytes, remaining: u64) -> Self {
-        OneRequest {
-            stream,
-            pre,
-            remaining,
-        }
-    }
-}
-
-impl AsyncRead for OneRequest {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.pre.is_empty() {
-            let n = self.pre.len().min(buf.remaining());
-            let pre = self.pre.split_to(n);
-            buf.put_slice(&pre);
-            return Poll::Ready(Ok(()));
-        }
-        if self.remaining == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        if (buf.remaining() as u64) <= self.remaining {
-            std::task::ready!(Pin::new(&mut self.stream).poll_read(cx, buf))?;
-        } else {
-            // Never past the body: the next request stays on the socket.
-            let mut tmp = vec![0u8; self.remaining as usize];
-            let mut small = ReadBuf::new(&mut tmp);
-            std::task::ready!(Pin::new(&mut self.stream).poll_read(cx, &mut small))?;
-            buf.put_slice(small.filled());
-        }
-        let n = (buf.filled().len() - before) as u64;
-        if n == 0 {
-            // The client went away mid-body: the server sees the end of input.
-            self.remaining = 0;
-        }
-        self.remaining -= n.min(self.remaining);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for OneRequest {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
-
-/// The HTTP server and the request path, for one request at a time ([`OneRequest`]).
+/// The HTTP server and the request path, for one request at a time ([`Rewind::one_request`]).
 pub(crate) trait OwnRoutes: Send + Sync {
     /// Answers the request of `io` and gives the stream back when the connection may go on
     /// (the answer did not close it and no error ended it).
     fn serve_one<'a>(
         &'a self,
-        io: OneRequest,
+        io: Rewind,
         peer: SocketAddr,
         limits: ConnLimits,
     ) -> Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send + 'a>>;
@@ -269,7 +228,7 @@ where
 {
     fn serve_one<'a>(
         &'a self,
-        io: OneRequest,
+        io: Rewind,
         peer: SocketAddr,
         limits: ConnLimits,
     ) -> Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send + 'a>> {
@@ -323,7 +282,7 @@ where
             tokio::select! {
                 r = conn => match r {
                     Ok(parts) if parts.read_buf.is_empty() && keep.load(Ordering::Relaxed) => {
-                        Some(parts.io.into_inner().inner.stream)
+                        Some(parts.io.into_inner().inner.inner)
                     }
                     Ok(_) => None,
                     Err(e) => {

@@ -219,7 +219,19 @@ async fn classify(State(state): State<Arc<Core>>, mut req: Request, next: Next) 
     state.metrics.http_in_flight.inc();
     let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     state.metrics.http_in_flight.dec();
-    let status = resp.status().as_u16();
+    count_answer(&state, group, resp.status().as_u16(), started, &span);
+    resp
+}
+
+/// Counts and times an answer of `group` (its head is ready) and logs it at debug in the
+/// request's span; the proxy's fast path does the same for the requests it serves.
+pub(crate) fn count_answer(
+    state: &Core,
+    group: RouteGroup,
+    status: u16,
+    started: tokio::time::Instant,
+    span: &tracing::Span,
+) {
     let m = &state.metrics.by_group[group.index()];
     m.requests[usize::from((status / 100).clamp(1, 5) - 1)].inc();
     m.duration.observe(started.elapsed().as_secs_f64());
@@ -230,7 +242,6 @@ async fn classify(State(state): State<Arc<Core>>, mut req: Request, next: Next) 
             "answered"
         )
     });
-    resp
 }
 
 async fn allow_ip(State(state): State<Arc<Core>>, req: Request, next: Next) -> Response {

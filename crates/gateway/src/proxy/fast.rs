@@ -18,7 +18,7 @@
 use super::{DocsUpstream, ProxyCtx};
 use crate::access::{self, RouteGroup};
 use crate::error::{GatewayError, UpstreamKind};
-use crate::server::{ConnLimits, Front, OneRequest, Outcome, OwnRoutes, Rewind};
+use crate::server::{ConnLimits, Front, Outcome, OwnRoutes, Rewind};
 use crate::stack::Admission;
 use axum::response::IntoResponse as _;
 use bytes::{Buf as _, BytesMut};
@@ -226,11 +226,7 @@ fn own(head_len: usize, headers: &[httparse::Header<'_>]) -> Parse {
         } else if lower_eq(n, "connection") {
             close |= tokens(h.value).any(|t| lower_eq(t, "close"));
         } else if lower_eq(n, "content-length") {
-            let parsed = std::str::from_utf8(h.value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok());
-            match (parsed, body_len) {
+            match (content_length(h.value), body_len) {
                 (Some(v), None) => body_len = Some(v),
                 _ => return Parse::HandOver,
             }
@@ -241,6 +237,14 @@ fn own(head_len: usize, headers: &[httparse::Header<'_>]) -> Parse {
         body_len: body_len.unwrap_or(0),
         close,
     }
+}
+
+/// A request's `Content-Length` value: digits only (anything else is the server's to refuse).
+fn content_length(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v)
+        .ok()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
 }
 
 /// Strips `prefix` from `path` as the stack does: `/prefix` and `/prefix/…` lose it.
@@ -300,7 +304,7 @@ impl FastProxy {
                             // What of the body already arrived goes with the head.
                             let have = (buf.len() - head_len) as u64;
                             let now = head_len + have.min(body_len) as usize;
-                            let io = OneRequest::new(
+                            let io = Rewind::one_request(
                                 client,
                                 buf.split_to(now).freeze(),
                                 body_len - have.min(body_len),
@@ -426,11 +430,7 @@ impl FastProxy {
             } else if lower_eq(n, "upgrade") {
                 has_upgrade = true;
             } else if lower_eq(n, "content-length") {
-                let parsed = std::str::from_utf8(h.value)
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok());
-                match (parsed, body_len) {
+                match (content_length(h.value), body_len) {
                     (Some(v), None) => body_len = Some(v),
                     // Repeated or unreadable lengths: the server decides.
                     _ => return Parse::HandOver,
@@ -571,16 +571,7 @@ impl FastProxy {
             Ok(a) => a.status,
             Err(e) => e.status().as_u16(),
         };
-        let m = &core.metrics.by_group[RouteGroup::Proxy.index()];
-        m.requests[usize::from((status / 100).clamp(1, 5) - 1)].inc();
-        m.duration.observe(started.elapsed().as_secs_f64());
-        span.in_scope(|| {
-            tracing::debug!(
-                status,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "answered"
-            )
-        });
+        crate::stack::count_answer(core, RouteGroup::Proxy, status, started, &span);
         let answer = match answer {
             Ok(a) => a,
             Err(e) => {
