@@ -145,7 +145,8 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
+/// Whether `ip` is one of the trusted proxies.
+pub(crate) fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
     let ip = canonical(ip);
     trusted.iter().any(|n| n.contains(&ip))
 }

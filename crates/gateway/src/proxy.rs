@@ -58,25 +58,21 @@ impl DocsUpstream {
     }
 }
 
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; both proxy paths use this list.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
 ];
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && crate::server::has_token(headers, header::CONNECTION, "upgrade")
 }
 
 /// Removes hop-by-hop headers (and those named in `Connection`); keeps the upgrade pair when
@@ -93,7 +89,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     for n in named {
         headers.remove(n);
     }
-    for n in &HOP_BY_HOP {
+    for n in HOP_BY_HOP {
         headers.remove(n);
     }
     if upgrade {
@@ -130,13 +126,7 @@ async fn forward(state: &ProxyCtx, mut req: Request) -> Result<Response, Gateway
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let peer = req.extensions().get::<Peer>().copied();
     let trusted_peer = peer.is_some_and(|p| {
-        let ip = crate::access::canonical(p.addr.ip());
-        state
-            .settings()
-            .access
-            .trusted_proxies
-            .iter()
-            .any(|n| n.contains(&ip))
+        crate::access::is_trusted(&state.settings().access.trusted_proxies, p.addr.ip())
     });
     let (mut parts, body) = req.into_parts();
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());

@@ -212,6 +212,7 @@ pub(crate) trait OwnRoutes: Send + Sync {
 struct Own<S> {
     router: Arc<S>,
     builder: hyper::server::conn::http1::Builder,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl<S> OwnRoutes for Own<S>
@@ -233,51 +234,15 @@ where
         limits: ConnLimits,
     ) -> Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send + 'a>> {
         Box::pin(async move {
-            let last = Arc::new(AtomicU64::new(0));
-            let active = Arc::new(AtomicU64::new(0));
-            let epoch = tokio::time::Instant::now();
-            let active_in = active.clone();
-            let keep = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let keep_in = keep.clone();
-            let router = (*self.router).clone();
             let peer = Peer {
                 addr: peer,
                 tls: false,
             };
-            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-                req.extensions_mut().insert(peer);
-                let guard = ActiveGuard::new(active_in.clone());
-                let fut = router.clone().oneshot(req.map(axum::body::Body::new));
-                let keep = keep_in.clone();
-                async move {
-                    let r = fut.await;
-                    if let Ok(resp) = &r {
-                        let closes = resp
-                            .headers()
-                            .get_all(http::header::CONNECTION)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok())
-                            .flat_map(|v| v.split(','))
-                            .any(|t| t.trim().eq_ignore_ascii_case("close"));
-                        if closes {
-                            keep.store(false, Ordering::Relaxed);
-                        }
-                    }
-                    drop(guard);
-                    r
-                }
-            });
-            let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
+            let (io, service, idle, keep) =
+                watched(io, peer, (*self.router).clone(), limits.idle_timeout);
             let conn = self
                 .builder
-                .serve_connection(
-                    TokioIo::new(IdleIo {
-                        inner: io,
-                        last,
-                        epoch,
-                    }),
-                    service,
-                )
+                .serve_connection(io, service)
                 .without_shutdown();
             tokio::select! {
                 r = conn => match r {
@@ -286,7 +251,7 @@ where
                     }
                     Ok(_) => None,
                     Err(e) => {
-                        tracing::debug!(peer = %peer.addr, error = %e, "connection ended with an error");
+                        connection_error(&self.metrics, peer.addr, &e);
                         None
                     }
                 },
@@ -427,6 +392,7 @@ pub(crate) async fn serve<S>(
     let builder = Arc::new(builder);
     // Cloned for a connection only when the HTTP server serves it.
     let router = Arc::new(router);
+    let metrics = Arc::new(metrics);
     // The gateway's own routes, one request at a time, for connections the front keeps.
     let own: Arc<dyn OwnRoutes> = {
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -438,9 +404,9 @@ pub(crate) async fn serve<S>(
         Arc::new(Own {
             router: router.clone(),
             builder,
+            metrics: metrics.clone(),
         })
     };
-    let metrics = Arc::new(metrics);
     loop {
         let (stream, addr) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -553,30 +519,85 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    let (io, service, idle, _) = watched(inner, peer, router, limits.idle_timeout);
+    drive(io, builder, service, watcher, idle).await
+}
+
+/// hyper's side of one connection: `inner` wrapped to record when bytes move; the request
+/// path as a hyper service (each request carries the peer and counts as activity while its
+/// handler runs, and the flag turns false when an answer says `Connection: close`); and the
+/// watch that resolves once nothing moved for `idle_timeout` with no handler running.
+#[allow(clippy::type_complexity)]
+fn watched<T, S>(
+    inner: T,
+    peer: Peer,
+    router: S,
+    idle_timeout: Duration,
+) -> (
+    TokioIo<IdleIo<T>>,
+    impl hyper::service::Service<
+        http::Request<Incoming>,
+        Response = http::Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+    Arc<std::sync::atomic::AtomicBool>,
+)
+where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let last = Arc::new(AtomicU64::new(0));
     let active = Arc::new(AtomicU64::new(0));
     let epoch = tokio::time::Instant::now();
-    let active_in = active.clone();
+    let keep = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (active_in, keep_in) = (active.clone(), keep.clone());
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(peer);
         // A request waiting for its handler is not idle, even when no byte moves.
         let guard = ActiveGuard::new(active_in.clone());
         let fut = router.clone().oneshot(req.map(axum::body::Body::new));
+        let keep = keep_in.clone();
         async move {
             let r = fut.await;
+            if let Ok(resp) = &r {
+                if has_token(resp.headers(), http::header::CONNECTION, "close") {
+                    keep.store(false, Ordering::Relaxed);
+                }
+            }
             drop(guard);
             r
         }
     });
-    let idle = idle_watch(last.clone(), active, epoch, limits.idle_timeout);
-    drive(
+    let idle = idle_watch(last.clone(), active, epoch, idle_timeout);
+    (
         TokioIo::new(IdleIo { inner, last, epoch }),
-        builder,
         service,
-        watcher,
         idle,
+        keep,
     )
-    .await
+}
+
+/// Whether a comma-separated header (`Connection`, …) lists `token`.
+pub(crate) fn has_token(
+    headers: &http::HeaderMap,
+    name: http::header::HeaderName,
+    token: &str,
+) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// A connection ended with an error. Heads the HTTP parser refused (hyper answered 400, 414

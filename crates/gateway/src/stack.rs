@@ -162,21 +162,38 @@ fn timeout_error(e: &tower::BoxError) -> Response {
     }
 }
 
-/// The path below `server.public_url`'s prefix: requests may arrive with the prefix (the
-/// gateway is reached directly) or without it (a front proxy stripped it).
-fn strip_prefix(req: &mut Request, prefix: &str) {
-    if prefix.is_empty() {
-        return;
+/// The path below `server.public_url`'s prefix (then `server.internal_url`'s, when it
+/// differs): requests may arrive with the prefix (the gateway is reached directly) or
+/// without it (a front proxy stripped it). The proxy's fast path routes by the same rule.
+pub(crate) fn route_path<'p>(path: &'p str, settings: &crate::settings::Settings) -> &'p str {
+    let path = strip_path(path, &settings.server.public_url.path);
+    if settings.server.internal_url.path != settings.server.public_url.path {
+        return strip_path(path, &settings.server.internal_url.path);
     }
+    path
+}
+
+/// `path` without `prefix`: `/prefix` and `/prefix/…` lose it, anything else keeps it.
+fn strip_path<'p>(path: &'p str, prefix: &str) -> &'p str {
+    if prefix.is_empty() {
+        return path;
+    }
+    match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(r) if r.starts_with('/') => r,
+        _ => path,
+    }
+}
+
+/// Rewrites the request target to [`route_path`].
+fn strip_prefix(req: &mut Request, settings: &crate::settings::Settings) {
     let Some(pq) = req.uri().path_and_query() else {
         return;
     };
-    let path = pq.path();
-    let rest = match path.strip_prefix(prefix) {
-        Some("") => "/",
-        Some(r) if r.starts_with('/') => r,
-        _ => return,
-    };
+    let rest = route_path(pq.path(), settings);
+    if rest.len() == pq.path().len() {
+        return;
+    }
     let new = match pq.query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_owned(),
@@ -192,10 +209,7 @@ fn strip_prefix(req: &mut Request, prefix: &str) {
 
 async fn classify(State(state): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
     let settings = state.settings();
-    strip_prefix(&mut req, &settings.server.public_url.path);
-    if settings.server.internal_url.path != settings.server.public_url.path {
-        strip_prefix(&mut req, &settings.server.internal_url.path);
-    }
+    strip_prefix(&mut req, &settings);
     let group = RouteGroup::classify(req.uri().path());
     let peer = req
         .extensions()
@@ -248,26 +262,49 @@ async fn allow_ip(State(state): State<Arc<Core>>, req: Request, next: Next) -> R
     let Some(c) = req.extensions().get::<Classified>().copied() else {
         return GatewayError::Internal("request was not classified".into()).into_response();
     };
-    match state.settings().access.allow[c.group.index()].admit(c.client_ip) {
+    match check_allowlist(&state, &state.settings_now(), c.group, c.client_ip) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The route group's IP allowlist for `client`: the rule that admitted it goes into the
+/// request span; a refusal is counted and logged. The proxy's fast path checks the same way.
+pub(crate) fn check_allowlist(
+    state: &Core,
+    settings: &crate::settings::Settings,
+    group: RouteGroup,
+    client: IpAddr,
+) -> Result<(), GatewayError> {
+    match settings.access.allow[group.index()].admit(client) {
         access::Admit::Anyone => {
             tracing::Span::current().record("allow_rule", "any");
-            next.run(req).await
+            Ok(())
         }
         access::Admit::Rule(rule) => {
             tracing::Span::current().record("allow_rule", tracing::field::display(rule));
-            tracing::debug!(client = %c.client_ip, rule = %rule, group = c.group.as_str(), "allowlist matched");
-            next.run(req).await
+            tracing::debug!(client = %client, rule = %rule, group = group.as_str(), "allowlist matched");
+            Ok(())
         }
         access::Admit::Denied => {
             state
                 .metrics
                 .ip_denials
-                .with_label_values(&[c.group.as_str()])
+                .with_label_values(&[group.as_str()])
                 .inc();
-            tracing::warn!(client = %c.client_ip, group = c.group.as_str(), "client address not in the allowlist");
-            GatewayError::IpDenied.into_response()
+            tracing::warn!(client = %client, group = group.as_str(), "client address not in the allowlist");
+            Err(GatewayError::IpDenied)
         }
     }
+}
+
+/// A body declared (`Content-Length`) over the group's limit is refused at once (413).
+pub(crate) fn check_declared_body(declared: Option<u64>, limit: u64) -> Result<(), GatewayError> {
+    if declared.is_some_and(|n| n > limit) {
+        tracing::info!(declared, limit, "request body over the route group's limit");
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    Ok(())
 }
 
 async fn body_limit(State(state): State<Arc<Core>>, req: Request, next: Next) -> Response {
@@ -281,9 +318,8 @@ async fn body_limit(State(state): State<Arc<Core>>, req: Request, next: Next) ->
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        tracing::info!(declared, limit, "request body over the route group's limit");
-        return GatewayError::PayloadTooLarge.into_response();
+    if let Err(e) = check_declared_body(declared, limit) {
+        return e.into_response();
     }
     let (parts, body) = req.into_parts();
     let limited = Body::new(http_body_util::Limited::new(
@@ -426,17 +462,25 @@ mod tests {
 
     #[tokio::test]
     async fn public_url_prefix_is_stripped_when_present() {
+        let mut office = Settings::default();
+        "/office".clone_into(&mut office.server.public_url.path);
+        office.server.internal_url = office.server.public_url.clone();
         let mut r = req("GET", "/office/wopi/files/1?access_token=x", LOCAL);
-        strip_prefix(&mut r, "/office");
+        strip_prefix(&mut r, &office);
         assert_eq!(r.uri(), "/wopi/files/1?access_token=x");
         let mut r = req("GET", "/office", LOCAL);
-        strip_prefix(&mut r, "/office");
+        strip_prefix(&mut r, &office);
         assert_eq!(r.uri(), "/");
         // Already stripped by a front proxy, or only sharing a name: unchanged.
         for p in ["/wopi/files/1", "/officex/wopi/files/1"] {
             let mut r = req("GET", p, LOCAL);
-            strip_prefix(&mut r, "/office");
+            strip_prefix(&mut r, &office);
             assert_eq!(r.uri(), p);
         }
+        // The path alone, as the proxy's fast path routes it.
+        assert_eq!(strip_path("/office/web-apps/x", "/office"), "/web-apps/x");
+        assert_eq!(strip_path("/office", "/office"), "/");
+        assert_eq!(strip_path("/officex/a", "/office"), "/officex/a");
+        assert_eq!(strip_path("/a", ""), "/a");
     }
 }

@@ -23,7 +23,7 @@ use crate::stack::Admission;
 use axum::response::IntoResponse as _;
 use bytes::{Buf as _, BytesMut};
 use http::HeaderValue;
-use prometheus::{Histogram, IntCounter};
+use prometheus::Histogram;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, Write as _};
@@ -58,8 +58,6 @@ pub(crate) struct FastProxy {
     connect_to: String,
     pool: Mutex<VecDeque<(TcpStream, Instant)>>,
     upstream_duration: Histogram,
-    errors: [IntCounter; 3],
-    ip_denials: IntCounter,
 }
 
 impl std::fmt::Debug for FastProxy {
@@ -74,27 +72,13 @@ impl FastProxy {
     /// The fast path for `ctx`'s upstream, or `None` when Docs is not plain `http` (TLS to
     /// Docs goes through the pooled client).
     pub(crate) fn new(ctx: ProxyCtx, admission: Arc<Admission>) -> Option<Arc<Self>> {
-        let origin = ctx.face.origin.strip_prefix("http://")?.to_owned();
-        let connect_to = if origin.starts_with('[') {
-            if origin.contains("]:") {
-                origin
-            } else {
-                format!("{origin}:80")
-            }
-        } else if origin.contains(':') {
-            origin
-        } else {
-            format!("{origin}:80")
-        };
-        let m = &ctx.metrics;
-        let errors = ["connect", "timeout", "protocol"]
-            .map(|k| m.upstream_errors.with_label_values(&["proxy", k]));
+        let uri: http::Uri = ctx.face.origin.parse().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let connect_to = format!("{}:{}", uri.host()?, uri.port_u16().unwrap_or(80));
         Some(Arc::new(FastProxy {
-            upstream_duration: m.upstream_duration.with_label_values(&["proxy"]),
-            ip_denials: m
-                .ip_denials
-                .with_label_values(&[RouteGroup::Proxy.as_str()]),
-            errors,
+            upstream_duration: ctx.metrics.upstream_duration.with_label_values(&["proxy"]),
             connect_to,
             pool: Mutex::new(VecDeque::new()),
             admission,
@@ -104,6 +88,15 @@ impl FastProxy {
 
     fn up(&self) -> &DocsUpstream {
         &self.ctx.face
+    }
+
+    /// `upstream_errors{op="proxy"}` by kind, as the pooled client counts its failures.
+    fn count_error(&self, kind: &UpstreamKind) {
+        self.ctx
+            .metrics
+            .upstream_errors
+            .with_label_values(&["proxy", kind.label()])
+            .inc();
     }
 }
 
@@ -193,17 +186,7 @@ fn tokens(v: &[u8]) -> impl Iterator<Item = &str> {
 
 /// Whether `name` is hop-by-hop (RFC 9110 §7.6.1), by the list or by `Connection`.
 fn hop_by_hop(name: &str, named: &[&str]) -> bool {
-    const LIST: [&str; 8] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-    ];
-    LIST.iter().any(|h| lower_eq(h, name)) || named.iter().any(|h| lower_eq(h, name))
+    super::HOP_BY_HOP.iter().any(|h| lower_eq(h, name)) || named.iter().any(|h| lower_eq(h, name))
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -245,18 +228,6 @@ fn content_length(v: &[u8]) -> Option<u64> {
         .ok()
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|v| v.parse().ok())
-}
-
-/// Strips `prefix` from `path` as the stack does: `/prefix` and `/prefix/…` lose it.
-fn strip<'p>(path: &'p str, prefix: &str) -> &'p str {
-    if prefix.is_empty() {
-        return path;
-    }
-    match path.strip_prefix(prefix) {
-        Some("") => "/",
-        Some(r) if r.starts_with('/') => r,
-        _ => path,
-    }
 }
 
 impl FastProxy {
@@ -403,10 +374,7 @@ impl FastProxy {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
-        let mut path = strip(path, &settings.server.public_url.path);
-        if settings.server.internal_url.path != settings.server.public_url.path {
-            path = strip(path, &settings.server.internal_url.path);
-        }
+        let path = crate::stack::route_path(path, &settings);
         if RouteGroup::classify(path) != RouteGroup::Proxy {
             return own(head_len, req.headers);
         }
@@ -455,8 +423,7 @@ impl FastProxy {
         };
         let upgrade = has_upgrade && conn_upgrade;
         let trusted = &settings.access.trusted_proxies;
-        let peer_ip = access::canonical(peer.ip());
-        let trusted_peer = trusted.iter().any(|n| n.contains(&peer_ip));
+        let trusted_peer = access::is_trusted(trusted, peer.ip());
         let client_ip = if trusted_peer {
             let mut map = http::HeaderMap::new();
             for h in headers {
@@ -471,7 +438,7 @@ impl FastProxy {
             }
             access::client_ip(peer.ip(), &map, trusted)
         } else {
-            peer_ip
+            access::canonical(peer.ip())
         };
 
         let up = self.up();
@@ -605,7 +572,7 @@ impl FastProxy {
             }
             Err(Cut::Upstream(e)) => {
                 // The head went out: the client sees the connection end before the body does.
-                self.errors[2].inc();
+                self.count_error(&UpstreamKind::Protocol);
                 tracing::warn!(error = %e, "upstream Docs answer cut short");
                 After::Close
             }
@@ -653,12 +620,7 @@ impl FastProxy {
                 format!("no answer within {upstream_timeout:?}"),
             ),
         };
-        self.errors[match kind {
-            UpstreamKind::Connect => 0,
-            UpstreamKind::Timeout => 1,
-            _ => 2,
-        }]
-        .inc();
+        self.count_error(&kind);
         tracing::warn!(kind = kind.label(), error = %detail, "upstream Docs unreachable");
         Err(GatewayError::Upstream {
             op: "proxy",
@@ -667,32 +629,15 @@ impl FastProxy {
         })
     }
 
-    /// The allowlist and the body limit of the proxy group; the timeouts in force.
+    /// The allowlist and the body limit of the proxy group, as the stack checks them; the
+    /// timeouts in force.
     fn admit(&self, req: &Prepared) -> Result<(Duration, Duration, Duration), GatewayError> {
         let settings = self.ctx.settings_now();
-        match settings.access.allow[RouteGroup::Proxy.index()].admit(req.client_ip) {
-            access::Admit::Anyone => {
-                tracing::Span::current().record("allow_rule", "any");
-            }
-            access::Admit::Rule(rule) => {
-                tracing::Span::current().record("allow_rule", tracing::field::display(rule));
-                tracing::debug!(client = %req.client_ip, rule = %rule, group = "proxy", "allowlist matched");
-            }
-            access::Admit::Denied => {
-                self.ip_denials.inc();
-                tracing::warn!(client = %req.client_ip, group = "proxy", "client address not in the allowlist");
-                return Err(GatewayError::IpDenied);
-            }
-        }
-        let limit = settings.server.body_limits[RouteGroup::Proxy.index()];
-        if req.body_len > limit {
-            tracing::info!(
-                declared = req.body_len,
-                limit,
-                "request body over the route group's limit"
-            );
-            return Err(GatewayError::PayloadTooLarge);
-        }
+        crate::stack::check_allowlist(&self.ctx, &settings, RouteGroup::Proxy, req.client_ip)?;
+        crate::stack::check_declared_body(
+            Some(req.body_len),
+            settings.server.body_limits[RouteGroup::Proxy.index()],
+        )?;
         Ok((
             settings.server.request_timeout,
             settings.upstream.request_timeout,
@@ -1405,16 +1350,5 @@ mod tests {
         assert_eq!(a.framing, Framing::Empty);
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
         assert!(parse_answer(raw, &http::Method::GET).is_err());
-    }
-
-    #[test]
-    fn prefixes_strip_as_the_stack_strips_them() {
-        assert_eq!(
-            strip("/office/web-apps/x?y=1", "/office"),
-            "/web-apps/x?y=1"
-        );
-        assert_eq!(strip("/office", "/office"), "/");
-        assert_eq!(strip("/officex/a", "/office"), "/officex/a");
-        assert_eq!(strip("/a", ""), "/a");
     }
 }
