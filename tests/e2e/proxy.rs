@@ -408,6 +408,52 @@ async fn an_upstream_answer_cut_short_ends_the_connection_and_is_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_heads_after_proxied_requests_get_the_servers_answers() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    // A proxied request, then a length that is no number on the same connection: the
+    // request goes to the HTTP server, which refuses it (400) and counts it.
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    let mut pending = Vec::new();
+    tcp.write_all(b"GET /web-apps/a.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tcp.write_all(b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\nhello")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    // Two different lengths: refused the same way.
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    tcp.write_all(b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(
+        gw.metric("wopi_gateway_http_unrouted_requests_total{status=\"400\"}")
+            .await
+            >= 2.0
+    );
+    // A chunked body is not lost: the HTTP server forwards it whole.
+    let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    let mut pending = Vec::new();
+    tcp.write_all(b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nc\r\nchunked body\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["body"], "chunked body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_allowlist_applies() {
     let up = upstream::start(0).await;
     let gw = gateway_to(up, "[access.allow]\nproxy = [\"10.0.0.0/8\"]\n").await;
