@@ -99,9 +99,10 @@ rec ws_gateway_over_nginx "$(python3 -c "print(round($WG/$WN,2))")"
 echo "# S2 host face: CheckFileInfo with a fresh proof per request, three runs"
 # 3,000 proofs, each signed at its own timestamp (the gateway keeps no proof cache: every
 # request pays one RSA verify, as with unbounded fresh proofs). The bare baseline verifies
-# the same way (the wopi crate, RSA by ring) and returns the gateway's own CheckFileInfo JSON.
+# the same way (the wopi crate, RSA by ring) and returns the gateway's own CheckFileInfo JSON;
+# its proofs sign the gateway's file id and access token, so both hash inputs of one length.
 $PEER proofs "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 3000 > "$WORK/gw.proofs"
-$PEER proofs "bare:http://127.0.0.1:$P_PEER" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 3000 > "$WORK/bare.proofs"
+$PEER proofs "bare:http://127.0.0.1:$P_PEER" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 3000 "$(head -1 "$WORK/gw.proofs")" > "$WORK/bare.proofs"
 P=$(head -1 "$WORK/gw.proofs"); L=$(sed -n 2p "$WORK/gw.proofs")
 curl -sf "http://127.0.0.1:$P_GW$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi.json" || { echo "CheckFileInfo through the gateway failed"; cat "$WORK/gw.err"; exit 1; }
 kill "$PEER_PID"; sleep 0.2

@@ -12,10 +12,12 @@
 //! - `bench_peer callback KEY URL SECRET`: prints a signed status-2 callback body.
 //! - `bench_peer wsload HOST:PORT SOCKETS SECONDS`: WebSocket echo load against `/ws` (which
 //!   `serve` answers with a byte echo after the handshake); prints messages per second.
-//! - `bench_peer proofs GATEWAY|bare:PEER PEER KEYFILE N`: a CheckFileInfo path and N fresh
-//!   proofs (one per request). Against `bare:`, `serve` answers `/bare/…` itself: it verifies
-//!   the proof with the same `wopi` crate (RSA by ring) and returns the JSON of the file named
-//!   by `BARE_JSON` (the gateway's own CheckFileInfo answer), the S2 baseline.
+//! - `bench_peer proofs GATEWAY|bare:PEER PEER KEYFILE N [PATH]`: a CheckFileInfo path and N
+//!   fresh proofs (one per request). Against `bare:`, `serve` answers `/bare/…` itself: it
+//!   verifies the proof with the same `wopi` crate (RSA by ring) and returns the JSON of the
+//!   file named by `BARE_JSON` (the gateway's own CheckFileInfo answer), the S2 baseline.
+//!   PATH (the gateway's CheckFileInfo path) makes the bare proofs sign the same file id and
+//!   access token, so both sides hash inputs of the same length.
 //!
 //! For the client face it also plays the WOPI host (`/wopi/files/bench`, no proof check) and
 //! Docs' cache (`/cache/big`, 100 MiB).
@@ -365,16 +367,28 @@ async fn headers(gateway: &str, peer: &str, keyfile: &str, doc: &str) {
 /// Prints a CheckFileInfo path, then `n` lines of `timestamp proof`, each signed at its own
 /// timestamp (a fresh proof per request for wrk). `base` is the gateway (a session is opened
 /// there) or `bare:URL` for the bare verifier (a fixed token).
-async fn proofs(base: &str, peer: &str, keyfile: &str, n: usize) {
+async fn proofs(base: &str, peer: &str, keyfile: &str, n: usize, like: Option<&str>) {
     let key =
         wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
             .expect("key");
     let (signed_base, path, access) = match base.strip_prefix("bare:") {
-        Some(b) => (
-            b.to_owned(),
-            "/bare/wopi/files/bare?access_token=bare-token&access_token_ttl=0".to_owned(),
-            "bare-token".to_owned(),
-        ),
+        Some(b) => match like {
+            Some(gw_path) => {
+                let token = gw_path
+                    .split_once('?')
+                    .and_then(|(_, q)| {
+                        q.split('&')
+                            .find_map(|kv| kv.strip_prefix("access_token="))
+                    })
+                    .expect("the gateway path's access_token");
+                (b.to_owned(), format!("/bare{gw_path}"), token.to_owned())
+            }
+            None => (
+                b.to_owned(),
+                "/bare/wopi/files/bare?access_token=bare-token&access_token_ttl=0".to_owned(),
+                "bare-token".to_owned(),
+            ),
+        },
         None => {
             let (access, fid) = open_session(base, peer, "bench-proofs.docx").await;
             let path = format!("/wopi/files/{fid}?access_token={access}&access_token_ttl=0");
@@ -428,6 +442,7 @@ async fn main() {
                 &args[3],
                 &args[4],
                 args[5].parse().expect("count"),
+                args.get(6).map(String::as_str),
             )
             .await
         }

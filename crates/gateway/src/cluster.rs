@@ -66,6 +66,18 @@ struct Value {
     bytes: Arc<[u8]>,
     /// Unix ms; `None` = no expiry.
     expires: Option<u64>,
+    /// `bytes` decoded by [`Shared::get_json_memo`], kept until the value changes.
+    decoded: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Value {
+    fn new(bytes: Arc<[u8]>, expires: Option<u64>) -> Self {
+        Value {
+            bytes,
+            expires,
+            decoded: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 struct Local {
@@ -174,10 +186,7 @@ impl Shared {
                     let bytes = std::fs::read(f.path())?;
                     local.values.insert(
                         (ns_static, id),
-                        Value {
-                            bytes: bytes.into(),
-                            expires: None,
-                        },
+                        Value::new(bytes.into(), None),
                     );
                 }
             }
@@ -272,6 +281,37 @@ impl Shared {
             .and_then(|bytes| decode(ns, id, &bytes)))
     }
 
+    /// A record, decoded, as [`Self::get_json`]; for one instance (the memory state) the
+    /// decoded value is kept beside the bytes until they change, so rereading an unchanged
+    /// record (a file's state on every WOPI call) costs a clone instead of a JSON decode.
+    pub(crate) async fn get_json_memo<T>(
+        &self,
+        ns: &'static str,
+        id: &str,
+    ) -> Result<Option<T>, SharedError>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let Backend::Local(l) = &self.backend else {
+            return self.get_json(ns, id).await;
+        };
+        let now = self.now();
+        let Some(v) = l.values.get(&(ns, id.to_owned())) else {
+            return Ok(None);
+        };
+        if v.expires.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        if let Some(t) = v.decoded.get().and_then(|d| d.downcast_ref::<T>()) {
+            return Ok(Some(t.clone()));
+        }
+        let t = decode::<T>(ns, id, &v.bytes);
+        if let Some(t) = &t {
+            let _ = v.decoded.set(Arc::new(t.clone()));
+        }
+        Ok(t)
+    }
+
     /// Writes a Unix-ms time stamp that expires after `ttl`.
     pub(crate) async fn put_stamp(
         &self,
@@ -324,10 +364,7 @@ impl Shared {
                 }
                 l.values.insert(
                     (ns, id.to_owned()),
-                    Value {
-                        bytes: bytes.into(),
-                        expires,
-                    },
+                    Value::new(bytes.into(), expires),
                 );
                 Ok(())
             }
@@ -470,14 +507,10 @@ impl Shared {
         match &self.backend {
             Backend::Local(l) => {
                 let now = self.now();
-                let mut entry = l.values.entry((ns, id.to_owned())).or_insert(Value {
-                    bytes: Arc::from(owner.as_bytes()),
-                    expires: Some(0),
-                });
+                let mut entry = l.values.entry((ns, id.to_owned())).or_insert_with(|| Value::new(Arc::from(owner.as_bytes()), Some(0)));
                 let free = entry.expires.is_some_and(|e| e <= now);
                 if free || &*entry.bytes == owner.as_bytes() {
-                    entry.bytes = Arc::from(owner.as_bytes());
-                    entry.expires = Some(now + ttl_ms);
+                    *entry = Value::new(Arc::from(owner.as_bytes()), Some(now + ttl_ms));
                     Ok(true)
                 } else {
                     Ok(false)
@@ -781,6 +814,40 @@ mod tests {
         assert!(s.mutex("m", "f", Duration::from_millis(20)).await.is_err());
         drop(g);
         assert!(s.mutex("m", "f", Duration::from_millis(20)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn memoised_reads_follow_every_change() {
+        let clock = Arc::new(locks::ManualClock::new(1_000));
+        let s = Shared::local(None, "t", clock.clone()).unwrap();
+        assert_eq!(s.get_json_memo::<String>("file", "a").await.unwrap(), None);
+        s.put_json("file", "a", &"one", Keep::Listed).await.unwrap();
+        for _ in 0..2 {
+            // The second read is served from the memo.
+            assert_eq!(
+                s.get_json_memo::<String>("file", "a").await.unwrap(),
+                Some("one".to_owned())
+            );
+        }
+        // Another type reading the same bytes decodes them itself.
+        s.put_json("file", "a", &7u32, Keep::Listed).await.unwrap();
+        assert_eq!(s.get_json_memo::<u32>("file", "a").await.unwrap(), Some(7));
+        assert_eq!(s.get_json_memo::<u64>("file", "a").await.unwrap(), Some(7));
+        assert_eq!(s.get_json_memo::<u32>("file", "a").await.unwrap(), Some(7));
+        // A rewrite, an expiry and a deletion are seen at once.
+        s.put_json("file", "a", &8u32, Keep::For(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert_eq!(s.get_json_memo::<u32>("file", "a").await.unwrap(), Some(8));
+        clock.advance(2_000);
+        assert_eq!(s.get_json_memo::<u32>("file", "a").await.unwrap(), None);
+        s.put_json("file", "a", &9u32, Keep::Listed).await.unwrap();
+        assert_eq!(s.get_json_memo::<u32>("file", "a").await.unwrap(), Some(9));
+        s.delete("file", "a").await.unwrap();
+        assert_eq!(s.get_json_memo::<u32>("file", "a").await.unwrap(), None);
+        // Undecodable bytes read as missing, as with get_json.
+        s.put("file", "b", b"{".to_vec(), Keep::Listed).await.unwrap();
+        assert_eq!(s.get_json_memo::<u32>("file", "b").await.unwrap(), None);
     }
 
     #[tokio::test]

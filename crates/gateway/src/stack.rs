@@ -1,5 +1,6 @@
-//! The request path: one tower stack wrapped once around the whole public router, so every
-//! request crosses the same layers and shares one concurrency limit. Outermost first:
+//! The request path: one stack wrapped once around the whole public router, so every request
+//! crosses the same steps and shares one concurrency limit. It is one tower service whose
+//! steps run in one future per request ([`Stack`]). Outermost first:
 //!
 //! 1. **classify** — strip the `server.public_url` (or `internal_url`) path prefix when present, find the route
 //!    group and the client address, open the request span, count and time the answer;
@@ -18,19 +19,16 @@ use crate::server::Peer;
 use crate::state::Core;
 use axum::Router;
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tower::ServiceBuilder;
-use tower::util::BoxCloneSyncService;
+use tower::Service as _;
 
 /// The public listener's service: the router inside the whole stack.
-pub(crate) type PublicService = BoxCloneSyncService<Request, Response, Infallible>;
+pub(crate) type PublicService = Stack;
 
 /// What the classify step learned, for the layers below.
 #[derive(Debug, Clone, Copy)]
@@ -41,19 +39,27 @@ pub(crate) struct Classified {
     pub client_ip: IpAddr,
 }
 
-/// The innermost service: a request the classify step put in the proxy group goes straight
+/// The whole request path as one service: the steps of the module's list in that order, in
+/// one future per request. A request the classify step puts in the proxy group goes straight
 /// to `proxy` (no route of `router` is in that group, so the router would only reach its
 /// fallback after matching every route); everything else to `router`.
 #[derive(Clone)]
-struct ProxyFirst {
+pub(crate) struct Stack(Arc<Layers>);
+
+struct Layers {
+    state: Arc<Core>,
+    admission: Arc<Admission>,
+    timeout: std::time::Duration,
     router: Router,
     proxy: Router,
 }
 
-impl tower::Service<Request> for ProxyFirst {
+impl tower::Service<Request> for Stack {
     type Response = Response;
     type Error = Infallible;
-    type Future = axum::routing::future::RouteFuture<Infallible>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send + 'static>,
+    >;
 
     fn poll_ready(
         &mut self,
@@ -63,14 +69,109 @@ impl tower::Service<Request> for ProxyFirst {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let proxied = req
+        let layers = self.0.clone();
+        Box::pin(async move { Ok(layers.classify(req).await) })
+    }
+}
+
+/// Keeps `http_in_flight` right even when the client leaves and the request's future is
+/// dropped mid-way.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Layers {
+    /// 1. Classify, span and metrics first so that every request, even a shed one, is
+    ///    counted.
+    async fn classify(&self, mut req: Request) -> Response {
+        let state = &self.state;
+        let settings = state.settings_now();
+        strip_prefix(&mut req, &settings);
+        let group = RouteGroup::classify(req.uri().path());
+        let peer = req
             .extensions()
-            .get::<Classified>()
-            .is_some_and(|c| c.group == RouteGroup::Proxy);
-        if proxied {
-            self.proxy.call(req)
+            .get::<Peer>()
+            .map(|p| p.addr.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let client_ip = access::client_ip(peer, req.headers(), &settings.access.trusted_proxies);
+        drop(settings);
+        let c = Classified { group, client_ip };
+        req.extensions_mut().insert(c);
+        let id = state.request_ids.fetch_add(1, Ordering::Relaxed);
+        // Every line logged while serving carries the request id, the route group and the
+        // allowlist rule that admitted the client ("any" for an empty list).
+        let span = tracing::info_span!(
+            "request",
+            request_id = id,
+            group = group.as_str(),
+            method = %req.method(),
+            allow_rule = tracing::field::Empty
+        );
+        let started = tokio::time::Instant::now();
+        let in_flight = InFlight::new(&state.metrics.http_in_flight);
+        let resp = tracing::Instrument::instrument(self.admit(req, c), span.clone()).await;
+        drop(in_flight);
+        count_answer(state, group, resp.status().as_u16(), started, &span);
+        resp
+    }
+
+    /// 2. Shed instead of queueing: under overload, fail fast (503). Then the total timeout
+    ///    (408).
+    async fn admit(&self, req: Request, c: Classified) -> Response {
+        let Some(permit) = self.admission.try_admit() else {
+            return GatewayError::Overloaded.into_response();
+        };
+        let resp = match tokio::time::timeout(self.timeout, self.checked(req, c)).await {
+            Ok(resp) => resp,
+            Err(_) => GatewayError::Timeout.into_response(),
+        };
+        drop(permit);
+        resp
+    }
+
+    /// 3. The allowlist, a cheap predicate, before any cryptography; 4. the body limit (by
+    ///    `Content-Length` at once, while streaming otherwise); 5. the routes.
+    async fn checked(&self, req: Request, c: Classified) -> Response {
+        let limit = {
+            let settings = self.state.settings_now();
+            if let Err(e) = check_allowlist(&self.state, &settings, c.group, c.client_ip) {
+                return e.into_response();
+            }
+            settings.server.body_limits[c.group.index()]
+        };
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Err(e) = check_declared_body(declared, limit) {
+            return e.into_response();
+        }
+        let (parts, body) = req.into_parts();
+        let limited = Body::new(http_body_util::Limited::new(
+            body,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ));
+        let req = Request::from_parts(parts, limited);
+        let routes = if c.group == RouteGroup::Proxy {
+            &self.proxy
         } else {
-            self.router.call(req)
+            &self.router
+        };
+        match routes.clone().call(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
         }
     }
 }
@@ -116,17 +217,6 @@ impl Admission {
     }
 }
 
-async fn admit(State(admission): State<Arc<Admission>>, req: Request, next: Next) -> Response {
-    match admission.try_admit() {
-        Some(permit) => {
-            let resp = next.run(req).await;
-            drop(permit);
-            resp
-        }
-        None => GatewayError::Overloaded.into_response(),
-    }
-}
-
 /// Wraps `router` (and `proxy`, the router of the proxy group) in the request path, once.
 /// `admission` is the in-flight count the proxy's fast path shares.
 pub(crate) fn public_service(
@@ -135,31 +225,13 @@ pub(crate) fn public_service(
     state: &Arc<Core>,
     admission: Arc<Admission>,
 ) -> PublicService {
-    let timeout = state.settings().server.request_timeout;
-    let svc = ServiceBuilder::new()
-        // Classify, span and metrics first so that every request, even a shed one, is counted.
-        .layer(middleware::from_fn_with_state(state.clone(), classify))
-        // Shed instead of queueing: under overload, fail fast.
-        .layer(middleware::from_fn_with_state(admission, admit))
-        // Turn the total timeout into a response (408).
-        .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
-            timeout_error(&e)
-        }))
-        .timeout(timeout)
-        // The allowlist is a cheap predicate: it runs before any cryptography.
-        .layer(middleware::from_fn_with_state(state.clone(), allow_ip))
-        // Refuse bodies over the group's limit: by Content-Length at once, while streaming otherwise.
-        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
-        .service(ProxyFirst { router, proxy });
-    BoxCloneSyncService::new(svc)
-}
-
-fn timeout_error(e: &tower::BoxError) -> Response {
-    if e.is::<tower::timeout::error::Elapsed>() {
-        GatewayError::Timeout.into_response()
-    } else {
-        GatewayError::Internal(format!("request path: {e}")).into_response()
-    }
+    Stack(Arc::new(Layers {
+        state: state.clone(),
+        admission,
+        timeout: state.settings().server.request_timeout,
+        router,
+        proxy,
+    }))
 }
 
 /// The path below `server.public_url`'s prefix (then `server.internal_url`'s, when it
@@ -207,36 +279,6 @@ fn strip_prefix(req: &mut Request, settings: &crate::settings::Settings) {
     }
 }
 
-async fn classify(State(state): State<Arc<Core>>, mut req: Request, next: Next) -> Response {
-    let settings = state.settings();
-    strip_prefix(&mut req, &settings);
-    let group = RouteGroup::classify(req.uri().path());
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .map(|p| p.addr.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let client_ip = access::client_ip(peer, req.headers(), &settings.access.trusted_proxies);
-    drop(settings);
-    req.extensions_mut().insert(Classified { group, client_ip });
-    let id = state.request_ids.fetch_add(1, Ordering::Relaxed);
-    // Every line logged while serving carries the request id, the route group and the
-    // allowlist rule that admitted the client ("any" for an empty list).
-    let span = tracing::info_span!(
-        "request",
-        request_id = id,
-        group = group.as_str(),
-        method = %req.method(),
-        allow_rule = tracing::field::Empty
-    );
-    let started = tokio::time::Instant::now();
-    state.metrics.http_in_flight.inc();
-    let resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
-    state.metrics.http_in_flight.dec();
-    count_answer(&state, group, resp.status().as_u16(), started, &span);
-    resp
-}
-
 /// Counts and times an answer of `group` (its head is ready) and logs it at debug in the
 /// request's span; the proxy's fast path does the same for the requests it serves.
 pub(crate) fn count_answer(
@@ -256,16 +298,6 @@ pub(crate) fn count_answer(
             "answered"
         )
     });
-}
-
-async fn allow_ip(State(state): State<Arc<Core>>, req: Request, next: Next) -> Response {
-    let Some(c) = req.extensions().get::<Classified>().copied() else {
-        return GatewayError::Internal("request was not classified".into()).into_response();
-    };
-    match check_allowlist(&state, &state.settings_now(), c.group, c.client_ip) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
 }
 
 /// The route group's IP allowlist for `client`: the rule that admitted it goes into the
@@ -305,28 +337,6 @@ pub(crate) fn check_declared_body(declared: Option<u64>, limit: u64) -> Result<(
         return Err(GatewayError::PayloadTooLarge);
     }
     Ok(())
-}
-
-async fn body_limit(State(state): State<Arc<Core>>, req: Request, next: Next) -> Response {
-    let group = req
-        .extensions()
-        .get::<Classified>()
-        .map_or(RouteGroup::Proxy, |c| c.group);
-    let limit = state.settings().server.body_limits[group.index()];
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Err(e) = check_declared_body(declared, limit) {
-        return e.into_response();
-    }
-    let (parts, body) = req.into_parts();
-    let limited = Body::new(http_body_util::Limited::new(
-        body,
-        usize::try_from(limit).unwrap_or(usize::MAX),
-    ));
-    next.run(Request::from_parts(parts, limited)).await
 }
 
 #[cfg(test)]

@@ -144,6 +144,10 @@ fn query_token(query: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == "access_token").then(|| {
+            if memchr::memchr2(b'%', b'+', v.as_bytes()).is_none() {
+                // Nothing to decode (a JWT's alphabet): the common case, without copies.
+                return v.to_owned();
+            }
             percent_encoding::percent_decode_str(&v.replace('+', " "))
                 .decode_utf8_lossy()
                 .into_owned()

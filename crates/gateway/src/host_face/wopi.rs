@@ -290,9 +290,16 @@ async fn check_file_info(
     let info =
         crate::translate::file_info::check_file_info(&e.meta, c, user_info, file_url_for(state, c));
     drop(e);
+    // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB).
+    let mut json = Vec::with_capacity(2048);
+    serde_json::to_writer(&mut json, &info)
+        .map_err(|e| GatewayError::Internal(format!("CheckFileInfo JSON: {e}")))?;
     Ok((
-        [(http::header::CONTENT_TYPE, "application/json")],
-        axum::Json(info),
+        [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
     )
         .into_response())
 }

@@ -361,9 +361,8 @@ impl FastProxy {
         let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
             return Parse::HandOver;
         };
-        // Origin-form targets only, and only those the URI type accepts (the server answers
-        // 400 to the rest).
-        if !target.starts_with('/') || http::uri::PathAndQuery::try_from(target).is_err() {
+        // Origin-form targets only.
+        if !target.starts_with('/') {
             return Parse::HandOver;
         }
         let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
@@ -376,7 +375,12 @@ impl FastProxy {
         };
         let path = crate::stack::route_path(path, &settings);
         if RouteGroup::classify(path) != RouteGroup::Proxy {
+            // The HTTP server parses the target again (and answers 400 to a bad one).
             return own(head_len, req.headers);
+        }
+        // Only targets the URI type accepts (the server answers 400 to the rest).
+        if http::uri::PathAndQuery::try_from(target).is_err() {
+            return Parse::HandOver;
         }
         let headers = &*req.headers;
         let mut named: Vec<&str> = Vec::new();
