@@ -376,10 +376,7 @@ async fn proofs(base: &str, peer: &str, keyfile: &str, n: usize, like: Option<&s
             Some(gw_path) => {
                 let token = gw_path
                     .split_once('?')
-                    .and_then(|(_, q)| {
-                        q.split('&')
-                            .find_map(|kv| kv.strip_prefix("access_token="))
-                    })
+                    .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
                     .expect("the gateway path's access_token");
                 (b.to_owned(), format!("/bare{gw_path}"), token.to_owned())
             }

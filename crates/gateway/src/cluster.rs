@@ -184,10 +184,9 @@ impl Shared {
                         continue;
                     };
                     let bytes = std::fs::read(f.path())?;
-                    local.values.insert(
-                        (ns_static, id),
-                        Value::new(bytes.into(), None),
-                    );
+                    local
+                        .values
+                        .insert((ns_static, id), Value::new(bytes.into(), None));
                 }
             }
         }
@@ -362,10 +361,8 @@ impl Shared {
                 if expires.is_some() {
                     l.purge_now_and_then(self.now());
                 }
-                l.values.insert(
-                    (ns, id.to_owned()),
-                    Value::new(bytes.into(), expires),
-                );
+                l.values
+                    .insert((ns, id.to_owned()), Value::new(bytes.into(), expires));
                 Ok(())
             }
             Backend::Redis(r) => {
@@ -507,7 +504,10 @@ impl Shared {
         match &self.backend {
             Backend::Local(l) => {
                 let now = self.now();
-                let mut entry = l.values.entry((ns, id.to_owned())).or_insert_with(|| Value::new(Arc::from(owner.as_bytes()), Some(0)));
+                let mut entry = l
+                    .values
+                    .entry((ns, id.to_owned()))
+                    .or_insert_with(|| Value::new(Arc::from(owner.as_bytes()), Some(0)));
                 let free = entry.expires.is_some_and(|e| e <= now);
                 if free || &*entry.bytes == owner.as_bytes() {
                     *entry = Value::new(Arc::from(owner.as_bytes()), Some(now + ttl_ms));
@@ -846,7 +846,9 @@ mod tests {
         s.delete("file", "a").await.unwrap();
         assert_eq!(s.get_json_memo::<u32>("file", "a").await.unwrap(), None);
         // Undecodable bytes read as missing, as with get_json.
-        s.put("file", "b", b"{".to_vec(), Keep::Listed).await.unwrap();
+        s.put("file", "b", b"{".to_vec(), Keep::Listed)
+            .await
+            .unwrap();
         assert_eq!(s.get_json_memo::<u32>("file", "b").await.unwrap(), None);
     }
 

@@ -120,7 +120,11 @@ impl FileHandle {
             .shared
             .mutex(NS_FILE_MUTEX, fid, MUTEX_WAIT)
             .await?;
-        let stored = self.files.shared.get_json_memo::<FileMeta>(NS_FILE, fid).await?;
+        let stored = self
+            .files
+            .shared
+            .get_json_memo::<FileMeta>(NS_FILE, fid)
+            .await?;
         let entry = FileEntry {
             meta: stored.clone().unwrap_or_else(|| self.init.clone()),
             shared: self.files.shared.clone(),
