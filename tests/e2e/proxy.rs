@@ -408,6 +408,55 @@ async fn an_upstream_answer_cut_short_ends_the_connection_and_is_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_before_the_whole_upload_reaches_the_client() {
+    let up = upstream::start(0).await;
+    let gw = gateway_to(up, "").await;
+    const LEN: usize = 64 << 20;
+    let tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    let (mut rd, mut wr) = tcp.into_split();
+    // The upload goes on while the answer is read; it stops being read after the answer.
+    let upload = tokio::spawn(async move {
+        let head = format!("POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: {LEN}\r\n\r\n");
+        wr.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 256 * 1024];
+        for _ in 0..LEN / chunk.len() {
+            wr.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut b = [0u8; 4096];
+        while !got.windows(9).any(|w| w == b"too large") {
+            match rd.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer in time: {}", gw.stderr());
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "Docs' own answer, not a 502: {text} {}",
+        gw.stderr()
+    );
+    assert!(text.contains("too large"), "{text}");
+    // The connection ends: the rest of that body is never read.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the connection ends after the early answer");
+    upload.abort();
+    // Nothing counted as an upstream failure.
+    assert_eq!(
+        gw.metric("wopi_gateway_upstream_errors_total{kind=\"protocol\",op=\"proxy\"}")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_heads_after_proxied_requests_get_the_servers_answers() {
     let up = upstream::start(0).await;
     let gw = gateway_to(up, "").await;

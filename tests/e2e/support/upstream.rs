@@ -92,6 +92,11 @@ async fn handle(mut req: Request<Incoming>) -> Response<B> {
                 .body(BodyExt::boxed(StreamBody::new(frames)))
                 .unwrap()
         }
+        "/refuse" => {
+            // Answers at once without reading the body (as Docs' nginx does with a body over
+            // its limit); hyper then closes the connection with the body unread.
+            full(413, "too large")
+        }
         "/chunked" => {
             // No length: hyper frames it in chunks, with a trailer-free last chunk.
             let parts = ["first,", "second,", "third"];

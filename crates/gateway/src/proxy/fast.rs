@@ -49,6 +49,9 @@ const STREAM_CHUNK: usize = 256 * 1024;
 /// Idle upstream connections kept, and for how long (the pooled client's values).
 const POOL_MAX: usize = 1024;
 const POOL_IDLE: Duration = Duration::from_secs(90);
+/// How long an answer Docs sent before reading the whole request body may take to arrive
+/// once the body could not be sent on (it is normally there already).
+const EARLY_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 /// The fast path: the proxy's handle, the shared in-flight count and the upstream pool.
 pub(crate) struct FastProxy {
@@ -164,12 +167,35 @@ struct Answer {
     conn: TcpStream,
     /// What was read past the head.
     rest: BytesMut,
+    /// Docs answered before it had the whole request body: the rest of the client's body
+    /// is never read, so the client connection ends after this answer.
+    early: bool,
 }
 
 /// What a request left of the connection.
 enum After {
     KeepAlive,
     Close,
+    /// Close, reading and dropping what the client still sends for a while first (its
+    /// request body was not read to the end): closing a socket with unread bytes resets
+    /// the connection, and a reset can destroy the answer before the client reads it.
+    Drain,
+}
+
+/// How long a connection ending with an unread request body is drained.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+
+/// Reads and drops what `client` sends until it closes, for at most [`DRAIN_FOR`].
+async fn drain(client: &mut TcpStream) {
+    let mut sink = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while let Ok(n) = client.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn lower_eq(a: &str, b: &str) -> bool {
@@ -327,6 +353,11 @@ impl FastProxy {
                 .await;
             match served {
                 After::KeepAlive if !shutdown.is_cancelled() => {}
+                After::Drain => {
+                    let _ = client.shutdown().await;
+                    drain(&mut client).await;
+                    return Outcome::Closed;
+                }
                 _ => {
                     let _ = client.shutdown().await;
                     return Outcome::Closed;
@@ -563,12 +594,15 @@ impl FastProxy {
             self.tunnel(client, answer, rest).await;
             return After::Close;
         }
-        let close = req.close || shutdown.is_cancelled() || answer.framing == Framing::UntilClose;
+        let early = answer.early;
+        let close =
+            req.close || shutdown.is_cancelled() || answer.framing == Framing::UntilClose || early;
         match self
             .respond(client, answer, close, (timer, limits.idle_timeout))
             .await
         {
             Ok(()) if !close => After::KeepAlive,
+            Ok(()) if early => After::Drain,
             Ok(()) => After::Close,
             Err(Cut::Client(e)) => {
                 tracing::debug!(%peer, error = %e, "client went away during a proxied answer");
@@ -672,7 +706,23 @@ impl FastProxy {
                     retried = true;
                     continue;
                 }
+                Err(SendError::Answered(first)) => {
+                    // Docs answered (a 413, say) before the whole body went out.
+                    return match self.early_answer(conn, req, first).await {
+                        Some(a) => Ok(a),
+                        None => Err((
+                            UpstreamKind::Protocol,
+                            "Docs stopped reading the request body without an answer".into(),
+                        )),
+                    };
+                }
                 Err(SendError::Upstream(e)) => {
+                    // Docs may have answered and closed before it read the whole body.
+                    if req.body_len > 0 {
+                        if let Some(a) = self.early_answer(conn, req, BytesMut::new()).await {
+                            return Ok(a);
+                        }
+                    }
                     return Err((UpstreamKind::Protocol, format!("sending the request: {e}")));
                 }
                 Err(SendError::Client(e)) => {
@@ -682,7 +732,7 @@ impl FastProxy {
                     ));
                 }
             }
-            match self.read_answer(conn, req).await {
+            match self.read_answer(conn, req, BytesMut::new()).await {
                 Ok(a) => return Ok(a),
                 Err((e, nothing)) if nothing && pooled && !retried && req.body_len == 0 => {
                     tracing::debug!(error = %e, "pooled Docs connection closed; reconnecting");
@@ -690,6 +740,28 @@ impl FastProxy {
                 }
                 Err((e, _)) => return Err((UpstreamKind::Protocol, e)),
             }
+        }
+    }
+
+    /// An answer Docs sent before it had the whole request body, if it sent one: it goes to
+    /// the client as is, and neither connection is used again.
+    async fn early_answer(
+        &self,
+        conn: TcpStream,
+        req: &Prepared,
+        first: BytesMut,
+    ) -> Option<Answer> {
+        match tokio::time::timeout(EARLY_ANSWER_WAIT, self.read_answer(conn, req, first)).await {
+            Ok(Ok(mut a)) => {
+                tracing::debug!(
+                    status = a.status,
+                    "Docs answered before the whole request body was sent"
+                );
+                a.reusable = false;
+                a.early = true;
+                Some(a)
+            }
+            _ => None,
         }
     }
 
@@ -776,23 +848,37 @@ impl FastProxy {
             return Ok(());
         }
         // The rest of the body streams through (the buffer holds none of the next request:
-        // the body is read to its length only).
+        // the body is read to its length only). An answer from Docs meanwhile stops it.
         buf.clear();
         let mut chunk = vec![0u8; STREAM_CHUNK.min(usize::try_from(left).unwrap_or(STREAM_CHUNK))];
+        let (up_read, mut up_write) = conn.split();
         while left > 0 {
             let want = chunk
                 .len()
                 .min(usize::try_from(left).unwrap_or(chunk.len()));
-            let n = client
-                .read(&mut chunk[..want])
-                .await
-                .map_err(SendError::Client)?;
+            // Both branches of each select are cancel-safe: a read or a single write either
+            // happened or did not.
+            let n = loop {
+                tokio::select! {
+                    biased;
+                    r = up_read.readable() => heard_from_docs(&up_read, r)?,
+                    r = client.read(&mut chunk[..want]) => break r.map_err(SendError::Client)?,
+                }
+            };
             if n == 0 {
                 return Err(SendError::Client(io::ErrorKind::UnexpectedEof.into()));
             }
-            conn.write_all(&chunk[..n])
-                .await
-                .map_err(SendError::Upstream)?;
+            let mut off = 0;
+            while off < n {
+                tokio::select! {
+                    biased;
+                    r = up_read.readable() => heard_from_docs(&up_read, r)?,
+                    r = up_write.write(&chunk[off..n]) => match r.map_err(SendError::Upstream)? {
+                        0 => return Err(SendError::Upstream(io::ErrorKind::WriteZero.into())),
+                        w => off += w,
+                    },
+                }
+            }
             self.up().up_bytes.inc_by(n as u64);
             left -= n as u64;
         }
@@ -800,14 +886,16 @@ impl FastProxy {
     }
 
     /// Reads the answer's head (informational answers other than 101 are skipped, as the
-    /// pooled client does). The error says whether nothing at all arrived.
+    /// pooled client does), after `first`, the bytes of it already read. The error says
+    /// whether nothing at all arrived.
     async fn read_answer(
         &self,
         mut conn: TcpStream,
         req: &Prepared,
+        first: BytesMut,
     ) -> Result<Answer, (String, bool)> {
-        let mut rest = BytesMut::with_capacity(HEAD_CHUNK);
-        let mut any = false;
+        let mut any = !first.is_empty();
+        let mut rest = first;
         loop {
             if !rest.is_empty() {
                 match parse_answer(&rest, &req.method) {
@@ -997,6 +1085,24 @@ enum Cut {
 enum SendError {
     Upstream(io::Error),
     Client(io::Error),
+    /// Docs has something to say before it read the whole request body: the first bytes of
+    /// an answer (none: it closed the connection).
+    Answered(BytesMut),
+}
+
+/// The Docs connection turned readable while the request body was going out: what Docs sent
+/// (as [`SendError::Answered`]), or nothing when the readiness was stale.
+fn heard_from_docs(
+    up: &tokio::net::tcp::ReadHalf<'_>,
+    ready: io::Result<()>,
+) -> Result<(), SendError> {
+    ready.map_err(SendError::Upstream)?;
+    let mut first = BytesMut::with_capacity(HEAD_CHUNK);
+    match up.try_read_buf(&mut first) {
+        Ok(_) => Err(SendError::Answered(first)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(SendError::Upstream(e)),
+    }
 }
 
 fn bad_chunk() -> io::Error {
@@ -1063,6 +1169,7 @@ impl ParsedAnswer {
             reusable: self.reusable,
             conn,
             rest,
+            early: false,
         }
     }
 }
