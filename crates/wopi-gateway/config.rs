@@ -253,6 +253,18 @@ fn server_section(s: &mut Settings, r: raw::RawServer, base: &Path) -> Result<()
         s.server.max_concurrent_requests =
             positive("server.max_concurrent_requests", v as u64)? as usize;
     }
+    if let Some(v) = r.connection_threads {
+        s.server.connection_threads = match v {
+            -1 => gateway::settings::cores(),
+            0..=64 => v as usize,
+            _ => {
+                return Err(invalid(
+                    "server.connection_threads",
+                    format!("{v}: use -1 (one per core), 0 (off) or up to 64"),
+                ));
+            }
+        };
+    }
     if let Some(v) = r.log_format {
         s.server.log_format = match v.as_str() {
             "human" => LogFormat::Human,

@@ -217,6 +217,10 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
         .and_then(|v| v.parse::<usize>().ok())
     {
         builder.worker_threads(n.max(1));
+    } else if settings.server.connection_threads > 0 {
+        // The connection threads serve the public listener; the shared runtime keeps the
+        // accept loops, the admin listener and the background tasks.
+        builder.worker_threads(1);
     }
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,

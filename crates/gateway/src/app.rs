@@ -47,6 +47,9 @@ pub enum StartError {
     /// The host face could not open its spool or secret.
     #[error("{0}")]
     HostFace(String),
+    /// The connection threads could not start.
+    #[error("server.connection_threads: {0}")]
+    Listen(String),
 }
 
 /// Runs the gateway until `shutdown` is cancelled.
@@ -152,6 +155,7 @@ pub async fn run_with_reload(
         core.metrics.clone(),
         shutdown.clone(),
         grace,
+        None,
     ));
     // Startup work before the public listener serves: the trusted WOPI clients' keys must be
     // known before the first WOPI call. Connections wait in the accept queue meanwhile.
@@ -162,6 +166,14 @@ pub async fn run_with_reload(
     core.metrics
         .recovery
         .set(client_face::saves::count_recovery(&client).await as i64);
+    // Connection threads (docs/architecture.md, "Threads").
+    let threads = match settings.server.connection_threads {
+        0 => None,
+        n => Some(
+            server::ConnThreads::start(n)
+                .map_err(|e| StartError::Listen(format!("connection threads: {e}")))?,
+        ),
+    };
     let public_task = tokio::spawn(server::serve(
         listeners.public,
         public,
@@ -171,6 +183,7 @@ pub async fn run_with_reload(
         core.metrics.clone(),
         shutdown.clone(),
         grace,
+        threads.clone(),
     ));
     core.ready.store(true, Ordering::Release);
     {
@@ -190,6 +203,9 @@ pub async fn run_with_reload(
     }
     core.report_readiness();
     let _ = public_task.await;
+    if let Some(threads) = threads {
+        let _ = tokio::task::spawn_blocking(move || threads.stop()).await;
+    }
     let _ = admin_task.await;
     tracing::info!("stopped");
     Ok(())

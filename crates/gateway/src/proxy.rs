@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod fast;
+pub(crate) mod fast;
 pub(crate) use fast::FastProxy;
 
 /// The proxy's handle: the shared core and [`DocsUpstream`].

@@ -88,6 +88,10 @@ pub(crate) async fn apply(
             new.server.max_concurrent_requests != old.server.max_concurrent_requests,
         ),
         (
+            "server.connection_threads",
+            new.server.connection_threads != old.server.connection_threads,
+        ),
+        (
             "server.log_format",
             new.server.log_format != old.server.log_format,
         ),

@@ -264,6 +264,77 @@ where
     }
 }
 
+/// Threads that each run a runtime of their own and serve the connections the accept loop
+/// hands them, in turn (`server.connection_threads`): a connection lives on one thread from
+/// accept to close, so its requests never wake another thread, and each thread keeps its own
+/// upstream pool for the proxy (lane `i + 1`).
+pub(crate) struct ConnThreads {
+    handles: Vec<tokio::runtime::Handle>,
+    next: std::sync::atomic::AtomicUsize,
+    stop: CancellationToken,
+    threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl ConnThreads {
+    /// Starts `n` (≥ 1) threads.
+    pub(crate) fn start(n: usize) -> std::io::Result<Arc<Self>> {
+        let stop = CancellationToken::new();
+        let (mut handles, mut threads) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let stopped = stop.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("wopi-gw-conn-{i}"))
+                .spawn(move || {
+                    crate::proxy::fast::set_lane(i + 1);
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => {
+                            let _ = tx.send(Ok(rt.handle().clone()));
+                            rt.block_on(stopped.cancelled());
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                })?;
+            let handle = rx
+                .recv()
+                .map_err(|_| std::io::Error::other("connection thread ended at start"))??;
+            handles.push(handle);
+            threads.push(t);
+        }
+        Ok(Arc::new(ConnThreads {
+            handles,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            stop,
+            threads: std::sync::Mutex::new(threads),
+        }))
+    }
+
+    fn next(&self) -> &tokio::runtime::Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.handles[i % self.handles.len()]
+    }
+
+    /// Ends the threads and waits for them; connections still on them are dropped (call it
+    /// after the server's graceful shutdown).
+    pub(crate) fn stop(&self) {
+        self.stop.cancel();
+        let threads = std::mem::take(
+            &mut *self
+                .threads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
 /// How a [`Front`] left a connection.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -367,6 +438,7 @@ pub(crate) async fn serve<S>(
     metrics: crate::metrics::Metrics,
     shutdown: CancellationToken,
     grace: Duration,
+    threads: Option<Arc<ConnThreads>>,
 ) where
     S: tower::Service<
             http::Request<axum::body::Body>,
@@ -429,7 +501,7 @@ pub(crate) async fn serve<S>(
         let front = front.clone();
         let shutdown = shutdown.clone();
         let own = own.clone();
-        let fut = async move {
+        let fut = move |stream: TcpStream| async move {
             let peer = Peer {
                 addr,
                 tls: tls.is_some(),
@@ -490,7 +562,23 @@ pub(crate) async fn serve<S>(
                 connection_error(&metrics, addr, &*e);
             }
         };
-        tokio::spawn(fut);
+        match &threads {
+            None => {
+                tokio::spawn(fut(stream));
+            }
+            // The connection moves to one connection thread's runtime for good.
+            Some(threads) => match stream.into_std() {
+                Ok(std) => {
+                    threads.next().spawn(async move {
+                        match TcpStream::from_std(std) {
+                            Ok(stream) => fut(stream).await,
+                            Err(e) => tracing::warn!(error = %e, "connection hand-off failed"),
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "connection hand-off failed"),
+            },
+        }
     }
     drop(listener);
     tokio::select! {

@@ -27,6 +27,8 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_SECONDS: u64 = 30;
     /// `server.max_concurrent_requests`
     pub const MAX_CONCURRENT_REQUESTS: usize = 10_000;
+    /// `server.connection_threads` when unset: one per core (`-1` in the file).
+    pub const CONNECTION_THREADS_PER_CORE: i64 = -1;
     /// `server.log_format`
     pub const LOG_FORMAT: &str = "human";
     /// `server.body_limit_bytes.wopi` (PutFile bodies).
@@ -277,6 +279,10 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Requests served at once; more are shed with 503.
     pub max_concurrent_requests: usize,
+    /// Threads that each serve the public listener's connections on a runtime of their own
+    /// (a connection stays on one thread from accept to close); 0 serves them on the shared
+    /// multi-thread runtime.
+    pub connection_threads: usize,
     /// Per route group body limit in bytes (413 above).
     pub body_limits: [u64; RouteGroup::COUNT],
     /// Log format.
@@ -499,6 +505,7 @@ impl Default for Settings {
                 request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECONDS),
                 shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECONDS),
                 max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+                connection_threads: cores(),
                 body_limits: [
                     BODY_LIMIT_WOPI,
                     BODY_LIMIT_INTEGRATOR,
@@ -564,6 +571,11 @@ impl Default for Settings {
             content: ContentSettings::Fs { dir: None },
         }
     }
+}
+
+/// The cores this process may run on (one when unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 #[cfg(test)]

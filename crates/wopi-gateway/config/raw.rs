@@ -117,6 +117,7 @@ pub(crate) struct RawServer {
     pub(crate) request_timeout_seconds: Option<u64>,
     pub(crate) shutdown_grace_seconds: Option<u64>,
     pub(crate) max_concurrent_requests: Option<usize>,
+    pub(crate) connection_threads: Option<i64>,
     pub(crate) log_format: Option<String>,
     pub(crate) admin_token_file: Option<String>,
     pub(crate) tls: Option<RawTls>,

@@ -59,8 +59,27 @@ pub(crate) struct FastProxy {
     admission: Arc<Admission>,
     /// `host:port` of Docs.
     connect_to: String,
-    pool: Mutex<VecDeque<(TcpStream, Instant)>>,
+    /// Idle upstream connections, one pool per lane (see [`set_lane`]).
+    pools: Box<[Pool]>,
     upstream_duration: Histogram,
+}
+
+/// Idle upstream connections with the time each went idle.
+type Pool = Mutex<VecDeque<(TcpStream, Instant)>>;
+
+/// Lanes of upstream pools: lane 0 for the shared multi-thread runtime, one more for each
+/// connection thread (`server.connection_threads`).
+const LANES: usize = 65;
+
+thread_local! {
+    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes the calling thread use upstream pool `lane` (1.. for connection threads, each a
+/// runtime of its own: a connection is only ever used by the runtime whose reactor it is
+/// registered with).
+pub(crate) fn set_lane(lane: usize) {
+    LANE.with(|l| l.set(lane.min(LANES - 1)));
 }
 
 impl std::fmt::Debug for FastProxy {
@@ -83,7 +102,7 @@ impl FastProxy {
         Some(Arc::new(FastProxy {
             upstream_duration: ctx.metrics.upstream_duration.with_label_values(&["proxy"]),
             connect_to,
-            pool: Mutex::new(VecDeque::new()),
+            pools: (0..LANES).map(|_| Mutex::new(VecDeque::new())).collect(),
             admission,
             ctx,
         }))
@@ -765,9 +784,13 @@ impl FastProxy {
         }
     }
 
+    fn pool(&self) -> &Pool {
+        &self.pools[LANE.with(std::cell::Cell::get)]
+    }
+
     fn checkout(&self) -> Option<TcpStream> {
         let mut pool = self
-            .pool
+            .pool()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         while let Some((conn, since)) = pool.pop_back() {
@@ -786,7 +809,7 @@ impl FastProxy {
 
     fn checkin(&self, conn: TcpStream) {
         let mut pool = self
-            .pool
+            .pool()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         while pool
