@@ -503,6 +503,31 @@ async fn bad_heads_after_proxied_requests_get_the_servers_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_served_with_and_without_connection_threads() {
+    let up = upstream::start(0).await;
+    for threads in ["connection_threads = 0", "connection_threads = 3"] {
+        let gw = gateway_with(up, threads, "").await;
+        // Several connections (handed round robin to the threads), each with a proxied
+        // request and one of the gateway's own on the same connection.
+        for _ in 0..4 {
+            let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+            let mut pending = Vec::new();
+            tcp.write_all(b"GET /web-apps/a.js HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let (head, _) = read_answer(&mut tcp, &mut pending, false).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{threads}: {head}");
+            tcp.write_all(b"GET /hosting/discovery HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{threads}: {head}");
+            assert!(String::from_utf8_lossy(&body).contains("wopi-discovery"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_allowlist_applies() {
     let up = upstream::start(0).await;
     let gw = gateway_to(up, "[access.allow]\nproxy = [\"10.0.0.0/8\"]\n").await;

@@ -26,6 +26,7 @@ fn example_parses_and_matches_defaults() {
     assert_eq!(s.server.request_timeout, def.server.request_timeout);
     assert_eq!(s.server.shutdown_grace, def.server.shutdown_grace);
     assert_eq!(s.server.max_concurrent_requests, d::MAX_CONCURRENT_REQUESTS);
+    assert_eq!(s.server.connection_threads, def.server.connection_threads);
     assert_eq!(s.server.body_limits, def.server.body_limits);
     assert_eq!(s.server.log_format, LogFormat::Human);
     assert!(s.server.tls.is_none());
@@ -93,6 +94,23 @@ fn empty_file_is_the_defaults() {
 }
 
 #[test]
+fn connection_threads_per_core_off_or_counted() {
+    let cores = gateway::settings::cores();
+    assert_eq!(Settings::default().server.connection_threads, cores);
+    for (text, want) in [
+        ("[server]\nconnection_threads = -1", cores),
+        ("[server]\nconnection_threads = 0", 0),
+        ("[server]\nconnection_threads = 3", 3),
+    ] {
+        assert_eq!(
+            parse(text).unwrap().server.connection_threads,
+            want,
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn errors_name_the_dotted_key() {
     let cases = [
         ("[server]\nlisen = \"x\"", "server.lisen"),
@@ -115,6 +133,14 @@ fn errors_name_the_dotted_key() {
         ),
         ("[access.allow]\nnope = []", "access.allow.nope"),
         ("[locks]\nttl_seconds = 0", "locks.ttl_seconds"),
+        (
+            "[server]\nconnection_threads = 65",
+            "server.connection_threads",
+        ),
+        (
+            "[server]\nconnection_threads = -2",
+            "server.connection_threads",
+        ),
         ("[locks]\nstore = \"etcd\"", "locks.store"),
         ("[host_face]\nproof = \"maybe\"", "host_face.proof"),
         (
