@@ -112,6 +112,15 @@ pub(crate) struct FileHandle {
 }
 
 impl FileHandle {
+    /// The file's state as last written, without its mutex (`None` when unknown): a
+    /// consistent snapshot for a request that changes nothing.
+    pub(crate) async fn peek(&self) -> Result<Option<FileMeta>, SharedError> {
+        self.files
+            .shared
+            .get_json_memo::<FileMeta>(NS_FILE, &self.init.file_id)
+            .await
+    }
+
     /// The file's state under its mutex, created from the token's claims when unknown.
     pub(crate) async fn lock(&self) -> Result<FileEntry, SharedError> {
         let fid = &self.init.file_id;

@@ -277,19 +277,37 @@ async fn check_file_info(
     c: &AccessClaims,
     entry: &FileHandle,
 ) -> Result<Response, GatewayError> {
+    // Nothing to change (the content is stored, the user is no new editor): answer from a
+    // snapshot of the state without waiting for the file's mutex, which every call of a
+    // busy session would otherwise queue on.
+    if let Some(meta) = entry.peek().await? {
+        if meta.content.is_some() && (!c.w || meta.editors.contains(&c.uid)) {
+            return file_info_answer(state, c, &meta).await;
+        }
+    }
     let mut e = entry.lock().await?;
     ensure_content(state, &mut e).await?;
     if c.w {
         super::editing::join(state, &mut e, &c.uid).await?;
     }
+    let answer = file_info_answer(state, c, &e.meta).await;
+    drop(e);
+    answer
+}
+
+/// The CheckFileInfo answer for the state `meta`.
+async fn file_info_answer(
+    state: &HostCtx,
+    c: &AccessClaims,
+    meta: &super::files::FileMeta,
+) -> Result<Response, GatewayError> {
     let user_info = state
         .shared
         .get(super::NS_USER_INFO, &c.uid)
         .await?
         .map(|v| String::from_utf8_lossy(&v).into_owned());
     let info =
-        crate::translate::file_info::check_file_info(&e.meta, c, user_info, file_url_for(state, c));
-    drop(e);
+        crate::translate::file_info::check_file_info(meta, c, user_info, file_url_for(state, c));
     // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB).
     let mut json = Vec::with_capacity(2048);
     serde_json::to_writer(&mut json, &info)
