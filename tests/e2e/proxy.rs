@@ -205,6 +205,16 @@ async fn upstream_down_is_502_and_slow_is_504() {
     assert!(gw2.stderr().contains("upstream Docs unreachable"));
 }
 
+/// Sends `request` on a keep-alive connection and reads its answer (as [`read_answer`]).
+async fn ask(
+    tcp: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+    request: &[u8],
+) -> (String, Vec<u8>) {
+    tcp.write_all(request).await.unwrap();
+    read_answer(tcp, pending, false).await
+}
+
 /// Reads one answer off a keep-alive connection: its head and a body framed by length or
 /// chunks (returned de-chunked).
 async fn read_answer(
@@ -279,10 +289,12 @@ async fn one_connection_mixes_proxied_and_own_requests() {
         assert_eq!(v["path"], expected);
         assert!(v["headers"].get("te").is_none());
     }
-    tcp.write_all(b"GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    let (head, body) = ask(
+        &mut tcp,
+        &mut pending,
+        b"GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     assert!(
         head.to_ascii_lowercase()
             .contains("transfer-encoding: chunked"),
@@ -295,10 +307,12 @@ async fn one_connection_mixes_proxied_and_own_requests() {
     let (head, _) = read_answer(&mut tcp, &mut pending, true).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     // A HEAD answer carries no body even with a length: the next answer follows at once.
-    tcp.write_all(b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-        .await
-        .unwrap();
-    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    let (head, body) = ask(
+        &mut tcp,
+        &mut pending,
+        b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
@@ -306,17 +320,21 @@ async fn one_connection_mixes_proxied_and_own_requests() {
         (Some("/web-apps/save"), Some("hello"))
     );
     // The gateway's own route on the same connection: answered by the gateway, not Docs.
-    tcp.write_all(b"GET /hosting/discovery HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    let (head, body) = ask(
+        &mut tcp,
+        &mut pending,
+        b"GET /hosting/discovery HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(String::from_utf8_lossy(&body).contains("wopi-discovery"));
     // And proxied requests still work after the hand-over.
-    tcp.write_all(b"GET /web-apps/c.js HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (_, body) = read_answer(&mut tcp, &mut pending, false).await;
+    let (_, body) = ask(
+        &mut tcp,
+        &mut pending,
+        b"GET /web-apps/c.js HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["path"], "/web-apps/c.js");
     assert_eq!(
@@ -334,10 +352,7 @@ async fn own_routes_keep_the_connection_request_after_request() {
     let mut pending = Vec::new();
     // Two of the gateway's own requests pipelined, the second with a body the gateway
     // refuses; then a proxied one: every answer comes, in order, on the one connection.
-    tcp.write_all(b"GET /hosting/capabilities HTTP/1.1\r\nHost: x\r\n\r\nPOST /wopi/files/nope/contents HTTP/1.1\r\nHost: x\r\nX-WOPI-Override: PUT\r\nContent-Length: 4\r\n\r\nbodyGET /web-apps/d.js HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    let (head, body) = ask(&mut tcp, &mut pending, b"GET /hosting/capabilities HTTP/1.1\r\nHost: x\r\n\r\nPOST /wopi/files/nope/contents HTTP/1.1\r\nHost: x\r\nX-WOPI-Override: PUT\r\nContent-Length: 4\r\n\r\nbodyGET /web-apps/d.js HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let caps: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(caps["productName"], "wopi-gateway");
@@ -464,10 +479,12 @@ async fn bad_heads_after_proxied_requests_get_the_servers_answers() {
     // request goes to the HTTP server, which refuses it (400) and counts it.
     let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
     let mut pending = Vec::new();
-    tcp.write_all(b"GET /web-apps/a.js HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, _) = read_answer(&mut tcp, &mut pending, false).await;
+    let (head, _) = ask(
+        &mut tcp,
+        &mut pending,
+        b"GET /web-apps/a.js HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     tcp.write_all(b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\nhello")
         .await
@@ -493,10 +510,7 @@ async fn bad_heads_after_proxied_requests_get_the_servers_answers() {
     // A chunked body is not lost: the HTTP server forwards it whole.
     let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
     let mut pending = Vec::new();
-    tcp.write_all(b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nc\r\nchunked body\r\n0\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+    let (head, body) = ask(&mut tcp, &mut pending, b"POST /web-apps/save HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nc\r\nchunked body\r\n0\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["body"], "chunked body");
@@ -512,15 +526,19 @@ async fn connections_are_served_with_and_without_connection_threads() {
         for _ in 0..4 {
             let mut tcp = tokio::net::TcpStream::connect(gw.public).await.unwrap();
             let mut pending = Vec::new();
-            tcp.write_all(b"GET /web-apps/a.js HTTP/1.1\r\nHost: x\r\n\r\n")
-                .await
-                .unwrap();
-            let (head, _) = read_answer(&mut tcp, &mut pending, false).await;
+            let (head, _) = ask(
+                &mut tcp,
+                &mut pending,
+                b"GET /web-apps/a.js HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .await;
             assert!(head.starts_with("HTTP/1.1 200"), "{threads}: {head}");
-            tcp.write_all(b"GET /hosting/discovery HTTP/1.1\r\nHost: x\r\n\r\n")
-                .await
-                .unwrap();
-            let (head, body) = read_answer(&mut tcp, &mut pending, false).await;
+            let (head, body) = ask(
+                &mut tcp,
+                &mut pending,
+                b"GET /hosting/discovery HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .await;
             assert!(head.starts_with("HTTP/1.1 200"), "{threads}: {head}");
             assert!(String::from_utf8_lossy(&body).contains("wopi-discovery"));
         }
