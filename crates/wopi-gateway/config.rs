@@ -255,7 +255,7 @@ fn server_section(s: &mut Settings, r: raw::RawServer, base: &Path) -> Result<()
     }
     if let Some(v) = r.connection_threads {
         s.server.connection_threads = match v {
-            -1 => gateway::settings::cores(),
+            -1 => settings::cores().min(defaults::MAX_CONNECTION_THREADS),
             0..=64 => v as usize,
             _ => {
                 return Err(invalid(

@@ -29,6 +29,8 @@ pub mod defaults {
     pub const MAX_CONCURRENT_REQUESTS: usize = 10_000;
     /// `server.connection_threads` when unset: one per core (`-1` in the file).
     pub const CONNECTION_THREADS_PER_CORE: i64 = -1;
+    /// The most `server.connection_threads` (one per core is capped there too).
+    pub const MAX_CONNECTION_THREADS: usize = 64;
     /// `server.log_format`
     pub const LOG_FORMAT: &str = "human";
     /// `server.body_limit_bytes.wopi` (PutFile bodies).
@@ -505,7 +507,7 @@ impl Default for Settings {
                 request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECONDS),
                 shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECONDS),
                 max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
-                connection_threads: cores(),
+                connection_threads: cores().min(MAX_CONNECTION_THREADS),
                 body_limits: [
                     BODY_LIMIT_WOPI,
                     BODY_LIMIT_INTEGRATOR,

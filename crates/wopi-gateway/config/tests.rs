@@ -95,7 +95,7 @@ fn empty_file_is_the_defaults() {
 
 #[test]
 fn connection_threads_per_core_off_or_counted() {
-    let cores = gateway::settings::cores();
+    let cores = gateway::settings::cores().min(d::MAX_CONNECTION_THREADS);
     assert_eq!(Settings::default().server.connection_threads, cores);
     for (text, want) in [
         ("[server]\nconnection_threads = -1", cores),
