@@ -256,11 +256,14 @@ fn server_section(s: &mut Settings, r: raw::RawServer, base: &Path) -> Result<()
     if let Some(v) = r.connection_threads {
         s.server.connection_threads = match v {
             -1 => settings::cores().min(defaults::MAX_CONNECTION_THREADS),
-            0..=64 => v as usize,
+            0.. if v as usize <= defaults::MAX_CONNECTION_THREADS => v as usize,
             _ => {
                 return Err(invalid(
                     "server.connection_threads",
-                    format!("{v}: use -1 (one per core), 0 (off) or up to 64"),
+                    format!(
+                        "{v}: use -1 (one per core), 0 (off) or up to {}",
+                        defaults::MAX_CONNECTION_THREADS
+                    ),
                 ));
             }
         };

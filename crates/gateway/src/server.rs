@@ -197,6 +197,32 @@ impl AsyncWrite for Rewind {
     }
 }
 
+/// The request path as the HTTP server calls it (the public stack, or the admin router).
+pub(crate) trait RequestPath:
+    tower::Service<
+        http::Request<axum::body::Body>,
+        Response = http::Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> RequestPath for S
+where
+    S: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+}
+
 /// The HTTP server and the request path, for one request at a time ([`Rewind::one_request`]).
 pub(crate) trait OwnRoutes: Send + Sync {
     /// Answers the request of `io` and gives the stream back when the connection may go on
@@ -217,15 +243,7 @@ struct Own<S> {
 
 impl<S> OwnRoutes for Own<S>
 where
-    S: tower::Service<
-            http::Request<axum::body::Body>,
-            Response = http::Response<axum::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestPath + Sync,
 {
     fn serve_one<'a>(
         &'a self,
@@ -440,15 +458,7 @@ pub(crate) async fn serve<S>(
     grace: Duration,
     threads: Option<Arc<ConnThreads>>,
 ) where
-    S: tower::Service<
-            http::Request<axum::body::Body>,
-            Response = http::Response<axum::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestPath + Sync,
 {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -598,14 +608,7 @@ async fn http_conn<T, S>(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<
-            http::Request<axum::body::Body>,
-            Response = http::Response<axum::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestPath,
 {
     let (io, service, idle, _) = watched(inner, peer, router, limits.idle_timeout);
     drive(io, builder, service, watcher, idle).await
@@ -634,14 +637,7 @@ fn watched<T, S>(
     Arc<std::sync::atomic::AtomicBool>,
 )
 where
-    S: tower::Service<
-            http::Request<axum::body::Body>,
-            Response = http::Response<axum::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: RequestPath,
 {
     let last = Arc::new(AtomicU64::new(0));
     let active = Arc::new(AtomicU64::new(0));

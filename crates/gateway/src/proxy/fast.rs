@@ -69,7 +69,7 @@ type Pool = Mutex<VecDeque<(TcpStream, Instant)>>;
 
 /// Lanes of upstream pools: lane 0 for the shared multi-thread runtime, one more for each
 /// connection thread (`server.connection_threads`).
-const LANES: usize = 65;
+const LANES: usize = crate::settings::defaults::MAX_CONNECTION_THREADS + 1;
 
 thread_local! {
     static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
