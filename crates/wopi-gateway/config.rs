@@ -253,6 +253,28 @@ fn server_section(s: &mut Settings, r: raw::RawServer, base: &Path) -> Result<()
         s.server.max_concurrent_requests =
             positive("server.max_concurrent_requests", v as u64)? as usize;
     }
+    if let Some(v) = r.max_connections {
+        s.server.max_connections = v;
+    }
+    if let Some(v) = r.max_head_bytes {
+        if !(1024..=1024 * 1024).contains(&v) {
+            return Err(invalid(
+                "server.max_head_bytes",
+                format!("{v}: use 1024 to 1048576"),
+            ));
+        }
+        s.server.max_head_bytes = v;
+    }
+    if let Some(v) = r.max_headers {
+        if !(1..=1000).contains(&v) {
+            return Err(invalid("server.max_headers", format!("{v}: use 1 to 1000")));
+        }
+        s.server.max_headers = v;
+    }
+    if let Some(v) = r.body_idle_timeout_seconds {
+        s.server.body_idle_timeout =
+            Duration::from_secs(positive("server.body_idle_timeout_seconds", v)?);
+    }
     if let Some(v) = r.connection_threads {
         s.server.connection_threads = match v {
             -1 => settings::cores().min(defaults::MAX_CONNECTION_THREADS),

@@ -138,12 +138,16 @@ pub async fn run_with_reload(
         admission.clone(),
     );
     // Plain connections meet the proxy's fast path first (docs/architecture.md).
-    let front =
-        proxy::FastProxy::new(app.proxy.clone(), admission).map(|f| f as Arc<dyn server::Front>);
+    let front = Some(proxy::FastProxy::new(app.proxy.clone(), admission) as Arc<dyn server::Front>);
     let admin = app.admin_routes();
     let limits = server::ConnLimits {
         header_read_timeout: settings.server.header_read_timeout,
         idle_timeout: settings.server.idle_timeout,
+        body_idle_timeout: settings.server.body_idle_timeout,
+        head: h1::Limits {
+            max_head_bytes: settings.server.max_head_bytes,
+            max_headers: settings.server.max_headers,
+        },
     };
     let grace = settings.server.shutdown_grace;
     let admin_task = tokio::spawn(server::serve(
@@ -156,6 +160,11 @@ pub async fn run_with_reload(
         shutdown.clone(),
         grace,
         None,
+        server::Cap {
+            max_connections: 0,
+            role: "admin",
+            count: false,
+        },
     ));
     // Startup work before the public listener serves: the trusted WOPI clients' keys must be
     // known before the first WOPI call. Connections wait in the accept queue meanwhile.
@@ -184,6 +193,14 @@ pub async fn run_with_reload(
         shutdown.clone(),
         grace,
         threads.clone(),
+        server::Cap {
+            max_connections: match settings.server.max_connections {
+                0 => crate::settings::max_connections_auto(),
+                n => n,
+            },
+            role: "public",
+            count: true,
+        },
     ));
     core.ready.store(true, Ordering::Release);
     {

@@ -3,6 +3,9 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
+/// The methods the public listener serves (`Allow` of a 405 for CONNECT, and of `OPTIONS *`).
+pub(crate) const ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// Who is at fault (log level and metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
@@ -125,6 +128,10 @@ pub enum GatewayError {
     /// Wrong method for the endpoint.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A request refused by a rule of HTTP/1.1 framing (the `h1` module): a head the front
+    /// does not pass on, a malformed or short body, a stalled body (408).
+    #[error("request refused by the HTTP rule {}", .0.rule)]
+    Refused(h1::Reject),
     /// A WOPI lock conflict: 409 with `X-WOPI-Lock`.
     #[error("lock conflict: {}", .0.reason)]
     LockConflict(wopi::LockConflict),
@@ -204,6 +211,9 @@ impl GatewayError {
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::NotFound(_) | GatewayError::NoRoute(_) => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::Refused(r) => {
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             GatewayError::LockConflict(_) => StatusCode::CONFLICT,
             GatewayError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -237,6 +247,7 @@ impl GatewayError {
             | GatewayError::NotFound(_)
             | GatewayError::NoRoute(_)
             | GatewayError::MethodNotAllowed
+            | GatewayError::Refused(_)
             | GatewayError::LockConflict(_)
             | GatewayError::PreconditionFailed(_)
             | GatewayError::PayloadTooLarge
@@ -263,6 +274,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => "forbidden",
             GatewayError::NotFound(_) | GatewayError::NoRoute(_) => "not_found",
             GatewayError::MethodNotAllowed => "method_not_allowed",
+            GatewayError::Refused(_) => "refused",
             GatewayError::LockConflict(_) => "lock_conflict",
             GatewayError::PreconditionFailed(_) => "precondition_failed",
             GatewayError::PayloadTooLarge => "payload_too_large",
@@ -456,6 +468,13 @@ impl IntoResponse for GatewayError {
             GatewayError::Proof(e) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("proof verification failed: {e}")) {
                     headers.insert(wopi::headers::SERVER_ERROR, v);
+                }
+            }
+            GatewayError::Refused(r) => {
+                // The bytes after a refused head cannot be trusted to start a request.
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                if r.status == 405 {
+                    headers.insert(http::header::ALLOW, HeaderValue::from_static(ALLOW));
                 }
             }
             GatewayError::Internal(_)

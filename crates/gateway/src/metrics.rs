@@ -29,6 +29,16 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// Heads refused by the HTTP parser, by status.
     pub http_unrouted: IntCounterVec,
+    /// Heads and bodies refused by a framing rule, by `rule`.
+    pub http_refused: IntCounterVec,
+    /// Connections open on the public listener.
+    pub connections_open: IntGauge,
+    /// Times the public listener reached `server.max_connections`.
+    pub connections_limited: IntCounter,
+    /// Failed accepts by `role`.
+    pub accept_errors: IntCounterVec,
+    /// Client-side timeouts by `phase`.
+    pub http_timeouts: IntCounterVec,
     /// Admin requests without the right token.
     pub admin_denied: IntCounter,
     /// Durations by `group`.
@@ -172,6 +182,11 @@ impl Metrics {
             by_group: std::sync::Arc::new(by_group),
             http_requests,
             http_unrouted: counter_vec(r, names::HTTP_UNROUTED, &["status"]),
+            http_refused: counter_vec(r, names::HTTP_REFUSED, &["rule"]),
+            connections_open: gauge(r, names::CONNECTIONS_OPEN),
+            connections_limited: counter(r, names::CONNECTIONS_LIMITED),
+            accept_errors: counter_vec(r, names::ACCEPT_ERRORS, &["role"]),
+            http_timeouts: counter_vec(r, names::HTTP_TIMEOUTS, &["phase"]),
             admin_denied: counter(r, names::ADMIN_DENIED),
             http_duration,
             http_in_flight: gauge(r, names::HTTP_IN_FLIGHT),
@@ -244,6 +259,16 @@ impl Metrics {
             let _ = self.ip_denials.with_label_values(&[g]);
         }
         zero(&self.http_unrouted, &[&["400"], &["414"], &["431"]]);
+        zero(&self.accept_errors, &[&["public"], &["admin"]]);
+        zero(
+            &self.http_refused,
+            &[
+                &["host-missing"],
+                &["transfer-encoding-and-content-length"],
+                &["body-incomplete"],
+            ],
+        );
+        zero(&self.http_timeouts, &[&["head"], &["body"]]);
         zero(
             &self.proof,
             &[
@@ -351,14 +376,26 @@ impl Metrics {
     /// counter under the group `unrouted`.
     pub fn count_unrouted(&self, status: u16) {
         let label = match status {
+            405 => "405",
             414 => "414",
+            417 => "417",
             431 => "431",
+            501 => "501",
+            505 => "505",
             _ => "400",
         };
         self.http_unrouted.with_label_values(&[label]).inc();
+        let class = if status >= 500 { "5xx" } else { "4xx" };
         self.http_requests
-            .with_label_values(&["unrouted", "4xx"])
+            .with_label_values(&["unrouted", class])
             .inc();
+    }
+
+    /// Counts a request refused by a framing rule of the front (`h1`): by rule, and as an
+    /// unrouted request by status.
+    pub fn count_refused(&self, reject: h1::Reject) {
+        self.http_refused.with_label_values(&[reject.rule]).inc();
+        self.count_unrouted(reject.status);
     }
 
     /// Counts an admin request refused for its token.

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub(crate) mod fast;
 pub(crate) use fast::FastProxy;
+mod forward;
 
 /// The proxy's handle: the shared core and [`DocsUpstream`].
 pub(crate) type ProxyCtx = Ctx<DocsUpstream>;
@@ -58,51 +59,42 @@ impl DocsUpstream {
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; both proxy paths use this list.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
-
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
         && crate::server::has_token(headers, header::CONNECTION, "upgrade")
 }
 
-/// Removes hop-by-hop headers (and those named in `Connection`); keeps the upgrade pair when
-/// the connection is being upgraded.
-fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
+/// The `Connection` tokens of `headers`.
+fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .flat_map(|v| h1::field::tokens(v.as_bytes()).map(str::to_owned))
+        .collect()
+}
+
+/// Removes hop-by-hop headers ([`h1::field::is_hop_by_hop`]: the fixed list and those named
+/// in `Connection`, never the framing fields or `Host`); keeps the upgrade pair when the
+/// connection is being upgraded. Answers from Docs go through this on both paths.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named = connection_tokens(headers);
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    let drop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| h1::field::is_hop_by_hop(n.as_str(), &named))
+        .cloned()
         .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    for n in HOP_BY_HOP {
+    for n in drop {
         headers.remove(n);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
+        if let Some(v) = upgrade_value {
+            headers.insert(header::UPGRADE, v);
+        }
     }
 }
-
-static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-static XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-static XFPREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// The fallback: requests of the proxy group go to Docs; unknown paths of the gateway's own
 /// groups are 404.
@@ -135,60 +127,97 @@ async fn forward(state: &ProxyCtx, mut req: Request) -> Result<Response, Gateway
         .map_err(|e| {
             GatewayError::BadRequest(format!("cannot forward this request target: {e}"))
         })?;
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    strip_hop_by_hop(&mut parts.headers, upgrade);
+    // One rule set with the fast path (proxy/forward.rs).
+    let settings = state.settings();
+    let prefix = settings.server.public_url.path.clone();
+    let https = peer.is_some_and(|p| p.tls) || settings.server.public_url.scheme == "https";
+    drop(settings);
+    let client = std::mem::take(&mut parts.headers);
+    let named = connection_tokens(&client);
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let mut sent = forward::Sent::default();
     let h = &mut parts.headers;
-    if let Some(peer) = peer {
-        // A client-sent X-Forwarded-For is kept (and extended) only from a trusted proxy.
-        let ip = peer.addr.ip().to_string();
-        let xff = match h.get(&XFF).and_then(|v| v.to_str().ok()) {
-            Some(prev) if trusted_peer => format!("{prev}, {ip}"),
-            _ => ip,
-        };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            h.insert(XFF.clone(), v);
+    for (name, value) in &client {
+        let n = name.as_str();
+        sent.see(n, value.as_bytes());
+        if h1::field::is_hop_by_hop(n, &named) || forward::replaced(n, trusted_peer, &prefix) {
+            continue;
+        }
+        h.append(name.clone(), value.clone());
+    }
+    let authority = client.get(header::HOST).map(HeaderValue::as_bytes);
+    let peer_ip = peer.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.addr.ip());
+    forward::write(
+        &forward::Forwarding {
+            peer: peer_ip,
+            trusted: trusted_peer,
+            sent,
+            authority,
+            https,
+            prefix: &prefix,
+            docs_authority: up.authority.as_bytes(),
+        },
+        |n, v| {
+            if let Ok(v) = HeaderValue::from_bytes(v) {
+                h.insert(HeaderName::from_static(n), v);
+            }
+        },
+    );
+    if upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(v) = client.get(header::UPGRADE) {
+            h.insert(header::UPGRADE, v.clone());
         }
     }
-    if !(trusted_peer && h.contains_key(&XFP)) {
-        let https =
-            peer.is_some_and(|p| p.tls) || state.settings().server.public_url.scheme == "https";
-        let proto = if https { "https" } else { "http" };
-        h.insert(
-            XFP.clone(),
-            HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
-        );
-    }
-    if let Some(host) = host.filter(|_| !(trusted_peer && h.contains_key(&XFH))) {
-        h.insert(XFH.clone(), host);
-    }
-    let prefix = &state.settings().server.public_url.path;
-    if let Some(v) = (!prefix.is_empty())
-        .then(|| HeaderValue::from_str(prefix).ok())
-        .flatten()
-    {
-        h.insert(XFPREFIX.clone(), v);
-    }
-    h.insert(header::HOST, up.authority.clone());
     parts.uri = uri;
     parts.version = Version::HTTP_11;
     let up_bytes = up.up_bytes.clone();
-    let body = Body::new(body.map_frame(move |f| {
-        if let Some(d) = f.data_ref() {
-            up_bytes.inc_by(d.len() as u64);
-        }
-        f
-    }));
+    // A failure of the client's body (cut short, malformed, stalled, over the limit) is the
+    // client's error, not Docs': it is told apart from the upstream's failures here.
+    let body_failed: std::sync::Arc<std::sync::Mutex<Option<GatewayError>>> =
+        std::sync::Arc::default();
+    let failed = body_failed.clone();
+    let body = Body::new(
+        body.map_frame(move |f| {
+            if let Some(d) = f.data_ref() {
+                up_bytes.inc_by(d.len() as u64);
+            }
+            f
+        })
+        .map_err(move |e| {
+            let err = if crate::body::is_body_limit(&e) {
+                GatewayError::PayloadTooLarge
+            } else if crate::body::is_body_stalled(&e) {
+                GatewayError::Refused(h1::Reject::new(408, "body-idle-timeout"))
+            } else {
+                GatewayError::Refused(h1::Reject::new(400, "body-incomplete"))
+            };
+            if let Ok(mut slot) = failed.lock() {
+                *slot = Some(err);
+            }
+            e
+        }),
+    );
     let out = http::Request::from_parts(parts, body);
-    let mut resp = state.http.send("proxy", out).await.inspect_err(|e| {
-        if let GatewayError::Upstream { kind, detail, .. } = e {
-            tracing::warn!(kind = kind.label(), error = %detail, "upstream Docs unreachable");
+    let sent = state.http.send("proxy", out).await;
+    let client_fault = body_failed.lock().ok().and_then(|mut s| s.take());
+    let mut resp = match (sent, client_fault) {
+        (Err(_), Some(fault)) => {
+            if let GatewayError::Refused(r) = &fault {
+                state
+                    .metrics
+                    .http_refused
+                    .with_label_values(&[r.rule])
+                    .inc();
+            }
+            return Err(fault);
         }
-    })?;
+        (r, _) => r.inspect_err(|e| {
+            if let GatewayError::Upstream { kind, detail, .. } = e {
+                tracing::warn!(kind = kind.label(), error = %detail, "upstream Docs unreachable");
+            }
+        })?,
+    };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
             return Err(GatewayError::Upstream {

@@ -1,6 +1,7 @@
 //! Listeners: accept loops, TLS, timeouts, graceful shutdown.
 
 use crate::settings::TlsSettings;
+use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -30,10 +31,14 @@ pub(crate) struct Peer {
 /// Connection timing rules.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConnLimits {
-    /// Time to receive a request head.
+    /// Time to receive a request head (the first one counted from the accept).
     pub header_read_timeout: Duration,
     /// A connection with no bytes moving for this long is closed.
     pub idle_timeout: Duration,
+    /// A request body with no bytes moving for this long ends with 408.
+    pub body_idle_timeout: Duration,
+    /// Head limits (`server.max_head_bytes`, `server.max_headers`).
+    pub head: h1::Limits,
 }
 
 /// Serves the certificate in force; a reload swaps it without touching connections.
@@ -101,13 +106,36 @@ pub(crate) fn tls_acceptor(tls: &TlsSettings) -> Result<(TlsAcceptor, Arc<CertRe
 
 /// A TCP stream with bytes already read from it in front: what a [`Front`] read of a
 /// connection before handing it to the HTTP server. Lent for one request
-/// ([`Rewind::one_request`]), it ends its input after that request's body.
+/// ([`Rewind::one_request`]), it ends its input after that request's body, as the front
+/// framed it, and keeps what follows for the front.
 #[derive(Debug)]
 pub(crate) struct Rewind {
     pre: bytes::Bytes,
     inner: TcpStream,
-    /// Body bytes still to come from the socket before the input ends (`None`: no end).
-    remaining: Option<u64>,
+    /// The body still to come from the socket before the input ends (`None`: no end).
+    body: Option<Left>,
+    /// Bytes read past the end of a chunked body: the next request's.
+    next: BytesMut,
+}
+
+/// What is left of a lent request's body.
+#[derive(Debug)]
+enum Left {
+    Length(u64),
+    Chunked(Box<h1::chunked::ChunkedDecoder>),
+    /// A chunked body that does not parse: the input ends where it broke (the server sees a
+    /// cut body and refuses it), and the connection ends after the answer.
+    Broken,
+}
+
+impl Left {
+    fn done(&self) -> bool {
+        match self {
+            Left::Length(n) => *n == 0,
+            Left::Chunked(d) => d.is_done(),
+            Left::Broken => false,
+        }
+    }
 }
 
 impl Rewind {
@@ -116,19 +144,65 @@ impl Rewind {
         Rewind {
             pre,
             inner,
-            remaining: None,
+            body: None,
+            next: BytesMut::new(),
         }
     }
 
-    /// `inner` lent to the HTTP server for one request: `pre` (the head and what arrived of
-    /// the body), then `remaining` body bytes from the socket, then an end of input, so the
+    /// `inner` lent to the HTTP server for one request: `head` (the front's canonical head),
+    /// then the body as `framing` says — first from `buf` (what already arrived; what of it
+    /// follows the body stays there), then from the socket — then an end of input, so the
     /// server answers exactly that request and stops.
-    pub(crate) fn one_request(inner: TcpStream, pre: bytes::Bytes, remaining: u64) -> Self {
-        Rewind {
-            pre,
-            inner,
-            remaining: Some(remaining),
+    pub(crate) fn one_request(
+        inner: TcpStream,
+        head: Vec<u8>,
+        framing: h1::Framing,
+        buf: &mut BytesMut,
+    ) -> Self {
+        let mut pre = BytesMut::from(&head[..]);
+        let mut next = BytesMut::new();
+        let body = match framing {
+            h1::Framing::None => Left::Length(0),
+            h1::Framing::Length(n) => {
+                let now = (buf.len() as u64).min(n);
+                pre.extend_from_slice(&buf.split_to(now as usize));
+                Left::Length(n - now)
+            }
+            h1::Framing::Chunked => {
+                let mut dec = Box::<h1::chunked::ChunkedDecoder>::default();
+                match dec.feed(buf, |_| {}) {
+                    Ok(p) => {
+                        pre.extend_from_slice(&buf.split_to(p.consumed));
+                        if dec.is_done() {
+                            next = buf.split();
+                        }
+                        Left::Chunked(dec)
+                    }
+                    // Passed as far as it is whole; the rest is never read.
+                    Err(_) => {
+                        buf.clear();
+                        Left::Broken
+                    }
+                }
+            }
+        };
+        // What the front still holds past the head belongs to this body or the next request.
+        if !buf.is_empty() {
+            next.extend_from_slice(&buf.split());
         }
+        Rewind {
+            pre: pre.freeze(),
+            inner,
+            body: Some(body),
+            next,
+        }
+    }
+
+    /// The socket and the bytes of the next request, once the lent request's body was read
+    /// to its end; the socket and what is left of the body otherwise.
+    fn give_back(self) -> (TcpStream, BytesMut, Option<Left>) {
+        let left = self.body.filter(|b| !b.done());
+        (self.inner, self.next, left)
     }
 }
 
@@ -144,30 +218,59 @@ impl AsyncRead for Rewind {
             buf.put_slice(&pre);
             return Poll::Ready(Ok(()));
         }
-        let Some(remaining) = self.remaining else {
-            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        let this = &mut *self;
+        let Some(body) = this.body.as_mut() else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
         };
-        if remaining == 0 {
-            return Poll::Ready(Ok(()));
+        match body {
+            Left::Length(0) | Left::Broken => Poll::Ready(Ok(())),
+            Left::Length(remaining) => {
+                let before = buf.filled().len();
+                if (buf.remaining() as u64) <= *remaining {
+                    std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+                } else {
+                    // Never past the body: the next request stays on the socket.
+                    let mut tmp = vec![0u8; *remaining as usize];
+                    let mut small = ReadBuf::new(&mut tmp);
+                    std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut small))?;
+                    buf.put_slice(small.filled());
+                }
+                let n = (buf.filled().len() - before) as u64;
+                // Nothing read: the client went away mid-body, and the server sees the end
+                // of input (and refuses the short body).
+                *remaining = if n == 0 {
+                    0
+                } else {
+                    *remaining - n.min(*remaining)
+                };
+                Poll::Ready(Ok(()))
+            }
+            Left::Chunked(dec) => {
+                if dec.is_done() {
+                    return Poll::Ready(Ok(()));
+                }
+                let mut tmp = vec![0u8; buf.remaining().min(64 * 1024)];
+                let mut read = ReadBuf::new(&mut tmp);
+                std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+                let got = read.filled();
+                if got.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                match dec.feed(got, |_| {}) {
+                    Ok(p) => {
+                        buf.put_slice(&got[..p.consumed]);
+                        if dec.is_done() {
+                            this.next.extend_from_slice(&got[p.consumed..]);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "chunked request body refused");
+                        this.body = Some(Left::Broken);
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
         }
-        let before = buf.filled().len();
-        if (buf.remaining() as u64) <= remaining {
-            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        } else {
-            // Never past the body: the next request stays on the socket.
-            let mut tmp = vec![0u8; remaining as usize];
-            let mut small = ReadBuf::new(&mut tmp);
-            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, &mut small))?;
-            buf.put_slice(small.filled());
-        }
-        let n = (buf.filled().len() - before) as u64;
-        // Nothing read: the client went away mid-body, and the server sees the end of input.
-        self.remaining = Some(if n == 0 {
-            0
-        } else {
-            remaining - n.min(remaining)
-        });
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -225,14 +328,76 @@ where
 
 /// The HTTP server and the request path, for one request at a time ([`Rewind::one_request`]).
 pub(crate) trait OwnRoutes: Send + Sync {
-    /// Answers the request of `io` and gives the stream back when the connection may go on
-    /// (the answer did not close it and no error ended it).
+    /// Answers the request of `io` and says what is left of the connection.
     fn serve_one<'a>(
         &'a self,
         io: Rewind,
         peer: SocketAddr,
         limits: ConnLimits,
-    ) -> Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send + 'a>>;
+    ) -> Pin<Box<dyn std::future::Future<Output = Served> + Send + 'a>>;
+}
+
+/// What a request served by the HTTP server left of the connection.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// The connection goes on; the bytes already read of the next request.
+    Next(TcpStream, BytesMut),
+    /// The answer ended the connection (`Connection: close`, or a body that could not be
+    /// read to its end): close it gracefully.
+    Close(TcpStream),
+    /// An error ended it.
+    Gone,
+}
+
+/// The most of an unread request body read and dropped after the answer (more: the
+/// connection closes instead), and for how long.
+const DISCARD_MAX: u64 = 1024 * 1024;
+const DISCARD_FOR: Duration = Duration::from_secs(2);
+
+/// Reads and drops the rest of a request body the server answered without reading, so that
+/// its bytes are never taken for a request: the bytes after it, or `None` when it is too
+/// long, too slow, malformed or cut (then the connection closes).
+async fn discard(stream: &mut TcpStream, left: Left, mut next: BytesMut) -> Option<BytesMut> {
+    tokio::time::timeout(DISCARD_FOR, async move {
+        match left {
+            Left::Length(n) if n <= DISCARD_MAX => {
+                let mut sink = vec![0u8; (n as usize).min(64 * 1024)];
+                let mut n = n;
+                while n > 0 {
+                    let want = (n as usize).min(sink.len());
+                    let got = stream.read(&mut sink[..want]).await.ok()?;
+                    if got == 0 {
+                        return None;
+                    }
+                    n -= got as u64;
+                }
+                Some(next)
+            }
+            Left::Chunked(mut dec) => {
+                let mut seen = 0u64;
+                let mut sink = vec![0u8; 64 * 1024];
+                loop {
+                    let got = stream.read(&mut sink).await.ok()?;
+                    if got == 0 {
+                        return None;
+                    }
+                    let p = dec.feed(&sink[..got], |_| {}).ok()?;
+                    if p.done {
+                        next.extend_from_slice(&sink[p.consumed..got]);
+                        return Some(next);
+                    }
+                    seen += got as u64;
+                    if seen > DISCARD_MAX {
+                        return None;
+                    }
+                }
+            }
+            _ => None,
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 struct Own<S> {
@@ -250,7 +415,7 @@ where
         io: Rewind,
         peer: SocketAddr,
         limits: ConnLimits,
-    ) -> Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send + 'a>> {
+    ) -> Pin<Box<dyn std::future::Future<Output = Served> + Send + 'a>> {
         Box::pin(async move {
             let peer = Peer {
                 addr: peer,
@@ -262,21 +427,41 @@ where
                 .builder
                 .serve_connection(io, service)
                 .without_shutdown();
-            tokio::select! {
+            let parts = tokio::select! {
                 r = conn => match r {
-                    Ok(parts) if parts.read_buf.is_empty() && keep.load(Ordering::Relaxed) => {
-                        Some(parts.io.into_inner().inner.inner)
-                    }
-                    Ok(_) => None,
+                    Ok(parts) => parts,
                     Err(e) => {
                         connection_error(&self.metrics, peer.addr, &e);
-                        None
+                        return Served::Gone;
                     }
                 },
                 () = idle => {
                     tracing::debug!("idle connection closed");
-                    None
+                    return Served::Gone;
                 }
+            };
+            // The input ended with the body: whatever the server read and left unused is
+            // body, never the next request.
+            let (mut stream, next, left) = parts.io.into_inner().inner.give_back();
+            let next = match left {
+                None => next,
+                Some(left) => match discard(&mut stream, left, next).await {
+                    Some(next) => {
+                        tracing::debug!("request body the answer left unread was dropped");
+                        next
+                    }
+                    None => {
+                        tracing::debug!(
+                            "request body the answer left unread was not read to its end; closing"
+                        );
+                        return Served::Close(stream);
+                    }
+                },
+            };
+            if keep.load(Ordering::Relaxed) {
+                Served::Next(stream, next)
+            } else {
+                Served::Close(stream)
             }
         })
     }
@@ -457,6 +642,7 @@ pub(crate) async fn serve<S>(
     shutdown: CancellationToken,
     grace: Duration,
     threads: Option<Arc<ConnThreads>>,
+    cap: Cap,
 ) where
     S: RequestPath + Sync,
 {
@@ -466,6 +652,8 @@ pub(crate) async fn serve<S>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.head.max_head_bytes.max(8192))
+        .max_headers(limits.head.max_headers)
         .keep_alive(true);
     builder
         .http2()
@@ -489,19 +677,49 @@ pub(crate) async fn serve<S>(
             metrics: metrics.clone(),
         })
     };
+    let slots = (cap.max_connections > 0)
+        .then(|| Arc::new(tokio::sync::Semaphore::new(cap.max_connections)));
+    let mut accept_errors = RateLimited::default();
     loop {
+        // At the cap, stop accepting until a connection closes: the descriptors left are
+        // the admin listener's, Docs', Redis' and the content files'.
+        let slot = match &slots {
+            None => None,
+            Some(slots) => match slots.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    metrics.connections_limited.inc();
+                    tracing::warn!(
+                        max_connections = cap.max_connections,
+                        "server.max_connections reached: not accepting until a connection closes"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        p = slots.clone().acquire_owned() => match p {
+                            Ok(p) => Some(p),
+                            Err(_) => break,
+                        },
+                    }
+                }
+            },
+        };
         let (stream, addr) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    // EMFILE and friends: counted, logged at most once a second, and backed
+                    // off instead of spinning.
+                    metrics.accept_errors.with_label_values(&[cap.role]).inc();
+                    if let Some(suppressed) = accept_errors.allow() {
+                        tracing::warn!(role = cap.role, error = %e, suppressed, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        let open = cap.count.then(|| OpenGuard::new(&metrics.connections_open));
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let builder = builder.clone();
@@ -512,6 +730,7 @@ pub(crate) async fn serve<S>(
         let shutdown = shutdown.clone();
         let own = own.clone();
         let fut = move |stream: TcpStream| async move {
+            let _held = (slot, open);
             let peer = Peer {
                 addr,
                 tls: tls.is_some(),
@@ -594,6 +813,56 @@ pub(crate) async fn serve<S>(
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// A listener's connection cap and how it is counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cap {
+    /// `server.max_connections` (0: no cap).
+    pub max_connections: usize,
+    /// `public` or `admin` (the accept-error metric's label).
+    pub role: &'static str,
+    /// Whether open connections are counted in `connections_open`.
+    pub count: bool,
+}
+
+/// Counts an open connection in a gauge for as long as it lives.
+struct OpenGuard(prometheus::IntGauge);
+
+impl OpenGuard {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        OpenGuard(gauge.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// At most one log line a second for a repeated event: `allow` says whether this one may be
+/// logged, with how many were not since the last.
+#[derive(Debug, Default)]
+struct RateLimited {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn allow(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 

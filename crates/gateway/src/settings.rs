@@ -27,6 +27,14 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_SECONDS: u64 = 30;
     /// `server.max_concurrent_requests`
     pub const MAX_CONCURRENT_REQUESTS: usize = 10_000;
+    /// `server.max_connections` when unset: derived from the descriptor limit (`0` in the file).
+    pub const MAX_CONNECTIONS_AUTO: usize = 0;
+    /// `server.max_head_bytes`
+    pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+    /// `server.max_headers`
+    pub const MAX_HEADERS: usize = 100;
+    /// `server.body_idle_timeout_seconds`
+    pub const BODY_IDLE_TIMEOUT_SECONDS: u64 = 30;
     /// `server.connection_threads` when unset: one per core (`-1` in the file).
     pub const CONNECTION_THREADS_PER_CORE: i64 = -1;
     /// The most `server.connection_threads` (one per core is capped there too).
@@ -281,6 +289,16 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// Requests served at once; more are shed with 503.
     pub max_concurrent_requests: usize,
+    /// Connections the public listener keeps open at once; at the cap it stops accepting
+    /// until one closes (the admin listener and open connections go on). Derived from the
+    /// descriptor limit when 0 ([`max_connections_auto`]).
+    pub max_connections: usize,
+    /// The largest request head accepted (431 above; 414 when the request line alone is).
+    pub max_head_bytes: usize,
+    /// The most header fields a request may have (431 above).
+    pub max_headers: usize,
+    /// A request body that moves no byte for this long ends with 408.
+    pub body_idle_timeout: Duration,
     /// Threads that each serve the public listener's connections on a runtime of their own
     /// (a connection stays on one thread from accept to close); 0 serves them on the shared
     /// multi-thread runtime.
@@ -507,6 +525,10 @@ impl Default for Settings {
                 request_timeout: Duration::from_secs(REQUEST_TIMEOUT_SECONDS),
                 shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECONDS),
                 max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+                max_connections: MAX_CONNECTIONS_AUTO,
+                max_head_bytes: MAX_HEAD_BYTES,
+                max_headers: MAX_HEADERS,
+                body_idle_timeout: Duration::from_secs(BODY_IDLE_TIMEOUT_SECONDS),
                 connection_threads: cores().min(MAX_CONNECTION_THREADS),
                 body_limits: [
                     BODY_LIMIT_WOPI,
@@ -578,6 +600,25 @@ impl Default for Settings {
 /// The cores this process may run on (one when unknown).
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// `server.max_connections = 0`: the process's open-file limit less the room the gateway
+/// needs besides client connections — one upstream connection per proxied request, Redis,
+/// content files, the admin listener, logs — kept as an eighth of the limit and at least 256;
+/// 10,000 where the limit cannot be read.
+pub fn max_connections_auto() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<usize>().ok())
+        });
+    match soft {
+        Some(n) => n.saturating_sub((n / 8).max(256)).max(16),
+        None => 10_000,
+    }
 }
 
 #[cfg(test)]

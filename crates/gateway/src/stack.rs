@@ -96,6 +96,21 @@ impl Layers {
     ///    counted.
     async fn classify(&self, mut req: Request) -> Response {
         let state = &self.state;
+        // The front's rules (h1) for what the HTTP server read itself (TLS connections);
+        // a plain connection's head was checked by the front and arrives canonical.
+        match front_rules(&mut req) {
+            Ok(None) => {}
+            Ok(Some(options)) => return options,
+            Err(reject) => {
+                state.metrics.count_refused(reject);
+                tracing::debug!(
+                    rule = reject.rule,
+                    status = reject.status,
+                    "request head refused"
+                );
+                return GatewayError::Refused(reject).into_response();
+            }
+        }
         let settings = state.settings_now();
         strip_prefix(&mut req, &settings);
         let group = RouteGroup::classify(req.uri().path());
@@ -128,40 +143,48 @@ impl Layers {
 
     /// 2. Shed instead of queueing: under overload, fail fast (503). Then the total timeout
     ///    (408).
+    ///    3. and 4. are [`admit`]'s, the function the proxy's fast path calls too.
     async fn admit(&self, req: Request, c: Classified) -> Response {
-        let Some(permit) = self.admission.try_admit() else {
-            return GatewayError::Overloaded.into_response();
-        };
-        let resp = match tokio::time::timeout(self.timeout, self.checked(req, c)).await {
-            Ok(resp) => resp,
-            Err(_) => GatewayError::Timeout.into_response(),
-        };
-        drop(permit);
-        resp
-    }
-
-    /// 3. The allowlist, a cheap predicate, before any cryptography; 4. the body limit (by
-    ///    `Content-Length` at once, while streaming otherwise); 5. the routes.
-    async fn checked(&self, req: Request, c: Classified) -> Response {
-        let limit = {
-            let settings = self.state.settings_now();
-            if let Err(e) = check_allowlist(&self.state, &settings, c.group, c.client_ip) {
-                return e.into_response();
-            }
-            settings.server.body_limits[c.group.index()]
-        };
         let declared = req
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if let Err(e) = check_declared_body(declared, limit) {
-            return e.into_response();
-        }
+        let upload = declared.is_some_and(|n| n > 0)
+            || req.headers().contains_key(http::header::TRANSFER_ENCODING);
+        let admitted = match admit(
+            &self.state,
+            &self.admission,
+            c.group,
+            c.client_ip,
+            declared,
+            upload,
+        ) {
+            Ok(a) => a,
+            Err(e) => return e.into_response(),
+        };
+        let resp = match tokio::time::timeout(self.timeout, self.checked(req, c, &admitted)).await {
+            Ok(resp) => resp,
+            Err(_) => GatewayError::Timeout.into_response(),
+        };
+        drop(admitted);
+        resp
+    }
+
+    /// 4. The body limit while streaming, and the body's idle timeout; 5. the routes.
+    async fn checked(&self, req: Request, c: Classified, admitted: &Admitted) -> Response {
         let (parts, body) = req.into_parts();
-        let limited = Body::new(http_body_util::Limited::new(
+        let idle = crate::body::IdleBody::new(
             body,
-            usize::try_from(limit).unwrap_or(usize::MAX),
+            admitted.body_idle,
+            self.state
+                .metrics
+                .http_timeouts
+                .with_label_values(&["body"]),
+        );
+        let limited = Body::new(http_body_util::Limited::new(
+            idle,
+            usize::try_from(admitted.body_limit).unwrap_or(usize::MAX),
         ));
         let req = Request::from_parts(parts, limited);
         let routes = if c.group == RouteGroup::Proxy {
@@ -179,42 +202,175 @@ impl Layers {
 /// The server-wide count of requests in flight against `server.max_concurrent_requests`. One
 /// count for every request of the public listener, whichever path serves it (the stack or
 /// the proxy's fast path): a request over the limit is shed at once (503), never queued.
+/// Requests with a body to upload may hold at most half of the places, so slow uploads
+/// cannot take the capacity every other request needs.
 #[derive(Debug)]
 pub(crate) struct Admission {
     limit: usize,
+    upload_limit: usize,
     current: AtomicUsize,
+    uploads: AtomicUsize,
     shed: prometheus::IntCounter,
 }
 
 /// One admitted request; dropping it (when the answer's head is ready) frees its place.
 #[derive(Debug)]
-pub(crate) struct Permit(Arc<Admission>);
+pub(crate) struct Permit {
+    admission: Arc<Admission>,
+    upload: bool,
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.0.current.fetch_sub(1, Ordering::AcqRel);
+        if self.upload {
+            self.admission.uploads.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.admission.current.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Admission {
     /// The count for `server.max_concurrent_requests` of `state`.
     pub(crate) fn new(state: &Core) -> Arc<Self> {
+        Self::with_limit(state.settings().server.max_concurrent_requests, state)
+    }
+
+    fn with_limit(limit: usize, state: &Core) -> Arc<Self> {
         Arc::new(Admission {
-            limit: state.settings().server.max_concurrent_requests,
+            limit,
+            upload_limit: (limit / 2).max(1),
             current: AtomicUsize::new(0),
+            uploads: AtomicUsize::new(0),
             shed: state.metrics.load_shed.clone(),
         })
     }
 
-    /// A place for one more request, or `None` (counted as shed) when all are taken.
-    pub(crate) fn try_admit(self: &Arc<Self>) -> Option<Permit> {
+    /// A place for one more request (`upload`: one whose body is still to be read), or
+    /// `None` (counted as shed) when all are taken.
+    pub(crate) fn try_admit(self: &Arc<Self>, upload: bool) -> Option<Permit> {
         if self.current.fetch_add(1, Ordering::AcqRel) >= self.limit {
             self.current.fetch_sub(1, Ordering::AcqRel);
             self.shed.inc();
             return None;
         }
-        Some(Permit(self.clone()))
+        if upload && self.uploads.fetch_add(1, Ordering::AcqRel) >= self.upload_limit {
+            self.uploads.fetch_sub(1, Ordering::AcqRel);
+            self.current.fetch_sub(1, Ordering::AcqRel);
+            self.shed.inc();
+            tracing::info!(
+                limit = self.upload_limit,
+                "request with a body shed: half of server.max_concurrent_requests are uploads in progress"
+            );
+            return None;
+        }
+        Some(Permit {
+            admission: self.clone(),
+            upload,
+        })
     }
+}
+
+/// What [`admit`] granted: the place in the in-flight count, and the limits in force.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    _permit: Permit,
+    /// `server.request_timeout_seconds`
+    pub total: std::time::Duration,
+    /// `upstream.request_timeout_seconds`, `upstream.connect_timeout_seconds`
+    pub upstream_timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    /// The route group's body limit.
+    pub body_limit: u64,
+    /// `server.body_idle_timeout_seconds`
+    pub body_idle: std::time::Duration,
+}
+
+/// Admission of one request, for the stack and the proxy's fast path alike: a place in the
+/// in-flight count (503 when none is left; uploads hold at most half), the route group's
+/// allowlist (403), the body limit for a declared length (413).
+pub(crate) fn admit(
+    state: &Core,
+    admission: &Arc<Admission>,
+    group: RouteGroup,
+    client_ip: IpAddr,
+    declared: Option<u64>,
+    upload: bool,
+) -> Result<Admitted, GatewayError> {
+    let Some(permit) = admission.try_admit(upload) else {
+        return Err(GatewayError::Overloaded);
+    };
+    let settings = state.settings_now();
+    check_allowlist(state, &settings, group, client_ip)?;
+    let body_limit = settings.server.body_limits[group.index()];
+    check_declared_body(declared, body_limit)?;
+    Ok(Admitted {
+        _permit: permit,
+        total: settings.server.request_timeout,
+        upstream_timeout: settings.upstream.request_timeout,
+        connect_timeout: settings.upstream.connect_timeout,
+        body_limit,
+        body_idle: settings.server.body_idle_timeout,
+    })
+}
+
+/// The front's rules for a request the HTTP server parsed: for HTTP/1, [`h1::check`] on its
+/// head (CONNECT, the target's form, `Host`, framing), `OPTIONS *` answered here (`Some`),
+/// and the target rewritten to the normalised origin-form path; for HTTP/2, CONNECT refused
+/// and the path normalised.
+fn front_rules(req: &mut Request) -> Result<Option<Response>, h1::Reject> {
+    let version = match req.version() {
+        http::Version::HTTP_10 => Some(h1::Version::Http10),
+        http::Version::HTTP_11 => Some(h1::Version::Http11),
+        _ => None,
+    };
+    let target = req.uri().to_string();
+    let method = req.method().as_str().to_owned();
+    let checked = match version {
+        Some(v) => h1::check(
+            &method,
+            &target,
+            v,
+            req.headers().iter().map(|(n, v)| h1::Field {
+                name: n.as_str(),
+                value: v.as_bytes(),
+            }),
+        )?,
+        None => {
+            if method == "CONNECT" {
+                return Err(h1::Reject::new(405, "connect"));
+            }
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            h1::check(&method, pq, h1::Version::Http10, std::iter::empty())?
+        }
+    };
+    if checked.form == h1::Form::Asterisk {
+        let resp = (
+            http::StatusCode::OK,
+            [(http::header::ALLOW, crate::error::ALLOW)],
+        )
+            .into_response();
+        return Ok(Some(resp));
+    }
+    let authority = (checked.form == h1::Form::Absolute)
+        .then(|| checked.authority.map(str::to_owned))
+        .flatten();
+    let new = match checked.query {
+        Some(q) => format!("{}?{q}", checked.path),
+        None => checked.path.into_owned(),
+    };
+    if new != target {
+        match http::Uri::try_from(new) {
+            Ok(u) => *req.uri_mut() = u,
+            Err(_) => return Err(h1::Reject::new(400, "request-target")),
+        }
+    }
+    if let Some(a) = authority {
+        // An absolute-form target's authority is the request's Host (RFC 9112 §3.2.2).
+        if let Ok(v) = http::HeaderValue::from_str(&a) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+    }
+    Ok(None)
 }
 
 /// Wraps `router` (and `proxy`, the router of the proxy group) in the request path, once.
@@ -379,6 +535,7 @@ mod tests {
         let mut r = http::Request::builder()
             .method(method)
             .uri(path)
+            .header(http::header::HOST, "gw.test")
             .body(Body::empty())
             .unwrap();
         r.extensions_mut().insert(Peer {

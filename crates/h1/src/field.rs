@@ -104,10 +104,11 @@ pub fn tokens(v: &[u8]) -> impl Iterator<Item = &str> {
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1), and the fields a proxy must not forward as sent.
-pub const HOP_BY_HOP: [&str; 8] = [
+pub const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
+    "proxy-authenticate",
     "proxy-authorization",
     "te",
     "trailer",

@@ -210,6 +210,7 @@ fn version_error(buf: &[u8]) -> Reject {
 /// - `Transfer-Encoding` must be exactly `chunked` (a coding the gateway does not implement
 ///   is 501, `chunked` not last or twice is 400), never with `Content-Length`, never in
 ///   HTTP/1.0; `Content-Length` must be one field of digits;
+/// - `Connection` must be text (UTF-8), else 400;
 /// - `Expect` other than `100-continue` is 417.
 pub fn check<'a>(
     method: &'a str,
@@ -252,6 +253,11 @@ pub fn check<'a>(
                 }
             }
         } else if n.eq_ignore_ascii_case("connection") {
+            // `field::tokens` reads a value that is not UTF-8 as no tokens at all: the
+            // options and field names it lists would be ignored (found by fuzzing).
+            if std::str::from_utf8(f.value).is_err() {
+                return Err(Reject::new(400, "connection-invalid"));
+            }
             for t in field::tokens(f.value) {
                 if t.eq_ignore_ascii_case("close") {
                     close = true;
@@ -333,17 +339,24 @@ impl Head<'_> {
             .collect()
     }
 
-    /// Writes the head a proxy sends on: `method prefix+path[?query] HTTP/1.1`, the request's
+    /// Writes the head a proxy sends on: `method prefix+path[?query] HTTP/1.1` (`path`: the
+    /// checked path, or the part of it the proxy routes by), the request's
     /// fields without the hop-by-hop ones ([`field::is_hop_by_hop`]), without `Host`,
     /// `Content-Length`, `Expect` and any field `skip` names (the caller writes its own), then
     /// the framing decided here (`content-length` or `transfer-encoding: chunked`); no
     /// empty line: the caller adds its fields and ends the head.
-    pub fn write_forward(&self, prefix: &str, skip: impl Fn(&str) -> bool, out: &mut Vec<u8>) {
+    pub fn write_forward(
+        &self,
+        prefix: &str,
+        path: &str,
+        skip: impl Fn(&str) -> bool,
+        out: &mut Vec<u8>,
+    ) {
         let named = self.connection_tokens();
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(prefix.as_bytes());
-        out.extend_from_slice(self.checked.path.as_bytes());
+        out.extend_from_slice(path.as_bytes());
         if let Some(q) = self.checked.query {
             out.push(b'?');
             out.extend_from_slice(q.as_bytes());

@@ -85,7 +85,13 @@ pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, Rej
 
 fn strip_scheme(target: &str) -> Option<&str> {
     for scheme in ["http://", "https://"] {
-        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // Compared as bytes: the target may hold UTF-8 (httparse takes bytes over 0x7f), and
+        // `scheme.len()` need not fall on a character boundary of it.
+        if target
+            .as_bytes()
+            .get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes()))
+        {
             return Some(&target[scheme.len()..]);
         }
     }
@@ -261,5 +267,18 @@ mod tests {
         assert_eq!(parse_target("GET", "h:443").unwrap_err().status, 400);
         assert_eq!(parse_target("GET", "http://a b/").unwrap_err().status, 400);
         assert_eq!(parse_target("GET", "http://u@h/").unwrap_err().status, 400);
+    }
+
+    /// Found by the `head` fuzz target: a target with a multi-byte character across the
+    /// length of `http://` panicked (a `str` sliced inside a character).
+    #[test]
+    fn scheme_check_does_not_slice_inside_a_character() {
+        for t in ["http:/ջocs/x", "httpsջ", "é", "/ջ"] {
+            let _ = parse_target("GET", t);
+        }
+        assert_eq!(
+            parse_target("GET", "http:/ջocs/x").unwrap_err().rule,
+            "request-target"
+        );
     }
 }

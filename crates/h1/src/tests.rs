@@ -131,7 +131,7 @@ fn connection_cannot_remove_the_body_length() {
     let h = head(raw).unwrap().unwrap();
     assert_eq!(h.checked.framing, Framing::Length(35));
     let mut out = Vec::new();
-    h.write_forward("", |_| false, &mut out);
+    h.write_forward("", &h.checked.path, |_| false, &mut out);
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("content-length: 35\r\n"), "{out}");
     assert!(!out.to_ascii_lowercase().contains("connection"), "{out}");
@@ -217,7 +217,12 @@ fn forwarded_head_keeps_end_to_end_fields_only() {
     let raw = "POST /a/./b?q HTTP/1.1\r\nHost: a\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Bar: 2\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
     let h = head(raw).unwrap().unwrap();
     let mut out = Vec::new();
-    h.write_forward("/pre", |n| n.eq_ignore_ascii_case("x-bar"), &mut out);
+    h.write_forward(
+        "/pre",
+        &h.checked.path,
+        |n| n.eq_ignore_ascii_case("x-bar"),
+        &mut out,
+    );
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "POST /pre/a/b?q HTTP/1.1\r\ntransfer-encoding: chunked\r\n"
@@ -245,4 +250,20 @@ proptest::proptest! {
             proptest::prop_assert_eq!(&again.checked, &h.checked);
         }
     }
+}
+
+/// Found by the `head` fuzz target: a `Connection` value with one byte that is not UTF-8 was
+/// read as no options at all, so `close` was ignored and the fields it named were forwarded.
+#[test]
+fn connection_that_is_not_utf8_is_refused() {
+    let raw =
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Foo, X-\xacBar\r\nX-Foo: 1\r\n\r\n";
+    assert_eq!(
+        parse(raw, &Limits::default()),
+        Err(Reject::new(400, "connection-invalid"))
+    );
+    let h = head("GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(h.checked.close);
 }

@@ -27,6 +27,13 @@ fn example_parses_and_matches_defaults() {
     assert_eq!(s.server.shutdown_grace, def.server.shutdown_grace);
     assert_eq!(s.server.max_concurrent_requests, d::MAX_CONCURRENT_REQUESTS);
     assert_eq!(s.server.connection_threads, def.server.connection_threads);
+    assert_eq!(s.server.max_connections, d::MAX_CONNECTIONS_AUTO);
+    assert_eq!(s.server.max_head_bytes, d::MAX_HEAD_BYTES);
+    assert_eq!(s.server.max_headers, d::MAX_HEADERS);
+    assert_eq!(
+        s.server.body_idle_timeout,
+        Duration::from_secs(d::BODY_IDLE_TIMEOUT_SECONDS)
+    );
     assert_eq!(s.server.body_limits, def.server.body_limits);
     assert_eq!(s.server.log_format, LogFormat::Human);
     assert!(s.server.tls.is_none());

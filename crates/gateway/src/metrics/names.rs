@@ -14,6 +14,26 @@ pub(crate) const HTTP_UNROUTED: (&str, &str) = (
     "http_unrouted_requests_total",
     "Request heads refused by the HTTP parser before routing (400, 414, 431), by status.",
 );
+pub(crate) const HTTP_REFUSED: (&str, &str) = (
+    "http_refused_requests_total",
+    "Request heads and bodies refused by an HTTP/1.1 framing rule (docs/architecture.md, \"The front\"), by rule.",
+);
+pub(crate) const CONNECTIONS_OPEN: (&str, &str) = (
+    "connections_open",
+    "Connections open on the public listener.",
+);
+pub(crate) const CONNECTIONS_LIMITED: (&str, &str) = (
+    "connections_at_limit_total",
+    "Times the public listener stopped accepting because server.max_connections were open.",
+);
+pub(crate) const ACCEPT_ERRORS: (&str, &str) = (
+    "accept_errors_total",
+    "Connections the listeners failed to accept (descriptor limit and the like), by listener role.",
+);
+pub(crate) const HTTP_TIMEOUTS: (&str, &str) = (
+    "http_timeouts_total",
+    "Requests or connections ended by a client-side timeout, by phase (head: no complete head in time; body: the request body stalled).",
+);
 pub(crate) const ADMIN_DENIED: (&str, &str) = (
     "admin_auth_failures_total",
     "Admin API requests refused for a missing or wrong bearer token.",

@@ -18,7 +18,7 @@
 use super::{DocsUpstream, ProxyCtx};
 use crate::access::{self, RouteGroup};
 use crate::error::{GatewayError, UpstreamKind};
-use crate::server::{ConnLimits, Front, Outcome, OwnRoutes, Rewind};
+use crate::server::{ConnLimits, Front, Outcome, OwnRoutes, Rewind, Served};
 use crate::stack::Admission;
 use axum::response::IntoResponse as _;
 use bytes::{Buf as _, BytesMut};
@@ -26,7 +26,7 @@ use http::HeaderValue;
 use prometheus::Histogram;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, Write as _};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -57,8 +57,9 @@ const EARLY_ANSWER_WAIT: Duration = Duration::from_secs(1);
 pub(crate) struct FastProxy {
     ctx: ProxyCtx,
     admission: Arc<Admission>,
-    /// `host:port` of Docs.
-    connect_to: String,
+    /// `host:port` of Docs; `None` when Docs is reached over TLS: the front still frames
+    /// every request, and the HTTP server's path (the pooled client) proxies them.
+    connect_to: Option<String>,
     /// Idle upstream connections, one pool per lane (see [`set_lane`]).
     pools: Box<[Pool]>,
     upstream_duration: Histogram,
@@ -91,21 +92,23 @@ impl std::fmt::Debug for FastProxy {
 }
 
 impl FastProxy {
-    /// The fast path for `ctx`'s upstream, or `None` when Docs is not plain `http` (TLS to
+    /// The front for `ctx`'s upstream; its fast path only when Docs is plain `http` (TLS to
     /// Docs goes through the pooled client).
-    pub(crate) fn new(ctx: ProxyCtx, admission: Arc<Admission>) -> Option<Arc<Self>> {
-        let uri: http::Uri = ctx.face.origin.parse().ok()?;
-        if uri.scheme_str() != Some("http") {
-            return None;
-        }
-        let connect_to = format!("{}:{}", uri.host()?, uri.port_u16().unwrap_or(80));
-        Some(Arc::new(FastProxy {
+    pub(crate) fn new(ctx: ProxyCtx, admission: Arc<Admission>) -> Arc<Self> {
+        let connect_to = ctx
+            .face
+            .origin
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|uri| uri.scheme_str() == Some("http"))
+            .and_then(|uri| Some(format!("{}:{}", uri.host()?, uri.port_u16().unwrap_or(80))));
+        Arc::new(FastProxy {
             upstream_duration: ctx.metrics.upstream_duration.with_label_values(&["proxy"]),
             connect_to,
             pools: (0..LANES).map(|_| Mutex::new(VecDeque::new())).collect(),
             admission,
             ctx,
-        }))
+        })
     }
 
     fn up(&self) -> &DocsUpstream {
@@ -145,22 +148,38 @@ struct Prepared {
     out: Vec<u8>,
     method: http::Method,
     client_ip: IpAddr,
-    /// Request body length (`Content-Length`, 0 without).
-    body_len: u64,
+    /// How the request body is framed (the front's decision, written to Docs as such).
+    body: h1::Framing,
     upgrade: bool,
     /// The client asked to close after this request.
     close: bool,
 }
 
+impl Prepared {
+    fn has_body(&self) -> bool {
+        self.body.has_body()
+    }
+}
+
 enum Parse {
     Partial,
-    /// Not for the fast path: the HTTP server takes the connection.
+    /// Not HTTP/1 (the HTTP/2 preface), or an upgrade the fast path cannot carry: the HTTP
+    /// server takes the connection.
     HandOver,
-    /// One request of the gateway's own routes, simply framed: the HTTP server answers it
-    /// and gives the connection back.
+    /// A head the rules refuse: answered here, and the connection ends.
+    Refuse(h1::Reject),
+    /// `OPTIONS *`: the gateway's own answer.
+    Options {
+        head_len: usize,
+        close: bool,
+    },
+    /// One request the HTTP server answers (the gateway's own routes, and what the fast path
+    /// leaves to it): the canonical head it reads instead of the client's, then the body as
+    /// framed; the connection comes back afterwards.
     Own {
         head_len: usize,
-        body_len: u64,
+        canonical: Vec<u8>,
+        body: h1::Framing,
         close: bool,
     },
     Ready(Box<Prepared>),
@@ -205,7 +224,7 @@ enum After {
 const DRAIN_FOR: Duration = Duration::from_secs(2);
 
 /// Reads and drops what `client` sends until it closes, for at most [`DRAIN_FOR`].
-async fn drain(client: &mut TcpStream) {
+pub(crate) async fn drain(client: &mut TcpStream) {
     let mut sink = vec![0u8; 64 * 1024];
     let _ = tokio::time::timeout(DRAIN_FOR, async {
         while let Ok(n) = client.read(&mut sink).await {
@@ -221,58 +240,24 @@ fn lower_eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
-fn tokens(v: &[u8]) -> impl Iterator<Item = &str> {
-    std::str::from_utf8(v)
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// Whether `name` is hop-by-hop (RFC 9110 §7.6.1), by the list or by `Connection`.
-fn hop_by_hop(name: &str, named: &[&str]) -> bool {
-    super::HOP_BY_HOP.iter().any(|h| lower_eq(h, name)) || named.iter().any(|h| lower_eq(h, name))
-}
-
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// A request of the gateway's own routes: served one at a time by the HTTP server when its
-/// body is framed by `Content-Length` (or absent) and nothing asks for more than one
-/// answer (`Expect`) or another protocol (`Upgrade`); otherwise the server takes the
-/// connection for good.
-fn own(head_len: usize, headers: &[httparse::Header<'_>]) -> Parse {
-    let (mut body_len, mut close) = (None::<u64>, false);
-    for h in headers {
-        let n = h.name;
-        if lower_eq(n, "transfer-encoding") || lower_eq(n, "expect") || lower_eq(n, "upgrade") {
-            return Parse::HandOver;
-        } else if lower_eq(n, "connection") {
-            close |= tokens(h.value).any(|t| lower_eq(t, "close"));
-        } else if lower_eq(n, "content-length") {
-            match (content_length(h.value), body_len) {
-                (Some(v), None) => body_len = Some(v),
-                _ => return Parse::HandOver,
-            }
-        }
-    }
-    Parse::Own {
-        head_len,
-        body_len: body_len.unwrap_or(0),
-        close,
-    }
-}
-
-/// A request's `Content-Length` value: digits only (anything else is the server's to refuse).
-fn content_length(v: &[u8]) -> Option<u64> {
-    std::str::from_utf8(v)
+/// The answer to a head the rules refused: status, `Connection: close`, a one-line body.
+fn refusal(reject: h1::Reject) -> Vec<u8> {
+    let reason = http::StatusCode::from_u16(reject.status)
         .ok()
-        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|v| v.parse().ok())
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Bad Request");
+    let body = format!("request refused: {}\n", reject.rule);
+    let allow = if reject.status == 405 {
+        format!("allow: {}\r\n", crate::error::ALLOW)
+    } else {
+        String::new()
+    };
+    format!(
+        "HTTP/1.1 {} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{allow}connection: close\r\n\r\n{body}",
+        reject.status,
+        body.len()
+    )
+    .into_bytes()
 }
 
 impl FastProxy {
@@ -287,19 +272,27 @@ impl FastProxy {
     ) -> Outcome {
         let mut buf = BytesMut::new();
         // The connection's one timer for its idle and request deadlines (see [`until`]).
-        let timer = tokio::time::sleep(limits.idle_timeout);
+        let timer = tokio::time::sleep(limits.header_read_timeout);
         tokio::pin!(timer);
+        // The first head is due within the head timeout of the accept: a connection that
+        // sends nothing is not kept for the idle timeout.
+        let mut head_due = Some(Instant::now() + limits.header_read_timeout);
         'requests: loop {
             if buf.is_empty() {
                 // Between requests the connection holds no buffer.
                 buf = BytesMut::new();
-                let idle_until = Instant::now() + limits.idle_timeout;
+                let wait_until = head_due.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => return Outcome::Closed,
-                    r = until(timer.as_mut(), idle_until, client.readable()) => match r {
+                    r = until(timer.as_mut(), wait_until, client.readable()) => match r {
                         Some(Ok(())) => {}
                         Some(Err(_)) => return Outcome::Closed,
+                        None if head_due.is_some() => {
+                            self.ctx.metrics.http_timeouts.with_label_values(&["head"]).inc();
+                            tracing::debug!(%peer, "no request head within the head timeout of the accept");
+                            return Outcome::Closed;
+                        }
                         None => {
                             tracing::debug!("idle connection closed");
                             return Outcome::Closed;
@@ -307,40 +300,61 @@ impl FastProxy {
                     }
                 }
             }
-            let deadline = Instant::now() + limits.header_read_timeout;
+            let deadline = head_due
+                .take()
+                .unwrap_or_else(|| Instant::now() + limits.header_read_timeout);
             let prepared = loop {
                 if !buf.is_empty() {
-                    match self.parse(&buf, peer) {
+                    match self.parse(&buf, peer, &limits) {
                         Parse::Ready(p) => break p,
                         Parse::Own {
                             head_len,
-                            body_len,
+                            canonical,
+                            body,
                             close,
                         } => {
-                            // What of the body already arrived goes with the head.
-                            let have = (buf.len() - head_len) as u64;
-                            let now = head_len + have.min(body_len) as usize;
-                            let io = Rewind::one_request(
-                                client,
-                                buf.split_to(now).freeze(),
-                                body_len - have.min(body_len),
-                            );
+                            buf.advance(head_len);
+                            let io = Rewind::one_request(client, canonical, body, &mut buf);
                             match own_routes.serve_one(io, peer, limits).await {
-                                Some(stream) if !close && !shutdown.is_cancelled() => {
+                                Served::Next(stream, next)
+                                    if !close && !shutdown.is_cancelled() =>
+                                {
                                     client = stream;
+                                    buf = next;
                                     continue 'requests;
                                 }
-                                Some(mut stream) => {
+                                Served::Next(mut stream, _) | Served::Close(mut stream) => {
                                     let _ = stream.shutdown().await;
+                                    drain(&mut stream).await;
                                     return Outcome::Closed;
                                 }
-                                None => return Outcome::Closed,
+                                Served::Gone => return Outcome::Closed,
                             }
                         }
-                        Parse::HandOver => {
-                            return Outcome::HandOver(Rewind::new(client, buf.freeze()));
+                        Parse::Options { head_len, close } => {
+                            buf.advance(head_len);
+                            let answer = format!(
+                                "HTTP/1.1 200 OK\r\nallow: {}\r\ncontent-length: 0\r\n{}\r\n",
+                                crate::error::ALLOW,
+                                if close { "connection: close\r\n" } else { "" }
+                            );
+                            if client.write_all(answer.as_bytes()).await.is_err() || close {
+                                return Outcome::Closed;
+                            }
+                            if buf.is_empty() {
+                                continue 'requests;
+                            }
+                            continue;
                         }
-                        Parse::Partial if buf.len() >= MAX_HEAD => {
+                        Parse::Refuse(reject) => {
+                            self.ctx.metrics.count_refused(reject);
+                            tracing::debug!(%peer, rule = reject.rule, status = reject.status, "request head refused");
+                            let _ = client.write_all(&refusal(reject)).await;
+                            let _ = client.shutdown().await;
+                            drain(&mut client).await;
+                            return Outcome::Closed;
+                        }
+                        Parse::HandOver => {
                             return Outcome::HandOver(Rewind::new(client, buf.freeze()));
                         }
                         Parse::Partial => {}
@@ -353,6 +367,11 @@ impl FastProxy {
                     Ok(Ok(0)) | Ok(Err(_)) => return Outcome::Closed,
                     Ok(Ok(_)) => {}
                     Err(_) => {
+                        self.ctx
+                            .metrics
+                            .http_timeouts
+                            .with_label_values(&["head"])
+                            .inc();
                         tracing::debug!(%peer, "request head not received in time");
                         return Outcome::Closed;
                     }
@@ -399,92 +418,64 @@ impl FastProxy {
         Box::pin(self.request(client, buf, req, conn, shutdown, watcher))
     }
 
-    /// Parses the head at the start of `buf` and decides whether this path serves it.
-    fn parse(&self, buf: &[u8], peer: SocketAddr) -> Parse {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Parse::Partial,
-            Err(_) => return Parse::HandOver,
-        };
-        let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-            return Parse::HandOver;
-        };
-        // Origin-form targets only.
-        if !target.starts_with('/') {
+    /// Reads the head at the start of `buf` with the front's rules (`h1`) and decides who
+    /// serves it: this path (HTTP/1.1 requests of the proxy group), the HTTP server for one
+    /// request (the gateway's own routes, HTTP/1.0, `Expect`), or nobody (refused).
+    fn parse(&self, buf: &[u8], peer: SocketAddr, limits: &ConnLimits) -> Parse {
+        if buf.starts_with(b"PRI ") && h1::is_h2_preface(buf) {
             return Parse::HandOver;
         }
-        let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
-            return Parse::HandOver;
+        let head = match h1::parse(buf, &limits.head) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Parse::Partial,
+            Err(r) => return Parse::Refuse(r),
         };
-        let settings = self.ctx.settings_now();
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
-        };
-        let path = crate::stack::route_path(path, &settings);
-        if RouteGroup::classify(path) != RouteGroup::Proxy {
-            // The HTTP server parses the target again (and answers 400 to a bad one).
-            return own(head_len, req.headers);
-        }
-        // Only targets the URI type accepts (the server answers 400 to the rest).
-        if http::uri::PathAndQuery::try_from(target).is_err() {
-            return Parse::HandOver;
-        }
-        let headers = &*req.headers;
-        let mut named: Vec<&str> = Vec::new();
-        let (mut has_upgrade, mut conn_upgrade, mut close) = (false, false, false);
-        let mut body_len: Option<u64> = None;
-        let mut host: Option<&[u8]> = None;
-        let (mut xff, mut has_xfp, mut has_xfh) = (None::<&[u8]>, false, false);
-        for h in headers {
-            let n = h.name;
-            if lower_eq(n, "connection") {
-                for t in tokens(h.value) {
-                    if lower_eq(t, "upgrade") {
-                        conn_upgrade = true;
-                    } else if lower_eq(t, "close") {
-                        close = true;
-                    }
-                    named.push(t);
-                }
-            } else if lower_eq(n, "upgrade") {
-                has_upgrade = true;
-            } else if lower_eq(n, "content-length") {
-                match (content_length(h.value), body_len) {
-                    (Some(v), None) => body_len = Some(v),
-                    // Repeated or unreadable lengths: the server decides.
-                    _ => return Parse::HandOver,
-                }
-            } else if lower_eq(n, "transfer-encoding") || lower_eq(n, "expect") {
-                return Parse::HandOver;
-            } else if lower_eq(n, "host") {
-                if host.is_some() {
-                    return Parse::HandOver;
-                }
-                host = Some(h.value);
-            } else if lower_eq(n, "x-forwarded-for") {
-                xff = xff.or(Some(h.value));
-            } else if lower_eq(n, "x-forwarded-proto") {
-                has_xfp = true;
-            } else if lower_eq(n, "x-forwarded-host") {
-                has_xfh = true;
+        let c = &head.checked;
+        if c.form == h1::Form::Asterisk {
+            if c.framing.has_body() {
+                return Parse::Refuse(h1::Reject::new(400, "asterisk-form-body"));
             }
+            return Parse::Options {
+                head_len: head.len,
+                close: c.close,
+            };
         }
-        let Some(host) = host else {
-            return Parse::HandOver;
+        let settings = self.ctx.settings_now();
+        let path = crate::stack::route_path(&c.path, &settings);
+        let fast = self.connect_to.is_some()
+            && head.version == h1::Version::Http11
+            && !c.expect_continue
+            && RouteGroup::classify(path) == RouteGroup::Proxy;
+        if !fast {
+            if c.upgrade && RouteGroup::classify(path) == RouteGroup::Proxy {
+                // A tunnel to Docs over TLS: the HTTP server keeps the connection.
+                return Parse::HandOver;
+            }
+            let mut canonical = Vec::with_capacity(head.len + 32);
+            head.write_canonical(&mut canonical);
+            return Parse::Own {
+                head_len: head.len,
+                canonical,
+                body: c.framing,
+                close: c.close,
+            };
+        }
+        let Ok(method) = http::Method::from_bytes(head.method.as_bytes()) else {
+            return Parse::Refuse(h1::Reject::new(400, "method"));
         };
-        let upgrade = has_upgrade && conn_upgrade;
         let trusted = &settings.access.trusted_proxies;
         let trusted_peer = access::is_trusted(trusted, peer.ip());
+        let mut sent = super::forward::Sent::default();
+        for f in &head.fields {
+            sent.see(f.name, f.value);
+        }
         let client_ip = if trusted_peer {
             let mut map = http::HeaderMap::new();
-            for h in headers {
-                if lower_eq(h.name, "x-forwarded-for") || lower_eq(h.name, "forwarded") {
+            for f in &head.fields {
+                if lower_eq(f.name, "x-forwarded-for") || lower_eq(f.name, "forwarded") {
                     if let (Ok(n), Ok(v)) = (
-                        http::HeaderName::from_bytes(h.name.as_bytes()),
-                        HeaderValue::from_bytes(h.value),
+                        http::HeaderName::from_bytes(f.name.as_bytes()),
+                        HeaderValue::from_bytes(f.value),
                     ) {
                         map.append(n, v);
                     }
@@ -494,68 +485,46 @@ impl FastProxy {
         } else {
             access::canonical(peer.ip())
         };
-
         let up = self.up();
-        let mut out = Vec::with_capacity(head_len + 192);
-        out.extend_from_slice(method.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(up.prefix.as_bytes());
-        out.extend_from_slice(path.as_bytes());
-        if let Some(q) = query {
-            out.push(b'?');
-            out.extend_from_slice(q.as_bytes());
-        }
-        out.extend_from_slice(b" HTTP/1.1\r\n");
-        let public_prefix = &settings.server.public_url.path;
-        for h in headers {
-            let n = h.name;
-            if hop_by_hop(n, &named) && !(upgrade && lower_eq(n, "upgrade")) {
-                continue;
+        let public_prefix = settings.server.public_url.path.as_str();
+        let mut out = Vec::with_capacity(head.len + 192);
+        // The path below the public prefix, as routed.
+        head.write_forward(
+            &up.prefix,
+            path,
+            |n| super::forward::replaced(n, trusted_peer, public_prefix),
+            &mut out,
+        );
+        let https = settings.server.public_url.scheme == "https";
+        super::forward::write(
+            &super::forward::Forwarding {
+                peer: peer.ip(),
+                trusted: trusted_peer,
+                sent,
+                authority: c.authority.map(str::as_bytes),
+                https,
+                prefix: public_prefix,
+                docs_authority: up.authority.as_bytes(),
+            },
+            |n, v| h1::push_field(&mut out, n.as_bytes(), v),
+        );
+        if c.upgrade {
+            for f in &head.fields {
+                if lower_eq(f.name, "upgrade") {
+                    h1::push_field(&mut out, b"upgrade", f.value);
+                }
             }
-            if (!upgrade && lower_eq(n, "upgrade"))
-                || lower_eq(n, "host")
-                || lower_eq(n, "x-forwarded-for")
-                || (lower_eq(n, "x-forwarded-proto") && !trusted_peer)
-                || (lower_eq(n, "x-forwarded-host") && !trusted_peer)
-                || (lower_eq(n, "x-forwarded-prefix") && !public_prefix.is_empty())
-            {
-                continue;
-            }
-            push_header(&mut out, n.as_bytes(), h.value);
-        }
-        push_header(&mut out, b"host", up.authority.as_bytes());
-        out.extend_from_slice(b"x-forwarded-for: ");
-        if let Some(prev) = xff.filter(|_| trusted_peer) {
-            out.extend_from_slice(prev);
-            out.extend_from_slice(b", ");
-        }
-        let _ = write!(out, "{}\r\n", peer.ip());
-        if !(trusted_peer && has_xfp) {
-            let https = settings.server.public_url.scheme == "https";
-            push_header(
-                &mut out,
-                b"x-forwarded-proto",
-                if https { b"https" } else { b"http" },
-            );
-        }
-        if !(trusted_peer && has_xfh) {
-            push_header(&mut out, b"x-forwarded-host", host);
-        }
-        if !public_prefix.is_empty() {
-            push_header(&mut out, b"x-forwarded-prefix", public_prefix.as_bytes());
-        }
-        if upgrade {
             out.extend_from_slice(b"connection: upgrade\r\n");
         }
         out.extend_from_slice(b"\r\n");
         Parse::Ready(Box::new(Prepared {
-            head_len,
+            head_len: head.len,
             out,
             method,
             client_ip,
-            body_len: body_len.unwrap_or(0),
-            upgrade,
-            close,
+            body: c.framing,
+            upgrade: c.upgrade,
+            close: c.close,
         }))
     }
 
@@ -583,7 +552,7 @@ impl FastProxy {
         let started = Instant::now();
         core.metrics.http_in_flight.inc();
         let answer = tracing::Instrument::instrument(
-            self.exchange(client, buf, &req, timer.as_mut()),
+            self.exchange(client, buf, &req, timer.as_mut(), limits.body_idle_timeout),
             span.clone(),
         )
         .await;
@@ -597,11 +566,12 @@ impl FastProxy {
             Ok(a) => a,
             Err(e) => {
                 // A request body may be left on the connection, unread or half sent: the
-                // connection ends with this answer.
-                let close = req.close || req.body_len > 0 || shutdown.is_cancelled();
+                // connection ends with this answer, read and dropped for a while first.
+                let close = req.close || req.has_body() || shutdown.is_cancelled();
                 let out = span.in_scope(|| error_answer(e, close));
                 return match client.write_all(&out).await {
                     Ok(()) if !close => After::KeepAlive,
+                    Ok(()) if req.has_body() => After::Drain,
                     _ => After::Close,
                 };
             }
@@ -636,27 +606,49 @@ impl FastProxy {
         }
     }
 
-    /// Admission, allowlist, body limit and the exchange with Docs up to the answer's head,
-    /// within the total request timeout.
+    /// Admission (the stack's own function: in-flight count, allowlist, body limit) and the
+    /// exchange with Docs up to the answer's head, within the total request timeout.
     async fn exchange(
         &self,
         client: &mut TcpStream,
         buf: &mut BytesMut,
         req: &Prepared,
         timer: Pin<&mut Sleep>,
+        body_idle: Duration,
     ) -> Result<Answer, GatewayError> {
-        let Some(_permit) = self.admission.try_admit() else {
-            return Err(GatewayError::Overloaded);
+        let declared = match req.body {
+            h1::Framing::Length(n) => Some(n),
+            h1::Framing::None => Some(0),
+            h1::Framing::Chunked => None,
         };
-        let (total, upstream_timeout, connect_timeout) = self.admit(req)?;
+        let admitted = crate::stack::admit(
+            &self.ctx,
+            &self.admission,
+            RouteGroup::Proxy,
+            req.client_ip,
+            declared,
+            req.has_body(),
+        )?;
+        let (total, upstream_timeout, connect_timeout) = (
+            admitted.total,
+            admitted.upstream_timeout,
+            admitted.connect_timeout,
+        );
         let started = Instant::now();
         let sent = until(
             timer,
             started + total.min(upstream_timeout),
-            self.send(client, buf, req, connect_timeout),
+            self.send(
+                client,
+                buf,
+                req,
+                connect_timeout,
+                (body_idle, admitted.body_limit),
+            ),
         )
         .await
         .ok_or(());
+        drop(admitted);
         self.upstream_duration
             .observe(started.elapsed().as_secs_f64());
         let (kind, detail) = match sent {
@@ -670,7 +662,8 @@ impl FastProxy {
                     return Ok(answer);
                 }
             }
-            Ok(Err((kind, detail))) => (kind, detail),
+            Ok(Err(Failed::Client(e))) => return Err(e),
+            Ok(Err(Failed::Upstream(kind, detail))) => (kind, detail),
             Err(_) if total < upstream_timeout => return Err(GatewayError::Timeout),
             Err(_) => (
                 UpstreamKind::Timeout,
@@ -686,20 +679,16 @@ impl FastProxy {
         })
     }
 
-    /// The allowlist and the body limit of the proxy group, as the stack checks them; the
-    /// timeouts in force.
-    fn admit(&self, req: &Prepared) -> Result<(Duration, Duration, Duration), GatewayError> {
-        let settings = self.ctx.settings_now();
-        crate::stack::check_allowlist(&self.ctx, &settings, RouteGroup::Proxy, req.client_ip)?;
-        crate::stack::check_declared_body(
-            Some(req.body_len),
-            settings.server.body_limits[RouteGroup::Proxy.index()],
-        )?;
-        Ok((
-            settings.server.request_timeout,
-            settings.upstream.request_timeout,
-            settings.upstream.connect_timeout,
-        ))
+    /// A request body the client got wrong: counted by rule, answered with the rule's
+    /// status, the Docs connection it was going to dropped (never pooled).
+    fn body_refused(&self, reject: h1::Reject, detail: &dyn std::fmt::Display) -> Failed {
+        let metrics = &self.ctx.metrics;
+        metrics.http_refused.with_label_values(&[reject.rule]).inc();
+        if reject.status == 408 {
+            metrics.http_timeouts.with_label_values(&["body"]).inc();
+        }
+        tracing::debug!(rule = reject.rule, error = %detail, "request body refused");
+        Failed::Client(GatewayError::Refused(reject))
     }
 
     /// Writes the request (head and body) to a Docs connection and reads the answer's head.
@@ -711,16 +700,22 @@ impl FastProxy {
         buf: &mut BytesMut,
         req: &Prepared,
         connect_timeout: Duration,
-    ) -> Result<Answer, (UpstreamKind, String)> {
+        body: (Duration, u64),
+    ) -> Result<Answer, Failed> {
         let mut retried = false;
         loop {
             let (mut conn, pooled) = match self.checkout() {
                 Some(c) => (c, true),
-                None => (self.connect(connect_timeout).await?, false),
+                None => (
+                    self.connect(connect_timeout)
+                        .await
+                        .map_err(|(k, d)| Failed::Upstream(k, d))?,
+                    false,
+                ),
             };
-            match self.write_request(&mut conn, client, buf, req).await {
+            match self.write_request(&mut conn, client, buf, req, body).await {
                 Ok(()) => {}
-                Err(SendError::Upstream(e)) if pooled && !retried && req.body_len == 0 => {
+                Err(SendError::Upstream(e)) if pooled && !retried && !req.has_body() => {
                     tracing::debug!(error = %e, "pooled Docs connection closed; reconnecting");
                     retried = true;
                     continue;
@@ -729,7 +724,7 @@ impl FastProxy {
                     // Docs answered (a 413, say) before the whole body went out.
                     return match self.early_answer(conn, req, first).await {
                         Some(a) => Ok(a),
-                        None => Err((
+                        None => Err(Failed::Upstream(
                             UpstreamKind::Protocol,
                             "Docs stopped reading the request body without an answer".into(),
                         )),
@@ -737,27 +732,39 @@ impl FastProxy {
                 }
                 Err(SendError::Upstream(e)) => {
                     // Docs may have answered and closed before it read the whole body.
-                    if req.body_len > 0 {
+                    if req.has_body() {
                         if let Some(a) = self.early_answer(conn, req, BytesMut::new()).await {
                             return Ok(a);
                         }
                     }
-                    return Err((UpstreamKind::Protocol, format!("sending the request: {e}")));
+                    return Err(Failed::Upstream(
+                        UpstreamKind::Protocol,
+                        format!("sending the request: {e}"),
+                    ));
                 }
                 Err(SendError::Client(e)) => {
-                    return Err((
-                        UpstreamKind::Protocol,
-                        format!("reading the request body: {e}"),
+                    return Err(self.body_refused(h1::Reject::new(400, "body-incomplete"), &e));
+                }
+                Err(SendError::Malformed(e)) => {
+                    return Err(self.body_refused(h1::Reject::new(400, "chunked-malformed"), &e));
+                }
+                Err(SendError::Stalled) => {
+                    return Err(self.body_refused(
+                        h1::Reject::new(408, "body-idle-timeout"),
+                        &"no byte of the request body within server.body_idle_timeout_seconds",
                     ));
+                }
+                Err(SendError::TooLarge) => {
+                    return Err(Failed::Client(GatewayError::PayloadTooLarge));
                 }
             }
             match self.read_answer(conn, req, BytesMut::new()).await {
                 Ok(a) => return Ok(a),
-                Err((e, nothing)) if nothing && pooled && !retried && req.body_len == 0 => {
+                Err((e, nothing)) if nothing && pooled && !retried && !req.has_body() => {
                     tracing::debug!(error = %e, "pooled Docs connection closed; reconnecting");
                     retried = true;
                 }
-                Err((e, _)) => return Err((UpstreamKind::Protocol, e)),
+                Err((e, _)) => return Err(Failed::Upstream(UpstreamKind::Protocol, e)),
             }
         }
     }
@@ -824,88 +831,98 @@ impl FastProxy {
     }
 
     async fn connect(&self, timeout: Duration) -> Result<TcpStream, (UpstreamKind, String)> {
-        match tokio::time::timeout(timeout, TcpStream::connect(&self.connect_to)).await {
+        let Some(connect_to) = self.connect_to.as_deref() else {
+            return Err((UpstreamKind::Connect, "Docs is not plain http".into()));
+        };
+        match tokio::time::timeout(timeout, TcpStream::connect(connect_to)).await {
             Ok(Ok(c)) => {
                 let _ = c.set_nodelay(true);
                 Ok(c)
             }
             Ok(Err(e)) => Err((
                 UpstreamKind::Connect,
-                format!("connecting to {}: {e}", self.connect_to),
+                format!("connecting to {connect_to}: {e}"),
             )),
             Err(_) => Err((
                 UpstreamKind::Connect,
-                format!(
-                    "connecting to {}: no connection within {timeout:?}",
-                    self.connect_to
-                ),
+                format!("connecting to {connect_to}: no connection within {timeout:?}"),
             )),
         }
     }
 
+    /// Writes the head and the body as the front framed it: `Content-Length` bytes, or a
+    /// chunked body decoded strictly and re-framed in canonical chunks (a malformed one stops
+    /// there, and the Docs connection is dropped with it). Each read of the body waits at
+    /// most `body_idle`; an answer from Docs meanwhile stops the upload.
     async fn write_request(
         &self,
         conn: &mut TcpStream,
         client: &mut TcpStream,
         buf: &mut BytesMut,
         req: &Prepared,
+        (body_idle, limit): (Duration, u64),
     ) -> Result<(), SendError> {
-        // The head and what already arrived of the body go out in one write.
-        let have = (buf.len() as u64).min(req.body_len) as usize;
-        if have == 0 {
-            conn.write_all(&req.out)
-                .await
-                .map_err(SendError::Upstream)?;
-        } else {
-            let mut first = Vec::with_capacity(req.out.len() + have);
-            first.extend_from_slice(&req.out);
-            first.extend_from_slice(&buf[..have]);
-            conn.write_all(&first).await.map_err(SendError::Upstream)?;
-            self.up().up_bytes.inc_by(have as u64);
-        }
-        let mut left = req.body_len - have as u64;
-        if left == 0 {
-            if have > 0 {
+        let up_bytes = &self.up().up_bytes;
+        match req.body {
+            h1::Framing::None | h1::Framing::Length(0) => {
+                conn.write_all(&req.out).await.map_err(SendError::Upstream)
+            }
+            h1::Framing::Length(len) => {
+                // The head and what already arrived of the body go out in one write.
+                let have = (buf.len() as u64).min(len) as usize;
+                let mut first = Vec::with_capacity(req.out.len() + have);
+                first.extend_from_slice(&req.out);
+                first.extend_from_slice(&buf[..have]);
+                conn.write_all(&first).await.map_err(SendError::Upstream)?;
+                up_bytes.inc_by(have as u64);
                 buf.advance(have);
-            }
-            return Ok(());
-        }
-        // The rest of the body streams through (the buffer holds none of the next request:
-        // the body is read to its length only). An answer from Docs meanwhile stops it.
-        buf.clear();
-        let mut chunk = vec![0u8; STREAM_CHUNK.min(usize::try_from(left).unwrap_or(STREAM_CHUNK))];
-        let (up_read, mut up_write) = conn.split();
-        while left > 0 {
-            let want = chunk
-                .len()
-                .min(usize::try_from(left).unwrap_or(chunk.len()));
-            // Both branches of each select are cancel-safe: a read or a single write either
-            // happened or did not.
-            let n = loop {
-                tokio::select! {
-                    biased;
-                    r = up_read.readable() => heard_from_docs(&up_read, r)?,
-                    r = client.read(&mut chunk[..want]) => break r.map_err(SendError::Client)?,
+                let mut left = len - have as u64;
+                // The rest streams through a buffer that grows with what the client sends
+                // (a trickling upload holds little).
+                let mut chunk = Vec::new();
+                while left > 0 {
+                    let want = usize::try_from(left)
+                        .unwrap_or(STREAM_CHUNK)
+                        .min(STREAM_CHUNK);
+                    let n = read_body(conn, client, &mut chunk, want, body_idle).await?;
+                    forward_body(conn, &chunk[..n]).await?;
+                    up_bytes.inc_by(n as u64);
+                    left -= n as u64;
                 }
-            };
-            if n == 0 {
-                return Err(SendError::Client(io::ErrorKind::UnexpectedEof.into()));
+                Ok(())
             }
-            let mut off = 0;
-            while off < n {
-                tokio::select! {
-                    biased;
-                    r = up_read.readable() => heard_from_docs(&up_read, r)?,
-                    r = up_write.write(&chunk[off..n]) => match r.map_err(SendError::Upstream)? {
-                        0 => return Err(SendError::Upstream(io::ErrorKind::WriteZero.into())),
-                        w => off += w,
-                    },
+            h1::Framing::Chunked => {
+                let mut dec = h1::chunked::ChunkedDecoder::default();
+                let mut out = Vec::with_capacity(req.out.len() + buf.len() + 16);
+                out.extend_from_slice(&req.out);
+                let p =
+                    h1::chunked::reframe(&mut dec, buf, &mut out).map_err(SendError::Malformed)?;
+                buf.advance(p.consumed);
+                if dec.data > limit {
+                    return Err(SendError::TooLarge);
                 }
+                conn.write_all(&out).await.map_err(SendError::Upstream)?;
+                let mut done = p.done;
+                let mut chunk = Vec::new();
+                while !done {
+                    let n = read_body(conn, client, &mut chunk, STREAM_CHUNK, body_idle).await?;
+                    out.clear();
+                    let p = h1::chunked::reframe(&mut dec, &chunk[..n], &mut out)
+                        .map_err(SendError::Malformed)?;
+                    if dec.data > limit {
+                        return Err(SendError::TooLarge);
+                    }
+                    forward_body(conn, &out).await?;
+                    up_bytes.inc_by(out.len() as u64);
+                    done = p.done;
+                    if done {
+                        // A pipelined request after the body stays for the next round.
+                        buf.extend_from_slice(&chunk[p.consumed..n]);
+                    }
+                }
+                Ok(())
             }
-            self.up().up_bytes.inc_by(n as u64);
-            left -= n as u64;
         }
-        Ok(())
     }
 
     /// Reads the answer's head (informational answers other than 101 are skipped, as the
@@ -1107,10 +1124,78 @@ enum Cut {
 
 enum SendError {
     Upstream(io::Error),
+    /// The client's body ended before its framing did.
     Client(io::Error),
+    /// A chunked body that does not parse.
+    Malformed(h1::chunked::ChunkError),
+    /// No byte of the body for `server.body_idle_timeout_seconds`.
+    Stalled,
+    /// A chunked body over the proxy group's body limit.
+    TooLarge,
     /// Docs has something to say before it read the whole request body: the first bytes of
     /// an answer (none: it closed the connection).
     Answered(BytesMut),
+}
+
+/// Reads the next piece of a request body from `client` into `chunk` (at most `want` bytes;
+/// the buffer grows only as reads fill it), while watching `conn` for an early answer.
+/// Errors: the client closed (`Client`), nothing came for `idle` (`Stalled`).
+async fn read_body(
+    conn: &mut TcpStream,
+    client: &mut TcpStream,
+    chunk: &mut Vec<u8>,
+    want: usize,
+    idle: Duration,
+) -> Result<usize, SendError> {
+    // Start small and double while reads fill the buffer.
+    let size = if chunk.is_empty() {
+        (16 * 1024).min(want)
+    } else {
+        chunk.len().min(want)
+    };
+    chunk.resize(size, 0);
+    let (up_read, _) = conn.split();
+    let deadline = Instant::now() + idle;
+    // Both branches are cancel-safe: a read either happened or did not.
+    let n = loop {
+        tokio::select! {
+            biased;
+            r = up_read.readable() => heard_from_docs(&up_read, r)?,
+            r = client.read(&mut chunk[..size]) => break r.map_err(SendError::Client)?,
+            () = tokio::time::sleep_until(deadline) => return Err(SendError::Stalled),
+        }
+    };
+    if n == 0 {
+        return Err(SendError::Client(io::ErrorKind::UnexpectedEof.into()));
+    }
+    if n == size && size < want {
+        chunk.resize((size * 2).min(want), 0);
+    }
+    Ok(n)
+}
+
+/// Writes `bytes` of a request body to Docs, stopping when Docs answers first.
+async fn forward_body(conn: &mut TcpStream, bytes: &[u8]) -> Result<(), SendError> {
+    let (up_read, mut up_write) = conn.split();
+    let mut off = 0;
+    while off < bytes.len() {
+        tokio::select! {
+            biased;
+            r = up_read.readable() => heard_from_docs(&up_read, r)?,
+            r = up_write.write(&bytes[off..]) => match r.map_err(SendError::Upstream)? {
+                0 => return Err(SendError::Upstream(io::ErrorKind::WriteZero.into())),
+                w => off += w,
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Why a request got no answer from Docs: the client's fault (answered with the error), or
+/// Docs' (counted as an upstream error).
+enum Failed {
+    Client(GatewayError),
+    Upstream(UpstreamKind, String),
 }
 
 /// The Docs connection turned readable while the request body was going out: what Docs sent
@@ -1218,7 +1303,7 @@ fn parse_answer(
         (None::<u64>, false, false, false, false, false);
     for h in headers {
         if lower_eq(h.name, "connection") {
-            for t in tokens(h.value) {
+            for t in h1::field::tokens(h.value) {
                 if lower_eq(t, "close") {
                     close = true;
                 } else if lower_eq(t, "keep-alive") {
@@ -1228,7 +1313,7 @@ fn parse_answer(
             }
         } else if lower_eq(h.name, "transfer-encoding") {
             te = true;
-            chunked = tokens(h.value)
+            chunked = h1::field::tokens(h.value)
                 .last()
                 .is_some_and(|t| lower_eq(t, "chunked"));
         } else if lower_eq(h.name, "content-length") {
@@ -1284,14 +1369,14 @@ fn parse_answer(
             // Passed through as it came: the body is copied with its chunks.
             framing == Framing::Chunked
         } else {
-            !hop_by_hop(h.name, &named) && !lower_eq(h.name, "upgrade")
+            !h1::field::is_hop_by_hop(h.name, &named) && !lower_eq(h.name, "upgrade")
         };
         if keep {
-            push_header(&mut head, h.name.as_bytes(), h.value);
+            h1::push_field(&mut head, h.name.as_bytes(), h.value);
         }
     }
     if !date {
-        push_header(
+        h1::push_field(
             &mut head,
             b"date",
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
@@ -1327,15 +1412,15 @@ fn error_answer(e: GatewayError, close: bool) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     for (n, v) in &parts.headers {
         if n != http::header::CONTENT_LENGTH && n != http::header::CONNECTION {
-            push_header(&mut out, n.as_str().as_bytes(), v.as_bytes());
+            h1::push_field(&mut out, n.as_str().as_bytes(), v.as_bytes());
         }
     }
-    push_header(
+    h1::push_field(
         &mut out,
         b"content-length",
         body.len().to_string().as_bytes(),
     );
-    push_header(
+    h1::push_field(
         &mut out,
         b"date",
         httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
