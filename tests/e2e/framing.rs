@@ -1946,8 +1946,23 @@ fn judge(
                 observed,
             });
         };
+        let (q, a) = (marker(idx, pos, "Q"), marker(idx, pos, "A"));
         for s in &o.side_seqs {
             claimed.insert(*s);
+            match by_seq.get(s) {
+                Some(r) if has_marker(r, &q) || has_marker(r, &a) => {}
+                other => fail(
+                    "the requests before and after the case get their own answers".into(),
+                    format!(
+                        "a side request got answer seq {s}, which is for {}",
+                        other.map_or("nothing the recorder saw".to_owned(), |r| format!(
+                            "{} {}",
+                            r.method,
+                            clip(&r.target, 80)
+                        ))
+                    ),
+                ),
+            }
         }
         for s in ["Q", "A"] {
             let ms = marker(idx, pos, s);
@@ -2027,6 +2042,9 @@ fn judge(
         for r in &mine {
             let mut bad = Vec::new();
             for h in ["x-forwarded-prefix", "x-real-ip", "forwarded"] {
+                if case.hdrs.iter().any(|(n, _)| *n == h) {
+                    continue;
+                }
                 if !r.header_all(h).is_empty() {
                     bad.push(format!("{h}: {:?}", r.header_all(h)));
                 }
@@ -2128,11 +2146,19 @@ fn judge(
             pos: "-".into(),
             expected: "every recorder request belongs to a case".into(),
             observed: format!(
-                "seq {} {} {} ({} B)",
+                "seq {} {} {} ({} B) on the upstream connection after {}",
                 r.seq,
                 r.method,
                 clip(&r.target, 80),
-                r.body.len()
+                r.body.len(),
+                all.iter()
+                    .rfind(|p| p.conn == r.conn && p.seq < r.seq)
+                    .map_or("nothing".to_owned(), |p| format!(
+                        "seq {} {} {}",
+                        p.seq,
+                        p.method,
+                        clip(&p.target, 80)
+                    ))
             ),
         });
     }
