@@ -11,6 +11,7 @@ mod support;
 mod client_face;
 mod deploy;
 mod foundation;
+mod framing;
 mod host_face;
 mod operations;
 mod proxy;

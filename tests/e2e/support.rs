@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod fakes;
 pub mod http;
+pub mod recorder;
 pub mod upstream;
 pub mod wopi_host;
 
