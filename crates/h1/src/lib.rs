@@ -192,7 +192,9 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Option<Head<'a>>, Rej
 fn version_error(buf: &[u8]) -> Reject {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    // `method SP target SP version`, nothing more: a space inside the target is no version.
+    let version = if parts.len() == 3 { parts[2] } else { b"" };
     match version {
         [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit() => {
             Reject::new(505, "http-version")

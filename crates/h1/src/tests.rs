@@ -35,6 +35,7 @@ fn table_of_heads() {
         ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
         ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
         ("GET /\r\n\r\n", 400),
+        ("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         (
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
             400,
