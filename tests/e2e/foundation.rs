@@ -248,12 +248,20 @@ async fn tls_negotiates_http2_and_http11() {
             .unwrap();
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn.as_slice()));
         let io = hyper_util::rt::TokioIo::new(tls);
-        let req = http::Request::get(format!(
+        let mut req = http::Request::get(format!(
             "https://localhost:{}/hosting/none",
             gw.public.port()
         ))
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
+        if expect == hyper::Version::HTTP_11 {
+            // HTTP/1.1 needs its Host field (RFC 9112 §3.2); hyper's client connection does
+            // not add one.
+            req.headers_mut().insert(
+                http::header::HOST,
+                http::HeaderValue::from_str(&format!("localhost:{}", gw.public.port())).unwrap(),
+            );
+        }
         let resp = if expect == hyper::Version::HTTP_2 {
             let (mut send, conn) =
                 hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
