@@ -13,5 +13,6 @@ mod deploy;
 mod foundation;
 mod framing;
 mod host_face;
+mod limits;
 mod operations;
 mod proxy;
