@@ -36,17 +36,18 @@ pub(crate) async fn convert_to(
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, GatewayError> {
     let format = format.to_ascii_lowercase();
-    let Ok(_permit) = state.face.convert_to_slots.clone().try_acquire_owned() else {
-        state.metrics.load_shed.inc();
-        return Err(GatewayError::Overloaded);
-    };
     let multipart = multipart.map_err(|e| {
         GatewayError::BadRequest(format!("convert-to needs a multipart/form-data body: {e}"))
     })?;
+    // The upload is read before a conversion slot is taken: slow uploads hold no slot.
     let (name, upload, size) = read_upload(&state, multipart).await?;
     let cleanup = StoredUpload {
         state: state.clone(),
         key: upload.clone(),
+    };
+    let Ok(_permit) = state.face.convert_to_slots.clone().try_acquire_owned() else {
+        state.metrics.load_shed.inc();
+        return Err(GatewayError::Overloaded);
     };
     let ext = name
         .rsplit_once('.')
@@ -186,6 +187,8 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> GatewayError
     let text = e.body_text();
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE || text.contains("length limit") {
         GatewayError::PayloadTooLarge
+    } else if text.contains("request body stalled") {
+        GatewayError::Refused(h1::Reject::new(408, "body-idle-timeout"))
     } else {
         GatewayError::BadRequest(format!("convert-to form: {text}"))
     }
