@@ -1570,3 +1570,229 @@ async fn a_conversion_started_on_one_instance_is_followed_on_the_others() {
         "{served:?}"
     );
 }
+
+/// The page's host JSON (`wopi-gateway-host`).
+fn host_json(page: &str) -> Value {
+    page.split("<script type=\"application/json\" id=\"wopi-gateway-host\">")
+        .nth(1)
+        .and_then(|r| r.split("</script>").next())
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or(Value::Null)
+}
+
+/// One opening with the host's CheckFileInfo extended by `info`, from a clean host (no lock,
+/// no calls): the verified claims of the signed config, the page's forced-view message and
+/// whether the host was asked to Lock.
+async fn open_with_info(
+    s: &Setup,
+    doc_type: &str,
+    mode: &str,
+    token: &str,
+    query: &str,
+    form: &str,
+    info: Value,
+) -> (serde_json::Map<String, Value>, Value, bool) {
+    {
+        let mut h = s.host.state.lock().unwrap();
+        h.lock = None;
+        h.calls.clear();
+        h.info = info.as_object().unwrap().clone();
+    }
+    let (st, page, config) = open_editor_as(s, doc_type, mode, token, query, form).await;
+    assert_eq!(st, 200, "{page}");
+    let claims = jwt::verify(&Secret::new(DOCS_SECRET), config["token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["document"], config["document"]);
+    assert_eq!(claims["editorConfig"], config["editorConfig"]);
+    let locked = s.host.ops().iter().any(|o| o == "Lock");
+    (claims, host_json(&page)["forcedView"].clone(), locked)
+}
+
+/// (doc type, action, token, query, form, CheckFileInfo extras) →
+/// (mode, [edit, review, comment, fillForms, copy, print, download, chat], Lock, forced).
+type PermCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Value,
+    &'a str,
+    [bool; 8],
+    bool,
+    bool,
+);
+
+/// Permissions and mode through the real binary, derived from ONLYOFFICE Docs' WOPI client
+/// (DocsCoServer.js `fillDataFromWopiJwt`, wopiClient.js `getEditorHtml`): mode, every
+/// signed permission, the Lock and the forced-view message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_follow_check_file_info_and_the_action() {
+    let s = setup(b"hello", "").await;
+    // (doc type, action, token, query, form, CheckFileInfo extras) →
+    // (mode, [edit, review, comment, fillForms, copy, print, download, chat], Lock, forced)
+    let cases: Vec<PermCase<'_>> = vec![
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({}),
+            "edit",
+            [true, true, true, true, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"UserCanOnlyComment": true}),
+            "edit",
+            [false, false, true, false, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"ReadOnly": true}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            false,
+            true,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"ReadOnly": true, "UserCanReview": true}),
+            "edit",
+            [false, true, false, false, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "pdf",
+            "edit",
+            "tok-alice",
+            "&formsubmit=1",
+            "",
+            json!({"BaseFileName": "Form.pdf"}),
+            "edit",
+            [false, false, false, true, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "&dchat=1",
+            "",
+            json!({"DisableExport": true, "CopyPasteRestrictions": "BlockAll", "HidePrintOption": true, "UserCanReview": false}),
+            "edit",
+            [true, false, true, true, false, false, false, false],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"SupportsReviewing": false, "HideExportOption": "true"}),
+            "edit",
+            [true, false, true, true, true, true, false, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "view",
+            "tok-alice",
+            "",
+            "",
+            json!({"DisablePrint": true}),
+            "view",
+            [false, false, false, false, true, false, true, true],
+            false,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-viewer",
+            "",
+            "",
+            json!({}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            false,
+            true,
+        ),
+        // Docs' gate lets a reviewer in; the host refuses the Lock: view, forced.
+        (
+            "word",
+            "edit",
+            "tok-viewer",
+            "",
+            "",
+            json!({"UserCanReview": true}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            true,
+            true,
+        ),
+        // The host's docs_api_config may restrict, never widen.
+        (
+            "word",
+            "edit",
+            "tok-viewer",
+            "",
+            "&docs_api_config=%7B%22document%22%3A%7B%22permissions%22%3A%7B%22edit%22%3Atrue%2C%22comment%22%3Atrue%7D%7D%7D",
+            json!({}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            false,
+            true,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "&docs_api_config=%7B%22document%22%3A%7B%22permissions%22%3A%7B%22download%22%3Afalse%7D%7D%7D",
+            json!({}),
+            "edit",
+            [true, true, true, true, true, true, false, true],
+            true,
+            false,
+        ),
+    ];
+    for (i, (doc_type, action, token, query, form, info, mode, p, lock, forced)) in
+        cases.into_iter().enumerate()
+    {
+        let (claims, forced_msg, locked) =
+            open_with_info(&s, doc_type, action, token, query, form, info.clone()).await;
+        let case = format!("case {i}: {action} {token} {query} {info}");
+        assert_eq!(claims["editorConfig"]["mode"], mode, "{case}");
+        assert_eq!(
+            claims["document"]["permissions"],
+            json!({"edit": p[0], "review": p[1], "comment": p[2], "fillForms": p[3],
+                   "copy": p[4], "print": p[5], "download": p[6], "chat": p[7]}),
+            "{case}"
+        );
+        assert_eq!(locked, lock, "{case}: Lock");
+        assert_eq!(forced_msg.is_string(), forced, "{case}: {forced_msg}");
+    }
+    assert_eq!(s.host.state.lock().unwrap().bad_proofs, 0);
+}
