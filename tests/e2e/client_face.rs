@@ -93,10 +93,31 @@ async fn open_editor_as(
     query_extra: &str,
     form_extra: &str,
 ) -> (u16, String, Value) {
+    open_editor_on(
+        &s.base,
+        &s.host,
+        doc_type,
+        mode,
+        token,
+        query_extra,
+        form_extra,
+    )
+    .await
+}
+
+/// [`open_editor_as`] on the gateway at `base`.
+async fn open_editor_on(
+    base: &str,
+    host: &WopiHost,
+    doc_type: &str,
+    mode: &str,
+    token: &str,
+    query_extra: &str,
+    form_extra: &str,
+) -> (u16, String, Value) {
     let url = format!(
-        "{}/hosting/wopi/{doc_type}/{mode}?WOPISrc={}&ui=de-DE{query_extra}",
-        s.base,
-        enc(&s.host.wopi_src())
+        "{base}/hosting/wopi/{doc_type}/{mode}?WOPISrc={}&ui=de-DE{query_extra}",
+        enc(&host.wopi_src())
     );
     let form = format!("access_token={token}&access_token_ttl=0{form_extra}");
     let (st, _, body) = send(
@@ -1795,4 +1816,112 @@ async fn permissions_follow_check_file_info_and_the_action() {
         assert_eq!(forced_msg.is_string(), forced, "{case}: {forced_msg}");
     }
     assert_eq!(s.host.state.lock().unwrap().bad_proofs, 0);
+}
+
+/// One editing session per file across saves: a force-save changes the host's Version, and
+/// a co-editor opening after it still joins the session (same key, same lock id); the final
+/// save is one PutFile with that lock, and only then does a new opening get a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn co_editors_share_one_session_across_force_saves() {
+    let s = setup(b"original", "").await;
+    let (_, _, a) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = a["document"]["key"].as_str().unwrap().to_owned();
+    assert_eq!(a["editorConfig"]["mode"], "edit");
+    let (_, r) = callback(&s, &key, json!({"key": key, "status": 1, "users": ["alice"], "actions": [{"type": 1, "userid": "alice"}]})).await;
+    assert_eq!(r, json!({"error": 0}));
+    let put = |name: &str, bytes: &[u8]| {
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .docs_files
+            .insert(name.into(), bytes.to_vec());
+        format!("{}/cache/{name}", s.host.origin())
+    };
+    let url6 = put("fs/output.docx", b"forced");
+    let (_, r) = callback(
+        &s,
+        &key,
+        json!({"key": key, "status": 6, "url": url6, "users": ["alice"], "forcesavetype": 1}),
+    )
+    .await;
+    assert_eq!(r, json!({"error": 0}));
+    assert_eq!(
+        s.host.state.lock().unwrap().version,
+        2,
+        "the host's Version changed"
+    );
+    // Bob opens after the force-save: the same session.
+    let (_, _, b) = open_editor(&s, "edit", "tok-bob", "", "").await;
+    assert_eq!(b["editorConfig"]["mode"], "edit");
+    assert_eq!(b["document"]["key"], key.as_str(), "same document.key");
+    {
+        let h = s.host.state.lock().unwrap();
+        assert_eq!(h.lock.as_deref(), Some(key.as_str()), "same lock id");
+        let bob_lock = h.calls.iter().rev().find(|c| c.0 == "Lock").unwrap();
+        assert_eq!(bob_lock.1.as_deref(), Some(key.as_str()));
+    }
+    // A viewer is not part of the editing session.
+    let (_, _, v) = open_editor(&s, "view", "tok-alice", "", "").await;
+    assert_ne!(v["document"]["key"], key.as_str());
+    // The final save: one PutFile with the lock, then Unlock.
+    let puts_before = s.host.ops().iter().filter(|o| *o == "PutFile").count();
+    let url2 = put("final/output.docx", b"final");
+    let (_, r) = callback(&s, &key, json!({"key": key, "status": 2, "url": url2, "users": ["alice", "bob"], "actions": [{"type": 0, "userid": "bob"}]})).await;
+    assert_eq!(r, json!({"error": 0}));
+    {
+        let h = s.host.state.lock().unwrap();
+        let puts: Vec<_> = h.calls.iter().filter(|c| c.0 == "PutFile").collect();
+        assert_eq!(
+            puts.len(),
+            puts_before + 1,
+            "one PutFile for the final save"
+        );
+        assert_eq!(puts.last().unwrap().1.as_deref(), Some(key.as_str()));
+        assert_eq!(h.content, b"final");
+        assert_eq!(h.lock, None);
+    }
+    // The session ended and the file changed: a new key.
+    let (_, _, c) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(c["editorConfig"]["mode"], "edit");
+    let new_key = c["document"]["key"].as_str().unwrap();
+    assert_ne!(new_key, key, "a new session after the old one ended");
+    assert_eq!(s.host.state.lock().unwrap().lock.as_deref(), Some(new_key));
+    assert_eq!(s.host.state.lock().unwrap().bad_proofs, 0);
+}
+
+/// The live-session index is cluster-wide: a co-editor opening on another instance after a
+/// force-save joins the session opened on the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn co_editors_on_other_instances_join_the_live_session() {
+    let shared = crate::support::cluster::Shared::start().await;
+    let host = WopiHost::start(b"original").await;
+    let at = |g: &Gateway| format!("http://{}", g.public);
+    let (s0, gws) = cluster_setup(&shared, host, "").await;
+    let (_, _, a) = open_editor(&s0, "edit", "tok-alice", "", "").await;
+    let key = a["document"]["key"].as_str().unwrap().to_owned();
+    s0.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("c6/output.docx".into(), b"forced".to_vec());
+    let url6 = format!("{}/cache/c6/output.docx", s0.host.origin());
+    let (_, r) = callback_at(
+        &at(&gws[0]),
+        &key,
+        json!({"key": key, "status": 6, "url": url6, "users": ["alice"], "forcesavetype": 1}),
+    )
+    .await;
+    assert_eq!(r, json!({"error": 0}));
+    assert_eq!(s0.host.state.lock().unwrap().version, 2);
+    let (st, _, b) =
+        open_editor_on(&at(&gws[1]), &s0.host, "word", "edit", "tok-bob", "", "").await;
+    assert_eq!(st, 200);
+    assert_eq!(b["editorConfig"]["mode"], "edit");
+    assert_eq!(b["document"]["key"], key.as_str());
+    assert_eq!(
+        s0.host.state.lock().unwrap().lock.as_deref(),
+        Some(key.as_str())
+    );
 }

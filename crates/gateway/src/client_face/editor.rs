@@ -319,37 +319,58 @@ async fn build_page(
     let mut mode = permissions::mode(&rights, action.flags, requested == "edit");
     let mut forced_why =
         (mode == Mode::View { forced: true }).then_some("you may not change this document");
-    let mut key = document_key(
-        if mode.is_edit() { 'e' } else { 'v' },
-        &o.wopi_src,
-        &version,
-    );
+    // One editing session per file: while one lives (on any instance), every edit opening
+    // joins it — its key and its lock id — whatever Version the host reports now (a
+    // force-save changed it). A new key only once it ended and the file changed.
+    let mut joined = if mode.is_edit() {
+        state.face.editors.live_edit(&o.wopi_src).await?
+    } else {
+        None
+    };
+    let mut key = match &joined {
+        Some(live) => live.key().to_owned(),
+        None => document_key(
+            if mode.is_edit() { 'e' } else { 'v' },
+            &o.wopi_src,
+            &version,
+        ),
+    };
+    let lock_id = joined
+        .as_ref()
+        .and_then(|live| live.lock_id.clone())
+        .unwrap_or_else(|| key.clone());
     let supports_locks = flag(info.supports_locks);
     if mode.is_edit() && supports_locks {
-        if let Err(e) = host::lock_op(state, &o.wopi_src, &o.token, "Lock", &key).await {
+        if let Err(e) = host::lock_op(state, &o.wopi_src, &o.token, "Lock", &lock_id).await {
             // As ONLYOFFICE does: a document that cannot be locked opens for viewing.
             tracing::warn!(error = %e, "Lock failed at open: falling back to view mode");
             mode = Mode::View { forced: true };
             forced_why = Some("the storage did not let the editor lock it");
+            joined = None;
             key = document_key('v', &o.wopi_src, &version);
         }
     }
     let edit = mode.is_edit();
-    let mut s = state
-        .face
-        .editors
-        .get_or_insert(&key, || Editor {
-            wopi_src: o.wopi_src.clone(),
-            ext: ext.clone(),
-            name: info.base_file_name.clone(),
-            edit,
-            supports_locks,
-            lock_id: None,
-            users: HashMap::new(),
-            version: Some(info.version.clone()).filter(|v| !v.is_empty()),
-            last_modified: info.last_modified_time.clone(),
-        })
-        .await?;
+    let mut s = match joined {
+        Some(live) => live,
+        None => {
+            state
+                .face
+                .editors
+                .get_or_insert(&key, || Editor {
+                    wopi_src: o.wopi_src.clone(),
+                    ext: ext.clone(),
+                    name: info.base_file_name.clone(),
+                    edit,
+                    supports_locks,
+                    lock_id: None,
+                    users: HashMap::new(),
+                    version: Some(info.version.clone()).filter(|v| !v.is_empty()),
+                    last_modified: info.last_modified_time.clone(),
+                })
+                .await?
+        }
+    };
     {
         s.users.insert(
             info.user_id.clone(),
@@ -360,10 +381,13 @@ async fn build_page(
             },
         );
         if edit && supports_locks {
-            s.lock_id = Some(key.clone());
+            s.lock_id = Some(lock_id);
             note_refreshed(state, &key).await?;
         }
         s.save().await?;
+        if edit {
+            state.face.editors.note_live_edit(&o.wopi_src, &key).await?;
+        }
         drop(s);
     }
     let settings = state.settings();
