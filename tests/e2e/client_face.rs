@@ -1925,3 +1925,176 @@ async fn co_editors_on_other_instances_join_the_live_session() {
         Some(key.as_str())
     );
 }
+
+/// Hosts that look actions up by MIME type (Nextcloud's richdocuments: the first action of
+/// `/wopi-discovery/net-zone/app[@name='<mime type>']`) find `edit` for every editable
+/// format and `view` otherwise, and its URL opens the editor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_by_mime_type_opens_the_editor() {
+    let s = setup(b"hello", "").await;
+    let (st, _, xml) = get(&format!("{}/hosting/discovery", s.base)).await;
+    assert_eq!(st, 200);
+    let d = wopi::discovery::parse(&xml).unwrap();
+    let first_action = |app: &str| {
+        d.net_zones
+            .iter()
+            .flat_map(|z| z.apps.iter())
+            .find(|a| a.name == app)
+            .and_then(|a| a.actions.first())
+            .cloned()
+    };
+    let supported: &[(&str, &str)] = &[
+        ("application/epub+zip", "edit"),
+        ("application/msword", "view"),
+        ("application/oxps", "view"),
+        ("application/pdf", "edit"),
+        ("application/rtf", "edit"),
+        ("application/vnd.apple.keynote", "view"),
+        ("application/vnd.apple.numbers", "view"),
+        ("application/vnd.apple.pages", "view"),
+        ("application/vnd.ms-excel", "view"),
+        (
+            "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-excel.sheet.binary.macroenabled.12",
+            "edit",
+        ),
+        ("application/vnd.ms-excel.sheet.macroEnabled.12", "edit"),
+        ("application/vnd.ms-excel.sheet.macroenabled.12", "edit"),
+        ("application/vnd.ms-excel.template.macroEnabled.12", "edit"),
+        ("application/vnd.ms-excel.template.macroenabled.12", "edit"),
+        ("application/vnd.ms-powerpoint", "view"),
+        (
+            "application/vnd.ms-powerpoint.presentation.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.presentation.macroenabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.slideshow.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.slideshow.macroenabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.template.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.template.macroenabled.12",
+            "edit",
+        ),
+        ("application/vnd.ms-word.document.macroEnabled.12", "edit"),
+        ("application/vnd.ms-word.document.macroenabled.12", "edit"),
+        ("application/vnd.ms-word.template.macroEnabled.12", "edit"),
+        ("application/vnd.ms-word.template.macroenabled.12", "edit"),
+        ("application/vnd.ms-works", "view"),
+        ("application/vnd.ms-xpsdocument", "view"),
+        ("application/vnd.oasis.opendocument.graphics", "view"),
+        ("application/vnd.oasis.opendocument.presentation", "edit"),
+        (
+            "application/vnd.oasis.opendocument.presentation-flat-xml",
+            "view",
+        ),
+        (
+            "application/vnd.oasis.opendocument.presentation-template",
+            "edit",
+        ),
+        ("application/vnd.oasis.opendocument.spreadsheet", "edit"),
+        (
+            "application/vnd.oasis.opendocument.spreadsheet-flat-xml",
+            "view",
+        ),
+        (
+            "application/vnd.oasis.opendocument.spreadsheet-template",
+            "edit",
+        ),
+        ("application/vnd.oasis.opendocument.text", "edit"),
+        ("application/vnd.oasis.opendocument.text-flat-xml", "view"),
+        ("application/vnd.oasis.opendocument.text-template", "edit"),
+        (
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.presentationml.slideshow",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.presentationml.template",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.template",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.template",
+            "edit",
+        ),
+        ("application/vnd.sun.xml.calc", "view"),
+        ("application/vnd.sun.xml.impress", "view"),
+        ("application/vnd.sun.xml.writer", "view"),
+        ("application/vnd.sun.xml.writer.template", "view"),
+        ("application/x-fictionbook+xml", "edit"),
+        ("application/x-hwp", "view"),
+        ("application/x-hwpx", "view"),
+        ("application/x-iwork-keynote-sffkey", "view"),
+        ("application/x-iwork-numbers-sffnumbers", "view"),
+        ("application/x-iwork-pages-sffpages", "view"),
+        ("application/xml", "view"),
+        ("image/vnd.djvu", "view"),
+        ("message/rfc822", "view"),
+        ("text/csv", "edit"),
+        ("text/html", "edit"),
+        ("text/markdown", "view"),
+        ("text/plain", "edit"),
+        ("text/rtf", "edit"),
+        ("text/tab-separated-values", "edit"),
+        ("text/xml", "view"),
+    ];
+    for (mime, expected) in supported {
+        let action = first_action(mime).unwrap_or_else(|| panic!("no app for {mime}"));
+        assert_eq!(action.name, *expected, "{mime}");
+        let url = wopi::discovery::resolve_urlsrc(&action.urlsrc, |p| match p {
+            "WOPI_SOURCE" => Some(enc(&s.host.wopi_src())),
+            "UI_LLCC" => Some("de-DE".into()),
+            _ => None,
+        });
+        let (st, _, page) = send(
+            "POST",
+            &url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "access_token=tok-alice&access_token_ttl=0",
+        )
+        .await;
+        let page = String::from_utf8(page).unwrap();
+        assert_eq!(st, 200, "{mime}: {url}: {page}");
+        assert!(page.contains("new DocsAPI.DocEditor"), "{mime}");
+        let mode = if *expected == "edit" {
+            "\"mode\":\"edit\""
+        } else {
+            "\"mode\":\"view\""
+        };
+        assert!(page.contains(mode), "{mime}: {mode}");
+    }
+    // The named apps stay, and the capabilities are where Collabora-style hosts look.
+    assert!(first_action("Word").is_some());
+    let caps = first_action("Capabilities").unwrap();
+    assert_eq!(caps.name, "getinfo");
+    assert_eq!(get(&caps.urlsrc).await.0, 200);
+}
