@@ -2096,5 +2096,11 @@ async fn discovery_by_mime_type_opens_the_editor() {
     assert!(first_action("Word").is_some());
     let caps = first_action("Capabilities").unwrap();
     assert_eq!(caps.name, "getinfo");
-    assert_eq!(get(&caps.urlsrc).await.0, 200);
+    let (st, _, body) = get(&caps.urlsrc).await;
+    assert_eq!(st, 200);
+    let caps: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        caps["hasTemplateSource"], false,
+        "TemplateSource is not read, so it is not claimed"
+    );
 }

@@ -427,7 +427,8 @@ pub(crate) async fn capabilities() -> Response {
         "hasMobileSupport": true,
         "hasProxyPrefix": false,
         "hasTemplateSaveAs": false,
-        "hasTemplateSource": true,
+        // CheckFileInfo's TemplateSource is not read: new files from templates are not made.
+        "hasTemplateSource": false,
         "productName": "wopi-gateway",
         "productVersion": env!("CARGO_PKG_VERSION"),
     }))
