@@ -93,10 +93,31 @@ async fn open_editor_as(
     query_extra: &str,
     form_extra: &str,
 ) -> (u16, String, Value) {
+    open_editor_on(
+        &s.base,
+        &s.host,
+        doc_type,
+        mode,
+        token,
+        query_extra,
+        form_extra,
+    )
+    .await
+}
+
+/// [`open_editor_as`] on the gateway at `base`.
+async fn open_editor_on(
+    base: &str,
+    host: &WopiHost,
+    doc_type: &str,
+    mode: &str,
+    token: &str,
+    query_extra: &str,
+    form_extra: &str,
+) -> (u16, String, Value) {
     let url = format!(
-        "{}/hosting/wopi/{doc_type}/{mode}?WOPISrc={}&ui=de-DE{query_extra}",
-        s.base,
-        enc(&s.host.wopi_src())
+        "{base}/hosting/wopi/{doc_type}/{mode}?WOPISrc={}&ui=de-DE{query_extra}",
+        enc(&host.wopi_src())
     );
     let form = format!("access_token={token}&access_token_ttl=0{form_extra}");
     let (st, _, body) = send(
@@ -1568,5 +1589,518 @@ async fn a_conversion_started_on_one_instance_is_followed_on_the_others() {
     assert!(
         served.iter().filter(|(_, n)| *n > 0).count() >= 2,
         "{served:?}"
+    );
+}
+
+/// The page's host JSON (`wopi-gateway-host`).
+fn host_json(page: &str) -> Value {
+    page.split("<script type=\"application/json\" id=\"wopi-gateway-host\">")
+        .nth(1)
+        .and_then(|r| r.split("</script>").next())
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or(Value::Null)
+}
+
+/// One opening with the host's CheckFileInfo extended by `info`, from a clean host (no lock,
+/// no calls): the verified claims of the signed config, the page's forced-view message and
+/// whether the host was asked to Lock.
+async fn open_with_info(
+    s: &Setup,
+    doc_type: &str,
+    mode: &str,
+    token: &str,
+    query: &str,
+    form: &str,
+    info: Value,
+) -> (serde_json::Map<String, Value>, Value, bool) {
+    {
+        let mut h = s.host.state.lock().unwrap();
+        h.lock = None;
+        h.calls.clear();
+        h.info = info.as_object().unwrap().clone();
+    }
+    let (st, page, config) = open_editor_as(s, doc_type, mode, token, query, form).await;
+    assert_eq!(st, 200, "{page}");
+    let claims = jwt::verify(&Secret::new(DOCS_SECRET), config["token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["document"], config["document"]);
+    assert_eq!(claims["editorConfig"], config["editorConfig"]);
+    let locked = s.host.ops().iter().any(|o| o == "Lock");
+    (claims, host_json(&page)["forcedView"].clone(), locked)
+}
+
+/// (doc type, action, token, query, form, CheckFileInfo extras) →
+/// (mode, [edit, review, comment, fillForms, copy, print, download, chat], Lock, forced).
+type PermCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Value,
+    &'a str,
+    [bool; 8],
+    bool,
+    bool,
+);
+
+/// Permissions and mode through the real binary, derived from ONLYOFFICE Docs' WOPI client
+/// (DocsCoServer.js `fillDataFromWopiJwt`, wopiClient.js `getEditorHtml`): mode, every
+/// signed permission, the Lock and the forced-view message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_follow_check_file_info_and_the_action() {
+    let s = setup(b"hello", "").await;
+    // (doc type, action, token, query, form, CheckFileInfo extras) →
+    // (mode, [edit, review, comment, fillForms, copy, print, download, chat], Lock, forced)
+    let cases: Vec<PermCase<'_>> = vec![
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({}),
+            "edit",
+            [true, true, true, true, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"UserCanOnlyComment": true}),
+            "edit",
+            [false, false, true, false, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"ReadOnly": true}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            false,
+            true,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"ReadOnly": true, "UserCanReview": true}),
+            "edit",
+            [false, true, false, false, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "pdf",
+            "edit",
+            "tok-alice",
+            "&formsubmit=1",
+            "",
+            json!({"BaseFileName": "Form.pdf"}),
+            "edit",
+            [false, false, false, true, true, true, true, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "&dchat=1",
+            "",
+            json!({"DisableExport": true, "CopyPasteRestrictions": "BlockAll", "HidePrintOption": true, "UserCanReview": false}),
+            "edit",
+            [true, false, true, true, false, false, false, false],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "",
+            json!({"SupportsReviewing": false, "HideExportOption": "true"}),
+            "edit",
+            [true, false, true, true, true, true, false, true],
+            true,
+            false,
+        ),
+        (
+            "word",
+            "view",
+            "tok-alice",
+            "",
+            "",
+            json!({"DisablePrint": true}),
+            "view",
+            [false, false, false, false, true, false, true, true],
+            false,
+            false,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-viewer",
+            "",
+            "",
+            json!({}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            false,
+            true,
+        ),
+        // Docs' gate lets a reviewer in; the host refuses the Lock: view, forced.
+        (
+            "word",
+            "edit",
+            "tok-viewer",
+            "",
+            "",
+            json!({"UserCanReview": true}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            true,
+            true,
+        ),
+        // The host's docs_api_config may restrict, never widen.
+        (
+            "word",
+            "edit",
+            "tok-viewer",
+            "",
+            "&docs_api_config=%7B%22document%22%3A%7B%22permissions%22%3A%7B%22edit%22%3Atrue%2C%22comment%22%3Atrue%7D%7D%7D",
+            json!({}),
+            "view",
+            [false, false, false, false, true, true, true, true],
+            false,
+            true,
+        ),
+        (
+            "word",
+            "edit",
+            "tok-alice",
+            "",
+            "&docs_api_config=%7B%22document%22%3A%7B%22permissions%22%3A%7B%22download%22%3Afalse%7D%7D%7D",
+            json!({}),
+            "edit",
+            [true, true, true, true, true, true, false, true],
+            true,
+            false,
+        ),
+    ];
+    for (i, (doc_type, action, token, query, form, info, mode, p, lock, forced)) in
+        cases.into_iter().enumerate()
+    {
+        let (claims, forced_msg, locked) =
+            open_with_info(&s, doc_type, action, token, query, form, info.clone()).await;
+        let case = format!("case {i}: {action} {token} {query} {info}");
+        assert_eq!(claims["editorConfig"]["mode"], mode, "{case}");
+        assert_eq!(
+            claims["document"]["permissions"],
+            json!({"edit": p[0], "review": p[1], "comment": p[2], "fillForms": p[3],
+                   "copy": p[4], "print": p[5], "download": p[6], "chat": p[7]}),
+            "{case}"
+        );
+        assert_eq!(locked, lock, "{case}: Lock");
+        assert_eq!(forced_msg.is_string(), forced, "{case}: {forced_msg}");
+    }
+    assert_eq!(s.host.state.lock().unwrap().bad_proofs, 0);
+}
+
+/// One editing session per file across saves: a force-save changes the host's Version, and
+/// a co-editor opening after it still joins the session (same key, same lock id); the final
+/// save is one PutFile with that lock, and only then does a new opening get a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn co_editors_share_one_session_across_force_saves() {
+    let s = setup(b"original", "").await;
+    let (_, _, a) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    let key = a["document"]["key"].as_str().unwrap().to_owned();
+    assert_eq!(a["editorConfig"]["mode"], "edit");
+    let (_, r) = callback(&s, &key, json!({"key": key, "status": 1, "users": ["alice"], "actions": [{"type": 1, "userid": "alice"}]})).await;
+    assert_eq!(r, json!({"error": 0}));
+    let put = |name: &str, bytes: &[u8]| {
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .docs_files
+            .insert(name.into(), bytes.to_vec());
+        format!("{}/cache/{name}", s.host.origin())
+    };
+    let url6 = put("fs/output.docx", b"forced");
+    let (_, r) = callback(
+        &s,
+        &key,
+        json!({"key": key, "status": 6, "url": url6, "users": ["alice"], "forcesavetype": 1}),
+    )
+    .await;
+    assert_eq!(r, json!({"error": 0}));
+    assert_eq!(
+        s.host.state.lock().unwrap().version,
+        2,
+        "the host's Version changed"
+    );
+    // Bob opens after the force-save: the same session.
+    let (_, _, b) = open_editor(&s, "edit", "tok-bob", "", "").await;
+    assert_eq!(b["editorConfig"]["mode"], "edit");
+    assert_eq!(b["document"]["key"], key.as_str(), "same document.key");
+    {
+        let h = s.host.state.lock().unwrap();
+        assert_eq!(h.lock.as_deref(), Some(key.as_str()), "same lock id");
+        let bob_lock = h.calls.iter().rev().find(|c| c.0 == "Lock").unwrap();
+        assert_eq!(bob_lock.1.as_deref(), Some(key.as_str()));
+    }
+    // A viewer is not part of the editing session.
+    let (_, _, v) = open_editor(&s, "view", "tok-alice", "", "").await;
+    assert_ne!(v["document"]["key"], key.as_str());
+    // The final save: one PutFile with the lock, then Unlock.
+    let puts_before = s.host.ops().iter().filter(|o| *o == "PutFile").count();
+    let url2 = put("final/output.docx", b"final");
+    let (_, r) = callback(&s, &key, json!({"key": key, "status": 2, "url": url2, "users": ["alice", "bob"], "actions": [{"type": 0, "userid": "bob"}]})).await;
+    assert_eq!(r, json!({"error": 0}));
+    {
+        let h = s.host.state.lock().unwrap();
+        let puts: Vec<_> = h.calls.iter().filter(|c| c.0 == "PutFile").collect();
+        assert_eq!(
+            puts.len(),
+            puts_before + 1,
+            "one PutFile for the final save"
+        );
+        assert_eq!(puts.last().unwrap().1.as_deref(), Some(key.as_str()));
+        assert_eq!(h.content, b"final");
+        assert_eq!(h.lock, None);
+    }
+    // The session ended and the file changed: a new key.
+    let (_, _, c) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(c["editorConfig"]["mode"], "edit");
+    let new_key = c["document"]["key"].as_str().unwrap();
+    assert_ne!(new_key, key, "a new session after the old one ended");
+    assert_eq!(s.host.state.lock().unwrap().lock.as_deref(), Some(new_key));
+    assert_eq!(s.host.state.lock().unwrap().bad_proofs, 0);
+}
+
+/// The live-session index is cluster-wide: a co-editor opening on another instance after a
+/// force-save joins the session opened on the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn co_editors_on_other_instances_join_the_live_session() {
+    let shared = crate::support::cluster::Shared::start().await;
+    let host = WopiHost::start(b"original").await;
+    let at = |g: &Gateway| format!("http://{}", g.public);
+    let (s0, gws) = cluster_setup(&shared, host, "").await;
+    let (_, _, a) = open_editor(&s0, "edit", "tok-alice", "", "").await;
+    let key = a["document"]["key"].as_str().unwrap().to_owned();
+    s0.host
+        .state
+        .lock()
+        .unwrap()
+        .docs_files
+        .insert("c6/output.docx".into(), b"forced".to_vec());
+    let url6 = format!("{}/cache/c6/output.docx", s0.host.origin());
+    let (_, r) = callback_at(
+        &at(&gws[0]),
+        &key,
+        json!({"key": key, "status": 6, "url": url6, "users": ["alice"], "forcesavetype": 1}),
+    )
+    .await;
+    assert_eq!(r, json!({"error": 0}));
+    assert_eq!(s0.host.state.lock().unwrap().version, 2);
+    let (st, _, b) =
+        open_editor_on(&at(&gws[1]), &s0.host, "word", "edit", "tok-bob", "", "").await;
+    assert_eq!(st, 200);
+    assert_eq!(b["editorConfig"]["mode"], "edit");
+    assert_eq!(b["document"]["key"], key.as_str());
+    assert_eq!(
+        s0.host.state.lock().unwrap().lock.as_deref(),
+        Some(key.as_str())
+    );
+}
+
+/// Hosts that look actions up by MIME type (Nextcloud's richdocuments: the first action of
+/// `/wopi-discovery/net-zone/app[@name='<mime type>']`) find `edit` for every editable
+/// format and `view` otherwise, and its URL opens the editor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_by_mime_type_opens_the_editor() {
+    let s = setup(b"hello", "").await;
+    let (st, _, xml) = get(&format!("{}/hosting/discovery", s.base)).await;
+    assert_eq!(st, 200);
+    let d = wopi::discovery::parse(&xml).unwrap();
+    let first_action = |app: &str| {
+        d.net_zones
+            .iter()
+            .flat_map(|z| z.apps.iter())
+            .find(|a| a.name == app)
+            .and_then(|a| a.actions.first())
+            .cloned()
+    };
+    let supported: &[(&str, &str)] = &[
+        ("application/epub+zip", "edit"),
+        ("application/msword", "view"),
+        ("application/oxps", "view"),
+        ("application/pdf", "edit"),
+        ("application/rtf", "edit"),
+        ("application/vnd.apple.keynote", "view"),
+        ("application/vnd.apple.numbers", "view"),
+        ("application/vnd.apple.pages", "view"),
+        ("application/vnd.ms-excel", "view"),
+        (
+            "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-excel.sheet.binary.macroenabled.12",
+            "edit",
+        ),
+        ("application/vnd.ms-excel.sheet.macroEnabled.12", "edit"),
+        ("application/vnd.ms-excel.sheet.macroenabled.12", "edit"),
+        ("application/vnd.ms-excel.template.macroEnabled.12", "edit"),
+        ("application/vnd.ms-excel.template.macroenabled.12", "edit"),
+        ("application/vnd.ms-powerpoint", "view"),
+        (
+            "application/vnd.ms-powerpoint.presentation.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.presentation.macroenabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.slideshow.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.slideshow.macroenabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.template.macroEnabled.12",
+            "edit",
+        ),
+        (
+            "application/vnd.ms-powerpoint.template.macroenabled.12",
+            "edit",
+        ),
+        ("application/vnd.ms-word.document.macroEnabled.12", "edit"),
+        ("application/vnd.ms-word.document.macroenabled.12", "edit"),
+        ("application/vnd.ms-word.template.macroEnabled.12", "edit"),
+        ("application/vnd.ms-word.template.macroenabled.12", "edit"),
+        ("application/vnd.ms-works", "view"),
+        ("application/vnd.ms-xpsdocument", "view"),
+        ("application/vnd.oasis.opendocument.graphics", "view"),
+        ("application/vnd.oasis.opendocument.presentation", "edit"),
+        (
+            "application/vnd.oasis.opendocument.presentation-flat-xml",
+            "view",
+        ),
+        (
+            "application/vnd.oasis.opendocument.presentation-template",
+            "edit",
+        ),
+        ("application/vnd.oasis.opendocument.spreadsheet", "edit"),
+        (
+            "application/vnd.oasis.opendocument.spreadsheet-flat-xml",
+            "view",
+        ),
+        (
+            "application/vnd.oasis.opendocument.spreadsheet-template",
+            "edit",
+        ),
+        ("application/vnd.oasis.opendocument.text", "edit"),
+        ("application/vnd.oasis.opendocument.text-flat-xml", "view"),
+        ("application/vnd.oasis.opendocument.text-template", "edit"),
+        (
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.presentationml.slideshow",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.presentationml.template",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.template",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "edit",
+        ),
+        (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.template",
+            "edit",
+        ),
+        ("application/vnd.sun.xml.calc", "view"),
+        ("application/vnd.sun.xml.impress", "view"),
+        ("application/vnd.sun.xml.writer", "view"),
+        ("application/vnd.sun.xml.writer.template", "view"),
+        ("application/x-fictionbook+xml", "edit"),
+        ("application/x-hwp", "view"),
+        ("application/x-hwpx", "view"),
+        ("application/x-iwork-keynote-sffkey", "view"),
+        ("application/x-iwork-numbers-sffnumbers", "view"),
+        ("application/x-iwork-pages-sffpages", "view"),
+        ("application/xml", "view"),
+        ("image/vnd.djvu", "view"),
+        ("message/rfc822", "view"),
+        ("text/csv", "edit"),
+        ("text/html", "edit"),
+        ("text/markdown", "view"),
+        ("text/plain", "edit"),
+        ("text/rtf", "edit"),
+        ("text/tab-separated-values", "edit"),
+        ("text/xml", "view"),
+    ];
+    for (mime, expected) in supported {
+        let action = first_action(mime).unwrap_or_else(|| panic!("no app for {mime}"));
+        assert_eq!(action.name, *expected, "{mime}");
+        let url = wopi::discovery::resolve_urlsrc(&action.urlsrc, |p| match p {
+            "WOPI_SOURCE" => Some(enc(&s.host.wopi_src())),
+            "UI_LLCC" => Some("de-DE".into()),
+            _ => None,
+        });
+        let (st, _, page) = send(
+            "POST",
+            &url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "access_token=tok-alice&access_token_ttl=0",
+        )
+        .await;
+        let page = String::from_utf8(page).unwrap();
+        assert_eq!(st, 200, "{mime}: {url}: {page}");
+        assert!(page.contains("new DocsAPI.DocEditor"), "{mime}");
+        let mode = if *expected == "edit" {
+            "\"mode\":\"edit\""
+        } else {
+            "\"mode\":\"view\""
+        };
+        assert!(page.contains(mode), "{mime}: {mode}");
+    }
+    // The named apps stay, and the capabilities are where Collabora-style hosts look.
+    assert!(first_action("Word").is_some());
+    let caps = first_action("Capabilities").unwrap();
+    assert_eq!(caps.name, "getinfo");
+    let (st, _, body) = get(&caps.urlsrc).await;
+    assert_eq!(st, 200);
+    let caps: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        caps["hasTemplateSource"], false,
+        "TemplateSource is not read, so it is not claimed"
     );
 }

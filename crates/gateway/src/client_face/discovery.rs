@@ -69,6 +69,183 @@ const APPS: &[AppSpec] = &[
     },
 ];
 
+/// The MIME types of each supported extension, as WOPI hosts that look actions up by MIME
+/// type (Nextcloud's richdocuments, Collabora-style connectors) name them.
+const MIME_TYPES: &[(&str, &[&str])] = &[
+    // Word
+    ("doc", &["application/msword"]),
+    ("dot", &["application/msword"]),
+    (
+        "fodt",
+        &["application/vnd.oasis.opendocument.text-flat-xml"],
+    ),
+    ("htm", &["text/html"]),
+    ("html", &["text/html"]),
+    ("hwp", &["application/x-hwp"]),
+    ("hwpx", &["application/x-hwpx"]),
+    ("md", &["text/markdown"]),
+    ("mht", &["message/rfc822"]),
+    ("mhtml", &["message/rfc822"]),
+    (
+        "pages",
+        &[
+            "application/vnd.apple.pages",
+            "application/x-iwork-pages-sffpages",
+        ],
+    ),
+    ("stw", &["application/vnd.sun.xml.writer.template"]),
+    ("sxw", &["application/vnd.sun.xml.writer"]),
+    ("wps", &["application/vnd.ms-works"]),
+    ("xml", &["application/xml", "text/xml"]),
+    (
+        "docm",
+        &[
+            "application/vnd.ms-word.document.macroEnabled.12",
+            "application/vnd.ms-word.document.macroenabled.12",
+        ],
+    ),
+    (
+        "docx",
+        &["application/vnd.openxmlformats-officedocument.wordprocessingml.document"],
+    ),
+    (
+        "dotm",
+        &[
+            "application/vnd.ms-word.template.macroEnabled.12",
+            "application/vnd.ms-word.template.macroenabled.12",
+        ],
+    ),
+    (
+        "dotx",
+        &["application/vnd.openxmlformats-officedocument.wordprocessingml.template"],
+    ),
+    ("epub", &["application/epub+zip"]),
+    ("fb2", &["application/x-fictionbook+xml"]),
+    ("odt", &["application/vnd.oasis.opendocument.text"]),
+    ("ott", &["application/vnd.oasis.opendocument.text-template"]),
+    ("rtf", &["application/rtf", "text/rtf"]),
+    ("txt", &["text/plain"]),
+    // Excel
+    (
+        "fods",
+        &["application/vnd.oasis.opendocument.spreadsheet-flat-xml"],
+    ),
+    (
+        "numbers",
+        &[
+            "application/vnd.apple.numbers",
+            "application/x-iwork-numbers-sffnumbers",
+        ],
+    ),
+    ("sxc", &["application/vnd.sun.xml.calc"]),
+    ("xls", &["application/vnd.ms-excel"]),
+    ("xlt", &["application/vnd.ms-excel"]),
+    ("csv", &["text/csv"]),
+    ("ods", &["application/vnd.oasis.opendocument.spreadsheet"]),
+    (
+        "ots",
+        &["application/vnd.oasis.opendocument.spreadsheet-template"],
+    ),
+    ("tsv", &["text/tab-separated-values"]),
+    (
+        "xlsb",
+        &[
+            "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
+            "application/vnd.ms-excel.sheet.binary.macroenabled.12",
+        ],
+    ),
+    (
+        "xlsm",
+        &[
+            "application/vnd.ms-excel.sheet.macroEnabled.12",
+            "application/vnd.ms-excel.sheet.macroenabled.12",
+        ],
+    ),
+    (
+        "xlsx",
+        &["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"],
+    ),
+    (
+        "xltm",
+        &[
+            "application/vnd.ms-excel.template.macroEnabled.12",
+            "application/vnd.ms-excel.template.macroenabled.12",
+        ],
+    ),
+    (
+        "xltx",
+        &["application/vnd.openxmlformats-officedocument.spreadsheetml.template"],
+    ),
+    // PowerPoint
+    (
+        "fodp",
+        &["application/vnd.oasis.opendocument.presentation-flat-xml"],
+    ),
+    (
+        "key",
+        &[
+            "application/vnd.apple.keynote",
+            "application/x-iwork-keynote-sffkey",
+        ],
+    ),
+    ("odg", &["application/vnd.oasis.opendocument.graphics"]),
+    ("pot", &["application/vnd.ms-powerpoint"]),
+    ("pps", &["application/vnd.ms-powerpoint"]),
+    ("ppt", &["application/vnd.ms-powerpoint"]),
+    ("sxi", &["application/vnd.sun.xml.impress"]),
+    ("odp", &["application/vnd.oasis.opendocument.presentation"]),
+    (
+        "otp",
+        &["application/vnd.oasis.opendocument.presentation-template"],
+    ),
+    (
+        "potm",
+        &[
+            "application/vnd.ms-powerpoint.template.macroEnabled.12",
+            "application/vnd.ms-powerpoint.template.macroenabled.12",
+        ],
+    ),
+    (
+        "potx",
+        &["application/vnd.openxmlformats-officedocument.presentationml.template"],
+    ),
+    (
+        "ppsm",
+        &[
+            "application/vnd.ms-powerpoint.slideshow.macroEnabled.12",
+            "application/vnd.ms-powerpoint.slideshow.macroenabled.12",
+        ],
+    ),
+    (
+        "ppsx",
+        &["application/vnd.openxmlformats-officedocument.presentationml.slideshow"],
+    ),
+    (
+        "pptm",
+        &[
+            "application/vnd.ms-powerpoint.presentation.macroEnabled.12",
+            "application/vnd.ms-powerpoint.presentation.macroenabled.12",
+        ],
+    ),
+    (
+        "pptx",
+        &["application/vnd.openxmlformats-officedocument.presentationml.presentation"],
+    ),
+    // Pdf
+    ("djvu", &["image/vnd.djvu"]),
+    ("oxps", &["application/oxps"]),
+    ("xps", &["application/vnd.ms-xpsdocument"]),
+    ("pdf", &["application/pdf"]),
+];
+
+/// The MIME types of `ext` (none for formats without a registered one: gdoc, et, …).
+fn mime_types(ext: &str) -> &'static [&'static str] {
+    MIME_TYPES
+        .iter()
+        .find(|(e, _)| *e == ext)
+        .map_or(&[], |(_, m)| m)
+}
+
 /// The format a view-only extension is converted to for editing (convert-and-edit).
 pub(crate) fn converts_to(ext: &str) -> Option<&'static str> {
     APPS.iter()
@@ -96,6 +273,9 @@ pub(crate) fn build(state: &ClientCtx) -> Discovery {
     let docs_base = state.settings().docs_public_base();
     let t = format!("{base}/hosting/wopi");
     let mut apps = Vec::new();
+    // One app per MIME type, after the named apps, with the actions of its format.
+    let mut by_mime: std::collections::BTreeMap<&str, Vec<Action>> =
+        std::collections::BTreeMap::new();
     for spec in APPS {
         let view = format!("{t}/{}/view?{PLACEHOLDERS}", spec.doc_type);
         let embed = format!("{t}/{}/view?embed=1&{PLACEHOLDERS}", spec.doc_type);
@@ -105,11 +285,13 @@ pub(crate) fn build(state: &ClientCtx) -> Discovery {
         let mut actions = Vec::new();
         let convert_actions = state.settings().client_face.convert_actions;
         for ext in spec.view {
-            actions.push(action("view", ext, view.clone(), true, None));
-            actions.push(action("embedview", ext, embed.clone(), false, None));
-            actions.push(action("mobileView", ext, mobile.clone(), false, None));
+            let mut of_ext = vec![
+                action("view", ext, view.clone(), true, None),
+                action("embedview", ext, embed.clone(), false, None),
+                action("mobileView", ext, mobile.clone(), false, None),
+            ];
             if let (true, Some(target)) = (convert_actions, spec.convert_to) {
-                actions.push(Action {
+                of_ext.push(Action {
                     targetext: Some(target.into()),
                     ..action(
                         "convert",
@@ -120,20 +302,27 @@ pub(crate) fn build(state: &ClientCtx) -> Discovery {
                     )
                 });
             }
+            for mime in mime_types(ext).iter().copied() {
+                // View first: the first action of a view-only format's MIME app.
+                by_mime.entry(mime).or_insert_with(|| of_ext.clone());
+            }
+            actions.extend(of_ext);
         }
         for ext in spec.edit {
-            actions.push(action("view", ext, view.clone(), false, None));
-            actions.push(action("embedview", ext, embed.clone(), false, None));
-            actions.push(action("mobileView", ext, mobile.clone(), false, None));
-            actions.push(action(
+            let views = [
+                action("view", ext, view.clone(), false, None),
+                action("embedview", ext, embed.clone(), false, None),
+                action("mobileView", ext, mobile.clone(), false, None),
+            ];
+            let mut edits = vec![action(
                 "edit",
                 ext,
                 edit.clone(),
                 true,
                 Some("locks,update"),
-            ));
+            )];
             if FORMS.contains(ext) {
-                actions.push(action(
+                edits.push(action(
                     "formsubmit",
                     ext,
                     format!("{t}/{}/edit?formsubmit=1&{PLACEHOLDERS}", spec.doc_type),
@@ -141,7 +330,7 @@ pub(crate) fn build(state: &ClientCtx) -> Discovery {
                     Some("locks,update"),
                 ));
             }
-            actions.push(action(
+            edits.push(action(
                 "mobileEdit",
                 ext,
                 mobile_edit.clone(),
@@ -149,7 +338,7 @@ pub(crate) fn build(state: &ClientCtx) -> Discovery {
                 Some("locks,update"),
             ));
             if spec.editnew.contains(ext) {
-                actions.push(action(
+                edits.push(action(
                     "editnew",
                     ext,
                     edit.clone(),
@@ -157,6 +346,15 @@ pub(crate) fn build(state: &ClientCtx) -> Discovery {
                     Some("locks,update"),
                 ));
             }
+            for mime in mime_types(ext).iter().copied() {
+                // Edit first: the first action of an editable format's MIME app (an
+                // editable format's MIME type wins over a view-only one's).
+                let mut of_mime = edits.clone();
+                of_mime.extend(views.iter().cloned());
+                by_mime.insert(mime, of_mime);
+            }
+            actions.extend(views);
+            actions.extend(edits);
         }
         apps.push(App {
             name: spec.name.into(),
@@ -168,6 +366,35 @@ pub(crate) fn build(state: &ClientCtx) -> Discovery {
             actions,
         });
     }
+    for (mime, actions) in by_mime {
+        apps.push(App {
+            name: mime.into(),
+            fav_icon_url: None,
+            check_license: false,
+            // As ONLYOFFICE Docs' MIME apps: `ext` empty (hosts that look up by extension
+            // read the named apps).
+            actions: actions
+                .into_iter()
+                .map(|a| Action {
+                    ext: String::new(),
+                    ..a
+                })
+                .collect(),
+        });
+    }
+    // Where Collabora-style hosts find the capabilities.
+    apps.push(App {
+        name: "Capabilities".into(),
+        fav_icon_url: None,
+        check_license: false,
+        actions: vec![action(
+            "getinfo",
+            "",
+            format!("{base}/hosting/capabilities"),
+            false,
+            Some("locks,update"),
+        )],
+    });
     let cf = state.face.keys();
     Discovery {
         net_zones: vec![NetZone {
@@ -200,7 +427,8 @@ pub(crate) async fn capabilities() -> Response {
         "hasMobileSupport": true,
         "hasProxyPrefix": false,
         "hasTemplateSaveAs": false,
-        "hasTemplateSource": true,
+        // CheckFileInfo's TemplateSource is not read: new files from templates are not made.
+        "hasTemplateSource": false,
         "productName": "wopi-gateway",
         "productVersion": env!("CARGO_PKG_VERSION"),
     }))

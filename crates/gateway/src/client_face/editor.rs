@@ -8,6 +8,8 @@ use super::host;
 use crate::client_face::ClientCtx;
 use crate::error::GatewayError;
 use crate::settings::Profile;
+use crate::translate::editor_config::{ActionQuery, FileFacts};
+use crate::translate::permissions::{self, HostRights, Mode};
 use crate::urls;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -48,6 +50,50 @@ pub(crate) fn document_key(prefix: char, wopi_src: &str, version: &str) -> Strin
         "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..30])
     )
+}
+
+/// CheckFileInfo's facts about the file and the user, as the config translation takes them.
+fn file_facts(info: &CheckFileInfo) -> FileFacts {
+    FileFacts {
+        base_file_name: info.base_file_name.clone(),
+        extension: info.extension(),
+        breadcrumb_doc_name: info.breadcrumb_doc_name.clone(),
+        breadcrumb_folder_name: info.breadcrumb_folder_name.clone(),
+        breadcrumb_folder_url: info.breadcrumb_folder_url.clone(),
+        breadcrumb_brand_name: info.breadcrumb_brand_name.clone(),
+        breadcrumb_brand_url: info.breadcrumb_brand_url.clone(),
+        user_id: info.user_id.clone(),
+        user_friendly_name: info.user_friendly_name.clone(),
+        is_anonymous_user: CheckFileInfo::flag(info.is_anonymous_user),
+        close_post_message: CheckFileInfo::flag(info.close_post_message),
+        close_url: info.close_url.clone(),
+    }
+}
+
+/// A CheckFileInfo flag the `wopi` crate does not type (`true`, or the string `"true"`).
+fn extra_flag(info: &CheckFileInfo, name: &str) -> bool {
+    match info.extra.get(name) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// CheckFileInfo's statements about the user's rights.
+pub(crate) fn host_rights(info: &CheckFileInfo) -> HostRights {
+    let flag = CheckFileInfo::flag;
+    HostRights {
+        user_can_write: flag(info.user_can_write),
+        read_only: flag(info.read_only),
+        user_can_review: info.user_can_review,
+        user_can_only_comment: flag(info.user_can_only_comment),
+        supports_reviewing: info.supports_reviewing,
+        copy_paste_restrictions: info.copy_paste_restrictions.clone(),
+        disable_print: flag(info.disable_print),
+        hide_print_option: flag(info.hide_print_option),
+        disable_export: extra_flag(info, "DisableExport"),
+        hide_export_option: extra_flag(info, "HideExportOption"),
+    }
 }
 
 fn profile<'a>(settings: &'a crate::settings::Settings, wopi_src: &str) -> Option<&'a Profile> {
@@ -263,41 +309,68 @@ async fn build_page(
     let flag = CheckFileInfo::flag;
     let ext = info.extension();
     let document_type = docs_api::config::document_type(&ext).unwrap_or(path_type);
-    let can_write = (flag(info.user_can_write)
-        || flag(info.user_can_review)
-        || flag(info.user_can_only_comment))
-        && !flag(info.read_only);
+    let rights = host_rights(info);
+    let action = ActionQuery::from_query(&o.query);
     let version = if info.version.is_empty() {
         info.last_modified_time.clone().unwrap_or_default()
     } else {
         info.version.clone()
     };
-    let mut edit = requested == "edit" && can_write;
-    let mut key = document_key(if edit { 'e' } else { 'v' }, &o.wopi_src, &version);
+    let mut mode = permissions::mode(&rights, action.flags, requested == "edit");
+    let mut forced_why =
+        (mode == Mode::View { forced: true }).then_some("you may not change this document");
+    // One editing session per file: while one lives (on any instance), every edit opening
+    // joins it — its key and its lock id — whatever Version the host reports now (a
+    // force-save changed it). A new key only once it ended and the file changed.
+    let mut joined = if mode.is_edit() {
+        state.face.editors.live_edit(&o.wopi_src).await?
+    } else {
+        None
+    };
+    let mut key = match &joined {
+        Some(live) => live.key().to_owned(),
+        None => document_key(
+            if mode.is_edit() { 'e' } else { 'v' },
+            &o.wopi_src,
+            &version,
+        ),
+    };
+    let lock_id = joined
+        .as_ref()
+        .and_then(|live| live.lock_id.clone())
+        .unwrap_or_else(|| key.clone());
     let supports_locks = flag(info.supports_locks);
-    if edit && supports_locks {
-        if let Err(e) = host::lock_op(state, &o.wopi_src, &o.token, "Lock", &key).await {
+    if mode.is_edit() && supports_locks {
+        if let Err(e) = host::lock_op(state, &o.wopi_src, &o.token, "Lock", &lock_id).await {
             // As ONLYOFFICE does: a document that cannot be locked opens for viewing.
             tracing::warn!(error = %e, "Lock failed at open: falling back to view mode");
-            edit = false;
+            mode = Mode::View { forced: true };
+            forced_why = Some("the storage did not let the editor lock it");
+            joined = None;
             key = document_key('v', &o.wopi_src, &version);
         }
     }
-    let mut s = state
-        .face
-        .editors
-        .get_or_insert(&key, || Editor {
-            wopi_src: o.wopi_src.clone(),
-            ext: ext.clone(),
-            name: info.base_file_name.clone(),
-            edit,
-            supports_locks,
-            lock_id: None,
-            users: HashMap::new(),
-            version: Some(info.version.clone()).filter(|v| !v.is_empty()),
-            last_modified: info.last_modified_time.clone(),
-        })
-        .await?;
+    let edit = mode.is_edit();
+    let mut s = match joined {
+        Some(live) => live,
+        None => {
+            state
+                .face
+                .editors
+                .get_or_insert(&key, || Editor {
+                    wopi_src: o.wopi_src.clone(),
+                    ext: ext.clone(),
+                    name: info.base_file_name.clone(),
+                    edit,
+                    supports_locks,
+                    lock_id: None,
+                    users: HashMap::new(),
+                    version: Some(info.version.clone()).filter(|v| !v.is_empty()),
+                    last_modified: info.last_modified_time.clone(),
+                })
+                .await?
+        }
+    };
     {
         s.users.insert(
             info.user_id.clone(),
@@ -308,22 +381,27 @@ async fn build_page(
             },
         );
         if edit && supports_locks {
-            s.lock_id = Some(key.clone());
+            s.lock_id = Some(lock_id);
             note_refreshed(state, &key).await?;
         }
         s.save().await?;
+        if edit {
+            state.face.editors.note_live_edit(&o.wopi_src, &key).await?;
+        }
         drop(s);
     }
     let settings = state.settings();
     let base = settings.server.internal_url.base();
     let instance_id = urls::origin_of(&o.wopi_src);
+    let facts = file_facts(info);
     let input = crate::translate::editor_config::Input {
-        info: &o.info,
-        query: &o.query,
+        file: &facts,
+        rights: &rights,
+        action: &action,
         profile: profile(&settings, &o.wopi_src),
         wopi_src: &o.wopi_src,
         key: &key,
-        edit,
+        mode,
         document_type,
         // ONLYOFFICE Docs fetches document.url and posts to callbackUrl from its server.
         base: &base,
@@ -356,6 +434,7 @@ async fn build_page(
         "saveAsUrl": format!("{base}/hosting/api/{key}/saveas?t={action_token}"),
         "renameUrl": format!("{base}/hosting/api/{key}/rename?t={action_token}"),
         "userSession": o.query.get("usid"),
+        "forcedView": forced_why.map(|why| format!("This document is open for viewing only: {why}.")),
     });
     let title = config
         .pointer("/document/title")
@@ -415,7 +494,10 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
   }}
   var lastNotify = 0;
   config.events = {{
-    onAppReady: function () {{ post('App_LoadingStatus', {{DocumentLoadedTime: Date.now(), Status: 'Document_Loaded'}}); }},
+    onAppReady: function () {{
+      post('App_LoadingStatus', {{DocumentLoadedTime: Date.now(), Status: 'Document_Loaded'}});
+      if (host.forcedView && window.docEditor) window.docEditor.showMessage(host.forcedView);
+    }},
     onDocumentStateChange: function (e) {{
       if (host.editNotification && e && e.data && Date.now() - lastNotify > 30000) {{ lastNotify = Date.now(); post('Edit_Notification'); }}
     }}

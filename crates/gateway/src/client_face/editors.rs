@@ -80,6 +80,10 @@ impl Editor {
 /// Editor states by Docs key.
 pub(crate) const NS_EDITOR: &str = "editor";
 const NS_EDITOR_MUTEX: &str = "editor-mutex";
+/// The live editing session of each file: WOPISrc (hashed) → its Docs key. Every edit
+/// opening of the file joins that session while it lives, whatever `Version` the host reports
+/// (a force-save changes it); the entry ends with the session.
+const NS_LIVE: &str = "editing-by-src";
 /// Keys finished recently (Docs may resend a status 2).
 const NS_FINISHED: &str = "finished";
 /// How long a finished key is remembered.
@@ -126,6 +130,11 @@ impl std::ops::DerefMut for EditorGuard {
 }
 
 impl EditorGuard {
+    /// The session's Docs key.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Writes the state now (errors reach the caller).
     pub(crate) async fn save(&mut self) -> Result<(), SharedError> {
         self.shared
@@ -135,9 +144,24 @@ impl EditorGuard {
         Ok(())
     }
 
-    /// Ends the session: forgets its state, remembers its key for resent callbacks.
+    /// Ends the session: forgets its state (and, for an editing session, the file's entry in
+    /// the live index), remembers its key for resent callbacks.
     pub(crate) async fn finish(mut self) {
         self.dirty = false;
+        if self.editor.edit {
+            let src = src_id(&self.editor.wopi_src);
+            match self.shared.get(NS_LIVE, &src).await {
+                Ok(Some(k)) if *k == *self.key.as_bytes() => {
+                    if let Err(e) = self.shared.delete(NS_LIVE, &src).await {
+                        tracing::error!(key = %self.key, error = %e, "cannot end the file's live editing session in the index");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(key = %self.key, error = %e, "cannot read the file's live editing session")
+                }
+            }
+        }
         if let Err(e) = self.shared.delete(NS_EDITOR, &self.key).await {
             tracing::error!(key = %self.key, error = %e, "cannot remove a finished editor state");
         }
@@ -215,6 +239,38 @@ impl Editors {
         })
     }
 
+    /// The live editing session of `wopi_src`, under its key's mutex: the session every edit
+    /// opening of the file joins. `None` when no editing session of the file lives.
+    pub(crate) async fn live_edit(
+        &self,
+        wopi_src: &str,
+    ) -> Result<Option<EditorGuard>, SharedError> {
+        let Some(key) = self.shared.get(NS_LIVE, &src_id(wopi_src)).await? else {
+            return Ok(None);
+        };
+        let key = String::from_utf8_lossy(&key).into_owned();
+        Ok(self
+            .get(&key)
+            .await?
+            .filter(|s| s.edit && s.wopi_src == wopi_src))
+    }
+
+    /// Records `key` as the live editing session of `wopi_src`.
+    pub(crate) async fn note_live_edit(
+        &self,
+        wopi_src: &str,
+        key: &str,
+    ) -> Result<(), SharedError> {
+        self.shared
+            .put(
+                NS_LIVE,
+                &src_id(wopi_src),
+                key.as_bytes().to_vec(),
+                Keep::Listed,
+            )
+            .await
+    }
+
     /// The keys of every open session.
     pub(crate) async fn keys(&self) -> Result<Vec<String>, SharedError> {
         self.shared.ids(NS_EDITOR).await
@@ -229,4 +285,11 @@ impl Editors {
     pub(crate) async fn finished_recently(&self, key: &str) -> Result<bool, SharedError> {
         Ok(self.shared.get(NS_FINISHED, key).await?.is_some())
     }
+}
+
+/// A WOPISrc as an id of the shared state (`[0-9A-Za-z_-]`).
+fn src_id(wopi_src: &str) -> String {
+    use base64::Engine as _;
+    let d = ring::digest::digest(&ring::digest::SHA256, wopi_src.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
 }

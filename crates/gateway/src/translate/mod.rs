@@ -1,9 +1,19 @@
 //! The translation between the two protocols, as pure functions from typed input to typed
 //! output (no I/O, no clock, no randomness: those are passed in). Each is tested against
-//! golden JSON files in `golden/`.
+//! golden JSON files in `golden/` or a table of cases beside it.
 //!
-//! - [`editor_config`]: client face — a WOPI host's CheckFileInfo (plus the action's query
-//!   and the host's profile) → the Docs API editor config.
+//! The client face's functions take input types of their own module (or the settings'
+//! `Profile`), never a face's: the client face fills them. The host face's [`opening`] and
+//! [`file_info`] still take the host face's `AccessClaims` and `FileMeta`; moving those to
+//! input types of their own belongs with the host face's next change here. By module:
+//!
+//! - [`permissions`]: both directions of the rights — client face: CheckFileInfo's rights and
+//!   the action's query → `document.permissions` and the editor's mode, as ONLYOFFICE Docs'
+//!   own WOPI client derives them (its table is in the tests); host face: the slot for Docs
+//!   API permissions → CheckFileInfo.
+//! - [`editor_config`]: client face — CheckFileInfo's facts ([`editor_config::FileFacts`]),
+//!   rights ([`permissions::HostRights`]) and the action's query
+//!   ([`editor_config::ActionQuery`]), plus the host's profile → the Docs API editor config.
 //! - [`opening`]: host face — an integrator's Docs API editor config → the facts of the file
 //!   and user a WOPI access token carries.
 //! - [`file_info`]: host face — those facts and the file's state → CheckFileInfo.
@@ -11,6 +21,7 @@
 pub(crate) mod editor_config;
 pub(crate) mod file_info;
 pub(crate) mod opening;
+pub(crate) mod permissions;
 
 /// Deep-merges `patch` into `base` (objects merge key by key; anything else replaces).
 pub(crate) fn deep_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
