@@ -200,7 +200,7 @@ fn validate(raw: raw::RawConfig, base: &Path) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
     server_section(&mut s, raw.server, base)?;
     access_section(&mut s, raw.access)?;
-    cluster_section(&mut s, raw.cluster)?;
+    cluster_section(&mut s, raw.cluster, base)?;
     content_section(&mut s, raw.content, base)?;
     locks_section(&mut s, raw.locks)?;
     host_face_section(&mut s, raw.host_face, base)?;
@@ -455,11 +455,20 @@ fn locks_section(s: &mut Settings, l: raw::RawLocks) -> Result<(), ConfigError> 
             ));
         }
     }
-    let cluster = s.cluster.redis_url.clone();
-    let redis_url = l
-        .redis_url
-        .or_else(|| cluster.clone())
-        .unwrap_or_else(|| defaults::REDIS_URL.to_owned());
+    let cluster = s.cluster.redis.clone();
+    // locks.redis_url names another server; TLS and credentials stay [cluster]'s.
+    let redis = match (l.redis_url.filter(|u| !u.is_empty()), &cluster) {
+        (Some(_), Some(c)) if !c.sentinels.is_empty() => {
+            return Err(invalid(
+                "locks.redis_url",
+                "must be unset with cluster.redis_sentinels: the locks live on the primary the sentinels name",
+            ));
+        }
+        (Some(url), Some(c)) => locks::RedisSettings { url, ..c.clone() },
+        (Some(url), None) => locks::RedisSettings::from_url(&url),
+        (None, Some(c)) => c.clone(),
+        (None, None) => locks::RedisSettings::from_url(defaults::REDIS_URL),
+    };
     let prefix = l
         .redis_prefix
         .unwrap_or_else(|| defaults::REDIS_PREFIX.to_owned());
@@ -473,14 +482,16 @@ fn locks_section(s: &mut Settings, l: raw::RawLocks) -> Result<(), ConfigError> 
         "memory" if cluster.is_some() => {
             return Err(invalid(
                 "locks.store",
-                "is \"memory\" but cluster.redis_url is set: every instance must see the same locks; use store = \"redis\" (locks.redis_url defaults to cluster.redis_url)",
+                "is \"memory\" but [cluster] names a Redis: every instance must see the same locks; use store = \"redis\" (locks.redis_url defaults to cluster.redis_url)",
             ));
         }
         "memory" => LockStoreKind::Memory,
         "redis" => {
-            redis_url_valid("locks.redis_url", &redis_url)?;
+            if redis.sentinels.is_empty() {
+                redis_url_valid("locks.redis_url", &redis.url)?;
+            }
             LockStoreKind::Redis {
-                url: redis_url,
+                redis: Box::new(redis),
                 prefix,
             }
         }
@@ -504,17 +515,17 @@ fn redis_url_valid(key: &str, url: &str) -> Result<(), ConfigError> {
     } else {
         Err(invalid(
             key,
-            format!("`{url}` must start with redis:// (or rediss://, redis+unix://)"),
+            format!(
+                "`{}` must start with redis:// (or rediss://, redis+unix://)",
+                locks::redis_conn::redact_url(url)
+            ),
         ))
     }
 }
 
 /// `[cluster]`: Redis shared by every instance.
-fn cluster_section(s: &mut Settings, c: raw::RawCluster) -> Result<(), ConfigError> {
-    if let Some(url) = c.redis_url.filter(|u| !u.is_empty()) {
-        redis_url_valid("cluster.redis_url", &url)?;
-        s.cluster.redis_url = Some(url);
-    }
+fn cluster_section(s: &mut Settings, c: raw::RawCluster, base: &Path) -> Result<(), ConfigError> {
+    s.cluster.redis = redis_settings(&c, base)?;
     if let Some(p) = c.key_prefix {
         if p.is_empty() {
             return Err(invalid(
@@ -542,10 +553,198 @@ fn cluster_section(s: &mut Settings, c: raw::RawCluster) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// A password from `{key}_file` or `{key}_env` (one of them), trimmed, not empty.
+fn password(
+    key: &str,
+    file: Option<String>,
+    env: Option<String>,
+    base: &Path,
+) -> Result<Option<String>, ConfigError> {
+    let set = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let value = match (set(file), set(env)) {
+        (None, None) => return Ok(None),
+        (Some(f), None) => {
+            let path = resolve(base, &f);
+            let v = std::fs::read_to_string(&path)
+                .map_err(|e| unreadable(format!("{key}_file"), &path, &e))?;
+            (format!("{key}_file"), v.trim().to_owned())
+        }
+        (None, Some(var)) => match std::env::var(&var) {
+            Ok(v) => (format!("{key}_env"), v.trim().to_owned()),
+            Err(_) => {
+                return Err(ConfigError {
+                    key: format!("{key}_env"),
+                    reason: format!("the environment variable `{var}` is not set on this machine"),
+                    unreadable: true,
+                });
+            }
+        },
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                format!("{key}_file"),
+                format!("set one of {key}_file and {key}_env, not both"),
+            ));
+        }
+    };
+    if value.1.is_empty() {
+        return Err(invalid(value.0, "is empty"));
+    }
+    Ok(Some(value.1))
+}
+
+/// `[cluster]`'s connection keys: `None` without `redis_url` and `redis_sentinels`.
+fn redis_settings(
+    c: &raw::RawCluster,
+    base: &Path,
+) -> Result<Option<locks::RedisSettings>, ConfigError> {
+    let url = c.redis_url.clone().filter(|u| !u.is_empty());
+    let sentinels = c.redis_sentinels.clone();
+    let master_name = c.redis_master_name.clone().filter(|m| !m.is_empty());
+    if url.is_none() && sentinels.is_empty() {
+        let given = |v: &Option<String>| v.as_ref().is_some_and(|v| !v.is_empty());
+        for (key, set) in [
+            ("cluster.redis_master_name", master_name.is_some()),
+            ("cluster.redis_username", given(&c.redis_username)),
+            ("cluster.redis_password_file", given(&c.redis_password_file)),
+            ("cluster.redis_password_env", given(&c.redis_password_env)),
+            ("cluster.redis_ca_file", given(&c.redis_ca_file)),
+            (
+                "cluster.redis_client_cert_file",
+                given(&c.redis_client_cert_file),
+            ),
+            (
+                "cluster.redis_client_key_file",
+                given(&c.redis_client_key_file),
+            ),
+        ] {
+            if set {
+                return Err(invalid(
+                    key,
+                    "is set but neither cluster.redis_url nor cluster.redis_sentinels is",
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let mut r = locks::RedisSettings::from_url(url.as_deref().unwrap_or_default());
+    if let Some(url) = &url {
+        if !sentinels.is_empty() {
+            return Err(invalid(
+                "cluster.redis_sentinels",
+                "set either cluster.redis_url (one server) or cluster.redis_sentinels (the primary the sentinels name), not both",
+            ));
+        }
+        redis_url_valid("cluster.redis_url", url)?;
+    } else {
+        for (i, sentinel) in sentinels.iter().enumerate() {
+            let ok = sentinel
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(invalid(
+                    format!("cluster.redis_sentinels[{i}]"),
+                    format!("`{sentinel}` is not host:port (e.g. \"10.0.0.5:26379\")"),
+                ));
+            }
+        }
+        r.master_name = master_name.ok_or_else(|| {
+            invalid(
+                "cluster.redis_master_name",
+                "is required with cluster.redis_sentinels: the name the sentinels monitor (`sentinel monitor NAME …`, often \"mymaster\")",
+            )
+        })?;
+        r.sentinels = sentinels;
+        r.sentinel_tls = c.redis_sentinel_tls.unwrap_or(false);
+        r.sentinel_password = password(
+            "cluster.redis_sentinel_password",
+            c.redis_sentinel_password_file.clone(),
+            c.redis_sentinel_password_env.clone(),
+            base,
+        )?;
+    }
+    r.username = c.redis_username.clone().filter(|u| !u.is_empty());
+    r.password = password(
+        "cluster.redis_password",
+        c.redis_password_file.clone(),
+        c.redis_password_env.clone(),
+        base,
+    )?;
+    if r.password.is_some() && locks::redis_conn::url_has_password(&r.url) {
+        return Err(invalid(
+            if c.redis_password_file
+                .as_ref()
+                .is_some_and(|f| !f.is_empty())
+            {
+                "cluster.redis_password_file"
+            } else {
+                "cluster.redis_password_env"
+            },
+            "the password is also in cluster.redis_url: keep it in one place (the file or variable; remove it from the URL)",
+        ));
+    }
+    let file = |v: &Option<String>| {
+        v.clone()
+            .filter(|f| !f.is_empty())
+            .map(|f| resolve(base, &f))
+    };
+    r.ca_file = file(&c.redis_ca_file);
+    r.client_cert_file = file(&c.redis_client_cert_file);
+    r.client_key_file = file(&c.redis_client_key_file);
+    if r.client_cert_file.is_some() != r.client_key_file.is_some() {
+        return Err(invalid(
+            if r.client_cert_file.is_some() {
+                "cluster.redis_client_key_file"
+            } else {
+                "cluster.redis_client_cert_file"
+            },
+            "mutual TLS needs both cluster.redis_client_cert_file and cluster.redis_client_key_file",
+        ));
+    }
+    use locks::redis_conn::PemKind;
+    for (key, path, kind) in [
+        ("cluster.redis_ca_file", &r.ca_file, PemKind::Certificates),
+        (
+            "cluster.redis_client_cert_file",
+            &r.client_cert_file,
+            PemKind::Certificates,
+        ),
+        (
+            "cluster.redis_client_key_file",
+            &r.client_key_file,
+            PemKind::PrivateKey,
+        ),
+    ] {
+        let Some(path) = path else { continue };
+        if !r.tls() {
+            return Err(invalid(
+                key,
+                if r.sentinels.is_empty() {
+                    "is set but cluster.redis_url is not rediss:// (TLS)"
+                } else {
+                    "is set but cluster.redis_sentinel_tls is false"
+                },
+            ));
+        }
+        match locks::redis_conn::check_pem(path, kind) {
+            Ok(()) => {}
+            Err(Ok(e)) => return Err(unreadable(key, path, &e)),
+            Err(Err(why)) => return Err(invalid(key, why)),
+        }
+    }
+    if let Some(n) = c.redis_min_replicas_acked {
+        r.min_replicas_acked = n;
+    }
+    r.replication_timeout = Duration::from_millis(match c.redis_replication_timeout_ms {
+        Some(v) => positive("cluster.redis_replication_timeout_ms", v)?,
+        None => defaults::CLUSTER_REDIS_REPLICATION_TIMEOUT_MS,
+    });
+    Ok(Some(r))
+}
+
 /// What several instances must share besides Redis: what one instance generates into its
 /// data_dir (the access-token secret, the proof key) would differ per instance.
 fn cluster_needs(s: &Settings) -> Result<(), ConfigError> {
-    if s.cluster.redis_url.is_none() {
+    if s.cluster.redis.is_none() {
         return Ok(());
     }
     if s.host_face.access_token_secret.is_none() && s.host_face.access_token_secret_file.is_none() {
@@ -613,7 +812,7 @@ fn content_section(s: &mut Settings, c: raw::RawContent, base: &Path) -> Result<
             ));
         }
     };
-    if s.cluster.redis_url.is_some() && matches!(s.content, ContentSettings::Fs { dir: None }) {
+    if s.cluster.redis.is_some() && matches!(s.content, ContentSettings::Fs { dir: None }) {
         return Err(invalid(
             "content.dir",
             "is required with cluster.redis_url and content.store = \"fs\": name the directory every instance shares (NFS, a ReadWriteMany volume), or use content.store = \"s3\"",

@@ -157,6 +157,9 @@ async fn checks(s: &Settings, r: &mut Report) {
             );
         }
     };
+    if let Some(redis) = &s.cluster.redis {
+        redis_checks(redis, r).await;
+    }
     let mut skews = Vec::new();
     docs_checks(s, &http, r, &mut skews).await;
     host_face_checks(s, &http, r, &mut skews).await;
@@ -173,6 +176,160 @@ async fn checks(s: &Settings, r: &mut Report) {
             "synchronise clocks with NTP; JWTs tolerate 60 s, WOPI proofs 20 minutes",
         ),
         Some(worst) => r.ok("clock", format!("within {worst} s of the peers")),
+    }
+}
+
+/// `host` and `port` of a `redis://`/`rediss://` URL (none for `redis+unix://`).
+fn redis_host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url
+        .strip_prefix("rediss://")
+        .or_else(|| url.strip_prefix("redis://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse() {
+            Ok(p) => (h, p),
+            Err(_) => (host_port, 6379),
+        },
+        _ => (host_port, 6379),
+    };
+    Some((host.trim_matches(['[', ']']).to_owned(), port))
+}
+
+/// DNS and TCP to `host:port`; `false` (after reporting) when either fails.
+async fn reach(check: &str, host: &str, port: u16, r: &mut Report) -> bool {
+    let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            r.fail(
+                check,
+                format!("DNS: cannot resolve {host}: {e}"),
+                "fix the host name or DNS",
+            );
+            return false;
+        }
+    };
+    let Some(first) = addrs.first() else {
+        r.fail(check, format!("DNS: {host} resolves to nothing"), "fix DNS");
+        return false;
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(first),
+    )
+    .await
+    {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            r.fail(
+                check,
+                format!("TCP: cannot connect to {first}: {e}"),
+                "start Redis there, or correct the address and the firewall",
+            );
+            false
+        }
+        Err(_) => {
+            r.fail(
+                check,
+                format!("TCP: no answer from {first} within 5 s"),
+                "correct the address and the firewall",
+            );
+            false
+        }
+    }
+}
+
+/// Redis (`[cluster]`): DNS, TCP, TLS, AUTH and PING, through the sentinels when set.
+async fn redis_checks(redis: &locks::RedisSettings, r: &mut Report) {
+    let timeout = Duration::from_secs(5);
+    let target = if redis.sentinels.is_empty() {
+        if let Some((host, port)) = redis_host_port(&redis.url) {
+            if !reach("cluster.redis_url", &host, port, r).await {
+                return;
+            }
+        }
+        "cluster.redis_url"
+    } else {
+        let mut views = Vec::new();
+        for sentinel in &redis.sentinels {
+            let check = format!("sentinel {sentinel}");
+            let Some((host, port)) = sentinel
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse().ok()?)))
+            else {
+                continue;
+            };
+            if !reach(&check, host, port, r).await {
+                continue;
+            }
+            match locks::redis_conn::ask_sentinel(redis, sentinel, timeout).await {
+                Ok(Some((h, p))) => {
+                    views.push(format!("{h}:{p}"));
+                    r.ok(
+                        &check,
+                        format!("names {h}:{p} primary of `{}`", redis.master_name),
+                    );
+                }
+                Ok(None) => r.fail(
+                    &check,
+                    format!("does not monitor a master named `{}`", redis.master_name),
+                    "set cluster.redis_master_name to the name in `sentinel monitor NAME …`",
+                ),
+                Err(e) => r.fail(
+                    &check,
+                    e,
+                    "check cluster.redis_sentinel_password_*, cluster.redis_sentinel_tls and the CA",
+                ),
+            }
+        }
+        views.sort();
+        views.dedup();
+        if views.len() > 1 {
+            r.warn(
+                "cluster.redis_sentinels",
+                format!(
+                    "the sentinels disagree on the primary: {}",
+                    views.join(", ")
+                ),
+                "wait for the failover to finish; check the sentinels' quorum if it lasts",
+            );
+        }
+        "cluster.redis_master_name"
+    };
+    match locks::RedisConn::connect(redis, timeout).await {
+        Ok(c) => {
+            let pong = c.ping().await;
+            let at = c.primary().unwrap_or_else(|| redis.describe());
+            match pong {
+                Ok(_) => r.ok(
+                    target,
+                    format!(
+                        "{at} answers PING{}{}",
+                        if redis.tls() { " over TLS" } else { "" },
+                        if redis.password.is_some() || redis.username.is_some() {
+                            " after AUTH"
+                        } else {
+                            ""
+                        }
+                    ),
+                ),
+                Err(e) => r.fail(
+                    target,
+                    format!("{at}: PING: {}", locks::redis_conn::describe_error(&e)),
+                    "check the user's ACL (it needs the gateway's commands)",
+                ),
+            }
+        }
+        Err(e) => {
+            let fix = if e.starts_with("AUTH") {
+                "correct cluster.redis_username and cluster.redis_password_file (or _env)"
+            } else if e.starts_with("TLS") {
+                "point cluster.redis_ca_file at the CA that signed Redis' certificate, and check the host name in the URL is in it"
+            } else {
+                "check that Redis runs there and accepts the gateway (TLS, AUTH)"
+            };
+            r.fail(target, format!("{}: {e}", redis.describe()), fix);
+        }
     }
 }
 

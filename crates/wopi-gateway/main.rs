@@ -72,7 +72,7 @@ fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
         Some(Ok(s)) => s,
         None => Settings::default(),
     };
-    if settings.cluster.redis_url.is_none() && !settings.server.data_dir.is_dir() {
+    if settings.cluster.redis.is_none() && !settings.server.data_dir.is_dir() {
         eprintln!(
             "error: server.data_dir {} does not exist: no gateway has run with these settings here (check --config and the path)",
             settings.server.data_dir.display()

@@ -38,8 +38,8 @@ pub enum StartError {
     /// The data directory is unusable.
     #[error("server.data_dir: {0}")]
     DataDir(String),
-    /// Redis (`cluster.redis_url`) could not be reached.
-    #[error("cluster.redis_url: {0}")]
+    /// Redis (`[cluster]`) could not be reached.
+    #[error("cluster (Redis): {0}")]
     Cluster(String),
     /// The content store could not be opened.
     #[error("content store: {0}")]
@@ -365,22 +365,22 @@ async fn open_shared(
     http: http_client::HttpClient,
 ) -> Result<(cluster::Shared, content::ContentStore), StartError> {
     let instance = &settings.cluster.instance_id;
-    let shared = match &settings.cluster.redis_url {
-        None => cluster::Shared::local(
-            Some(settings.server.data_dir.join("state")),
-            instance,
-            clock,
-        )
-        .map_err(|e| StartError::DataDir(format!("state: {e}")))?,
-        Some(url) => cluster::Shared::redis(
-            url,
+    let shared = match &settings.cluster.redis {
+        None => {
+            let dir = settings.server.data_dir.join("state");
+            cluster::Shared::local(Some(dir.clone()), instance, clock).map_err(|e| {
+                StartError::DataDir(format!("local state unavailable ({}): {e}", dir.display()))
+            })?
+        }
+        Some(redis) => cluster::Shared::redis(
+            redis,
             &settings.cluster.key_prefix,
             instance,
             clock,
             std::time::Duration::from_secs(5),
         )
         .await
-        .map_err(|e| StartError::Cluster(e.to_string()))?,
+        .map_err(|e| StartError::Cluster(format!("{}: {}", redis.describe(), e.detail)))?,
     };
     let content = match &settings.content {
         settings::ContentSettings::Fs { .. } => {
@@ -406,9 +406,9 @@ async fn open_lock_store(
             store.spawn_sweeper(Some(observer));
             Ok((Arc::new(store), rx))
         }
-        settings::LockStoreKind::Redis { url, prefix } => {
+        settings::LockStoreKind::Redis { redis, prefix } => {
             let (store, rx) = locks::RedisLockStore::connect(
-                url,
+                redis,
                 prefix,
                 settings.locks.store,
                 clock,

@@ -1,29 +1,70 @@
 //! State every instance shares: one instance keeps it in memory (and, for what must survive a
-//! restart, in `<data_dir>/state`); several instances keep it in Redis (`cluster.redis_url`).
+//! restart, in `<data_dir>/state`); several instances keep it in Redis (`cluster.redis_url` or `cluster.redis_sentinels`).
 //!
 //! The model is small on purpose: records (JSON) in namespaces, listed through an index;
 //! short-lived values with a time to live; *leases* (a key held by one owner token until it
 //! expires or is released) for "exactly one instance works on this"; and a mutex per record
 //! built on a lease, so the operations on one file or one editor are serialised across the
-//! whole cluster as they are inside one process. Every Redis failure is
-//! [`SharedError`] (the request answers 503 naming Redis), never a silent local fallback.
+//! whole cluster as they are inside one process. Every failure is [`SharedError`] (the
+//! request answers 503 naming Redis, Redis replication or the local state directory), never
+//! a silent local fallback.
 
 use dashmap::DashMap;
-use redis::aio::ConnectionManager;
+use locks::{RedisConn, RedisSettings};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Redis could not be reached or answered an error.
+/// The shared state failed: `service` names what (Redis, Redis replication, the local state
+/// directory of one instance), `detail` how. Answered 503 naming `service`.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("Redis unavailable: {0}")]
-pub(crate) struct SharedError(pub String);
+#[error("{service} unavailable: {detail}")]
+pub(crate) struct SharedError {
+    /// "Redis", "Redis replication", "local state" or "shared state" (a record stayed busy).
+    pub(crate) service: &'static str,
+    /// What failed.
+    pub(crate) detail: String,
+}
+
+impl SharedError {
+    /// Redis could not be reached or answered an error.
+    pub(crate) fn redis(detail: impl Into<String>) -> Self {
+        SharedError {
+            service: "Redis",
+            detail: detail.into(),
+        }
+    }
+
+    /// Too few replicas acknowledged a write (`cluster.redis_min_replicas_acked`).
+    pub(crate) fn replication(detail: impl Into<String>) -> Self {
+        SharedError {
+            service: "Redis replication",
+            detail: detail.into(),
+        }
+    }
+
+    /// One instance's state directory (`<data_dir>/state`) failed.
+    pub(crate) fn local(dir: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        SharedError {
+            service: "local state",
+            detail: format!("(data_dir {}) {e}", dir.display()),
+        }
+    }
+
+    /// A record stayed busy, or could not be encoded.
+    pub(crate) fn other(detail: impl Into<String>) -> Self {
+        SharedError {
+            service: "shared state",
+            detail: detail.into(),
+        }
+    }
+}
 
 impl From<redis::RedisError> for SharedError {
     fn from(e: redis::RedisError) -> Self {
-        SharedError(e.to_string())
+        SharedError::redis(locks::redis_conn::describe_error(&e))
     }
 }
 
@@ -95,7 +136,7 @@ struct Local {
 const PURGE_EVERY: u64 = 4096;
 
 struct RedisBackend {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     put_if: redis::Script,
     release: redis::Script,
@@ -197,18 +238,18 @@ impl Shared {
         })
     }
 
-    /// Several instances: Redis at `url`, keys under `prefix`. Fails when Redis does not
-    /// answer within `timeout`.
+    /// Several instances: Redis as `redis` says, keys under `prefix`. Fails when Redis does
+    /// not answer within `timeout`.
     pub(crate) async fn redis(
-        url: &str,
+        redis: &RedisSettings,
         prefix: &str,
         instance: &str,
         clock: Arc<dyn crate::clock::Clock>,
         timeout: Duration,
     ) -> Result<Self, SharedError> {
-        let conn = locks::redis_store::connect_manager(url, timeout)
+        let conn = RedisConn::connect(redis, timeout)
             .await
-            .map_err(SharedError)?;
+            .map_err(SharedError::redis)?;
         Ok(Shared {
             backend: Backend::Redis(Arc::new(RedisBackend {
                 conn,
@@ -235,11 +276,7 @@ impl Shared {
     pub(crate) async fn ping(&self) -> Result<(), SharedError> {
         match &self.backend {
             Backend::Local(_) => Ok(()),
-            Backend::Redis(r) => {
-                let mut c = r.conn.clone();
-                let _: String = redis::cmd("PING").query_async(&mut c).await?;
-                Ok(())
-            }
+            Backend::Redis(r) => Ok(r.conn.ping().await?),
         }
     }
 
@@ -346,13 +383,13 @@ impl Shared {
         match &self.backend {
             Backend::Local(l) => {
                 if let (Keep::Durable, Some(dir)) = (keep, &l.dir) {
-                    let dir = dir.join(ns);
-                    tokio::fs::create_dir_all(&dir)
+                    let ns_dir = dir.join(ns);
+                    tokio::fs::create_dir_all(&ns_dir)
                         .await
-                        .map_err(|e| SharedError(format!("state dir: {e}")))?;
-                    crate::spool::write_atomic(&dir.join(hex_id(id)), &bytes)
+                        .map_err(|e| SharedError::local(dir, e))?;
+                    crate::spool::write_atomic(&ns_dir.join(hex_id(id)), &bytes)
                         .await
-                        .map_err(|e| SharedError(format!("state dir: {e}")))?;
+                        .map_err(|e| SharedError::local(dir, e))?;
                 }
                 let expires = match keep {
                     Keep::For(d) => Some(self.now() + d.as_millis() as u64),
@@ -378,6 +415,8 @@ impl Shared {
                             .await?;
                     }
                     Keep::Durable | Keep::Listed => {
+                        // Pinned: the write and its WAIT go to the same primary.
+                        let mut c = r.conn.pin()?;
                         let () = redis::pipe()
                             .atomic()
                             .cmd("SET")
@@ -390,6 +429,11 @@ impl Shared {
                             .ignore()
                             .query_async(&mut c)
                             .await?;
+                        if keep == Keep::Durable {
+                            // What must survive (a file state after PutFile, a delivery, an
+                            // editor state): on enough replicas before it is acknowledged.
+                            c.wait_replicas().await.map_err(SharedError::replication)?;
+                        }
                     }
                 }
                 Ok(())
@@ -405,7 +449,7 @@ impl Shared {
         value: &T,
         keep: Keep,
     ) -> Result<(), SharedError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| SharedError(e.to_string()))?;
+        let bytes = serde_json::to_vec(value).map_err(|e| SharedError::other(e.to_string()))?;
         self.put(ns, id, bytes, keep).await
     }
 
@@ -418,7 +462,7 @@ impl Shared {
                         let path = dir.join(ns).join(hex_id(id));
                         match tokio::fs::remove_file(&path).await {
                             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                                return Err(SharedError(format!("state dir: {e}")));
+                                return Err(SharedError::local(dir, e));
                             }
                             _ => {}
                         }
@@ -594,7 +638,8 @@ impl Shared {
                 Ok(true)
             }
             Backend::Redis(r) => {
-                let mut c = r.conn.clone();
+                let mut c = r.conn.pin()?;
+                let writes = value.is_some();
                 let mut inv = r.put_if.prepare_invoke();
                 inv.key(r.key(lease_ns, id))
                     .key(r.key(ns, id))
@@ -604,6 +649,9 @@ impl Shared {
                     .arg(id)
                     .arg(value.unwrap_or_default());
                 let done: i64 = inv.invoke_async(&mut c).await?;
+                if done == 1 && writes {
+                    c.wait_replicas().await.map_err(SharedError::replication)?;
+                }
                 Ok(done == 1)
             }
         }
@@ -621,19 +669,24 @@ impl Shared {
                 let m = l.mutexes.entry((ns, id.to_owned())).or_default().clone();
                 let guard = tokio::time::timeout(wait, m.lock_owned())
                     .await
-                    .map_err(|_| SharedError(format!("{ns} {id} stayed busy for {wait:?}")))?;
+                    .map_err(|_| {
+                        SharedError::other(format!("{ns} {id} stayed busy for {wait:?}"))
+                    })?;
                 Ok(SharedGuard {
                     inner: GuardInner::Local(guard),
                 })
             }
             Backend::Redis(_) => {
-                let owner = crate::random::hex::<12>().map_err(|e| SharedError(e.to_string()))?;
+                let owner =
+                    crate::random::hex::<12>().map_err(|e| SharedError::other(e.to_string()))?;
                 let ttl = MUTEX_TTL;
                 let deadline = tokio::time::Instant::now() + wait;
                 let mut pause = Duration::from_millis(2);
                 while !self.lease(ns, id, &owner, ttl).await? {
                     if tokio::time::Instant::now() >= deadline {
-                        return Err(SharedError(format!("{ns} {id} stayed busy for {wait:?}")));
+                        return Err(SharedError::other(format!(
+                            "{ns} {id} stayed busy for {wait:?}"
+                        )));
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));

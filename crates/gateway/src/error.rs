@@ -151,7 +151,7 @@ pub enum GatewayError {
     /// content store). Answered 503; never replaced by a local fallback.
     #[error("{service} unavailable: {detail}")]
     Unavailable {
-        /// "Redis" or "content store".
+        /// "Redis", "Redis replication", "local state", "shared state" or "content store".
         service: &'static str,
         /// What failed.
         detail: String,
@@ -280,10 +280,13 @@ impl GatewayError {
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::Proof(_) => "proof",
             GatewayError::LockStoreUnavailable(_) => "lock_store_unavailable",
-            GatewayError::Unavailable {
-                service: "Redis", ..
-            } => "redis_unavailable",
-            GatewayError::Unavailable { .. } => "content_store_unavailable",
+            GatewayError::Unavailable { service, .. } => match *service {
+                "Redis" => "redis_unavailable",
+                "Redis replication" => "redis_replication_unavailable",
+                "local state" => "local_state_unavailable",
+                "shared state" => "shared_state_busy",
+                _ => "content_store_unavailable",
+            },
             GatewayError::NotConfigured(_) => "not_configured",
             GatewayError::Overloaded => "overloaded",
             GatewayError::Timeout => "timeout",
@@ -418,9 +421,15 @@ impl std::fmt::Display for HostRefusal {
 impl From<crate::cluster::SharedError> for GatewayError {
     fn from(e: crate::cluster::SharedError) -> Self {
         GatewayError::Unavailable {
-            service: "Redis",
-            detail: e.0,
+            service: e.service,
+            detail: e.detail,
         }
+    }
+}
+
+impl From<crate::random::RandomError> for GatewayError {
+    fn from(e: crate::random::RandomError) -> Self {
+        GatewayError::Internal(e.to_string())
     }
 }
 

@@ -1,18 +1,21 @@
 //! Random ids from the system's CSPRNG. A failure fails the request: an id of zeros would
 //! make sessions, users and correlation ids collide.
 
-use crate::error::GatewayError;
+/// The system's random number generator failed.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the system random number generator failed")]
+pub(crate) struct RandomError;
 
 /// `N` random bytes.
-pub(crate) fn bytes<const N: usize>() -> Result<[u8; N], GatewayError> {
+pub(crate) fn bytes<const N: usize>() -> Result<[u8; N], RandomError> {
     let mut b = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .map_err(|_| GatewayError::Internal("the system random number generator failed".into()))?;
+        .map_err(|_| RandomError)?;
     Ok(b)
 }
 
 /// `N` random bytes as lower-case hex (`2 × N` characters).
-pub(crate) fn hex<const N: usize>() -> Result<String, GatewayError> {
+pub(crate) fn hex<const N: usize>() -> Result<String, RandomError> {
     use std::fmt::Write as _;
     let b = bytes::<N>()?;
     let mut s = String::with_capacity(2 * N);

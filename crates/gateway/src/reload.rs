@@ -57,7 +57,7 @@ pub(crate) async fn apply(
         ),
         (
             "cluster",
-            new.cluster.redis_url != old.cluster.redis_url
+            new.cluster.redis != old.cluster.redis
                 || new.cluster.key_prefix != old.cluster.key_prefix
                 || new.cluster.instance_id != old.cluster.instance_id,
         ),
@@ -108,7 +108,7 @@ pub(crate) async fn apply(
     new.server.admin_listen = old.server.admin_listen;
     new.server.data_dir.clone_from(&old.server.data_dir);
     new.locks = old.locks.clone();
-    new.cluster.redis_url.clone_from(&old.cluster.redis_url);
+    new.cluster.redis.clone_from(&old.cluster.redis);
     new.cluster.key_prefix.clone_from(&old.cluster.key_prefix);
     new.cluster.instance_id.clone_from(&old.cluster.instance_id);
     new.content = old.content.clone();

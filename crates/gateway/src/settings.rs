@@ -65,6 +65,10 @@ pub mod defaults {
     pub const REDIS_PREFIX: &str = "wopi-gateway:";
     /// `cluster.key_prefix`
     pub const CLUSTER_KEY_PREFIX: &str = "wopi-gateway:";
+    /// `cluster.redis_min_replicas_acked` (0: no `WAIT`)
+    pub const CLUSTER_REDIS_MIN_REPLICAS_ACKED: u32 = 0;
+    /// `cluster.redis_replication_timeout_ms`
+    pub const CLUSTER_REDIS_REPLICATION_TIMEOUT_MS: u64 = 1000;
     /// `cluster.lease_seconds`: how long a dead instance's work (a delivery attempt, a
     /// RefreshLock cadence) stays claimed before another instance takes it over.
     pub const CLUSTER_LEASE_SECONDS: u64 = 15;
@@ -132,8 +136,9 @@ pub struct Settings {
 /// `[cluster]`: several instances sharing state.
 #[derive(Debug, Clone)]
 pub struct ClusterSettings {
-    /// `redis_url`: `None` runs one instance with state in memory and data_dir.
-    pub redis_url: Option<String>,
+    /// How to reach Redis (`redis_url` or `redis_sentinels`, TLS, credentials, replication):
+    /// `None` runs one instance with state in memory and data_dir.
+    pub redis: Option<locks::RedisSettings>,
     /// `key_prefix` of every shared key.
     pub key_prefix: String,
     /// `instance_id` (default: hostname-pid), in logs and metrics.
@@ -400,8 +405,8 @@ pub enum LockStoreKind {
     Memory,
     /// Shared Redis.
     Redis {
-        /// `redis://…`
-        url: String,
+        /// `locks.redis_url`, or `[cluster]`'s connection settings.
+        redis: Box<locks::RedisSettings>,
         /// Key prefix.
         prefix: String,
     },
@@ -587,7 +592,7 @@ impl Default for Settings {
                 convert_to_max_concurrent: CONVERT_TO_MAX_CONCURRENT,
             },
             cluster: ClusterSettings {
-                redis_url: None,
+                redis: None,
                 key_prefix: CLUSTER_KEY_PREFIX.into(),
                 instance_id: default_instance_id(),
                 lease: Duration::from_secs(CLUSTER_LEASE_SECONDS),

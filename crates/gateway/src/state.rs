@@ -25,7 +25,7 @@ pub(crate) struct Core {
     pub(crate) clock: Arc<dyn crate::clock::Clock>,
     /// Outgoing HTTP.
     pub(crate) http: HttpClient,
-    /// State shared by every instance (memory, or Redis with `cluster.redis_url`).
+    /// State shared by every instance (memory, or Redis with `[cluster]`).
     pub(crate) shared: crate::cluster::Shared,
     /// Where file content lives.
     pub(crate) content: crate::content::ContentStore,

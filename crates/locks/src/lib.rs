@@ -18,10 +18,12 @@ pub mod clock;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
+pub mod redis_conn;
 pub mod redis_store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use memory::MemoryLockStore;
+pub use redis_conn::{RedisConn, RedisSettings};
 pub use redis_store::RedisLockStore;
 
 use async_trait::async_trait;

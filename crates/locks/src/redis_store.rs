@@ -10,9 +10,9 @@
 //!
 //! Fails closed: every Redis error or timeout is [`LockError::Unavailable`], never a success.
 
+use crate::redis_conn::{RedisConn, RedisSettings};
 use crate::{Clock, ExpiryEvent, LockError, LockSettings, LockStore, SweepObserver};
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,7 @@ struct Scripts {
 /// A lock store shared by every gateway instance that points at the same Redis and prefix.
 #[derive(Clone)]
 pub struct RedisLockStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: Arc<str>,
     scripts: Arc<Scripts>,
     clock: Arc<dyn Clock>,
@@ -90,21 +90,6 @@ struct Current {
     created: u64,
 }
 
-/// A reconnecting Redis connection to `url` whose connects and answers time out after
-/// `timeout` (one retry), failing unless Redis answers within `timeout` now. Shared by every
-/// user of Redis in the gateway, so they fail and recover alike.
-pub async fn connect_manager(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(timeout)
-        .set_response_timeout(timeout)
-        .set_number_of_retries(1);
-    tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
-        .await
-        .map_err(|_| format!("no answer from Redis within {timeout:?}"))?
-        .map_err(|e| e.to_string())
-}
-
 fn unavailable(e: redis::RedisError) -> LockError {
     LockError::Unavailable(e.to_string())
 }
@@ -113,13 +98,13 @@ impl RedisLockStore {
     /// Connects (failing if Redis cannot be reached within `timeout`) and returns the store
     /// and the receiver of expiry events this instance claims.
     pub async fn connect(
-        url: &str,
+        redis: &RedisSettings,
         prefix: &str,
         settings: LockSettings,
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Result<(Self, mpsc::UnboundedReceiver<ExpiryEvent>), LockError> {
-        let conn = connect_manager(url, timeout)
+        let conn = RedisConn::connect(redis, timeout)
             .await
             .map_err(LockError::Unavailable)?;
         let (events, rx) = mpsc::unbounded_channel();
@@ -217,7 +202,8 @@ impl RedisLockStore {
             let now = self.clock.now_ms();
             let cur = self.read(file, now).await?;
             let action = rule(cur.as_ref().map(|c| c.id.as_str()))?;
-            let mut conn = self.conn.clone();
+            // Pinned: the write and its WAIT go to the same primary.
+            let mut conn = self.conn.pin().map_err(unavailable)?;
             let done: i64 = match action {
                 LockAction::None => return Ok(()),
                 LockAction::Set | LockAction::Refresh => {
@@ -256,6 +242,8 @@ impl RedisLockStore {
                 }
             };
             if done == 1 {
+                // With cluster.redis_min_replicas_acked, a lock survives a failover.
+                conn.wait_replicas().await.map_err(LockError::Unavailable)?;
                 return Ok(());
             }
         }

@@ -66,7 +66,7 @@ async fn start_redis() -> Redis {
 async fn harness(redis: &Redis, prefix: &str) -> (Harness, RedisLockStore) {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let (store, events) = RedisLockStore::connect(
-        &redis.url,
+        &locks::RedisSettings::from_url(&redis.url),
         prefix,
         LockSettings::default(),
         clock.clone(),
@@ -106,7 +106,7 @@ async fn two_instances_share_locks_and_each_expiry_fires_once() {
     let clock = Arc::new(ManualClock::new(5_000_000));
     let settings = LockSettings::default();
     let (a, mut ev_a) = RedisLockStore::connect(
-        &redis.url,
+        &locks::RedisSettings::from_url(&redis.url),
         "shared:",
         settings,
         clock.clone(),
@@ -115,7 +115,7 @@ async fn two_instances_share_locks_and_each_expiry_fires_once() {
     .await
     .unwrap();
     let (b, mut ev_b) = RedisLockStore::connect(
-        &redis.url,
+        &locks::RedisSettings::from_url(&redis.url),
         "shared:",
         settings,
         clock.clone(),
@@ -161,7 +161,7 @@ async fn fails_closed_when_redis_is_down() {
     drop(h);
     let clock = Arc::new(ManualClock::new(0));
     let r = RedisLockStore::connect(
-        &format!("redis://127.0.0.1:{}/", free_port()),
+        &locks::RedisSettings::from_url(&format!("redis://127.0.0.1:{}/", free_port())),
         "x:",
         LockSettings::default(),
         clock,

@@ -29,6 +29,20 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCluster {
     pub(crate) redis_url: Option<String>,
+    pub(crate) redis_username: Option<String>,
+    pub(crate) redis_password_file: Option<String>,
+    pub(crate) redis_password_env: Option<String>,
+    pub(crate) redis_ca_file: Option<String>,
+    pub(crate) redis_client_cert_file: Option<String>,
+    pub(crate) redis_client_key_file: Option<String>,
+    #[serde(default)]
+    pub(crate) redis_sentinels: Vec<String>,
+    pub(crate) redis_master_name: Option<String>,
+    pub(crate) redis_sentinel_password_file: Option<String>,
+    pub(crate) redis_sentinel_password_env: Option<String>,
+    pub(crate) redis_sentinel_tls: Option<bool>,
+    pub(crate) redis_min_replicas_acked: Option<u32>,
+    pub(crate) redis_replication_timeout_ms: Option<u64>,
     pub(crate) key_prefix: Option<String>,
     pub(crate) instance_id: Option<String>,
     pub(crate) lease_seconds: Option<u64>,

@@ -195,7 +195,7 @@ impl Deliveries {
             let kept = f(d.clone());
             let bytes = kept
                 .as_ref()
-                .map(|k| serde_json::to_vec(k).map_err(|e| SharedError(e.to_string())))
+                .map(|k| serde_json::to_vec(k).map_err(|e| SharedError::other(e.to_string())))
                 .transpose()?;
             self.shared
                 .put_if_leased(NS_LEASE, &owner, NS_DELIVERY, id, bytes)
@@ -525,7 +525,7 @@ pub async fn pending_for_cli(
     settings: &crate::settings::Settings,
 ) -> Result<(Vec<Value>, String), String> {
     let clock: Arc<dyn crate::clock::Clock> = Arc::new(locks::SystemClock);
-    let (shared, place) = match &settings.cluster.redis_url {
+    let (shared, place) = match &settings.cluster.redis {
         None => {
             let dir = settings.server.data_dir.join("state");
             (
@@ -534,9 +534,9 @@ pub async fn pending_for_cli(
                 dir.display().to_string(),
             )
         }
-        Some(url) => (
+        Some(redis) => (
             Shared::redis(
-                url,
+                redis,
                 &settings.cluster.key_prefix,
                 "cli",
                 clock,
@@ -544,7 +544,7 @@ pub async fn pending_for_cli(
             )
             .await
             .map_err(|e| e.to_string())?,
-            crate::urls::redact(url).into_owned(),
+            redis.describe(),
         ),
     };
     let mut rows: Vec<Value> = shared
