@@ -10,6 +10,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 cargo build --release --bin wopi-gateway --example bench_peer >/dev/null 2>&1
 BIN=target/release/wopi-gateway
 PEER=target/release/examples/bench_peer

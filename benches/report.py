@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Renders the load benchmark's results (target/bench/load.txt, key=value lines written by
-benches/load.sh) as SVG bar charts under docs/img/. No third-party packages.
+"""Prints the ratios of the load benchmark's results (target/bench/load.txt, key=value lines
+written by benches/load.sh), every run and the mean, and renders them as SVG bar charts under
+docs/img/. No third-party packages.
 
     python3 benches/report.py [target/bench/load.txt]
 """
@@ -44,22 +45,49 @@ def bars(name, title, unit, items, goal=None):
     print(f"wrote {path}")
 
 
+def runs(key):
+    return [vals[f"{key}_{r}"] for r in range(1, 10) if f"{key}_{r}" in vals]
+
+
+# The ratios, each run against its baseline in the same run.
+print("ratios (gateway ÷ baseline, same run; runs, then mean):")
+for label, key in [
+    ("S1  small keep-alive GETs ÷ nginx", "gateway_over_nginx"),
+    ("S1  small keep-alive GETs ÷ HAProxy", "gateway_over_haproxy"),
+    ("S2a CheckFileInfo ÷ bare wopi-crate verifier (wrk -t2, 3,000 proofs)", "s2a_checkfileinfo_over_bare_verify"),
+    ("S2b CheckFileInfo ÷ bare hyper+ring (wrk -t1, 8,000 proofs)", "s2b_checkfileinfo_over_bare_ring"),
+    ("S7  WebSocket echo ÷ nginx", "ws_gateway_over_nginx"),
+]:
+    rs = runs(key) or ([vals[key]] if key in vals else [])
+    if rs:
+        print(f"  {label}: {' / '.join(f'{r:g}' for r in rs)}   mean {sum(rs) / len(rs):.2f}")
+for label, key in [
+    ("S3  10k idle connections, all sent first, MiB above idle: gateway proxied", "gateway_rss_10k_sent_first"),
+    ("S3  … the gateway's own route", "gateway_rss_10k_sent_first_own_route"),
+    ("S3  … nginx's workers", "nginx_rss_10k_sent_first"),
+]:
+    if f"{key}_mib" in vals:
+        print(f"  {label}: {vals[key + '_mib']:g} (peak {vals.get(key + '_peak_mib', float('nan')):g}, closed {vals.get(key + '_closed', 0):g})")
+
 # Rows run three times (S1, S2): the charts show the first run, the doc all three.
 for k in list(vals):
     if k.endswith("_1"):
         vals.setdefault(k[:-2], vals[k])
 
 bars("proxy_rps", "Small GETs with keep-alive (requests/s, same run)", "req/s",
-     [("direct (bare hyper)", "direct_rps"), ("nginx", "nginx_rps"), ("wopi-gateway", "gateway_rps")])
+     [("direct (bare hyper)", "direct_rps"), ("nginx", "nginx_rps"), ("HAProxy", "haproxy_rps"),
+      ("wopi-gateway", "gateway_rps")])
 bars("ratios", "Ratios against the same-run baseline", "×",
-     [("gateway ÷ nginx", "gateway_over_nginx"), ("CheckFileInfo ÷ bare verify", "checkfileinfo_over_bare_verify"),
+     [("gateway ÷ nginx", "gateway_over_nginx"), ("gateway ÷ HAProxy", "gateway_over_haproxy"),
+      ("CheckFileInfo ÷ bare verify (S2a)", "s2a_checkfileinfo_over_bare_verify"),
+      ("CheckFileInfo ÷ hyper+ring (S2b)", "s2b_checkfileinfo_over_bare_ring"),
       ("1 GiB download ÷ direct", "download_gateway_over_direct"),
       ("1 GiB download ÷ nginx", "download_gateway_over_nginx"), ("GetFile 1 GiB ÷ direct", "getfile_over_direct"),
       ("PutFile 1 GiB ÷ copy+fsync", "putfile_over_direct_copy"), ("GetFile 1 GiB ÷ dd read", "getfile_over_dd_read"),
       ("PutFile 1 GiB ÷ dd write+fsync", "putfile_over_dd_write_fsync"), ("WebSocket echo ÷ nginx", "ws_gateway_over_nginx")])
 bars("memory", "Memory (MiB)", "MiB",
      [("gateway RSS idle", "gateway_rss_before_idle_mib"),
-      ("10k idle conns after 108 KB, growth: gateway (proxied)", "gateway_rss_10k_idle_mib"),
-      ("… nginx", "nginx_rss_10k_idle_mib"),
-      ("… gateway's own route (hyper)", "gateway_rss_10k_idle_own_route_mib"),
+      ("10k idle conns, sent first, growth: gateway (proxied)", "gateway_rss_10k_sent_first_mib"),
+      ("… nginx", "nginx_rss_10k_sent_first_mib"),
+      ("… gateway's own route (hyper)", "gateway_rss_10k_sent_first_own_route_mib"),
       ("peak growth, 1 GiB download", "gateway_peak_rss_growth_mib")])

@@ -18,6 +18,12 @@
 //!   file named by `BARE_JSON` (the gateway's own CheckFileInfo answer), the S2 baseline.
 //!   PATH (the gateway's CheckFileInfo path) makes the bare proofs sign the same file id and
 //!   access token, so both sides hash inputs of the same length.
+//! - `bench_peer bare-ring PORT KEYFILE JSONFILE BASE`: the second S2 baseline, a bare hyper
+//!   HTTP/1.1 server that checks the proof itself with ring (the signed bytes built from
+//!   `access_token`, `BASE` + the request target and `X-WOPI-TimeStamp`, the 20-minute window,
+//!   one RSA PKCS#1 v1.5 SHA-256 verify with KEYFILE's public key) and answers JSONFILE (a
+//!   CheckFileInfo JSON) or 500. With `BASE` the gateway's public URL it verifies the very
+//!   proofs signed for the gateway's CheckFileInfo path.
 //!
 //! For the client face it also plays the WOPI host (`/wopi/files/bench`, no proof check) and
 //! Docs' cache (`/cache/big`, 100 MiB).
@@ -79,6 +85,102 @@ fn bare_check(req: &Request<Incoming>, bare: &Bare) -> Response<B> {
             .status(500)
             .body(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
             .expect("response"),
+    }
+}
+
+/// The `bare-ring` baseline's key and answer.
+struct RingBare {
+    n: Vec<u8>,
+    e: Vec<u8>,
+    base: String,
+    json: Bytes,
+}
+
+/// One proof check as a bare WOPI host would write it with ring alone: no wopi crate, no
+/// router, one verify with the current key.
+fn ring_check(req: &Request<Incoming>, bare: &RingBare) -> bool {
+    use base64::Engine as _;
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let Some(pq) = req.uri().path_and_query() else {
+        return false;
+    };
+    let token = pq
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("access_token="))
+        .unwrap_or("");
+    let Some(ticks) = header("x-wopi-timestamp").and_then(|t| t.trim().parse::<i64>().ok()) else {
+        return false;
+    };
+    let now = wopi::ticks::from_unix_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64,
+    );
+    let tps = wopi::ticks::TICKS_PER_SECOND;
+    if ticks < now - 20 * 60 * tps || ticks > now + 300 * tps {
+        return false;
+    }
+    let Some(sig) = header("x-wopi-proof")
+        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p.trim()).ok())
+    else {
+        return false;
+    };
+    let url = format!("{}{}", bare.base, pq.as_str()).to_uppercase();
+    let mut msg = Vec::with_capacity(16 + token.len() + url.len());
+    msg.extend_from_slice(&(token.len() as u32).to_be_bytes());
+    msg.extend_from_slice(token.as_bytes());
+    msg.extend_from_slice(&(url.len() as u32).to_be_bytes());
+    msg.extend_from_slice(url.as_bytes());
+    msg.extend_from_slice(&8u32.to_be_bytes());
+    msg.extend_from_slice(&ticks.to_be_bytes());
+    ring::signature::RsaPublicKeyComponents {
+        n: &bare.n,
+        e: &bare.e,
+    }
+    .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &msg, &sig)
+    .is_ok()
+}
+
+/// `bench_peer bare-ring PORT KEYFILE JSONFILE BASE`: hyper's HTTP/1.1 server on tokio's
+/// multi-thread runtime, every request answered by [`ring_check`].
+async fn bare_ring(port: u16, keyfile: &str, json: &str, base: &str) {
+    let key =
+        wopi::proof::SigningKey::from_pem(&std::fs::read_to_string(keyfile).expect("key file"))
+            .expect("key");
+    let bare = Arc::new(RingBare {
+        n: key.public_key().modulus().to_vec(),
+        e: key.public_key().exponent().to_vec(),
+        base: base.trim_end_matches('/').to_owned(),
+        json: Bytes::from(std::fs::read(json).expect("json file")),
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    println!("listening addr={}", listener.local_addr().expect("addr"));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let bare = bare.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let resp = if ring_check(&req, &bare) {
+                    Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Full::new(bare.json.clone()))
+                } else {
+                    Response::builder().status(500).body(Full::new(Bytes::new()))
+                };
+                async move { Ok::<_, std::convert::Infallible>(resp.expect("response")) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
     }
 }
 
@@ -425,6 +527,15 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
         Some("callback") => callback(&args[2], &args[3], &args[4]),
+        Some("bare-ring") => {
+            bare_ring(
+                args[2].parse().expect("port"),
+                &args[3],
+                &args[4],
+                &args[5],
+            )
+            .await
+        }
         Some("wsload") => {
             ws_load(
                 &args[2],
