@@ -1026,8 +1026,8 @@ impl FastProxy {
                 Ok(())
             }
             Framing::Chunked => {
-                let mut dec = Chunked::default();
-                let end = dec.feed(&rest).map_err(|()| Cut::Upstream(bad_chunk()))?;
+                let mut dec = h1::chunked::ChunkedDecoder::default();
+                let end = follow(&mut dec, &rest)?;
                 let now = end.unwrap_or(rest.len());
                 head.extend_from_slice(&rest[..now]);
                 client.write_all(&head).await.map_err(Cut::Client)?;
@@ -1043,7 +1043,7 @@ impl FastProxy {
                         if n == 0 {
                             return Err(Cut::Upstream(io::ErrorKind::UnexpectedEof.into()));
                         }
-                        let end = dec.feed(&rest).map_err(|()| Cut::Upstream(bad_chunk()))?;
+                        let end = follow(&mut dec, &rest)?;
                         let upto = end.unwrap_or(rest.len());
                         idle_io(timer.as_mut(), idle, client.write_all(&rest[..upto]))
                             .await
@@ -1211,13 +1211,6 @@ fn heard_from_docs(
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         Err(e) => Err(SendError::Upstream(e)),
     }
-}
-
-fn bad_chunk() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        "malformed chunked body from Docs",
-    )
 }
 
 /// One read or write of a streamed body: an error when nothing moved for `idle`.
@@ -1433,84 +1426,13 @@ fn error_answer(e: GatewayError, close: bool) -> Vec<u8> {
     out
 }
 
-/// Follows a chunked body (RFC 9112 §7.1) byte by byte as it is copied, to find its end.
-#[derive(Debug, Default)]
-struct Chunked {
-    state: ChunkState,
-    size: u64,
-    digits: u8,
-    /// Data bytes seen (without the framing).
-    data: u64,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    #[default]
-    Size,
-    Ext,
-    SizeLf,
-    Data,
-    DataCr,
-    DataLf,
-    LineStart,
-    Line,
-    LineLf,
-    EndLf,
-    Done,
-}
-
-impl Chunked {
-    /// Takes the next bytes; `Some(n)`: the body ended after the first `n` of them.
-    fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, ()> {
-        use ChunkState as S;
-        let mut i = 0;
-        while i < bytes.len() {
-            if self.state == S::Done {
-                return Ok(Some(i));
-            }
-            if self.state == S::Data {
-                let take = (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
-                i += take;
-                self.size -= take as u64;
-                self.data += take as u64;
-                if self.size == 0 {
-                    self.state = S::DataCr;
-                }
-                continue;
-            }
-            let b = bytes[i];
-            i += 1;
-            self.state = match (self.state, b) {
-                (S::Size, b) if b.is_ascii_hexdigit() => {
-                    if self.digits >= 15 {
-                        return Err(());
-                    }
-                    self.digits += 1;
-                    self.size = self.size * 16 + u64::from((b as char).to_digit(16).unwrap_or(0));
-                    S::Size
-                }
-                (S::Size, b';' | b' ' | b'\t') if self.digits > 0 => S::Ext,
-                (S::Size, b'\r') if self.digits > 0 => S::SizeLf,
-                (S::Ext, b'\r') => S::SizeLf,
-                (S::Ext, _) => S::Ext,
-                (S::SizeLf, b'\n') if self.size == 0 => S::LineStart,
-                (S::SizeLf, b'\n') => S::Data,
-                (S::DataCr, b'\r') => S::DataLf,
-                (S::DataLf, b'\n') => {
-                    self.digits = 0;
-                    S::Size
-                }
-                (S::LineStart, b'\r') => S::EndLf,
-                (S::LineStart, b'\n') => return Err(()),
-                (S::Line, b'\r') => S::LineLf,
-                (S::LineStart | S::Line, _) => S::Line,
-                (S::LineLf, b'\n') => S::LineStart,
-                (S::EndLf, b'\n') => S::Done,
-                _ => return Err(()),
-            };
-        }
-        Ok((self.state == S::Done).then_some(i))
-    }
+/// Follows a chunked answer as it is copied, with the front's strict decoder: the byte
+/// after its end, when it ended in `bytes`.
+fn follow(dec: &mut h1::chunked::ChunkedDecoder, bytes: &[u8]) -> Result<Option<usize>, Cut> {
+    let p = dec
+        .feed(bytes, |_| {})
+        .map_err(|e| Cut::Upstream(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    Ok(p.done.then_some(p.consumed))
 }
 
 #[cfg(test)]
@@ -1519,24 +1441,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunked_bodies_end_where_they_end() {
+    fn chunked_answers_end_where_they_end() {
         let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
-        let mut c = Chunked::default();
-        assert_eq!(c.feed(body), Ok(Some(body.len() - 4)));
+        let mut c = h1::chunked::ChunkedDecoder::default();
+        assert_eq!(follow(&mut c, body).ok(), Some(Some(body.len() - 4)));
         assert_eq!(c.data, 9);
-        // Byte by byte, the same end.
-        let mut c = Chunked::default();
-        let end = body.len() - 4;
-        for (i, b) in body[..end].iter().enumerate() {
-            let r = c.feed(std::slice::from_ref(b)).unwrap();
-            assert_eq!(r.is_some(), i == end - 1, "at {i}");
-        }
         // Malformed framing is an error, not a guess.
         for bad in [&b"x\r\n"[..], b"4\r\nWikiX", b"\r\n", b"0\r\n\n"] {
-            assert_eq!(Chunked::default().feed(bad), Err(()), "{bad:?}");
+            let mut c = h1::chunked::ChunkedDecoder::default();
+            assert!(follow(&mut c, bad).is_err(), "{bad:?}");
         }
-        let mut c = Chunked::default();
-        assert_eq!(c.feed(b"0\r\n\r\n"), Ok(Some(5)));
     }
 
     #[test]
