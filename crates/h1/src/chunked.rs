@@ -165,6 +165,8 @@ impl ChunkedDecoder {
                         self.state = State::EndLf;
                     } else if b == b'\t' || b == b' ' {
                         return Err(ChunkError("folded trailer line"));
+                    } else if b.is_ascii_control() {
+                        return Err(ChunkError("control character in a trailer"));
                     } else {
                         self.state = State::Trailer;
                         self.count_trailer()?;
@@ -297,6 +299,7 @@ mod tests {
             b"0\r\n\r\r",
             b"0\r\nX: 1\n\r\n",
             b"0\r\n folded\r\n\r\n",
+            b"0\r\n\n",
         ] {
             assert!(decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
