@@ -282,8 +282,11 @@ async fn open_in_edit_builds_a_signed_config() {
     );
     assert_eq!(s.host.state.lock().unwrap().bad_proofs, 0);
     assert!(
-        s.gw.metric("wopi_gateway_editor_opens_total{mode=\"edit\",result=\"ok\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_editor_opens_total{mode=\"edit\",result=\"ok\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
 }
@@ -429,7 +432,7 @@ async fn closing_unchanged_unlocks_and_status_3_never_puts() {
     .await;
     assert_eq!(a, json!({"error": 0}));
     assert!(!s.host.ops().contains(&"PutFile".to_owned()));
-    assert!(s.gw.metric("wopi_gateway_recovery_copies").await >= 1.0);
+    assert!(s.gw.wait_metric("wopi_gateway_recovery_copies", 1.0).await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,8 +541,11 @@ async fn forged_or_missing_docs_jwt_and_foreign_urls_are_refused() {
     assert_eq!(a["error"], 1);
     assert!(!s.host.ops().contains(&"PutFile".to_owned()));
     assert!(
-        s.gw.metric("wopi_gateway_docs_callbacks_total{result=\"refused\",status=\"unknown\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_docs_callbacks_total{result=\"refused\",status=\"unknown\"}",
+            2.0
+        )
+        .await
             >= 2.0
     );
 }
@@ -562,8 +568,11 @@ async fn wopisrc_outside_the_allowed_origins_is_refused_before_any_request() {
     assert_eq!(st, 403);
     assert!(s.host.ops().is_empty());
     assert!(
-        s.gw.metric("wopi_gateway_editor_opens_total{mode=\"edit\",result=\"refused\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_editor_opens_total{mode=\"edit\",result=\"refused\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
     // Missing WOPISrc, missing token, bad docs_api_config.
@@ -953,8 +962,11 @@ async fn a_lock_the_host_forgot_is_taken_again_and_the_edit_reaches_storage() {
     let locks = s.host.ops().iter().filter(|o| *o == "Lock").count();
     assert_eq!(locks, 2, "{:?}", s.host.ops());
     assert!(
-        s.gw.metric("wopi_gateway_lock_refreshes_total{result=\"relocked\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_lock_refreshes_total{result=\"relocked\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
     // Forgotten again just before the final save: PutFile meets 409, re-locks, and saves.

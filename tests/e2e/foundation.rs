@@ -111,7 +111,7 @@ hosting = ["2001:db8::/32"]
         assert_eq!(status == 403, denied, "{path} {header:?}: {status}");
     }
     assert!(
-        gw.metric("wopi_gateway_ip_denials_total{group=\"wopi\"}")
+        gw.wait_metric("wopi_gateway_ip_denials_total{group=\"wopi\"}", 2.0)
             .await
             >= 2.0
     );
@@ -204,8 +204,11 @@ async fn metrics_parse_and_count_requests() {
             .unwrap_or("")
     );
     assert!(
-        gw.metric("wopi_gateway_http_requests_total{group=\"hosting\",status_class=\"4xx\"}")
-            .await
+        gw.wait_metric(
+            "wopi_gateway_http_requests_total{group=\"hosting\",status_class=\"4xx\"}",
+            3.0
+        )
+        .await
             >= 3.0
     );
     assert!(!text.contains("127.0.0.1"), "no addresses in labels");

@@ -193,13 +193,19 @@ async fn upstream_down_is_502_and_slow_is_504() {
     let (st, _, _) = get(&gw2.url("/web-apps/x.js")).await;
     assert_eq!(st, 502);
     assert!(
-        gw2.metric("wopi_gateway_upstream_errors_total{kind=\"connect\",op=\"proxy\"}")
-            .await
+        gw2.wait_metric(
+            "wopi_gateway_upstream_errors_total{kind=\"connect\",op=\"proxy\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
     assert!(
-        gw.metric("wopi_gateway_upstream_errors_total{kind=\"timeout\",op=\"proxy\"}")
-            .await
+        gw.wait_metric(
+            "wopi_gateway_upstream_errors_total{kind=\"timeout\",op=\"proxy\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
     assert!(gw2.stderr().contains("upstream Docs unreachable"));
@@ -415,8 +421,11 @@ async fn an_upstream_answer_cut_short_ends_the_connection_and_is_counted() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.ends_with("0123456789"), "only what came: {text}");
     assert!(
-        gw.metric("wopi_gateway_upstream_errors_total{kind=\"protocol\",op=\"proxy\"}")
-            .await
+        gw.wait_metric(
+            "wopi_gateway_upstream_errors_total{kind=\"protocol\",op=\"proxy\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
     assert!(gw.stderr().contains("upstream Docs answer cut short"));

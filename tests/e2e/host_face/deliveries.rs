@@ -18,8 +18,11 @@ async fn integrator_down_during_delivery_gets_it_later() {
         vec![(2, b"saved while down".to_vec())]
     );
     assert!(
-        s.gw.metric("wopi_gateway_callbacks_sent_total{result=\"error\",status=\"1\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_callbacks_sent_total{result=\"error\",status=\"1\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
     // The record goes once the integrator's answer is back, just after it saw status 2.

@@ -176,8 +176,11 @@ async fn every_lock_conflict_row() {
     );
     assert_eq!(s.wopi("DELETE", &f, &tok, &[], "").await.0, 405);
     assert!(
-        s.gw.metric("wopi_gateway_lock_operations_total{op=\"lock\",result=\"conflict\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_lock_operations_total{op=\"lock\",result=\"conflict\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
 }
@@ -232,8 +235,11 @@ async fn redis_lock_store_serves_wopi_locks_and_fails_closed() {
         .await;
     assert_eq!(st, 503);
     assert!(
-        s.gw.metric("wopi_gateway_lock_operations_total{op=\"get\",result=\"unavailable\"}")
-            .await
+        s.gw.wait_metric(
+            "wopi_gateway_lock_operations_total{op=\"get\",result=\"unavailable\"}",
+            1.0
+        )
+        .await
             >= 1.0
     );
 }

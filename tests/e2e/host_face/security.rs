@@ -227,8 +227,9 @@ async fn integrator_configs_are_checked() {
     let (st, _, _) = post(json!({"token": sign(&good, crate::support::fakes::SECRET), "document": {"url": "http://evil.example/"}}).to_string()).await;
     assert_eq!(st, 201);
     assert!(
-        s.gw.metric(
-            "wopi_gateway_jwt_verifications_total{kind=\"integrator_config\",result=\"signature\"}"
+        s.gw.wait_metric(
+            "wopi_gateway_jwt_verifications_total{kind=\"integrator_config\",result=\"signature\"}",
+            1.0
         )
         .await
             >= 1.0

@@ -313,7 +313,11 @@ async fn lock_expiry_ends_the_session_with_status_2() {
         Some(""),
         "the expired lock is gone"
     );
-    assert!(s.gw.metric("wopi_gateway_locks_expired_total").await >= 1.0);
+    assert!(
+        s.gw.wait_metric("wopi_gateway_locks_expired_total", 1.0)
+            .await
+            >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
