@@ -173,13 +173,23 @@ end
 LUA
 fresh() { PROOFS=$1 wrk -t"${3:-2}" -c64 -d"${DUR}s" -s "$WORK/fresh.lua" "$2" 2>&1; }
 non2xx() { awk '/Non-2xx/ {print $5}' <<<"$1" | grep . || echo 0; }
+# CPU time of a process (all its threads), in clock ticks.
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# One wrk run (fresh's arguments after the server's pid) and a last line "ticks N": the CPU
+# the server used meanwhile.
+fresh_cpu() { local pid=$1 t0; shift; t0=$(ticks "$pid"); fresh "$@"; echo "ticks $(( $(ticks "$pid") - t0 ))"; }
+# The server's CPU per request of a fresh_cpu output, in microseconds (a second view of the
+# same run: unlike requests per second, it hardly moves when other work shares the cores).
+cpu_us() { python3 -c "print(round($(awk '/^ticks/ {print $2}' <<<"$1") * 1e6 / $(getconf CLK_TCK) / $(awk '/requests in/ {print $1}' <<<"$1"), 1))"; }
 for r in 1 2 3; do
-  BO=$(fresh "$WORK/bare.proofs" "http://127.0.0.1:$P_PEER"); B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO")
-  GO=$(fresh "$WORK/gw.proofs" "http://127.0.0.1:$P_GW"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
+  BO=$(fresh_cpu "$PEER_PID" "$WORK/bare.proofs" "http://127.0.0.1:$P_PEER"); B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO")
+  GO=$(fresh_cpu "$GW_PID" "$WORK/gw.proofs" "http://127.0.0.1:$P_GW"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
   rec "s2a_bare_verify_rps_$r" "$B"
   rec "s2a_gateway_checkfileinfo_rps_$r" "$C"
   rec "s2a_checkfileinfo_over_bare_verify_$r" "$(ratio "$C" "$B")"
   rec "s2a_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
+  rec "s2a_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
+  rec "s2a_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
 done
 
 echo "# S2b host face, the outside check's method: wrk -t1 -c64, 8,000 proofs over one session, a bare hyper + ring server, alternating, three runs"
@@ -191,20 +201,22 @@ echo "# S2b host face, the outside check's method: wrk -t1 -c64, 8,000 proofs ov
 $PEER proofs "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 8000 > "$WORK/gw8k.proofs"
 P=$(head -1 "$WORK/gw8k.proofs"); L=$(sed -n 2p "$WORK/gw8k.proofs")
 curl -sf "http://127.0.0.1:$P_GW$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi8k.json" || { echo "CheckFileInfo through the gateway failed"; cat "$WORK/gw.err"; exit 1; }
-$PEER bare-ring "$P_RING" "$WORK/client.pem" "$WORK/cfi8k.json" "http://127.0.0.1:$P_GW" >/dev/null & PIDS+=($!)
+$PEER bare-ring "$P_RING" "$WORK/client.pem" "$WORK/cfi8k.json" "http://127.0.0.1:$P_GW" >/dev/null & RING_PID=$!; PIDS+=($RING_PID)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$P_RING/" && break; sleep 0.1; done
 curl -sf -o /dev/null "http://127.0.0.1:$P_RING$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" || { echo "the bare ring server refused a gateway proof"; exit 1; }
 for r in 1 2 3; do
   if [ $((r % 2)) = 1 ]; then
-    BO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1); GO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1)
+    BO=$(fresh_cpu "$RING_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1); GO=$(fresh_cpu "$GW_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1)
   else
-    GO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1); BO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1)
+    GO=$(fresh_cpu "$GW_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1); BO=$(fresh_cpu "$RING_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1)
   fi
   B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
   rec "s2b_bare_ring_rps_$r" "$B"
   rec "s2b_gateway_checkfileinfo_rps_$r" "$C"
   rec "s2b_checkfileinfo_over_bare_ring_$r" "$(ratio "$C" "$B")"
   rec "s2b_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
+  rec "s2b_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
+  rec "s2b_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
 done
 fi
 

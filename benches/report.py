@@ -61,6 +61,11 @@ for label, key in [
     rs = runs(key) or ([vals[key]] if key in vals else [])
     if rs:
         print(f"  {label}: {' / '.join(f'{r:g}' for r in rs)}   mean {sum(rs) / len(rs):.2f}")
+for label, key in [("S2a", "s2a"), ("S2b", "s2b")]:
+    b, g = runs(f"{key}_cpu_us_per_request_bare"), runs(f"{key}_cpu_us_per_request_gateway")
+    if b and g:
+        print(f"  {label} server CPU per request, bare ÷ gateway: "
+              + " / ".join(f"{x / y:.2f} ({x:g}/{y:g} µs)" for x, y in zip(b, g)))
 for label, key in [
     ("S3  10k idle connections, all sent first, MiB above idle: gateway proxied", "gateway_rss_10k_sent_first"),
     ("S3  … the gateway's own route", "gateway_rss_10k_sent_first_own_route"),
