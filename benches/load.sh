@@ -218,6 +218,36 @@ for r in 1 2 3; do
   rec "s2b_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
   rec "s2b_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
 done
+
+echo "# S2c: S2b's method against a second gateway at its default log level (info: one line per WOPI call, to a file), three runs"
+# The gateway above runs with WOPI_GATEWAY_LOG=warn; a deployment (or a check that starts
+# the binary as shipped) logs at info. Same config, its own ports and data directory, its
+# own session and 8,000 proofs, its own bare-ring server (proofs signed for its URL).
+P_GW2=$(port); P_ADMIN2=$(port); P_RING2=$(port)
+sed -e "s/127.0.0.1:$P_GW\"/127.0.0.1:$P_GW2\"/g" -e "s/127.0.0.1:$P_ADMIN\"/127.0.0.1:$P_ADMIN2\"/" -e "s#$WORK/data#$WORK/data2#" "$WORK/gw.toml" > "$WORK/gw2.toml"
+(unset WOPI_GATEWAY_LOG; exec $BIN serve --config "$WORK/gw2.toml" > "$WORK/gw2.out" 2> "$WORK/gw2.err") & GW2_PID=$!; PIDS+=($GW2_PID)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P_ADMIN2/healthz" >/dev/null && break; sleep 0.1; done
+$PEER proofs "http://127.0.0.1:$P_GW2" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 8000 > "$WORK/gw2_8k.proofs"
+P=$(head -1 "$WORK/gw2_8k.proofs"); L=$(sed -n 2p "$WORK/gw2_8k.proofs")
+curl -sf "http://127.0.0.1:$P_GW2$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi2.json" || { echo "CheckFileInfo through the second gateway failed"; cat "$WORK/gw2.err"; exit 1; }
+$PEER bare-ring "$P_RING2" "$WORK/client.pem" "$WORK/cfi2.json" "http://127.0.0.1:$P_GW2" >/dev/null & RING2_PID=$!; PIDS+=($RING2_PID)
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$P_RING2/" && break; sleep 0.1; done
+for r in 1 2 3; do
+  if [ $((r % 2)) = 1 ]; then
+    BO=$(fresh_cpu "$RING2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_RING2" 1); GO=$(fresh_cpu "$GW2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_GW2" 1)
+  else
+    GO=$(fresh_cpu "$GW2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_GW2" 1); BO=$(fresh_cpu "$RING2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_RING2" 1)
+  fi
+  B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
+  rec "s2c_bare_ring_rps_$r" "$B"
+  rec "s2c_gateway_info_log_checkfileinfo_rps_$r" "$C"
+  rec "s2c_checkfileinfo_info_log_over_bare_ring_$r" "$(ratio "$C" "$B")"
+  rec "s2c_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
+  rec "s2c_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
+  rec "s2c_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
+done
+rec s2c_gateway_log_lines "$(wc -l < "$WORK/gw2.err")"
+kill "$GW2_PID" "$RING2_PID" 2>/dev/null || true
 fi
 
 if want s3; then
