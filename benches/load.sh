@@ -247,7 +247,7 @@ for r in 1 2 3; do
   rec "s2c_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
 done
 rec s2c_gateway_log_lines "$(wc -l < "$WORK/gw2.err")"
-kill "$GW2_PID" "$RING2_PID" 2>/dev/null || true
+kill "$GW2_PID" "$RING2_PID" "$RING_PID" 2>/dev/null || true
 fi
 
 if want s3; then
