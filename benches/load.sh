@@ -173,13 +173,23 @@ end
 LUA
 fresh() { PROOFS=$1 wrk -t"${3:-2}" -c64 -d"${DUR}s" -s "$WORK/fresh.lua" "$2" 2>&1; }
 non2xx() { awk '/Non-2xx/ {print $5}' <<<"$1" | grep . || echo 0; }
+# CPU time of a process (all its threads), in clock ticks.
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# One wrk run (fresh's arguments after the server's pid) and a last line "ticks N": the CPU
+# the server used meanwhile.
+fresh_cpu() { local pid=$1 t0; shift; t0=$(ticks "$pid"); fresh "$@"; echo "ticks $(( $(ticks "$pid") - t0 ))"; }
+# The server's CPU per request of a fresh_cpu output, in microseconds (a second view of the
+# same run: unlike requests per second, it hardly moves when other work shares the cores).
+cpu_us() { python3 -c "print(round($(awk '/^ticks/ {print $2}' <<<"$1") * 1e6 / $(getconf CLK_TCK) / $(awk '/requests in/ {print $1}' <<<"$1"), 1))"; }
 for r in 1 2 3; do
-  BO=$(fresh "$WORK/bare.proofs" "http://127.0.0.1:$P_PEER"); B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO")
-  GO=$(fresh "$WORK/gw.proofs" "http://127.0.0.1:$P_GW"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
+  BO=$(fresh_cpu "$PEER_PID" "$WORK/bare.proofs" "http://127.0.0.1:$P_PEER"); B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO")
+  GO=$(fresh_cpu "$GW_PID" "$WORK/gw.proofs" "http://127.0.0.1:$P_GW"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
   rec "s2a_bare_verify_rps_$r" "$B"
   rec "s2a_gateway_checkfileinfo_rps_$r" "$C"
   rec "s2a_checkfileinfo_over_bare_verify_$r" "$(ratio "$C" "$B")"
   rec "s2a_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
+  rec "s2a_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
+  rec "s2a_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
 done
 
 echo "# S2b host face, the outside check's method: wrk -t1 -c64, 8,000 proofs over one session, a bare hyper + ring server, alternating, three runs"
@@ -191,21 +201,53 @@ echo "# S2b host face, the outside check's method: wrk -t1 -c64, 8,000 proofs ov
 $PEER proofs "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 8000 > "$WORK/gw8k.proofs"
 P=$(head -1 "$WORK/gw8k.proofs"); L=$(sed -n 2p "$WORK/gw8k.proofs")
 curl -sf "http://127.0.0.1:$P_GW$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi8k.json" || { echo "CheckFileInfo through the gateway failed"; cat "$WORK/gw.err"; exit 1; }
-$PEER bare-ring "$P_RING" "$WORK/client.pem" "$WORK/cfi8k.json" "http://127.0.0.1:$P_GW" >/dev/null & PIDS+=($!)
+$PEER bare-ring "$P_RING" "$WORK/client.pem" "$WORK/cfi8k.json" "http://127.0.0.1:$P_GW" >/dev/null & RING_PID=$!; PIDS+=($RING_PID)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$P_RING/" && break; sleep 0.1; done
 curl -sf -o /dev/null "http://127.0.0.1:$P_RING$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" || { echo "the bare ring server refused a gateway proof"; exit 1; }
 for r in 1 2 3; do
   if [ $((r % 2)) = 1 ]; then
-    BO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1); GO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1)
+    BO=$(fresh_cpu "$RING_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1); GO=$(fresh_cpu "$GW_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1)
   else
-    GO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1); BO=$(fresh "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1)
+    GO=$(fresh_cpu "$GW_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1); BO=$(fresh_cpu "$RING_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1)
   fi
   B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
   rec "s2b_bare_ring_rps_$r" "$B"
   rec "s2b_gateway_checkfileinfo_rps_$r" "$C"
   rec "s2b_checkfileinfo_over_bare_ring_$r" "$(ratio "$C" "$B")"
   rec "s2b_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
+  rec "s2b_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
+  rec "s2b_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
 done
+
+echo "# S2c: S2b's method against a second gateway at its default log level (info: one line per WOPI call, to a file), three runs"
+# The gateway above runs with WOPI_GATEWAY_LOG=warn; a deployment (or a check that starts
+# the binary as shipped) logs at info. Same config, its own ports and data directory, its
+# own session and 8,000 proofs, its own bare-ring server (proofs signed for its URL).
+P_GW2=$(port); P_ADMIN2=$(port); P_RING2=$(port)
+sed -e "s/127.0.0.1:$P_GW\"/127.0.0.1:$P_GW2\"/g" -e "s/127.0.0.1:$P_ADMIN\"/127.0.0.1:$P_ADMIN2\"/" -e "s#$WORK/data#$WORK/data2#" "$WORK/gw.toml" > "$WORK/gw2.toml"
+(unset WOPI_GATEWAY_LOG; exec $BIN serve --config "$WORK/gw2.toml" > "$WORK/gw2.out" 2> "$WORK/gw2.err") & GW2_PID=$!; PIDS+=($GW2_PID)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P_ADMIN2/healthz" >/dev/null && break; sleep 0.1; done
+$PEER proofs "http://127.0.0.1:$P_GW2" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 8000 > "$WORK/gw2_8k.proofs"
+P=$(head -1 "$WORK/gw2_8k.proofs"); L=$(sed -n 2p "$WORK/gw2_8k.proofs")
+curl -sf "http://127.0.0.1:$P_GW2$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi2.json" || { echo "CheckFileInfo through the second gateway failed"; cat "$WORK/gw2.err"; exit 1; }
+$PEER bare-ring "$P_RING2" "$WORK/client.pem" "$WORK/cfi2.json" "http://127.0.0.1:$P_GW2" >/dev/null & RING2_PID=$!; PIDS+=($RING2_PID)
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$P_RING2/" && break; sleep 0.1; done
+for r in 1 2 3; do
+  if [ $((r % 2)) = 1 ]; then
+    BO=$(fresh_cpu "$RING2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_RING2" 1); GO=$(fresh_cpu "$GW2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_GW2" 1)
+  else
+    GO=$(fresh_cpu "$GW2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_GW2" 1); BO=$(fresh_cpu "$RING2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_RING2" 1)
+  fi
+  B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
+  rec "s2c_bare_ring_rps_$r" "$B"
+  rec "s2c_gateway_info_log_checkfileinfo_rps_$r" "$C"
+  rec "s2c_checkfileinfo_info_log_over_bare_ring_$r" "$(ratio "$C" "$B")"
+  rec "s2c_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
+  rec "s2c_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
+  rec "s2c_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
+done
+rec s2c_gateway_log_lines "$(wc -l < "$WORK/gw2.err")"
+kill "$GW2_PID" "$RING2_PID" "$RING_PID" 2>/dev/null || true
 fi
 
 if want s3; then

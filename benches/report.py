@@ -56,11 +56,17 @@ for label, key in [
     ("S1  small keep-alive GETs ÷ HAProxy", "gateway_over_haproxy"),
     ("S2a CheckFileInfo ÷ bare wopi-crate verifier (wrk -t2, 3,000 proofs)", "s2a_checkfileinfo_over_bare_verify"),
     ("S2b CheckFileInfo ÷ bare hyper+ring (wrk -t1, 8,000 proofs)", "s2b_checkfileinfo_over_bare_ring"),
+    ("S2c as S2b, the gateway at its default log level (info)", "s2c_checkfileinfo_info_log_over_bare_ring"),
     ("S7  WebSocket echo ÷ nginx", "ws_gateway_over_nginx"),
 ]:
     rs = runs(key) or ([vals[key]] if key in vals else [])
     if rs:
         print(f"  {label}: {' / '.join(f'{r:g}' for r in rs)}   mean {sum(rs) / len(rs):.2f}")
+for label, key in [("S2a", "s2a"), ("S2b", "s2b"), ("S2c", "s2c")]:
+    b, g = runs(f"{key}_cpu_us_per_request_bare"), runs(f"{key}_cpu_us_per_request_gateway")
+    if b and g:
+        print(f"  {label} server CPU per request, bare ÷ gateway: "
+              + " / ".join(f"{x / y:.2f} ({x:g}/{y:g} µs)" for x, y in zip(b, g)))
 for label, key in [
     ("S3  10k idle connections, all sent first, MiB above idle: gateway proxied", "gateway_rss_10k_sent_first"),
     ("S3  … the gateway's own route", "gateway_rss_10k_sent_first_own_route"),
