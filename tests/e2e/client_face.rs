@@ -748,6 +748,17 @@ async fn a_real_browser_runs_the_editor_page() {
         events.contains("onAppReady") && events.contains("onRequestSaveAs"),
         "{events}"
     );
+    assert!(!dom.contains("data-message"), "no message for an editor");
+    // A reader who asked to edit sees the forced-view message once the editor is ready.
+    let url = format!(
+        "{base}/hosting/wopi/word/edit?WOPISrc={}&access_token=tok-viewer&ui=en-US",
+        enc(&host.wopi_src())
+    );
+    let (dom, stderr) = chromium_dom(chromium, &url).await;
+    assert!(
+        dom.contains("data-message=\"This document is open for viewing only: you may not change this document.\""),
+        "DOM:\n{dom}\nstderr:\n{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,8 +165,9 @@ impl WopiHost {
                         .map_or(path.clone(), |p| p.to_string()),
                 );
                 if path == "/web-apps/apps/api/documents/api.js" {
-                    // A stub of Docs' api.js: records what DocEditor receives in the DOM.
-                    let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(config.events || {}).sort().join(',')); document.title = 'DocEditor:' + config.document.key; return {showMessage: function () {}, grabFocus: function () {}, blurFocus: function () {}}; }};";
+                    // A stub of Docs' api.js: records what DocEditor receives in the DOM, calls
+                    // onAppReady, and records the message shown.
+                    let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(config.events || {}).sort().join(',')); document.title = 'DocEditor:' + config.document.key; setTimeout(function () { if (config.events && config.events.onAppReady) config.events.onAppReady(); }, 0); return {showMessage: function (m) { el.setAttribute('data-message', m); }, grabFocus: function () {}, blurFocus: function () {}}; }};";
                     return Response::builder()
                         .status(200)
                         .header("content-type", "application/javascript")
