@@ -399,6 +399,18 @@ async fn docs_download_and_save_paths_6_then_2() {
             "LastModifiedTime of the previous PutFile answer"
         );
         assert_eq!(st.bad_proofs, 0);
+        // Every call of the editing session names it: X-WOPI-SessionId is the Docs key.
+        let session: Vec<_> = st.calls.iter().skip(1).collect();
+        assert_eq!(st.calls[0].0, "CheckFileInfo");
+        assert!(session.len() >= 5);
+        for c in session {
+            assert_eq!(
+                c.2.get("x-wopi-sessionid").map(String::as_str),
+                Some(key.as_str()),
+                "{}",
+                c.0
+            );
+        }
     }
     // Docs may resend a status 2: answered without a second PutFile.
     let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"]})).await;

@@ -93,6 +93,7 @@ pub(crate) async fn save_as(
         (wopi::headers::SUGGESTED_TARGET, wopi::utf7::encode(title)),
         (wopi::headers::SIZE, written.size.to_string()),
         ("content-length", written.size.to_string()),
+        (wopi::headers::SESSION_ID, key.clone()),
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, body).await;
     let _ = tokio::fs::remove_file(&path).await;
@@ -122,6 +123,7 @@ pub(crate) async fn rename(
         (wopi::headers::OVERRIDE, "RENAME_FILE".to_owned()),
         (wopi::headers::REQUESTED_NAME, wopi::utf7::encode(name)),
         (wopi::headers::LOCK, a.lock.clone()),
+        (wopi::headers::SESSION_ID, user.key.clone()),
         ("content-length", "0".to_owned()),
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, Body::empty()).await?;

@@ -75,14 +75,16 @@ pub(crate) async fn download(
                 })?,
         )
     };
-    stream_get_file(&state, &wopi_src, &token).await
+    stream_get_file(&state, &wopi_src, &token, Some(&key)).await
 }
 
-/// Streams the host's GetFile of `wopi_src` as Docs' download.
+/// Streams the host's GetFile of `wopi_src` as Docs' download; `session` is the editing
+/// session's Docs key (sent as `X-WOPI-SessionId`), none for a conversion's source.
 pub(crate) async fn stream_get_file(
     state: &ClientCtx,
     wopi_src: &str,
     token: &str,
+    session: Option<&str>,
 ) -> Result<Response, GatewayError> {
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     let call = Call {
@@ -91,14 +93,11 @@ pub(crate) async fn stream_get_file(
         token,
         op: "GetFile",
     };
-    let resp = host::send_ok(
-        state,
-        &call,
-        http::Method::GET,
-        &[(wopi::headers::MAX_EXPECTED_SIZE, limit.to_string())],
-        Body::empty(),
-    )
-    .await?;
+    let mut headers = vec![(wopi::headers::MAX_EXPECTED_SIZE, limit.to_string())];
+    if let Some(id) = session {
+        headers.push((wopi::headers::SESSION_ID, id.to_owned()));
+    }
+    let resp = host::send_ok(state, &call, http::Method::GET, &headers, Body::empty()).await?;
     let (parts, body) = resp.into_parts();
     let mut out = Response::builder()
         .status(StatusCode::OK)

@@ -198,9 +198,14 @@ pub(crate) async fn relock(
     lock_id: &str,
     expected: &Expected,
 ) -> Result<(), RelockError> {
-    let info = check_file_info(state, wopi_src, token, &[])
-        .await
-        .map_err(RelockError::Host)?;
+    let info = check_file_info(
+        state,
+        wopi_src,
+        token,
+        &[(h::SESSION_ID, lock_id.to_owned())],
+    )
+    .await
+    .map_err(RelockError::Host)?;
     let same = match (&expected.version, &expected.last_modified) {
         (Some(v), _) if !info.version.is_empty() => *v == info.version,
         (_, Some(t)) => info.last_modified_time.as_deref() == Some(t.as_str()),
@@ -261,6 +266,7 @@ pub(crate) async fn lock_op(
         "RefreshLock" => "REFRESH_LOCK",
         _ => "UNLOCK",
     };
+    // The lock id is the session's Docs key: it is the session id too.
     send_ok(
         state,
         &call,
@@ -268,6 +274,7 @@ pub(crate) async fn lock_op(
         &[
             (h::OVERRIDE, over.to_owned()),
             (h::LOCK, lock_id.to_owned()),
+            (h::SESSION_ID, lock_id.to_owned()),
             ("content-length", "0".to_owned()),
         ],
         Body::empty(),

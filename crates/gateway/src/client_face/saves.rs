@@ -136,6 +136,7 @@ async fn put_file(
         (wopi::headers::LOOL_IS_EXIT_SAVE, exit.to_string()),
         ("content-type", mime(&s.ext).to_owned()),
         ("content-length", size.to_string()),
+        (wopi::headers::SESSION_ID, cb.key.clone()),
     ];
     if let Some(lock) = &s.lock_id {
         headers.push((wopi::headers::LOCK, lock.clone()));
@@ -429,6 +430,7 @@ async fn submit_form(
         &name,
         &s.ext,
         false,
+        Some(key),
     )
     .await;
     match result {
