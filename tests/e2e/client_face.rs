@@ -2127,3 +2127,28 @@ async fn discovery_by_mime_type_opens_the_editor() {
         "TemplateSource is not read, so it is not claimed"
     );
 }
+
+/// `client_face.send_authorization_header`: off, the token travels only in the query; on, in
+/// `Authorization: Bearer` on every call too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_header_is_sent_only_when_configured() {
+    for (extra, expected) in [
+        ("", None),
+        ("send_authorization_header = true", Some("Bearer tok-alice")),
+    ] {
+        let s = setup(b"hello", extra).await;
+        let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+        assert_eq!(st, 200);
+        let h = s.host.state.lock().unwrap();
+        assert_eq!(h.calls.len(), 2, "CheckFileInfo and Lock");
+        for c in &h.calls {
+            assert_eq!(
+                c.2.get("authorization").map(String::as_str),
+                expected,
+                "{extra}: {}",
+                c.0
+            );
+        }
+        assert_eq!(h.bad_proofs, 0);
+    }
+}

@@ -72,6 +72,12 @@ pub(crate) async fn send(
             http::header::USER_AGENT,
             concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
         );
+    if state.settings().client_face.send_authorization_header {
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", call.token)).map_err(|_| {
+            GatewayError::BadRequest("the access token cannot be sent as a header".into())
+        })?;
+        req = req.header(http::header::AUTHORIZATION, bearer);
+    }
     for (k, v) in headers {
         let value = HeaderValue::from_str(v)
             .map_err(|_| GatewayError::BadRequest(format!("{k} cannot be sent as a header")))?;
