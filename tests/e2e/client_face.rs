@@ -636,7 +636,6 @@ async fn save_as_and_rename_from_the_editor() {
         .unwrap()
         .docs_files
         .insert("copy/output.docx".into(), b"copy".to_vec());
-    let _ = config;
     let (st, _, body) = send("POST", host_info["saveAsUrl"].as_str().unwrap(), &[("content-type", "application/json")], json!({"title": "Copy of report.docx", "url": format!("{}/cache/copy/output.docx", s.host.origin())}).to_string()).await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(
@@ -654,6 +653,13 @@ async fn save_as_and_rename_from_the_editor() {
     assert_eq!(
         s.host.state.lock().unwrap().renamed.as_deref(),
         Some("Renamed_~+")
+    );
+    // Every co-editor's title follows, through Docs' command service.
+    assert_eq!(
+        s.host.state.lock().unwrap().commands,
+        vec![
+            json!({"c": "meta", "key": config["document"]["key"], "meta": {"title": "Renamed_~+.docx"}})
+        ]
     );
     let bad = host_info["renameUrl"]
         .as_str()

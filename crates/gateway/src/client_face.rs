@@ -9,12 +9,14 @@
 //! - [`host`]: signed WOPI calls to hosts.
 //! - [`saves`]: saves to the host (PutFile, forms, recovery copies).
 //! - [`actions`]: the page's Save As and Rename.
+//! - [`command`]: ONLYOFFICE Docs' command service (the new title after a rename).
 //! - [`editors`]: per-Docs-key editor state shared by co-editors.
 //! - [`auth`]: Docs' request JWTs and the page's action token, as extractors.
 //! - [`convert`], [`convert_and_edit`], [`convert_to`]: conversions through Docs' conversion API.
 
 pub(crate) mod actions;
 pub(crate) mod auth;
+pub(crate) mod command;
 pub(crate) mod convert;
 pub(crate) mod convert_and_edit;
 pub(crate) mod convert_to;

@@ -128,5 +128,17 @@ pub(crate) async fn rename(
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, Body::empty()).await?;
     let v = json_answer(resp).await;
-    Ok(axum::Json(json!({"Name": v.get("Name").cloned().unwrap_or(json!(name))})).into_response())
+    let renamed = v
+        .get("Name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(name)
+        .to_owned();
+    // Every co-editor's title changes through Docs' command service (`meta`).
+    let title = format!("{renamed}.{}", a.ext);
+    let meta = json!({"c": "meta", "key": user.key, "meta": {"title": title}});
+    if let Err(e) = super::command::send(&state, meta).await {
+        tracing::warn!(error = %e, "renamed on the host, but the editors' title was not updated");
+    }
+    Ok(axum::Json(json!({"Name": renamed})).into_response())
 }
