@@ -2128,10 +2128,7 @@ async fn discovery_by_mime_type_opens_the_editor() {
     let (st, _, body) = get(&caps.urlsrc).await;
     assert_eq!(st, 200);
     let caps: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        caps["hasTemplateSource"], false,
-        "TemplateSource is not read, so it is not claimed"
-    );
+    assert_eq!(caps["hasTemplateSource"], true);
 }
 
 /// `client_face.send_authorization_header`: off, the token travels only in the query; on, in
@@ -2157,4 +2154,49 @@ async fn the_authorization_header_is_sent_only_when_configured() {
         }
         assert_eq!(h.bad_proofs, 0);
     }
+}
+
+/// A new, empty file with a TemplateSource is filled from it (PutFile without a lock, as
+/// WOPI allows for a 0-byte file) before the editor opens it; a TemplateSource outside the
+/// allowed origins is refused before any request, and a reader never fills a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_is_filled_from_its_template_source() {
+    let s = setup(b"", "").await;
+    let template = format!("{}/cache/tpl/new.docx", s.host.origin());
+    {
+        let mut h = s.host.state.lock().unwrap();
+        h.docs_files
+            .insert("tpl/new.docx".into(), b"TEMPLATE".to_vec());
+        h.info.insert(
+            "TemplateSource".into(),
+            json!("http://template.invalid/new.docx"),
+        );
+    }
+    let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 403, "a TemplateSource outside the allowed origins");
+    assert_eq!(s.host.ops(), ["CheckFileInfo"]);
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("TemplateSource".into(), json!(template));
+    let (st, _, _) = open_editor(&s, "edit", "tok-viewer", "", "").await;
+    assert_eq!(st, 200);
+    assert!(
+        s.host.state.lock().unwrap().content.is_empty(),
+        "a reader fills nothing"
+    );
+    s.host.state.lock().unwrap().calls.clear();
+    let (st, page, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(config["editorConfig"]["mode"], "edit");
+    let h = s.host.state.lock().unwrap();
+    assert_eq!(h.content, b"TEMPLATE");
+    let ops: Vec<&str> = h.calls.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(ops, ["CheckFileInfo", "PutFile", "CheckFileInfo", "Lock"]);
+    let put = h.calls.iter().find(|c| c.0 == "PutFile").unwrap();
+    assert_eq!(put.1, None, "no lock on a new file");
+    assert_eq!(put.2["content-length"], "8");
+    assert_eq!(h.bad_proofs, 0);
 }

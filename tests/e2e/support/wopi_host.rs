@@ -354,7 +354,9 @@ impl WopiHost {
                                 resp(code, "")
                             };
                         }
-                        if s.lock.is_none() || s.lock != lock {
+                        // WOPI: an unlocked file takes a PutFile only while it is 0 bytes.
+                        let new_file = s.lock.is_none() && s.content.is_empty();
+                        if !new_file && (s.lock.is_none() || s.lock != lock) {
                             return conflict(&s.lock, "Lock mismatch");
                         }
                         s.content = req.body().to_vec();

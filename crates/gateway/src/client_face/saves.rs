@@ -63,27 +63,30 @@ pub(crate) async fn fetch_to_spool(
     if !is_docs_url(state, url) {
         return Err(format!("refusing to download {url}: not under docs.url"));
     }
+    download_to_spool(state, "docs_download", "Docs", url, path).await
+}
+
+/// Downloads `url` (already checked by the caller) into the spool, at most
+/// `server.body_limit_bytes.wopi`; `who` names the server in errors.
+pub(crate) async fn download_to_spool(
+    state: &ClientCtx,
+    op: &'static str,
+    who: &str,
+    url: &str,
+    path: &std::path::Path,
+) -> Result<spool::Written, String> {
     let req = http::Request::get(url)
         .body(Body::empty())
         .map_err(|e| e.to_string())?;
-    let resp = state
-        .http
-        .send("docs_download", req)
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = state.http.send(op, req).await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
-        return Err(format!(
-            "Docs answered {} for the saved file",
-            resp.status()
-        ));
+        return Err(format!("{who} answered {} for the file", resp.status()));
     }
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     spool::write_stream(path, resp.into_body().into_data_stream(), limit)
         .await
         .map_err(|e| match e {
-            StreamError::TooLarge => {
-                "saved file larger than server.body_limit_bytes.wopi".to_owned()
-            }
+            StreamError::TooLarge => "file larger than server.body_limit_bytes.wopi".to_owned(),
             StreamError::Source(s) => format!("download interrupted: {s}"),
             StreamError::Io(io) => format!("spool: {io}"),
         })
