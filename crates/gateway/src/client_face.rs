@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`discovery`]: `/hosting/discovery` and `/hosting/capabilities`.
 //! - [`editor`]: the action endpoint → CheckFileInfo, Lock, a signed Docs config, the page.
-//! - [`docs`]: Docs' `document.url` download and its callbacks → GetFile/PutFile/Unlock.
+//! - [`docs`]: Docs' `document.url` download → GetFile, and Docs' request JWTs.
+//! - [`callback`]: Docs' callbacks, every status in one place → Lock/PutFile/Unlock.
 //! - [`host`]: signed WOPI calls to hosts.
 //! - [`saves`]: saves to the host (PutFile, forms, recovery copies).
 //! - [`actions`]: the page's Save As and Rename.
@@ -16,6 +17,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod auth;
+pub(crate) mod callback;
 pub(crate) mod command;
 pub(crate) mod convert;
 pub(crate) mod convert_and_edit;
@@ -172,7 +174,7 @@ pub(crate) fn routes() -> Router<ClientCtx> {
         .route("/lool/convert-to/{format}", post(convert_to::convert_to))
         .route("/docs/convert/{job}", get(convert::source))
         .route("/docs/files/{key}", get(docs::download))
-        .route("/docs/callback/{key}", post(docs::callback))
+        .route("/docs/callback/{key}", post(callback::callback))
         .route("/hosting/api/{key}/saveas", post(actions::save_as))
         .route("/hosting/api/{key}/rename", post(actions::rename))
 }
