@@ -1053,6 +1053,9 @@ fn client_face_section(
         s.client_face.convert_to_max_concurrent =
             positive("client_face.convert_to_max_concurrent", v as u64)? as usize;
     }
+    if let Some(v) = c.send_authorization_header {
+        s.client_face.send_authorization_header = v;
+    }
     for (i, p) in c.profile.into_iter().enumerate() {
         let key = format!("client_face.profile[{i}]");
         let match_origin = url(&format!("{key}.match_origin"), &p.match_origin)?;

@@ -402,6 +402,18 @@ async fn docs_download_and_save_paths_6_then_2() {
             "LastModifiedTime of the previous PutFile answer"
         );
         assert_eq!(st.bad_proofs, 0);
+        // Every call of the editing session names it: X-WOPI-SessionId is the Docs key.
+        let session: Vec<_> = st.calls.iter().skip(1).collect();
+        assert_eq!(st.calls[0].0, "CheckFileInfo");
+        assert!(session.len() >= 5);
+        for c in session {
+            assert_eq!(
+                c.2.get("x-wopi-sessionid").map(String::as_str),
+                Some(key.as_str()),
+                "{}",
+                c.0
+            );
+        }
     }
     // Docs may resend a status 2: answered without a second PutFile.
     let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"]})).await;
@@ -633,7 +645,6 @@ async fn save_as_and_rename_from_the_editor() {
         .unwrap()
         .docs_files
         .insert("copy/output.docx".into(), b"copy".to_vec());
-    let _ = config;
     let (st, _, body) = send("POST", host_info["saveAsUrl"].as_str().unwrap(), &[("content-type", "application/json")], json!({"title": "Copy of report.docx", "url": format!("{}/cache/copy/output.docx", s.host.origin())}).to_string()).await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(
@@ -651,6 +662,13 @@ async fn save_as_and_rename_from_the_editor() {
     assert_eq!(
         s.host.state.lock().unwrap().renamed.as_deref(),
         Some("Renamed_~+")
+    );
+    // Every co-editor's title follows, through Docs' command service.
+    assert_eq!(
+        s.host.state.lock().unwrap().commands,
+        vec![
+            json!({"c": "meta", "key": config["document"]["key"], "meta": {"title": "Renamed_~+.docx"}})
+        ]
     );
     let bad = host_info["renameUrl"]
         .as_str()
@@ -756,6 +774,17 @@ async fn a_real_browser_runs_the_editor_page() {
     assert!(
         events.contains("onAppReady") && events.contains("onRequestSaveAs"),
         "{events}"
+    );
+    assert!(!dom.contains("data-message"), "no message for an editor");
+    // A reader who asked to edit sees the forced-view message once the editor is ready.
+    let url = format!(
+        "{base}/hosting/wopi/word/edit?WOPISrc={}&access_token=tok-viewer&ui=en-US",
+        enc(&host.wopi_src())
+    );
+    let (dom, stderr) = chromium_dom(chromium, &url).await;
+    assert!(
+        dom.contains("data-message=\"This document is open for viewing only: you may not change this document.\""),
+        "DOM:\n{dom}\nstderr:\n{stderr}"
     );
 }
 
@@ -2111,8 +2140,75 @@ async fn discovery_by_mime_type_opens_the_editor() {
     let (st, _, body) = get(&caps.urlsrc).await;
     assert_eq!(st, 200);
     let caps: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        caps["hasTemplateSource"], false,
-        "TemplateSource is not read, so it is not claimed"
+    assert_eq!(caps["hasTemplateSource"], true);
+}
+
+/// `client_face.send_authorization_header`: off, the token travels only in the query; on, in
+/// `Authorization: Bearer` on every call too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_header_is_sent_only_when_configured() {
+    for (extra, expected) in [
+        ("", None),
+        ("send_authorization_header = true", Some("Bearer tok-alice")),
+    ] {
+        let s = setup(b"hello", extra).await;
+        let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+        assert_eq!(st, 200);
+        let h = s.host.state.lock().unwrap();
+        assert_eq!(h.calls.len(), 2, "CheckFileInfo and Lock");
+        for c in &h.calls {
+            assert_eq!(
+                c.2.get("authorization").map(String::as_str),
+                expected,
+                "{extra}: {}",
+                c.0
+            );
+        }
+        assert_eq!(h.bad_proofs, 0);
+    }
+}
+
+/// A new, empty file with a TemplateSource is filled from it (PutFile without a lock, as
+/// WOPI allows for a 0-byte file) before the editor opens it; a TemplateSource outside the
+/// allowed origins is refused before any request, and a reader never fills a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_is_filled_from_its_template_source() {
+    let s = setup(b"", "").await;
+    let template = format!("{}/cache/tpl/new.docx", s.host.origin());
+    {
+        let mut h = s.host.state.lock().unwrap();
+        h.docs_files
+            .insert("tpl/new.docx".into(), b"TEMPLATE".to_vec());
+        h.info.insert(
+            "TemplateSource".into(),
+            json!("http://template.invalid/new.docx"),
+        );
+    }
+    let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 403, "a TemplateSource outside the allowed origins");
+    assert_eq!(s.host.ops(), ["CheckFileInfo"]);
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("TemplateSource".into(), json!(template));
+    let (st, _, _) = open_editor(&s, "edit", "tok-viewer", "", "").await;
+    assert_eq!(st, 200);
+    assert!(
+        s.host.state.lock().unwrap().content.is_empty(),
+        "a reader fills nothing"
     );
+    s.host.state.lock().unwrap().calls.clear();
+    let (st, page, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(config["editorConfig"]["mode"], "edit");
+    let h = s.host.state.lock().unwrap();
+    assert_eq!(h.content, b"TEMPLATE");
+    let ops: Vec<&str> = h.calls.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(ops, ["CheckFileInfo", "PutFile", "CheckFileInfo", "Lock"]);
+    let put = h.calls.iter().find(|c| c.0 == "PutFile").unwrap();
+    assert_eq!(put.1, None, "no lock on a new file");
+    assert_eq!(put.2["content-length"], "8");
+    assert_eq!(h.bad_proofs, 0);
 }

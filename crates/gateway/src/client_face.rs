@@ -5,16 +5,20 @@
 //! # Layout
 //! - [`discovery`]: `/hosting/discovery` and `/hosting/capabilities`.
 //! - [`editor`]: the action endpoint → CheckFileInfo, Lock, a signed Docs config, the page.
-//! - [`docs`]: Docs' `document.url` download and its callbacks → GetFile/PutFile/Unlock.
+//! - [`docs`]: Docs' `document.url` download → GetFile, and Docs' request JWTs.
+//! - [`callback`]: Docs' callbacks, every status in one place → Lock/PutFile/Unlock.
 //! - [`host`]: signed WOPI calls to hosts.
 //! - [`saves`]: saves to the host (PutFile, forms, recovery copies).
 //! - [`actions`]: the page's Save As and Rename.
+//! - [`command`]: ONLYOFFICE Docs' command service (the new title after a rename).
 //! - [`editors`]: per-Docs-key editor state shared by co-editors.
 //! - [`auth`]: Docs' request JWTs and the page's action token, as extractors.
 //! - [`convert`], [`convert_and_edit`], [`convert_to`]: conversions through Docs' conversion API.
 
 pub(crate) mod actions;
 pub(crate) mod auth;
+pub(crate) mod callback;
+pub(crate) mod command;
 pub(crate) mod convert;
 pub(crate) mod convert_and_edit;
 pub(crate) mod convert_to;
@@ -170,7 +174,7 @@ pub(crate) fn routes() -> Router<ClientCtx> {
         .route("/lool/convert-to/{format}", post(convert_to::convert_to))
         .route("/docs/convert/{job}", get(convert::source))
         .route("/docs/files/{key}", get(docs::download))
-        .route("/docs/callback/{key}", post(docs::callback))
+        .route("/docs/callback/{key}", post(callback::callback))
         .route("/hosting/api/{key}/saveas", post(actions::save_as))
         .route("/hosting/api/{key}/rename", post(actions::rename))
 }

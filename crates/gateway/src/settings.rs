@@ -104,6 +104,8 @@ pub mod defaults {
     pub const CONVERSION_TIMEOUT_SECONDS: u64 = 300;
     /// `client_face.convert_to_max_concurrent`
     pub const CONVERT_TO_MAX_CONCURRENT: usize = 4;
+    /// `client_face.send_authorization_header`
+    pub const SEND_AUTHORIZATION_HEADER: bool = false;
     /// `upstream.connect_timeout_seconds`
     pub const UPSTREAM_CONNECT_TIMEOUT_SECONDS: u64 = 10;
     /// `upstream.request_timeout_seconds`
@@ -218,6 +220,8 @@ pub struct ClientFaceSettings {
     pub conversion_timeout: Duration,
     /// `convert-to` requests converted at once; more are refused with 503.
     pub convert_to_max_concurrent: usize,
+    /// Also send the access token as `Authorization: Bearer …` on every call to a host.
+    pub send_authorization_header: bool,
 }
 
 /// `[[client_face.profile]]`: how documents of one WOPI host open in ONLYOFFICE Docs.
@@ -590,6 +594,7 @@ impl Default for Settings {
                 convert_actions: CONVERT_ACTIONS,
                 conversion_timeout: Duration::from_secs(CONVERSION_TIMEOUT_SECONDS),
                 convert_to_max_concurrent: CONVERT_TO_MAX_CONCURRENT,
+                send_authorization_header: SEND_AUTHORIZATION_HEADER,
             },
             cluster: ClusterSettings {
                 redis: None,

@@ -79,6 +79,7 @@ pub(crate) struct RawClientFace {
     pub(crate) convert_actions: Option<bool>,
     pub(crate) conversion_timeout_seconds: Option<u64>,
     pub(crate) convert_to_max_concurrent: Option<usize>,
+    pub(crate) send_authorization_header: Option<bool>,
     #[serde(default)]
     pub(crate) profile: Vec<RawProfile>,
 }

@@ -76,6 +76,10 @@ fn example_parses_and_matches_defaults() {
     assert!(s.client_face.allowed_wopi_origins.is_empty());
     assert_eq!(s.client_face.lock_refresh, def.client_face.lock_refresh);
     assert_eq!(
+        s.client_face.send_authorization_header,
+        d::SEND_AUTHORIZATION_HEADER
+    );
+    assert_eq!(
         s.client_face.profiles.len(),
         1,
         "the example documents one profile"

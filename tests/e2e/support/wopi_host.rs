@@ -33,6 +33,9 @@ pub struct HostState {
     pub fail_relative: Option<u16>,
     /// The Docs simulator's converter.
     pub converter: Converter,
+    /// Commands the Docs simulator's command service received, verified (body and header
+    /// token), in order.
+    pub commands: Vec<Value>,
 }
 
 /// The Docs simulator's `/converter`: async jobs that finish after `polls` requests.
@@ -165,8 +168,9 @@ impl WopiHost {
                         .map_or(path.clone(), |p| p.to_string()),
                 );
                 if path == "/web-apps/apps/api/documents/api.js" {
-                    // A stub of Docs' api.js: records what DocEditor receives in the DOM.
-                    let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(config.events || {}).sort().join(',')); document.title = 'DocEditor:' + config.document.key; return {showMessage: function () {}, grabFocus: function () {}, blurFocus: function () {}}; }};";
+                    // A stub of Docs' api.js: records what DocEditor receives in the DOM, calls
+                    // onAppReady, and records the message shown.
+                    let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(config.events || {}).sort().join(',')); document.title = 'DocEditor:' + config.document.key; setTimeout(function () { if (config.events && config.events.onAppReady) config.events.onAppReady(); }, 0); return {showMessage: function (m) { el.setAttribute('data-message', m); }, grabFocus: function () {}, blurFocus: function () {}}; }};";
                     return Response::builder()
                         .status(200)
                         .header("content-type", "application/javascript")
@@ -185,6 +189,30 @@ impl WopiHost {
                 }
                 if path == "/converter" {
                     return converter(&st, &ac, &req).await;
+                }
+                if path == "/coauthoring/CommandService.ashx" {
+                    use docs_api::{Secret, jwt};
+                    let secret = Secret::new(super::upstream::DOCS_SECRET);
+                    let mut body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+                    let token = body.as_object_mut().and_then(|m| m.remove("token"));
+                    let body_ok = token
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        .and_then(|t| jwt::verify(&secret, t).ok())
+                        .is_some_and(|c| {
+                            c.get("c") == body.get("c") && c.get("key") == body.get("key")
+                        });
+                    let header_ok = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| jwt::verify(&secret, jwt::token_from_header(v)).ok())
+                        .is_some_and(|c| c.get("payload") == Some(&body));
+                    if !(body_ok && header_ok) {
+                        return resp(200, json!({"error": 6}).to_string());
+                    }
+                    st.lock().unwrap().commands.push(body);
+                    return resp(200, json!({"error": 0}).to_string());
                 }
                 if let Some(rest) = path.strip_prefix("/cache/") {
                     return match st.lock().unwrap().docs_files.get(rest) {
@@ -326,7 +354,9 @@ impl WopiHost {
                                 resp(code, "")
                             };
                         }
-                        if s.lock.is_none() || s.lock != lock {
+                        // WOPI: an unlocked file takes a PutFile only while it is 0 bytes.
+                        let new_file = s.lock.is_none() && s.content.is_empty();
+                        if !new_file && (s.lock.is_none() || s.lock != lock) {
                             return conflict(&s.lock, "Lock mismatch");
                         }
                         s.content = req.body().to_vec();

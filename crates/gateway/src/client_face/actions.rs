@@ -93,6 +93,7 @@ pub(crate) async fn save_as(
         (wopi::headers::SUGGESTED_TARGET, wopi::utf7::encode(title)),
         (wopi::headers::SIZE, written.size.to_string()),
         ("content-length", written.size.to_string()),
+        (wopi::headers::SESSION_ID, key.clone()),
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, body).await;
     let _ = tokio::fs::remove_file(&path).await;
@@ -122,9 +123,22 @@ pub(crate) async fn rename(
         (wopi::headers::OVERRIDE, "RENAME_FILE".to_owned()),
         (wopi::headers::REQUESTED_NAME, wopi::utf7::encode(name)),
         (wopi::headers::LOCK, a.lock.clone()),
+        (wopi::headers::SESSION_ID, user.key.clone()),
         ("content-length", "0".to_owned()),
     ];
     let resp = host::send_ok(&state, &call, http::Method::POST, &headers, Body::empty()).await?;
     let v = json_answer(resp).await;
-    Ok(axum::Json(json!({"Name": v.get("Name").cloned().unwrap_or(json!(name))})).into_response())
+    let renamed = v
+        .get("Name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(name)
+        .to_owned();
+    // Every co-editor's title changes through Docs' command service (`meta`).
+    let title = format!("{renamed}.{}", a.ext);
+    let meta = json!({"c": "meta", "key": user.key, "meta": {"title": title}});
+    if let Err(e) = super::command::send(&state, meta).await {
+        tracing::warn!(error = %e, "renamed on the host, but the editors' title was not updated");
+    }
+    Ok(axum::Json(json!({"Name": renamed})).into_response())
 }

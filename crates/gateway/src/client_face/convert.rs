@@ -385,7 +385,7 @@ pub(crate) async fn source(
                 .into_response())
         }
         Source::Host { wopi_src, token } => {
-            super::docs::stream_get_file(&state, wopi_src, token).await
+            super::docs::stream_get_file(&state, wopi_src, token, None).await
         }
     }
 }

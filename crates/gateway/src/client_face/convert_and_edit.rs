@@ -211,6 +211,7 @@ async fn put_relative(
         &format!(".{target}"),
         target,
         true,
+        None,
     )
     .await?;
     let name = v
@@ -243,6 +244,7 @@ pub(crate) async fn put_relative_file(
     suggested: &str,
     ext: &str,
     conversion: bool,
+    session: Option<&str>,
 ) -> Result<Value, (u16, String)> {
     let file = std::fs::File::open(path).map_err(|e| (500, format!("spool: {e}")))?;
     let call = Call {
@@ -261,6 +263,9 @@ pub(crate) async fn put_relative_file(
         ("content-type", super::saves::mime(ext).to_owned()),
         ("content-length", size.to_string()),
     ];
+    if let Some(id) = session {
+        headers.push((wopi::headers::SESSION_ID, id.to_owned()));
+    }
     if conversion {
         headers.push((wopi::headers::FILE_CONVERSION, "true".to_owned()));
     }

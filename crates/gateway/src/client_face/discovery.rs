@@ -427,8 +427,8 @@ pub(crate) async fn capabilities() -> Response {
         "hasMobileSupport": true,
         "hasProxyPrefix": false,
         "hasTemplateSaveAs": false,
-        // CheckFileInfo's TemplateSource is not read: new files from templates are not made.
-        "hasTemplateSource": false,
+        // A new, empty file with a TemplateSource is filled from it before editing.
+        "hasTemplateSource": true,
         "productName": "wopi-gateway",
         "productVersion": env!("CARGO_PKG_VERSION"),
     }))

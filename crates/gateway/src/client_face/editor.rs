@@ -284,7 +284,10 @@ async fn open_inner(
     if let Some(sc) = query.get("sc") {
         check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
     }
-    let info = host::check_file_info(state, &wopi_src, &token, &check_headers).await?;
+    let mut info = host::check_file_info(state, &wopi_src, &token, &check_headers).await?;
+    if mode == "edit" && fill_from_template(state, &wopi_src, &token, &info).await? {
+        info = host::check_file_info(state, &wopi_src, &token, &check_headers).await?;
+    }
     let opening = Opening {
         info,
         wopi_src,
@@ -446,6 +449,69 @@ async fn build_page(
         render_page(&title, &docs_base, &config, &host_info),
         if edit { "edit" } else { "view" },
     ))
+}
+
+/// A new, empty file with a `TemplateSource` (CheckFileInfo): the template is downloaded
+/// (only from under `client_face.allowed_wopi_origins`) and put into the file — PutFile
+/// without a lock, as WOPI allows for a 0-byte file — before the editor opens it. Only for
+/// a user who may write it. Answers whether the file was filled.
+async fn fill_from_template(
+    state: &ClientCtx,
+    wopi_src: &str,
+    token: &str,
+    info: &CheckFileInfo,
+) -> Result<bool, GatewayError> {
+    let Some(template) = info.template_source.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(false);
+    };
+    let rights = host_rights(info);
+    if info.size != 0 || !rights.user_can_write || rights.read_only {
+        return Ok(false);
+    }
+    let allowed = &state.settings().client_face.allowed_wopi_origins;
+    if let Err(why) = urls::check_under(template, allowed) {
+        return Err(GatewayError::Forbidden(format!(
+            "TemplateSource `{}` is refused: {why}; the gateway checked client_face.allowed_wopi_origins = {allowed:?}",
+            urls::redact(template)
+        )));
+    }
+    let path = state.face.spool.join(format!(
+        "template-{}-{}.bin",
+        state.now_ms(),
+        crate::random::hex::<4>().unwrap_or_default()
+    ));
+    let written =
+        super::saves::download_to_spool(state, "wopi_template", "TemplateSource", template, &path)
+            .await
+            .map_err(|why| GatewayError::Upstream {
+                op: "TemplateSource",
+                kind: crate::error::UpstreamKind::Protocol,
+                detail: why,
+            })?;
+    let call = host::Call {
+        wopi_src,
+        suffix: "/contents",
+        token,
+        op: "PutFile",
+    };
+    let headers = [
+        (wopi::headers::OVERRIDE, "PUT".to_owned()),
+        (
+            "content-type",
+            super::saves::mime(&info.extension()).to_owned(),
+        ),
+        ("content-length", written.size.to_string()),
+    ];
+    let body = Body::from_stream(crate::spool::read_stream(std::fs::File::open(&path)?));
+    let put = host::send_ok(state, &call, http::Method::POST, &headers, body).await;
+    let _ = tokio::fs::remove_file(&path).await;
+    put?;
+    tracing::info!(
+        size = written.size,
+        stage = "template",
+        "new file filled from its TemplateSource"
+    );
+    Ok(true)
 }
 
 /// A short-lived token authorising the page's Save As / Rename calls for (key, user).

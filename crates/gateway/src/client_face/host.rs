@@ -72,6 +72,12 @@ pub(crate) async fn send(
             http::header::USER_AGENT,
             concat!("wopi-gateway/", env!("CARGO_PKG_VERSION")),
         );
+    if state.settings().client_face.send_authorization_header {
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", call.token)).map_err(|_| {
+            GatewayError::BadRequest("the access token cannot be sent as a header".into())
+        })?;
+        req = req.header(http::header::AUTHORIZATION, bearer);
+    }
     for (k, v) in headers {
         let value = HeaderValue::from_str(v)
             .map_err(|_| GatewayError::BadRequest(format!("{k} cannot be sent as a header")))?;
@@ -198,9 +204,14 @@ pub(crate) async fn relock(
     lock_id: &str,
     expected: &Expected,
 ) -> Result<(), RelockError> {
-    let info = check_file_info(state, wopi_src, token, &[])
-        .await
-        .map_err(RelockError::Host)?;
+    let info = check_file_info(
+        state,
+        wopi_src,
+        token,
+        &[(h::SESSION_ID, lock_id.to_owned())],
+    )
+    .await
+    .map_err(RelockError::Host)?;
     let same = match (&expected.version, &expected.last_modified) {
         (Some(v), _) if !info.version.is_empty() => *v == info.version,
         (_, Some(t)) => info.last_modified_time.as_deref() == Some(t.as_str()),
@@ -261,6 +272,7 @@ pub(crate) async fn lock_op(
         "RefreshLock" => "REFRESH_LOCK",
         _ => "UNLOCK",
     };
+    // The lock id is the session's Docs key: it is the session id too.
     send_ok(
         state,
         &call,
@@ -268,6 +280,7 @@ pub(crate) async fn lock_op(
         &[
             (h::OVERRIDE, over.to_owned()),
             (h::LOCK, lock_id.to_owned()),
+            (h::SESSION_ID, lock_id.to_owned()),
             ("content-length", "0".to_owned()),
         ],
         Body::empty(),

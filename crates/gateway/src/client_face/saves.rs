@@ -1,15 +1,12 @@
 //! Saving to the host what ONLYOFFICE Docs assembled: download from Docs into the spool,
-//! PutFile with the lock (taking a lost lock again), a submitted form as a new file, and the
-//! recovery copies of saves the host did not accept.
+//! PutFile with the lock (taking a lost lock again), and the recovery copies of saves the
+//! host did not accept. When to save is decided in [`super::callback`].
 
-use super::docs::answer;
 use super::host::{self, Call};
 use crate::client_face::ClientCtx;
-use crate::error::GatewayError;
 use crate::spool::{self, StreamError};
 use axum::body::Body;
-use axum::response::Response;
-use docs_api::{Callback, CallbackStatus};
+use docs_api::Callback;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -63,44 +60,50 @@ pub(crate) async fn fetch_to_spool(
     if !is_docs_url(state, url) {
         return Err(format!("refusing to download {url}: not under docs.url"));
     }
+    download_to_spool(state, "docs_download", "Docs", url, path).await
+}
+
+/// Downloads `url` (already checked by the caller) into the spool, at most
+/// `server.body_limit_bytes.wopi`; `who` names the server in errors.
+pub(crate) async fn download_to_spool(
+    state: &ClientCtx,
+    op: &'static str,
+    who: &str,
+    url: &str,
+    path: &std::path::Path,
+) -> Result<spool::Written, String> {
     let req = http::Request::get(url)
         .body(Body::empty())
         .map_err(|e| e.to_string())?;
-    let resp = state
-        .http
-        .send("docs_download", req)
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = state.http.send(op, req).await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
-        return Err(format!(
-            "Docs answered {} for the saved file",
-            resp.status()
-        ));
+        return Err(format!("{who} answered {} for the file", resp.status()));
     }
     let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
     spool::write_stream(path, resp.into_body().into_data_stream(), limit)
         .await
         .map_err(|e| match e {
-            StreamError::TooLarge => {
-                "saved file larger than server.body_limit_bytes.wopi".to_owned()
-            }
+            StreamError::TooLarge => "file larger than server.body_limit_bytes.wopi".to_owned(),
             StreamError::Source(s) => format!("download interrupted: {s}"),
             StreamError::Io(io) => format!("spool: {io}"),
         })
 }
 
-struct PutOutcome {
-    last_modified: Option<String>,
+/// What the host answered to an accepted PutFile.
+pub(crate) struct PutOutcome {
+    /// `LastModifiedTime` of the answer's body (Nextcloud style).
+    pub(crate) last_modified: Option<String>,
     /// `X-WOPI-ItemVersion` of the answer.
-    version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 /// Why a save did not reach the host.
 #[derive(Debug)]
-struct SaveFailure {
-    why: String,
+pub(crate) struct SaveFailure {
+    /// Why, for the log, the recovery record and Docs.
+    pub(crate) why: String,
     /// The host's `X-WOPI-LockFailureReason`, when it gave one.
-    host_reason: Option<String>,
+    pub(crate) host_reason: Option<String>,
 }
 
 impl From<String> for SaveFailure {
@@ -113,7 +116,7 @@ impl From<String> for SaveFailure {
 }
 
 /// PutFile with an explicit Content-Length, retried on 5xx/timeouts (never on 4xx).
-async fn put_file(
+pub(crate) async fn put_file(
     state: &ClientCtx,
     s: &super::editors::Editor,
     token: &str,
@@ -136,6 +139,7 @@ async fn put_file(
         (wopi::headers::LOOL_IS_EXIT_SAVE, exit.to_string()),
         ("content-type", mime(&s.ext).to_owned()),
         ("content-length", size.to_string()),
+        (wopi::headers::SESSION_ID, cb.key.clone()),
     ];
     if let Some(lock) = &s.lock_id {
         headers.push((wopi::headers::LOCK, lock.clone()));
@@ -297,220 +301,4 @@ pub(crate) async fn count_recovery(state: &ClientCtx) -> usize {
         .ids(NS_RECOVERY)
         .await
         .map_or(0, |ids| ids.len())
-}
-
-/// Status 2 (final) or 6 (force-save): download the save from Docs and PutFile it (a
-/// submitted form goes to PutRelativeFile); a save the host refuses becomes a recovery copy.
-pub(crate) async fn on_save(
-    state: &ClientCtx,
-    key: &str,
-    status: Option<CallbackStatus>,
-    cb: &Callback,
-    mut s: super::editors::EditorGuard,
-) -> (&'static str, Response) {
-    let exit = status == Some(CallbackStatus::MustSave);
-    let Some(url) = cb.url.as_deref() else {
-        return ("failed", answer(1, Some("callback has no url")));
-    };
-    let path = state
-        .face
-        .spool
-        .join(format!("{key}-{}.bin", state.now_ms()));
-    let written = match fetch_to_spool(state, url, &path).await {
-        Ok(w) => w,
-        Err(why) => {
-            tracing::error!(key, error = %why, "cannot download the saved file from Docs");
-            return ("failed", answer(1, Some(&why)));
-        }
-    };
-    let users = cb.users.clone().unwrap_or_default();
-    if !exit && cb.forcesavetype == Some(docs_api::ForceSaveType::Form.code()) {
-        return submit_form(state, &s, key, cb, &path, written.size).await;
-    }
-    let result = match s.write_token(&users, state.now_ms()).map(str::to_owned) {
-        None => Err(SaveFailure::from(
-            "no valid write-capable access token for this document".to_owned(),
-        )),
-        Some(token) => put_file(state, &s, &token, &path, written.size, cb, exit).await,
-    };
-    match result {
-        Ok(outcome) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            if outcome.last_modified.is_some() {
-                s.last_modified = outcome.last_modified;
-            }
-            // The version this session now expects (none known when the host gave none).
-            s.version = outcome.version;
-            tracing::info!(
-                key,
-                size = written.size,
-                exit,
-                stage = "save",
-                "host accepted the save"
-            );
-            if exit {
-                unlock_and_finish(state, &mut s).await;
-                s.finish().await;
-            }
-            ("ok", answer(0, None))
-        }
-        Err(SaveFailure { why, host_reason }) => {
-            let wopi_src = s.wopi_src.clone();
-            keep_recovery(
-                state,
-                key,
-                &wopi_src,
-                cb.status,
-                Some(&path),
-                &why,
-                host_reason.as_deref(),
-            )
-            .await;
-            if exit {
-                // As ONLYOFFICE does after a failed final save: release the lock; the
-                // recovery copy (and Docs' forgotten copy) hold the edit.
-                unlock_and_finish(state, &mut s).await;
-                s.finish().await;
-            }
-            (
-                "failed",
-                answer(
-                    1,
-                    Some(&format!("the WOPI host did not accept the save: {why}")),
-                ),
-            )
-        }
-    }
-}
-
-/// A submitted form (status 6, forcesavetype 3) is saved as a new file next to the
-/// original — never over the form — named after it with the submitter and a time.
-async fn submit_form(
-    state: &ClientCtx,
-    s: &super::editors::Editor,
-    key: &str,
-    cb: &Callback,
-    path: &std::path::Path,
-    size: u64,
-) -> (&'static str, Response) {
-    let users = cb.users.clone().unwrap_or_default();
-    let Some(token) = s
-        .write_token(&users, state.now_ms())
-        .or_else(|| s.read_token(state.now_ms()))
-        .map(str::to_owned)
-    else {
-        keep_recovery(
-            state,
-            key,
-            &s.wopi_src,
-            cb.status,
-            Some(path),
-            "no valid access token to save the submitted form",
-            None,
-        )
-        .await;
-        return (
-            "failed",
-            answer(1, Some("no valid access token for this document")),
-        );
-    };
-    let name = submitted_form_name(
-        &s.name,
-        &s.ext,
-        users.first().map(String::as_str),
-        state.now_ms(),
-    );
-    let result = super::convert_and_edit::put_relative_file(
-        state,
-        &s.wopi_src,
-        &token,
-        path,
-        size,
-        &name,
-        &s.ext,
-        false,
-    )
-    .await;
-    match result {
-        Ok(v) => {
-            let _ = tokio::fs::remove_file(path).await;
-            let saved = v
-                .get("Name")
-                .and_then(Value::as_str)
-                .unwrap_or(&name)
-                .to_owned();
-            tracing::info!(key, size, name = %saved, stage = "form-submit", "submitted form saved as a new file");
-            ("ok", answer(0, None))
-        }
-        Err((status, why)) => {
-            keep_recovery(state, key, &s.wopi_src, cb.status, Some(path), &why, None).await;
-            tracing::warn!(key, status, "the host refused the submitted form");
-            (
-                "failed",
-                answer(
-                    1,
-                    Some(&format!(
-                        "the WOPI host did not accept the submitted form: {why}"
-                    )),
-                ),
-            )
-        }
-    }
-}
-
-/// `Report.pdf` submitted by `u1` → `Report - u1 - 2026-12-01 213033.pdf` (UTC).
-fn submitted_form_name(original: &str, ext: &str, user: Option<&str>, unix_ms: u64) -> String {
-    let stem = original
-        .strip_suffix(&format!(".{ext}"))
-        .unwrap_or(original);
-    let stem = if stem.is_empty() { "Form" } else { stem };
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour][minute][second]");
-    let stamp = t.format(&fmt).unwrap_or_default();
-    let user: String = user
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|'))
-        .take(64)
-        .collect();
-    if user.is_empty() {
-        format!("{stem} - {stamp}.{ext}")
-    } else {
-        format!("{stem} - {user} - {stamp}.{ext}")
-    }
-}
-
-pub(crate) async fn unlock_and_finish(state: &ClientCtx, s: &mut super::editors::Editor) {
-    let Some(lock) = s.lock_id.take() else { return };
-    let Some(token) = s.write_token(&[], state.now_ms()).map(str::to_owned) else {
-        tracing::warn!("no valid token left to unlock; the host's lock will expire");
-        return;
-    };
-    match host::lock_op(state, &s.wopi_src, &token, "Unlock", &lock).await {
-        Ok(()) => {}
-        Err(GatewayError::HostRefused { refusal, .. }) if refusal.lock_lost() => {
-            tracing::info!(%refusal, "Unlock: the host already holds no lock on the file");
-        }
-        Err(e) => tracing::warn!(error = %e, "Unlock failed; the host's lock will expire"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn submitted_forms_get_a_new_name() {
-        assert_eq!(
-            super::submitted_form_name("Report.pdf", "pdf", Some("u1"), 1_796_160_633_000),
-            "Report - u1 - 2026-12-01 213033.pdf"
-        );
-        assert_eq!(
-            super::submitted_form_name("a.pdf", "pdf", Some("x/y:z"), 0),
-            "a - xyz - 1970-01-01 000000.pdf"
-        );
-        assert_eq!(
-            super::submitted_form_name(".pdf", "pdf", None, 0),
-            "Form - 1970-01-01 000000.pdf"
-        );
-    }
 }
