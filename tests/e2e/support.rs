@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod fakes;
 pub mod http;
+pub mod redis_ha;
 pub mod upstream;
 pub mod wopi_host;
 

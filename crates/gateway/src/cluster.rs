@@ -75,6 +75,9 @@ pub(crate) enum Keep {
     Durable,
     /// Listed in its namespace, kept until deleted; one instance keeps it in memory only.
     Listed,
+    /// As [`Keep::Listed`], and several instances wait for `cluster.redis_min_replicas_acked`
+    /// replicas (a client-face editor state holding a save about to be acknowledged).
+    ListedAcked,
     /// Not listed; gone after the duration.
     For(Duration),
 }
@@ -414,7 +417,7 @@ impl Shared {
                             .query_async(&mut c)
                             .await?;
                     }
-                    Keep::Durable | Keep::Listed => {
+                    Keep::Durable | Keep::Listed | Keep::ListedAcked => {
                         // Pinned: the write and its WAIT go to the same primary.
                         let mut c = r.conn.pin()?;
                         let () = redis::pipe()
@@ -429,7 +432,7 @@ impl Shared {
                             .ignore()
                             .query_async(&mut c)
                             .await?;
-                        if keep == Keep::Durable {
+                        if matches!(keep, Keep::Durable | Keep::ListedAcked) {
                             // What must survive (a file state after PutFile, a delivery, an
                             // editor state): on enough replicas before it is acknowledged.
                             c.wait_replicas().await.map_err(SharedError::replication)?;
