@@ -483,6 +483,25 @@ fn check_config_refuses_unshareable_cluster_settings() {
             "cluster.key_prefix",
             "must not be empty",
         ),
+        (
+            format!(
+                "[cluster]\nredis_url = \"rediss://127.0.0.1:6380/\"\nredis_ca_file = \"{secret}\"\n{content}{shared}"
+            ),
+            "cluster.redis_ca_file",
+            "no PEM certificate",
+        ),
+        (
+            format!("[cluster]\nredis_sentinels = [\"127.0.0.1:26379\"]\n{content}{shared}"),
+            "cluster.redis_master_name",
+            "required with cluster.redis_sentinels",
+        ),
+        (
+            format!(
+                "[cluster]\nredis_url = \"redis://gw:in-the-url@127.0.0.1/\"\nredis_password_file = \"{secret}\"\n{content}{shared}"
+            ),
+            "cluster.redis_password_file",
+            "also in cluster.redis_url",
+        ),
     ];
     for (i, (toml, key, why)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("c{i}.toml"));
@@ -490,6 +509,10 @@ fn check_config_refuses_unshareable_cluster_settings() {
         let (code, out, err) = run_cli(&["check-config", "--config", path.to_str().unwrap()]);
         assert_eq!(code, 64, "{toml}\n{out}{err}");
         assert!(out.contains(key) && out.contains(why), "{toml}\n{out}");
+        assert!(
+            !out.contains("in-the-url"),
+            "a password in the output: {out}"
+        );
     }
     // A complete cluster: locks default to the cluster's Redis.
     let path = dir.path().join("ok.toml");

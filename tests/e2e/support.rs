@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod fakes;
 pub mod http;
 pub mod recorder;
+pub mod redis_ha;
 pub mod upstream;
 pub mod wopi_host;
 

@@ -133,7 +133,8 @@ pub(crate) fn origin_of(url: &str) -> String {
 const SECRET_KEYS: [&str; 2] = ["access_token", "token"];
 
 /// Scrubs secrets from free text: values of `access_token=` / `token=` query parameters,
-/// `Bearer` credentials, and anything shaped like a JWT (`eyJ….….…`). Used on every log line.
+/// `Bearer` credentials, anything shaped like a JWT (`eyJ….….…`) and passwords in URLs
+/// (`rediss://user:password@…`). Used on every log line.
 pub fn redact(text: &str) -> Cow<'_, str> {
     if !needs_redaction(text) {
         return Cow::Borrowed(text);
@@ -162,6 +163,13 @@ pub fn redact(text: &str) -> Cow<'_, str> {
             i += len;
             continue;
         }
+        if let Some((user, len)) = userinfo_password_at(text, i) {
+            out.push_str("://");
+            out.push_str(user);
+            out.push_str(":REDACTED@");
+            i += len;
+            continue;
+        }
         let ch = text[i..].chars().next().unwrap_or(' ');
         out.push(ch);
         i += ch.len_utf8();
@@ -174,6 +182,24 @@ fn needs_redaction(text: &str) -> bool {
         || text.contains("eyJ")
         || text.contains("Bearer ")
         || text.contains("bearer ")
+        || (text.contains("://") && text.contains('@'))
+}
+
+/// At `i`, `://user:password@` of a URL (a Redis URL's password): the user and the length up
+/// to and with the `@`.
+fn userinfo_password_at(text: &str, i: usize) -> Option<(&str, usize)> {
+    let rest = text.get(i..)?.strip_prefix("://")?;
+    let authority_end = rest
+        .find(|c: char| {
+            matches!(
+                c,
+                '/' | '?' | '#' | ' ' | '"' | '\'' | '\n' | '\t' | '>' | '<'
+            )
+        })
+        .unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    let (user, _password) = rest[..at].split_once(':')?;
+    Some((user, 3 + at + 1))
 }
 
 fn is_value_end(b: u8) -> bool {
@@ -328,6 +354,14 @@ mod tests {
         );
         assert_eq!(redact("access_token_ttl=5"), "access_token_ttl=5");
         assert_eq!(redact("mytoken=1"), "mytoken=1");
+        assert_eq!(
+            redact("cluster: rediss://gw:s3cr3t@redis:6380/0 down; redis://:pw@h/ too"),
+            "cluster: rediss://gw:REDACTED@redis:6380/0 down; redis://:REDACTED@h/ too"
+        );
+        assert_eq!(
+            redact("mail me@example.com via https://h/"),
+            "mail me@example.com via https://h/"
+        );
         assert_eq!(redact("plain text é"), "plain text é");
         assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
     }

@@ -49,6 +49,9 @@ pub struct RedisSettings {
     pub min_replicas_acked: u32,
     /// How long `WAIT` waits.
     pub replication_timeout: Duration,
+    /// How often the sentinels are asked besides after errors ([`SENTINEL_POLL`]; zero means
+    /// that too).
+    pub sentinel_poll: Duration,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -74,6 +77,7 @@ impl RedisSettings {
         RedisSettings {
             url: url.to_owned(),
             replication_timeout: Duration::from_secs(1),
+            sentinel_poll: SENTINEL_POLL,
             ..Default::default()
         }
     }
@@ -582,10 +586,14 @@ pub async fn ask_sentinel(
         .map_err(|_| format!("no answer within {timeout:?}"))?
 }
 
-/// Asks the sentinels every [`SENTINEL_POLL`] while the connection lives.
+/// Asks the sentinels every `sentinel_poll` while the connection lives.
 async fn watch_sentinels(inner: Weak<Inner>) {
+    let every = match inner.upgrade().map(|i| i.settings.sentinel_poll) {
+        Some(d) if !d.is_zero() => d,
+        _ => SENTINEL_POLL,
+    };
     loop {
-        tokio::time::sleep(SENTINEL_POLL).await;
+        tokio::time::sleep(every).await;
         let Some(inner) = inner.upgrade() else { return };
         let conn = RedisConn {
             inner,
@@ -597,13 +605,29 @@ async fn watch_sentinels(inner: Weak<Inner>) {
     }
 }
 
+/// Whether an answer is (or holds) `READONLY`: server errors arrive as values, and become
+/// errors only when the caller converts them.
+fn readonly(v: &Value) -> bool {
+    match v {
+        Value::ServerError(e) => e.code() == "READONLY",
+        Value::Array(items) => items
+            .iter()
+            .any(|i| matches!(i, Value::ServerError(e) if e.code() == "READONLY")),
+        _ => false,
+    }
+}
+
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let mut m = self.current_manager()?;
             let r = m.req_packed_command(cmd).await;
-            if let Err(e) = &r {
-                self.on_error(e);
+            match &r {
+                Err(e) => self.on_error(e),
+                Ok(v) if readonly(v) => {
+                    self.on_error(&RedisError::from((ErrorKind::ReadOnly, "READONLY")))
+                }
+                Ok(_) => {}
             }
             r
         })
@@ -618,8 +642,12 @@ impl ConnectionLike for RedisConn {
         Box::pin(async move {
             let mut m = self.current_manager()?;
             let r = m.req_packed_commands(cmd, offset, count).await;
-            if let Err(e) = &r {
-                self.on_error(e);
+            match &r {
+                Err(e) => self.on_error(e),
+                Ok(vs) if vs.iter().any(readonly) => {
+                    self.on_error(&RedisError::from((ErrorKind::ReadOnly, "READONLY")));
+                }
+                Ok(_) => {}
             }
             r
         })

@@ -16,12 +16,21 @@ use std::time::Duration;
 /// A `redis-server` on a free loopback port; killed on drop.
 pub struct Redis {
     pub port: u16,
+    /// Listens with TLS (`--tls-port`) instead of plain TCP.
+    pub tls: bool,
+    /// More `redis-server` arguments (TLS files, ACL users, `--replicaof`).
+    pub args: Vec<String>,
     child: Option<std::process::Child>,
 }
 
 impl Redis {
     /// Starts one, failing the test (with the install command) when the program is missing.
     pub async fn start() -> Redis {
+        Redis::start_with(false, Vec::new()).await
+    }
+
+    /// Starts one with `args`, on a TLS port when `tls`.
+    pub async fn start_with(tls: bool, args: Vec<String>) -> Redis {
         assert!(
             std::process::Command::new("redis-server")
                 .arg("--version")
@@ -31,6 +40,8 @@ impl Redis {
         );
         let mut r = Redis {
             port: super::free_port(),
+            tls,
+            args,
             child: None,
         };
         r.restart().await;
@@ -39,7 +50,8 @@ impl Redis {
 
     /// `redis://127.0.0.1:{port}/`
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// Kills it (SIGKILL), as a crash does; [`Redis::restart`] reloads its append-only file.
@@ -54,10 +66,16 @@ impl Redis {
     pub async fn restart(&mut self) {
         let dir = std::env::temp_dir().join(format!("wopi-gw-redis-{}", self.port));
         std::fs::create_dir_all(&dir).unwrap();
+        let port = self.port.to_string();
+        let listen: Vec<&str> = if self.tls {
+            vec!["--port", "0", "--tls-port", &port]
+        } else {
+            vec!["--port", &port]
+        };
         let child = std::process::Command::new("redis-server")
+            .args(listen)
+            .args(&self.args)
             .args([
-                "--port",
-                &self.port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--dir",
@@ -192,10 +210,29 @@ pub struct Shared {
     pub dir: TempDir,
     pub redis: Redis,
     pub lb: Balancer,
+    /// More `[cluster]` keys.
+    pub cluster: String,
 }
 
 impl Shared {
     pub async fn start() -> Shared {
+        let mut s = Shared::start_without_redis().await;
+        s.redis = Redis::start().await;
+        s
+    }
+
+    /// What every instance of a cluster on `redis` shares; `cluster` holds more `[cluster]`
+    /// keys (TLS files, credentials), or replaces `redis_url` when it sets `redis_sentinels`.
+    pub async fn start_on(redis: Option<Redis>, cluster: &str) -> Shared {
+        let mut s = Shared::start_without_redis().await;
+        if let Some(redis) = redis {
+            s.redis = redis;
+        }
+        s.cluster = cluster.to_owned();
+        s
+    }
+
+    async fn start_without_redis() -> Shared {
         let dir = TempDir::new("cluster");
         std::fs::create_dir_all(dir.path().join("content")).unwrap();
         std::fs::write(
@@ -208,25 +245,41 @@ impl Shared {
             crate::support::run_cli(&["proof-key", "generate", "--out", key.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
         Shared {
-            redis: Redis::start().await,
+            redis: Redis {
+                port: 0,
+                tls: false,
+                args: Vec::new(),
+                child: None,
+            },
             lb: Balancer::start(0, Vec::new()).await,
             dir,
+            cluster: String::new(),
+        }
+    }
+
+    /// The `[cluster]` table.
+    fn cluster_table(&self) -> String {
+        if self.cluster.contains("redis_sentinels") {
+            format!("[cluster]\nlease_seconds = 2\n{}\n", self.cluster)
+        } else {
+            format!(
+                "[cluster]\nredis_url = \"{}\"\nlease_seconds = 2\n{}\n",
+                self.redis.url(),
+                self.cluster
+            )
         }
     }
 
     /// The settings every instance gets (besides `[server]`), with `content` as `[content]`.
     pub fn toml_with(&self, content: &str) -> String {
-        format!(
-            "[cluster]\nredis_url = \"{}\"\nlease_seconds = 2\n{content}\n",
-            self.redis.url()
-        )
+        format!("{}{content}\n", self.cluster_table())
     }
 
     /// The settings every instance gets (besides `[server]`).
     pub fn toml(&self) -> String {
         format!(
-            "[cluster]\nredis_url = \"{}\"\nlease_seconds = 2\n[content]\ndir = \"{}\"\n",
-            self.redis.url(),
+            "{}[content]\ndir = \"{}\"\n",
+            self.cluster_table(),
             self.dir.path().join("content").display()
         )
     }

@@ -135,10 +135,11 @@ impl EditorGuard {
         &self.key
     }
 
-    /// Writes the state now (errors reach the caller).
+    /// Writes the state now (errors reach the caller), on enough replicas with
+    /// `cluster.redis_min_replicas_acked`.
     pub(crate) async fn save(&mut self) -> Result<(), SharedError> {
         self.shared
-            .put_json(NS_EDITOR, &self.key, &self.editor, Keep::Listed)
+            .put_json(NS_EDITOR, &self.key, &self.editor, Keep::ListedAcked)
             .await?;
         self.dirty = false;
         Ok(())
