@@ -120,14 +120,22 @@ fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_tracing(format: LogFormat) {
+/// Sets up logging to stderr. Lines are formatted and redacted where they are logged, and
+/// written by a thread of their own (buffered, one write per batch), so a request never
+/// waits on stderr; nothing is dropped (a full queue makes the logger wait). The guard
+/// flushes what is queued when it is dropped: keep it until the process ends.
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WOPI_GATEWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (stderr, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("wopi-gateway-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     // Colours only on a terminal: log files and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(|| RedactingWriter(std::io::stderr()));
+        .with_writer(move || RedactingWriter(stderr.clone()));
     match format {
         LogFormat::Json => builder
             .json()
@@ -136,6 +144,7 @@ fn init_tracing(format: LogFormat) {
             .init(),
         LogFormat::Human => builder.init(),
     }
+    guard
 }
 
 /// Every log line passes through [`gateway::redact`] on its way out: whatever a
@@ -194,7 +203,7 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
         Some(p) => match config::load(p) {
             Ok(s) => s,
             Err(e) => {
-                init_tracing(cli_format.unwrap_or(LogFormat::Human));
+                let _log = init_tracing(cli_format.unwrap_or(LogFormat::Human));
                 tracing::error!("{e}");
                 return ExitCode::from(e.exit_code());
             }
@@ -202,7 +211,7 @@ fn serve(config_path: Option<&Path>, log_format: Option<&str>) -> ExitCode {
         None => Settings::default(),
     };
     let format = cli_format.unwrap_or(settings.server.log_format);
-    init_tracing(format);
+    let _log = init_tracing(format);
     if config_path.is_none() {
         tracing::info!(
             "no --config: running on embedded defaults (listen {}, admin {}, data_dir {}, in-memory locks, generated keys)",
