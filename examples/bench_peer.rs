@@ -123,9 +123,11 @@ fn ring_check(req: &Request<Incoming>, bare: &RingBare) -> bool {
     if ticks < now - 20 * 60 * tps || ticks > now + 300 * tps {
         return false;
     }
-    let Some(sig) = header("x-wopi-proof")
-        .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p.trim()).ok())
-    else {
+    let Some(sig) = header("x-wopi-proof").and_then(|p| {
+        base64::engine::general_purpose::STANDARD
+            .decode(p.trim())
+            .ok()
+    }) else {
         return false;
     };
     let url = format!("{}{}", bare.base, pq.as_str()).to_uppercase();
@@ -173,7 +175,9 @@ async fn bare_ring(port: u16, keyfile: &str, json: &str, base: &str) {
                         .header("content-type", "application/json")
                         .body(Full::new(bare.json.clone()))
                 } else {
-                    Response::builder().status(500).body(Full::new(Bytes::new()))
+                    Response::builder()
+                        .status(500)
+                        .body(Full::new(Bytes::new()))
                 };
                 async move { Ok::<_, std::convert::Infallible>(resp.expect("response")) }
             });
@@ -528,13 +532,7 @@ async fn main() {
         Some("serve") => serve(args[2].parse().expect("port"), &args[3]).await,
         Some("callback") => callback(&args[2], &args[3], &args[4]),
         Some("bare-ring") => {
-            bare_ring(
-                args[2].parse().expect("port"),
-                &args[3],
-                &args[4],
-                &args[5],
-            )
-            .await
+            bare_ring(args[2].parse().expect("port"), &args[3], &args[4], &args[5]).await
         }
         Some("wsload") => {
             ws_load(
