@@ -688,3 +688,448 @@ pub(crate) mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod host_tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::settings::Unenforceable;
+    use wopi::CheckFileInfo;
+
+    /// ONLYOFFICE Docs' own derivation of a WOPI session's permissions, ported line by line
+    /// from `fillDataFromWopiJwt` (DocService/sources/DocsCoServer.js; `formsubmit` and
+    /// `dchat` are the action URL's query) with the edit-mode gate of `getEditorHtml`
+    /// (DocService/sources/wopiClient.js: `UserCanOnlyComment || UserCanWrite ||
+    /// UserCanReview`, else a forced view). `download` is not derived there: Docs' default
+    /// (true) holds. A view action, or a failed gate, gives a viewer.
+    fn onlyoffice_derives(fi: &CheckFileInfo, action_url: &str) -> Rights {
+        let q = |name: &str| {
+            action_url
+                .split_once('?')
+                .map(|(_, q)| q)
+                .unwrap_or("")
+                .split('&')
+                .any(|p| p == format!("{name}=1"))
+        };
+        let t = |o: Option<bool>| o == Some(true);
+        let formsubmit = q("formsubmit");
+        let edit =
+            !t(fi.read_only) && !t(fi.user_can_only_comment) && t(fi.user_can_write) && !formsubmit;
+        // `undefined` review: Docs' editors take `edit`'s value. The two `false` branches
+        // are Docs' own nested conditional, kept as written.
+        #[allow(clippy::if_same_then_else)]
+        let review = if t(fi.user_can_only_comment) || fi.supports_reviewing == Some(false) {
+            Some(false)
+        } else if fi.user_can_review == Some(false) {
+            Some(false)
+        } else {
+            fi.user_can_review
+        };
+        let rights = Rights {
+            edit,
+            review: review.unwrap_or(edit),
+            comment: edit || t(fi.user_can_only_comment),
+            fill_forms: edit || formsubmit,
+            copy: !matches!(
+                fi.copy_paste_restrictions.as_deref(),
+                Some("CurrentDocumentOnly" | "BlockAll")
+            ),
+            print: !t(fi.disable_print) && !t(fi.hide_print_option),
+            download: true,
+            chat: !q("dchat"),
+        };
+        let gate = t(fi.user_can_only_comment) || t(fi.user_can_write) || t(fi.user_can_review);
+        if action_url.contains("/view?") || !gate {
+            rights.for_viewing()
+        } else {
+            rights
+        }
+    }
+
+    fn extra(fi: &CheckFileInfo, name: &str) -> bool {
+        fi.extra.get(name) == Some(&serde_json::Value::Bool(true))
+    }
+
+    /// Collabora Online, by the CheckFileInfo properties its WopiStorage reads: a writer
+    /// edits, reviews, comments and fills forms; `UserCanOnlyComment` leaves comments;
+    /// `DisableCopy`, `DisablePrint`/`HidePrintOption`, `DisableExport`/`HideExportOption`;
+    /// no chat switch in its action URL.
+    fn collabora_derives(fi: &CheckFileInfo, action_url: &str) -> Rights {
+        let t = |o: Option<bool>| o == Some(true);
+        let write = t(fi.user_can_write) && !action_url.contains("/view?");
+        let edit = write && !t(fi.user_can_only_comment);
+        Rights {
+            edit,
+            review: edit,
+            comment: write,
+            fill_forms: edit,
+            copy: !extra(fi, "DisableCopy"),
+            print: !t(fi.disable_print) && !t(fi.hide_print_option),
+            download: !extra(fi, "DisableExport") && !extra(fi, "HideExportOption"),
+            chat: true,
+        }
+    }
+
+    /// Microsoft 365 for the web, by the WOPI spec's properties: `UserCanWrite` edits (and
+    /// with it reviews, comments, fills forms), `DisablePrint`, `CopyPasteRestrictions`,
+    /// `DISABLE_CHAT`; downloads always.
+    fn microsoft_derives(fi: &CheckFileInfo, action_url: &str) -> Rights {
+        let edit = fi.user_can_write == Some(true) && !action_url.contains("/view?");
+        Rights {
+            edit,
+            review: edit,
+            comment: edit,
+            fill_forms: edit,
+            copy: fi.copy_paste_restrictions.is_none(),
+            print: fi.disable_print != Some(true),
+            download: true,
+            chat: !action_url.contains("dchat=1"),
+        }
+    }
+
+    fn caps(kind: ClientKind, form_submit: bool) -> ClientCaps {
+        ClientCaps {
+            kind,
+            disable_chat: matches!(kind, ClientKind::OnlyOffice | ClientKind::Microsoft),
+            form_submit: form_submit && kind == ClientKind::OnlyOffice,
+        }
+    }
+
+    /// The action the host page opens for `g` on a client of `kind`, resolved as the host
+    /// face resolves it.
+    fn action_url(kind: ClientKind, g: &Grant) -> String {
+        let name = if g.form_submit {
+            "edit?formsubmit=1&"
+        } else if g.saves() {
+            "edit?"
+        } else {
+            "view?"
+        };
+        let urlsrc = match kind {
+            ClientKind::OnlyOffice => format!(
+                "https://oo.test/hosting/wopi/word/{name}<dchat=DISABLE_CHAT&><wopisrc=WOPI_SOURCE&>"
+            ),
+            ClientKind::Collabora => {
+                format!("https://co.test/browser/1/cool.html/{name}<wopisrc=WOPI_SOURCE&>")
+            }
+            _ => format!(
+                "https://word-edit.officeapps.live.com/we/{name}<dchat=DISABLE_CHAT&><wopisrc=WOPI_SOURCE&>"
+            ),
+        };
+        wopi::discovery::resolve_urlsrc(&urlsrc, |p| match p {
+            "WOPI_SOURCE" => Some("W".into()),
+            "DISABLE_CHAT" => (!g.chat).then(|| "1".to_owned()),
+            _ => None,
+        })
+    }
+
+    fn derive(kind: ClientKind, g: &Grant) -> Rights {
+        let mut fi = CheckFileInfo::default();
+        g.file_info(&mut fi);
+        // The JSON a client reads, not the struct: what goes over the wire.
+        let fi: CheckFileInfo = serde_json::from_value(serde_json::to_value(&fi).unwrap()).unwrap();
+        let url = action_url(kind, g);
+        match kind {
+            ClientKind::OnlyOffice => onlyoffice_derives(&fi, &url),
+            ClientKind::Collabora => collabora_derives(&fi, &url),
+            _ => microsoft_derives(&fi, &url),
+        }
+    }
+
+    fn bits(r: &Rights) -> String {
+        [
+            r.edit,
+            r.review,
+            r.comment,
+            r.fill_forms,
+            r.copy,
+            r.print,
+            r.download,
+            r.chat,
+        ]
+        .iter()
+        .map(|b| if *b { '1' } else { '0' })
+        .collect()
+    }
+
+    fn permissions(p: &str) -> docs_api::config::Permissions {
+        let v: Vec<Option<bool>> = p
+            .chars()
+            .map(|c| match c {
+                '1' => Some(true),
+                '0' => Some(false),
+                '-' => None,
+                x => panic!("{p}: `{x}`"),
+            })
+            .collect();
+        assert_eq!(v.len(), 8, "{p}");
+        docs_api::config::Permissions {
+            edit: v[0],
+            review: v[1],
+            comment: v[2],
+            fill_forms: v[3],
+            copy: v[4],
+            print: v[5],
+            download: v[6],
+            chat: v[7],
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// What one client gets: `R` refused, or `E`/`V` (as asked / fallen back to viewing).
+    fn outcome(
+        r: &Rights,
+        kind: ClientKind,
+        pdf: bool,
+        policy: Unenforceable,
+    ) -> (char, Option<Grant>) {
+        match host_grant(r, &[caps(kind, pdf)], policy) {
+            Decision::Refuse(_) => ('R', None),
+            Decision::Open { grant, viewing } => {
+                (if viewing.is_some() { 'V' } else { 'E' }, Some(grant))
+            }
+        }
+    }
+
+    /// `document.permissions` (edit review comment fillForms copy print download chat: `1`,
+    /// `0`, `-` absent), the mode (`e`/`v`), the file (`docx`, or `pdf` for which ONLYOFFICE
+    /// publishes a `formsubmit` action) | ONLYOFFICE: outcome and what its own derivation
+    /// gives back over the gateway's CheckFileInfo and action URL (edit review comment
+    /// fillForms copy print download chat) | Collabora | Microsoft 365 — with
+    /// `unenforceable = "view"`. Derived by hand from the module doc's rules.
+    const TABLE: &[&str] = &[
+        // Defaults, and Docs' own defaults spelled out.
+        "-------- e docx | E 11111111 | E | E",
+        "1------- e docx | E 11111111 | E | E",
+        "11111111 e docx | E 11111111 | E | E",
+        // A view mode or edit: false: a viewer everywhere.
+        "-------- v docx | E 00001111 | E | E",
+        "1111---- v docx | E 00001111 | E | E",
+        "0------- e docx | E 00001111 | E | E",
+        "0000---- e docx | E 00001111 | E | E",
+        // A writer without review: ONLYOFFICE says so; elsewhere review is part of editing.
+        "10------ e docx | E 10111111 | E | E",
+        "-0-0-0-- e docx | E 10111011 | E | E",
+        // edit subsumes comment and fillForms.
+        "1-0----- e docx | E 11111111 | E | E",
+        "1--0---- e docx | E 11111111 | E | E",
+        // Review only: ONLYOFFICE alone states it (fillForms, by default true, narrowed).
+        "01------ e docx | E 01001111 | V | V",
+        "01-0---- e docx | E 01001111 | V | V",
+        "010-0--- e docx | E 01000111 | V | V",
+        // Comment only: ONLYOFFICE and Collabora.
+        "001----- e docx | E 00101111 | E | V",
+        "0-1----- e docx | E 00101111 | E | V",
+        "001--0-- e docx | E 00101011 | E | V",
+        "0011---- e docx | E 00101111 | E | V",
+        "0011---- e pdf  | E 00111111 | E | V",
+        // Fill forms only: ONLYOFFICE's formsubmit action, where it publishes one.
+        "0001---- e docx | V 00001111 | V | V",
+        "0001---- e pdf  | E 00011111 | V | V",
+        "0001-0-- e pdf  | E 00011011 | V | V",
+        // Copy and print: stated to all three.
+        "----0--- e docx | E 11110111 | E | E",
+        "-----0-- e docx | E 11111011 | E | E",
+        "0---0--- e docx | E 00000111 | E | E",
+        "----00-- v docx | E 00000011 | E | E",
+        // Download: Collabora alone (ONLYOFFICE derives no download from CheckFileInfo).
+        "------0- e docx | R          | E | R",
+        "0000--0- e docx | R          | E | R",
+        "01--0-0- e docx | R          | V | R",
+        // Chat: the DISABLE_CHAT placeholder (none in Collabora's action URLs).
+        "-------0 e docx | E 11111110 | R | E",
+        "001----0 e docx | E 00101110 | R | V",
+        "0001---0 e pdf  | E 00011110 | R | V",
+        // Everything off.
+        "11110000 e docx | R          | R | R",
+        "00000000 e docx | R          | R | R",
+        "11111100 e docx | R          | R | R",
+    ];
+
+    #[test]
+    fn the_table_of_integrator_permissions_per_client() {
+        assert!(TABLE.len() >= 30);
+        for row in TABLE {
+            let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+            let input: Vec<&str> = cols[0].split_whitespace().collect();
+            let r = requested_rights(Some(&permissions(input[0])), input[1] == "v");
+            let pdf = input[2] == "pdf";
+            let oo: Vec<&str> = cols[1].split_whitespace().collect();
+            let (got, grant) = outcome(&r, ClientKind::OnlyOffice, pdf, Unenforceable::View);
+            assert_eq!(got.to_string(), oo[0], "{row}: ONLYOFFICE");
+            if let Some(g) = grant {
+                assert_eq!(
+                    bits(&derive(ClientKind::OnlyOffice, &g)),
+                    oo[1],
+                    "{row}: ONLYOFFICE derives"
+                );
+            }
+            for (kind, col) in [
+                (ClientKind::Collabora, cols[2]),
+                (ClientKind::Microsoft, cols[3]),
+            ] {
+                let (got, _) = outcome(&r, kind, pdf, Unenforceable::View);
+                assert_eq!(got.to_string(), col, "{row}: {}", kind.name());
+            }
+        }
+    }
+
+    /// Every combination the Docs API allows (each permission true, false or absent; both
+    /// modes), every client family, both settings: a client's own derivation never gives
+    /// more than the config (a writer's comment and fillForms count as editing; outside
+    /// ONLYOFFICE so does a writer's review), "refuse" never opens what "view" had to narrow,
+    /// and ONLYOFFICE gives back exactly what was asked wherever it opens as asked, but for
+    /// the narrowings of the module doc.
+    #[test]
+    fn no_combination_is_widened() {
+        let mut n = 0;
+        for code in 0..3_u32.pow(8) {
+            let p: String = (0..8)
+                .map(|i| ['-', '0', '1'][(code / 3_u32.pow(i) % 3) as usize])
+                .collect();
+            for mode_view in [false, true] {
+                let r = requested_rights(Some(&permissions(&p)), mode_view);
+                let mut allowed = r;
+                if r.edit {
+                    allowed.review = true;
+                    allowed.comment = true;
+                    allowed.fill_forms = true;
+                }
+                for kind in [
+                    ClientKind::OnlyOffice,
+                    ClientKind::Collabora,
+                    ClientKind::Microsoft,
+                    ClientKind::Other,
+                ] {
+                    for pdf in [false, true] {
+                        let (v, gv) = outcome(&r, kind, pdf, Unenforceable::View);
+                        let (f, gf) = outcome(&r, kind, pdf, Unenforceable::Refuse);
+                        match (v, f) {
+                            ('E', 'E') => assert_eq!(gv, gf),
+                            ('V', 'R') | ('R', 'R') => {}
+                            x => panic!("{p} {mode_view} {kind:?}: view/refuse {x:?}"),
+                        }
+                        let Some(g) = gv else { continue };
+                        n += 1;
+                        if kind == ClientKind::Other {
+                            continue;
+                        }
+                        let d = derive(kind, &g);
+                        let widened = [
+                            (d.edit, allowed.edit),
+                            (d.review, allowed.review),
+                            (d.comment, allowed.comment),
+                            (d.fill_forms, allowed.fill_forms),
+                            (d.copy, allowed.copy),
+                            (d.print, allowed.print),
+                            (d.download, allowed.download),
+                            (d.chat, allowed.chat),
+                        ]
+                        .iter()
+                        .any(|(got, may)| *got && !*may);
+                        assert!(
+                            !widened,
+                            "{p} mode_view={mode_view} {kind:?} pdf={pdf}: {} > {}",
+                            bits(&d),
+                            bits(&r)
+                        );
+                        if kind == ClientKind::OnlyOffice && v == 'E' {
+                            let mut want = r;
+                            if r.edit {
+                                want.comment = true;
+                                want.fill_forms = true;
+                            } else if r.review {
+                                want.comment = false;
+                                want.fill_forms = false;
+                            } else if r.comment {
+                                want.fill_forms = r.fill_forms && pdf;
+                            }
+                            assert_eq!(
+                                bits(&d),
+                                bits(&want),
+                                "{p} mode_view={mode_view} pdf={pdf}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(n > 10_000, "{n}");
+    }
+
+    #[test]
+    fn client_families_from_discovery() {
+        for (u, k) in [
+            (
+                "http://oo.test/hosting/wopi/word/edit?<ui=UI_LLCC&>",
+                ClientKind::OnlyOffice,
+            ),
+            (
+                "https://gw.test/hosting/wopi/cell/view?",
+                ClientKind::OnlyOffice,
+            ),
+            (
+                "https://co.test/browser/3a1f/cool.html?",
+                ClientKind::Collabora,
+            ),
+            (
+                "https://co.test/loleaflet/3a1f/loleaflet.html?",
+                ClientKind::Collabora,
+            ),
+            (
+                "https://word-edit.officeapps.live.com/we/wordeditorframe.aspx?<ui=UI_LLCC&>",
+                ClientKind::Microsoft,
+            ),
+            (
+                "https://oos.example.com/x/_layouts/xlviewerinternal.aspx?",
+                ClientKind::Microsoft,
+            ),
+            (
+                "http://office.test/hosting/edit?<ui=UI_LLCC&>",
+                ClientKind::Other,
+            ),
+        ] {
+            assert_eq!(client_kind([u]), k, "{u}");
+        }
+        assert_eq!(
+            client_kind(["http://x/y", "https://co.test/browser/1/cool.html?"]),
+            ClientKind::Collabora
+        );
+    }
+
+    #[test]
+    fn several_clients_get_what_all_can_enforce() {
+        let comment = requested_rights(Some(&permissions("001-----")), false);
+        let oo = caps(ClientKind::OnlyOffice, false);
+        let co = caps(ClientKind::Collabora, false);
+        let ms = caps(ClientKind::Microsoft, false);
+        let Decision::Open {
+            grant,
+            viewing: None,
+        } = host_grant(&comment, &[oo, co], Unenforceable::View)
+        else {
+            panic!()
+        };
+        assert!(grant.only_comment && !grant.write);
+        let Decision::Open {
+            grant,
+            viewing: Some(why),
+        } = host_grant(&comment, &[oo, ms], Unenforceable::View)
+        else {
+            panic!()
+        };
+        assert!(!grant.saves() && why.contains("Microsoft 365"), "{why}");
+        assert!(matches!(
+            host_grant(&comment, &[oo, ms], Unenforceable::Refuse),
+            Decision::Refuse(_)
+        ));
+        let no_download = requested_rights(Some(&permissions("------0-")), false);
+        let Decision::Refuse(why) = host_grant(&no_download, &[co, oo], Unenforceable::View) else {
+            panic!()
+        };
+        assert!(
+            why.contains("download") && why.contains("ONLYOFFICE"),
+            "{why}"
+        );
+    }
+}
