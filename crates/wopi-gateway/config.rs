@@ -921,6 +921,16 @@ fn host_face_section(
         for (j, o) in it.allowed_origins.iter().enumerate() {
             origins.push(url(&format!("{key}.allowed_origins[{j}]"), o)?);
         }
+        let unenforceable = match it.unenforceable.as_deref() {
+            None | Some("view") => settings::Unenforceable::View,
+            Some("refuse") => settings::Unenforceable::Refuse,
+            Some(other) => {
+                return Err(invalid(
+                    format!("{key}.unenforceable"),
+                    format!("`{other}` is neither \"view\" nor \"refuse\""),
+                ));
+            }
+        };
         s.host_face.integrators.push(settings::Integrator {
             name: it.name,
             jwt_secret,
@@ -929,6 +939,7 @@ fn host_face_section(
                 .unwrap_or_else(|| defaults::JWT_HEADER.to_owned()),
             allowed_origins: origins,
             forcesave: it.forcesave.unwrap_or(false),
+            unenforceable,
         });
     }
 

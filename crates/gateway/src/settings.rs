@@ -474,6 +474,21 @@ pub struct Integrator {
     pub allowed_origins: Vec<String>,
     /// Deliver every PutFile at once as status 6.
     pub forcesave: bool,
+    /// What a session gets when a WOPI client cannot state a restriction of the config.
+    pub unenforceable: Unenforceable,
+}
+
+/// `host_face.integrator.unenforceable`: what happens when a WOPI client cannot state a
+/// restriction of the integrator's config that viewing enforces (review, comment or fill
+/// forms only). A restriction viewing does not enforce (copy, print, download, chat) is
+/// refused either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unenforceable {
+    /// Open for viewing only.
+    #[default]
+    View,
+    /// Refuse the session (403).
+    Refuse,
 }
 
 /// `[docs]`

@@ -224,6 +224,7 @@ pub(crate) struct RawIntegrator {
     #[serde(default)]
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) forcesave: Option<bool>,
+    pub(crate) unenforceable: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -99,6 +99,25 @@ fn example_parses_and_matches_defaults() {
 }
 
 #[test]
+fn unenforceable_is_view_unless_refuse() {
+    let base = "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\n";
+    for (extra, want) in [
+        ("", gateway::settings::Unenforceable::View),
+        (
+            "unenforceable = \"view\"",
+            gateway::settings::Unenforceable::View,
+        ),
+        (
+            "unenforceable = \"refuse\"",
+            gateway::settings::Unenforceable::Refuse,
+        ),
+    ] {
+        let s = parse(&format!("{base}{extra}")).unwrap();
+        assert_eq!(s.host_face.integrators[0].unenforceable, want, "{extra}");
+    }
+}
+
+#[test]
 fn empty_file_is_the_defaults() {
     let s = parse("").unwrap();
     assert_eq!(s.server.listen.to_string(), d::LISTEN);
@@ -169,6 +188,10 @@ fn errors_name_the_dotted_key() {
         (
             "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\n[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]",
             "host_face.integrator[1].name",
+        ),
+        (
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\nunenforceable = \"widen\"",
+            "host_face.integrator[0].unenforceable",
         ),
         ("[docs]\nurl = \"nope\"", "docs.url"),
         ("[docs]\njwt_secret = \"short\"", "docs.jwt_secret"),

@@ -140,6 +140,7 @@ impl Setup {
 mod cluster;
 mod deliveries;
 mod locks;
+mod permissions;
 mod redis_ha;
 mod security;
 mod sessions;

@@ -21,7 +21,7 @@ pub(crate) fn entry_for(state: &HostCtx, c: &token::AccessClaims) -> FileHandle 
         doc_key: c.key.clone(),
         title: c.title.clone(),
         file_type: c.ft.clone(),
-        owner_id: c.uid.clone(),
+        owner_id: c.own.clone().unwrap_or_else(|| c.uid.clone()),
         callback_url: c.cb.clone(),
         version: format!("k.{}", c.key),
         ..Default::default()

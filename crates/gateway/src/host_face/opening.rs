@@ -6,6 +6,7 @@ use super::token::{self, AccessClaims};
 use crate::error::GatewayError;
 use crate::host_face::HostCtx;
 use crate::settings::Integrator;
+use crate::translate::permissions;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -33,6 +34,8 @@ pub(crate) struct Opened {
     pub wopi_src: String,
     /// Action URLs.
     pub actions: Vec<Value>,
+    /// Why the session was opened for viewing only (a restriction the clients cannot state).
+    pub viewing: Option<String>,
 }
 
 fn integrator(state: &HostCtx, name: Option<&str>) -> Result<Integrator, GatewayError> {
@@ -81,9 +84,28 @@ pub(crate) async fn open(
     if let Some(cb) = &f.callback {
         check_origin(integrator, "editorConfig.callbackUrl", cb)?;
     }
+    let caps = client_caps(state, &f.file_type);
+    let (grant, viewing) = match permissions::host_grant(&f.rights, &caps, integrator.unenforceable)
+    {
+        permissions::Decision::Open { grant, viewing } => (grant, viewing),
+        permissions::Decision::Refuse(why) => {
+            tracing::warn!(integrator = %integrator.name, reason = %why, stage = "session-refused", "a restriction of the config cannot be enforced");
+            return Err(GatewayError::Forbidden(format!(
+                "the editor config's permissions cannot be enforced: {why}; the gateway never opens a file with more rights than the config gives (host_face.integrator `{}` unenforceable = {})",
+                integrator.name,
+                match integrator.unenforceable {
+                    crate::settings::Unenforceable::View => "\"view\"",
+                    crate::settings::Unenforceable::Refuse => "\"refuse\"",
+                }
+            )));
+        }
+    };
+    if let Some(why) = &viewing {
+        tracing::info!(integrator = %integrator.name, reason = %why, stage = "session-view-only", "opened for viewing: a restriction of the config cannot be stated to the WOPI client");
+    }
     let anonymous_id = format!("anonymous-{}", crate::random::hex::<8>()?);
     let exp = state.now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
-    let claims = crate::translate::opening::claims(&f, &integrator.name, &anonymous_id, exp);
+    let claims = crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp);
     let (fid, anon) = (claims.fid.clone(), claims.anon);
     register(state, &claims).await?;
     let access_token = token::sign(&state.face.token_secret, &claims);
@@ -98,6 +120,7 @@ pub(crate) async fn open(
         &wopi_src,
         f.lang.as_deref(),
         f.region.as_deref(),
+        &grant,
     );
     tracing::info!(integrator = %integrator.name, file_id = %fid, write = claims.w, anonymous = anon, actions = actions.len(), stage = "session-opened", "editing session opened");
     Ok(Opened {
@@ -105,6 +128,7 @@ pub(crate) async fn open(
         access_token,
         wopi_src,
         actions,
+        viewing,
     })
 }
 
@@ -123,11 +147,39 @@ async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError>
         e.meta.staged = false;
     }
     e.meta.title.clone_from(&c.title);
+    if let Some(owner) = &c.own {
+        e.meta.owner_id.clone_from(owner);
+    }
     if c.cb.is_some() {
         e.meta.callback_url.clone_from(&c.cb);
     }
     e.persist().await?;
     Ok(())
+}
+
+/// What each trusted WOPI client offering `ext` can be told (see
+/// [`permissions::host_grant`]).
+fn client_caps(state: &HostCtx, ext: &str) -> Vec<permissions::ClientCaps> {
+    let mut out = Vec::new();
+    for client in state.face.discovery.clients().iter() {
+        let d = &client.discovery;
+        let actions: Vec<_> = d.actions_for_ext(ext).map(|(_, a)| a).collect();
+        if actions.is_empty() {
+            continue;
+        }
+        let every = d
+            .net_zones
+            .iter()
+            .flat_map(|z| z.apps.iter())
+            .flat_map(|a| a.actions.iter())
+            .map(|a| a.urlsrc.as_str());
+        out.push(permissions::ClientCaps {
+            kind: permissions::client_kind(every),
+            disable_chat: actions.iter().all(|a| a.urlsrc.contains("=DISABLE_CHAT")),
+            form_submit: actions.iter().any(|a| a.name == "formsubmit"),
+        });
+    }
+    out
 }
 
 fn actions_for(
@@ -136,6 +188,7 @@ fn actions_for(
     wopi_src: &str,
     lang: Option<&str>,
     region: Option<&str>,
+    grant: &permissions::Grant,
 ) -> Vec<Value> {
     let src = utf8_percent_encode(wopi_src, NON_ALPHANUMERIC).to_string();
     let mut out = Vec::new();
@@ -143,6 +196,7 @@ fn actions_for(
         for (app, action) in client.discovery.actions_for_ext(ext) {
             let url = wopi::discovery::resolve_urlsrc(&action.urlsrc, |p| match p {
                 "WOPI_SOURCE" => Some(src.clone()),
+                "DISABLE_CHAT" => (!grant.chat).then(|| "1".to_owned()),
                 "UI_LLCC" => lang.map(|l| utf8_percent_encode(l, NON_ALPHANUMERIC).to_string()),
                 "DC_LLCC" => region.map(|l| utf8_percent_encode(l, NON_ALPHANUMERIC).to_string()),
                 _ => None,
@@ -189,13 +243,16 @@ pub(crate) async fn open_session(
     let r = open(&state, &integrator, token).await;
     record(&state, &r);
     let o = r?;
-    let body = json!({
+    let mut body = json!({
         "file_id": o.claims.fid,
         "wopi_src": o.wopi_src,
         "access_token": o.access_token,
         "access_token_ttl": o.claims.exp * 1000,
         "actions": o.actions,
     });
+    if let Some(why) = &o.viewing {
+        body["view_only"] = json!(why);
+    }
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -225,8 +282,11 @@ pub(crate) async fn open_page(
     let r = open(&state, &integrator, token).await;
     record(&state, &r);
     let o = r?;
+    let grant = o.claims.grant();
     let wanted = q.action.unwrap_or_else(|| {
-        if o.claims.w {
+        if grant.form_submit {
+            "formsubmit".into()
+        } else if grant.saves() {
             "edit".into()
         } else {
             "view".into()

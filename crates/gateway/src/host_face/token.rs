@@ -1,6 +1,7 @@
 //! The gateway's WOPI access tokens: HS256 JWTs carrying what CheckFileInfo and the
 //! callbacks need, so a token stays usable across restarts.
 
+use crate::translate::permissions::Grant;
 use docs_api::Secret;
 use docs_api::jwt::{self, JwtError};
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,15 @@ pub(crate) struct AccessClaims {
     /// Anonymous user.
     #[serde(default)]
     pub anon: bool,
-    /// May write (permissions.edit and mode edit).
+    /// Changes the document through the WOPI client (Lock, PutFile): edit, review only,
+    /// comment only or fill forms only ([`Grant::saves`]).
     pub w: bool,
+    /// What CheckFileInfo grants (absent in tokens from before grants: see [`Self::grant`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g: Option<Grant>,
+    /// `document.info.owner` of the integrator's config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own: Option<String>,
     /// document.url
     pub url: String,
     /// document.key
@@ -36,6 +44,13 @@ pub(crate) struct AccessClaims {
     pub cb: Option<String>,
     /// Expiry, Unix seconds.
     pub exp: u64,
+}
+
+impl AccessClaims {
+    /// What CheckFileInfo grants.
+    pub(crate) fn grant(&self) -> Grant {
+        self.g.unwrap_or_else(|| Grant::legacy(self.w))
+    }
 }
 
 /// Signs claims.
@@ -132,6 +147,8 @@ mod tests {
             un: "U".into(),
             anon: false,
             w: true,
+            g: None,
+            own: None,
             url: "http://x/doc".into(),
             key: "k".into(),
             title: "a.docx".into(),

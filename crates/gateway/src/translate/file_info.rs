@@ -15,7 +15,7 @@ pub(crate) fn check_file_info(
     user_info: Option<String>,
     file_url: String,
 ) -> CheckFileInfo {
-    CheckFileInfo {
+    let mut info = CheckFileInfo {
         base_file_name: m.title.clone(),
         owner_id: m.owner_id.clone(),
         size: m.size,
@@ -28,9 +28,6 @@ pub(crate) fn check_file_info(
         supports_rename: Some(false),
         supports_delete_file: Some(false),
         supports_user_info: Some(true),
-        user_can_write: Some(c.w),
-        read_only: Some(!c.w),
-        user_can_not_write_relative: Some(true),
         user_can_rename: Some(false),
         user_friendly_name: (!c.un.is_empty()).then(|| c.un.clone()),
         is_anonymous_user: c.anon.then_some(true),
@@ -40,7 +37,9 @@ pub(crate) fn check_file_info(
         file_extension: Some(format!(".{}", m.file_type)),
         file_url: Some(file_url),
         ..Default::default()
-    }
+    };
+    c.grant().file_info(&mut info);
+    info
 }
 
 #[cfg(test)]
@@ -65,6 +64,8 @@ mod tests {
             un: "Ada".into(),
             anon: false,
             w: true,
+            g: None,
+            own: None,
             url: "https://s/f".into(),
             key: "k".into(),
             title: "Report.docx".into(),

@@ -9,8 +9,10 @@
 //!
 //! - [`permissions`]: both directions of the rights — client face: CheckFileInfo's rights and
 //!   the action's query → `document.permissions` and the editor's mode, as ONLYOFFICE Docs'
-//!   own WOPI client derives them (its table is in the tests); host face: the slot for Docs
-//!   API permissions → CheckFileInfo.
+//!   own WOPI client derives them (its table is in the tests); host face: an integrator's
+//!   `document.permissions` and mode → a grant per the WOPI clients' families (CheckFileInfo's
+//!   rights and restrictions, `dchat`, `formsubmit`), or a view or a refusal where a client
+//!   cannot state a restriction (its table and an exhaustive never-widens check in the tests).
 //! - [`editor_config`]: client face — CheckFileInfo's facts ([`editor_config::FileFacts`]),
 //!   rights ([`permissions::HostRights`]) and the action's query
 //!   ([`editor_config::ActionQuery`]), plus the host's profile → the Docs API editor config.

@@ -1,7 +1,9 @@
 //! Host face: an integrator's Docs API editor config → what the WOPI access token carries
-//! about the file and the user (document.url, key, title and type, callbackUrl, user, write
-//! permission) and the file's stable identity.
+//! about the file and the user (document.url, key, title and type, callbackUrl, user, owner,
+//! rights) and the file's stable identity. The rights become a WOPI grant in
+//! [`super::permissions::host_grant`], which needs the WOPI clients' discovery.
 
+use super::permissions::{Grant, Rights};
 use crate::error::GatewayError;
 use crate::host_face::token::AccessClaims;
 use docs_api::config::EditorConfig;
@@ -24,8 +26,11 @@ pub(crate) struct Facts {
     pub(crate) user_id: Option<String>,
     /// editorConfig.user.name (`Anonymous` for an anonymous user without one).
     pub(crate) user_name: String,
-    /// permissions.edit is not false and the mode is not view.
-    pub(crate) write: bool,
+    /// `document.permissions` with Docs' defaults, nothing that changes the document in a
+    /// view mode.
+    pub(crate) rights: Rights,
+    /// `document.info.owner`, when a non-empty string.
+    pub(crate) owner: Option<String>,
     /// What identifies the file in the storage: referenceData.fileKey, else the key.
     pub(crate) identity: String,
     /// editorConfig.lang
@@ -78,8 +83,15 @@ pub(crate) fn facts(payload: Map<String, Value>) -> Result<Facts, GatewayError> 
         .as_ref()
         .and_then(|u| u.name.clone())
         .unwrap_or_else(|| if user_id.is_none() { "Anonymous" } else { "" }.to_owned());
-    let can_edit = d.permissions.as_ref().and_then(|p| p.edit) != Some(false);
     let mode_view = ec.mode.as_deref() == Some("view");
+    let rights = super::permissions::requested_rights(d.permissions.as_ref(), mode_view);
+    let owner = d
+        .extra
+        .get("info")
+        .and_then(|i| i.get("owner"))
+        .and_then(Value::as_str)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned);
     let identity = d
         .reference_data
         .as_ref()
@@ -95,7 +107,8 @@ pub(crate) fn facts(payload: Map<String, Value>) -> Result<Facts, GatewayError> 
         file_type,
         user_id,
         user_name,
-        write: can_edit && !mode_view,
+        rights,
+        owner,
         identity,
         lang,
         region,
@@ -112,16 +125,24 @@ pub(crate) fn file_id(integrator: &str, identity: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&ctx.finish().as_ref()[..18])
 }
 
-/// The access token's claims for `f`: `anonymous_id` names a user without an id, `exp` is
-/// the expiry (Unix seconds).
-pub(crate) fn claims(f: &Facts, integrator: &str, anonymous_id: &str, exp: u64) -> AccessClaims {
+/// The access token's claims for `f` with `grant`: `anonymous_id` names a user without an
+/// id, `exp` is the expiry (Unix seconds).
+pub(crate) fn claims(
+    f: &Facts,
+    grant: Grant,
+    integrator: &str,
+    anonymous_id: &str,
+    exp: u64,
+) -> AccessClaims {
     AccessClaims {
         int: integrator.to_owned(),
         fid: file_id(integrator, &f.identity),
         uid: f.user_id.clone().unwrap_or_else(|| anonymous_id.to_owned()),
         un: f.user_name.clone(),
         anon: f.user_id.is_none(),
-        w: f.write,
+        w: grant.saves(),
+        g: Some(grant),
+        own: f.owner.clone(),
         url: f.url.clone(),
         key: f.key.clone(),
         title: f.title.clone(),
@@ -133,9 +154,20 @@ pub(crate) fn claims(f: &Facts, integrator: &str, anonymous_id: &str, exp: u64) 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use serde_json::json;
+
+    fn grant(f: &Facts) -> Grant {
+        match crate::translate::permissions::host_grant(
+            &f.rights,
+            &[],
+            crate::settings::Unenforceable::View,
+        ) {
+            crate::translate::permissions::Decision::Open { grant, .. } => grant,
+            crate::translate::permissions::Decision::Refuse(why) => panic!("{why}"),
+        }
+    }
 
     fn payload(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
@@ -146,7 +178,8 @@ mod tests {
         let edit = facts(payload(json!({
             "document": {"fileType": "DOCX", "key": "v1-7f3a", "title": "Report.docx",
                          "url": "https://cloud.example.com/files/42/download",
-                         "permissions": {"edit": true}, "referenceData": {"fileKey": "42"}},
+                         "permissions": {"edit": true, "download": false}, "referenceData": {"fileKey": "42"},
+                         "info": {"owner": "u-owner"}},
             "editorConfig": {"callbackUrl": "https://cloud.example.com/files/42/track", "mode": "edit",
                              "user": {"id": 7, "name": "Ada"}, "lang": "de"}
         })))
@@ -158,8 +191,8 @@ mod tests {
         })))
         .unwrap();
         let out = json!({
-            "edit": serde_json::to_value(claims(&edit, "cloud", "anonymous-00", 1_900_000_000)).unwrap(),
-            "view": serde_json::to_value(claims(&view, "cloud", "anonymous-00", 1_900_000_000)).unwrap(),
+            "edit": serde_json::to_value(claims(&edit, grant(&edit), "cloud", "anonymous-00", 1_900_000_000)).unwrap(),
+            "view": serde_json::to_value(claims(&view, grant(&view), "cloud", "anonymous-00", 1_900_000_000)).unwrap(),
             "edit_lang_region": [edit.lang, edit.region],
         });
         crate::translate::assert_golden("opening_claims", &out);
