@@ -22,11 +22,19 @@ fn main() {
     };
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         let dir = Path::new(&manifest).join(dir);
+        // In a worktree the branch refs live in the common directory, not the worktree's.
+        let common = git(&["rev-parse", "--git-common-dir"])
+            .map_or_else(|| dir.clone(), |c| Path::new(&manifest).join(c));
         // A new commit or checkout changes HEAD or the ref it points at (a missing path
         // would make cargo rerun this on every build, so only existing ones are named).
-        let mut watch = vec![dir.join("HEAD"), dir.join("packed-refs")];
+        let mut watch = vec![
+            dir.join("HEAD"),
+            dir.join("packed-refs"),
+            common.join("packed-refs"),
+        ];
         if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            watch.push(dir.join(r));
+            watch.push(dir.join(&r));
+            watch.push(common.join(r));
         }
         for p in watch.iter().filter(|p| p.exists()) {
             println!("cargo:rerun-if-changed={}", p.display());

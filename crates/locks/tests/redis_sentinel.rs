@@ -7,12 +7,16 @@ use locks::{RedisConn, RedisSettings};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Proc(Child);
+/// A process killed on drop, and the directory it worked in removed.
+struct Proc(Child, Option<std::path::PathBuf>);
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(dir) = &self.1 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -48,14 +52,18 @@ async fn wait_port(port: u16) {
 
 async fn redis(port: u16, extra: &[String]) -> Proc {
     need("redis-server", "redis-server");
+    // Its own directory: a replica's full sync writes an RDB file there.
+    let dir = std::env::temp_dir().join(format!("locks-redis-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--dir", dir.to_str().unwrap()])
         .args(["--save", "", "--appendonly", "no"])
         .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let p = Proc(child);
+    let p = Proc(child, Some(dir));
     wait_port(port).await;
     p
 }
@@ -112,6 +120,7 @@ async fn a_demoted_primary_answers_readonly_once_and_the_new_primary_is_found() 
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
+        None,
     );
     wait_port(s).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

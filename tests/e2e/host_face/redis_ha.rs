@@ -4,7 +4,7 @@
 use super::*;
 use crate::support::cluster::{Redis, Shared};
 use crate::support::fakes::Integrator;
-use crate::support::redis_ha::{Pki, Sentinels, cli};
+use crate::support::redis_ha::{Pki, Sentinel, Sentinels, cli};
 
 const PASSWORD: &str = "gw-password-0123456789";
 
@@ -118,7 +118,11 @@ async fn over_mutual_tls_with_an_acl_user_two_instances_share_locks_and_doctor_n
     let (st, _, body) = call(&client, &lb, &at(1), &tok, "POST", &path, &put, b"over TLS").await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     for g in &gws {
-        assert_eq!(get(&g.admin_url("/readyz")).await.0, 200);
+        let since = tokio::time::Instant::now();
+        while get(&g.admin_url("/readyz")).await.0 != 200 {
+            assert!(since.elapsed() < T, "never ready: {}", g.stderr());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     // doctor: the real handshake, AUTH and PING; then each failure named.
@@ -326,4 +330,50 @@ async fn through_sentinels_a_switchover_and_a_killed_primary_lose_no_acknowledge
     let log = logs();
     assert!(!log.contains("panicked"), "{log}");
     eprintln!("{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_over_tls_with_a_password_name_a_tls_primary_for_doctor_and_serve() {
+    let pki = Pki::new();
+    let redis = Redis::start_with(true, pki.server_args(false)).await;
+    let sentinel = Sentinel::start_tls(redis.port, &pki, "sentinel-password-0123").await;
+    let pw = pki.dir.path().join("sentinel-password");
+    std::fs::write(&pw, "sentinel-password-0123\n").unwrap();
+    let cluster = format!(
+        "redis_sentinels = [\"127.0.0.1:{}\"]\nredis_master_name = \"mymaster\"\nredis_sentinel_tls = true\nredis_sentinel_password_file = \"{}\"\nredis_ca_file = \"{}\"\n",
+        sentinel.port,
+        pw.display(),
+        pki.path("ca.pem"),
+    );
+    let shared = Shared::start_on(None, &cluster).await;
+    let (int, _client) = peers().await;
+    let gws = shared.start_instances(1, &host_toml(&shared, &int));
+    let since = tokio::time::Instant::now();
+    while get(&gws[0].admin_url("/readyz")).await.0 != 200 {
+        assert!(since.elapsed() < T, "never ready: {}", gws[0].stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, out) = doctor(&gws[0].config, "", "").await;
+    assert!(
+        out.contains(&format!(
+            "names 127.0.0.1:{} primary of `mymaster`",
+            redis.port
+        )) && out.contains("answers PING over TLS"),
+        "{out}"
+    );
+    // A wrong sentinel password is named, not shown.
+    let wrong = pki.dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-sentinel-password\n").unwrap();
+    let (code, out) = doctor(
+        &gws[0].config,
+        &pw.display().to_string(),
+        &wrong.display().to_string(),
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(
+        out.contains(&format!("fail  sentinel 127.0.0.1:{}", sentinel.port)),
+        "{out}"
+    );
+    assert!(!out.contains("sentinel-password-0123") && !out.contains("not-the-sentinel-password"));
 }

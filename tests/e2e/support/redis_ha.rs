@@ -105,14 +105,35 @@ pub struct Sentinel {
 impl Sentinel {
     /// Monitors `primary` as `mymaster` (quorum 2), declaring it down after one second.
     pub async fn start(primary: u16) -> Sentinel {
+        Sentinel::start_with(primary, "").await
+    }
+
+    /// [`Sentinel::start`] over TLS with `pki` (and the primary over TLS), asking clients
+    /// for `password`.
+    pub async fn start_tls(primary: u16, pki: &Pki, password: &str) -> Sentinel {
+        let conf = format!(
+            "tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\nrequirepass {password}\n",
+            pki.path("server.pem"),
+            pki.path("server-key.pem"),
+            pki.path("ca.pem"),
+        );
+        Sentinel::start_with(primary, &conf).await
+    }
+
+    async fn start_with(primary: u16, tls: &str) -> Sentinel {
         need("redis-sentinel", "redis-sentinel");
         let dir = TempDir::new("sentinel");
         let port = super::free_port();
         let conf: PathBuf = dir.path().join("sentinel.conf");
+        let listen = if tls.is_empty() {
+            format!("port {port}\n")
+        } else {
+            format!("port 0\ntls-port {port}\n{tls}")
+        };
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {primary} 2\n\
+                "{listen}bind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {primary} 2\n\
                  sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\n\
                  sentinel parallel-syncs mymaster 1\n",
                 dir.path().display()
