@@ -26,6 +26,9 @@ pub(crate) struct Peer {
     pub addr: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The front read this request's head with the h1 rules and lent the HTTP server its
+    /// canonical form: the stack need not check it again.
+    pub framed: bool,
 }
 
 /// Connection timing rules.
@@ -420,6 +423,7 @@ where
             let peer = Peer {
                 addr: peer,
                 tls: false,
+                framed: true,
             };
             let (io, service, idle, keep) =
                 watched(io, peer, (*self.router).clone(), limits.idle_timeout);
@@ -734,6 +738,7 @@ pub(crate) async fn serve<S>(
             let peer = Peer {
                 addr,
                 tls: tls.is_some(),
+                framed: false,
             };
             // The HTTP server's state for the connection is built, boxed, only when it
             // serves the connection: one the fast path keeps stays small while idle.

@@ -96,9 +96,15 @@ impl Layers {
     ///    counted.
     async fn classify(&self, mut req: Request) -> Response {
         let state = &self.state;
-        // The front's rules (h1) for what the HTTP server read itself (TLS connections);
-        // a plain connection's head was checked by the front and arrives canonical.
-        match front_rules(&mut req) {
+        // The front's rules (h1) for what the HTTP server read itself (TLS connections,
+        // HTTP/2); a head the front lent was checked there and arrives canonical.
+        let framed = req.extensions().get::<Peer>().is_some_and(|p| p.framed);
+        let checked = if framed {
+            Ok(None)
+        } else {
+            front_rules(&mut req)
+        };
+        match checked {
             Ok(None) => {}
             Ok(Some(options)) => return options,
             Err(reject) => {
@@ -541,6 +547,7 @@ mod tests {
         r.extensions_mut().insert(Peer {
             addr: std::net::SocketAddr::from((from, 40000)),
             tls: false,
+            framed: false,
         });
         r
     }
