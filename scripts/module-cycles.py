@@ -39,9 +39,20 @@ for m, p in mods.items():
     text = open(p).read()
     # ignore test modules
     text = re.split(r"#\[cfg\(test\)\]\s*mod tests", text)[0]
-    for hit in pat.findall(text):
+    hits = pat.findall(text)
+    # Grouped imports: `use crate::{a::X, b}` and `use super::{X, y::Z}`.
+    for base, group in re.findall(r"\b((?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)*)::\{([^}]*)\}", text):
+        for item in group.split(","):
+            item = item.strip().split(" as ")[0].strip()
+            if item and item != "self":
+                hits.append(base + "::" + item)
+            elif item == "self":
+                hits.append(base)
+    for hit in hits:
         t = resolve(m, hit)
-        if t and t != m and not m.startswith(t + "::") and t != "crate":
+        # A file's own submodules and the crate root are not edges of a circle between
+        # files; a child reaching up to its parent file is.
+        if t and t != m and t != "crate":
             edges[m].add(t)
 
 index, low, stack, on, sccs, counter = {}, {}, [], set(), [], [0]

@@ -179,7 +179,7 @@ pub async fn run_with_reload(
     let threads = match settings.server.connection_threads {
         0 => None,
         n => Some(
-            server::ConnThreads::start(n)
+            server::ConnThreads::start(n, |i| proxy::fast::set_lane(i + 1))
                 .map_err(|e| StartError::Listen(format!("connection threads: {e}")))?,
         ),
     };

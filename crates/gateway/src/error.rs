@@ -92,7 +92,7 @@ impl Credential {
 }
 
 /// Everything a request can fail with. `Display` is the text for the log (with the source
-/// chain logged after it); [`GatewayError::public_message`] what a client may see.
+/// chain logged after it); `GatewayError::public_message` what a client may see.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// The IP allowlist of the route group refused the client.

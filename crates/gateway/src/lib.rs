@@ -6,20 +6,20 @@
 //!
 //! # Layout
 //! - [`settings`]: typed settings and their defaults.
-//! - [`access`]: route groups, client address, IP allowlists.
-//! - [`app`]: shared state and the admin routes.
-//! - [`stack`]: the request path, one tower stack around the whole public router.
-//! - [`server`]: accept loops, TLS, timeouts, graceful shutdown.
-//! - [`error`]: [`GatewayError`], the one place errors become responses.
-//! - [`metrics`]: Prometheus families.
-//! - [`upstream`]: the pooled outgoing HTTP client.
-//! - [`reload`]: hot reload on SIGHUP.
-//! - [`proxy`]: the reverse proxy to ONLYOFFICE Docs (HTTP and WebSockets).
-//! - [`client_face`]: WOPI hosts get ONLYOFFICE Docs through the Docs API.
-//! - [`host_face`]: WOPI endpoints for storages that speak only the Docs API.
-//! - [`discovery_cache`]: trusted WOPI clients' discovery (proof keys, actions).
-//! - [`spool`]: durable staging of content on disk.
-//! - [`urls`]: allowed-origin checks and redaction of secrets from logged text.
+//! - `access`: route groups, client address, IP allowlists.
+//! - `app`: shared state and the admin routes.
+//! - `stack`: the request path, one tower stack around the whole public router.
+//! - `server`: accept loops, TLS, timeouts, graceful shutdown.
+//! - `error`: [`GatewayError`], the one place errors become responses.
+//! - `metrics`: Prometheus families.
+//! - `http_client`: the pooled outgoing HTTP client.
+//! - `reload`: hot reload on SIGHUP.
+//! - `proxy`: the reverse proxy to ONLYOFFICE Docs (HTTP and WebSockets).
+//! - `client_face`: WOPI hosts get ONLYOFFICE Docs through the Docs API.
+//! - `host_face`: WOPI endpoints for storages that speak only the Docs API.
+//! - `discovery_cache`: trusted WOPI clients' discovery (proof keys, actions).
+//! - `spool`: durable staging of content on disk.
+//! - `urls`: allowed-origin checks and redaction of secrets from logged text.
 
 mod access;
 mod app;

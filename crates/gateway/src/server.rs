@@ -483,8 +483,9 @@ pub(crate) struct ConnThreads {
 }
 
 impl ConnThreads {
-    /// Starts `n` (≥ 1) threads.
-    pub(crate) fn start(n: usize) -> std::io::Result<Arc<Self>> {
+    /// Starts `n` (≥ 1) threads; each first runs `on_start(i)` (`i` from 0), which picks
+    /// the thread's per-thread resources (the proxy's upstream pool lane).
+    pub(crate) fn start(n: usize, on_start: fn(usize)) -> std::io::Result<Arc<Self>> {
         let stop = CancellationToken::new();
         let (mut handles, mut threads) = (Vec::new(), Vec::new());
         for i in 0..n {
@@ -493,7 +494,7 @@ impl ConnThreads {
             let t = std::thread::Builder::new()
                 .name(format!("wopi-gw-conn-{i}"))
                 .spawn(move || {
-                    crate::proxy::fast::set_lane(i + 1);
+                    on_start(i);
                     match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()

@@ -42,11 +42,11 @@ pub fn parse_endpoint(path: &str) -> Option<Endpoint<'_>> {
 /// A WOPI file operation (WOPI REST API), or the reason it cannot be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
-    /// GET files/<id>
+    /// GET `files/<id>`
     CheckFileInfo,
-    /// GET files/<id>/contents
+    /// GET `files/<id>/contents`
     GetFile,
-    /// POST files/<id>/contents, PUT
+    /// POST `files/<id>/contents`, PUT
     PutFile,
     /// PUT_RELATIVE
     PutRelativeFile,
@@ -66,7 +66,7 @@ pub enum Operation {
     UnlockAndRelock,
     /// PUT_USER_INFO
     PutUserInfo,
-    /// GET files/<id>/ancestry
+    /// GET `files/<id>/ancestry`
     EnumerateAncestors,
     /// Container and ecosystem operations, and file pointers: recognised, not implemented.
     Unsupported,

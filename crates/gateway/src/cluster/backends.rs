@@ -17,7 +17,7 @@ pub(super) struct Value {
     pub(super) bytes: Arc<[u8]>,
     /// Unix ms; `None` = no expiry.
     pub(super) expires: Option<u64>,
-    /// `bytes` decoded by [`Shared::get_json_memo`], kept until the value changes.
+    /// `bytes` decoded by `Shared::get_json_memo`, kept until the value changes.
     pub(super) decoded: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -34,7 +34,7 @@ impl Value {
 pub(super) struct Local {
     /// (namespace, id) → value.
     pub(super) values: DashMap<(&'static str, String), Value>,
-    /// Where [`Keep::Durable`] values are written (`<data_dir>/state/<ns>/<hex id>`).
+    /// Where `Keep::Durable` values are written (`<data_dir>/state/<ns>/<hex id>`).
     pub(super) dir: Option<PathBuf>,
     /// Per-record async mutexes.
     pub(super) mutexes: DashMap<(&'static str, String), Arc<tokio::sync::Mutex<()>>>,
