@@ -492,7 +492,8 @@ async fn host_refusing_the_save_keeps_a_recovery_copy() {
             .contains("locked by `someone-else`"),
         "{refused}"
     );
-    let log = s.gw.stderr();
+    let log =
+        s.gw.wait_log("The file being edited got moved or overwritten");
     assert!(
         log.contains("The file being edited got moved or overwritten"),
         "{log}"
@@ -814,7 +815,8 @@ async fn host_tokens_and_docs_jwts_never_reach_the_logs() {
         let (_, a) = callback(&s, &key, json!({"key": key, "status": 2, "url": format!("{}/cache/v2/output.docx", s.host.origin()), "users": ["alice"], "actions": [{"type": 0, "userid": "alice"}]})).await;
         assert_eq!(a, json!({"error": 0}));
         assert_eq!(s.host.state.lock().unwrap().content, b"final");
-        let (out, err) = (s.gw.stdout(), s.gw.stderr());
+        let err = s.gw.wait_log("WOPI call to host");
+        let (out, err) = (s.gw.stdout(), err + &s.gw.settled_log());
         assert!(err.contains("WOPI call to host"), "{err}");
         let docs_token = docs_jwt.trim_start_matches("Bearer ");
         for secret in [
@@ -1050,7 +1052,7 @@ async fn a_lost_lock_on_a_changed_file_is_not_taken_again() {
         std::fs::read(item["file"].as_str().unwrap()).unwrap(),
         b"ours"
     );
-    let log = s.gw.stderr();
+    let log = s.gw.wait_log("already holds no lock");
     assert!(
         log.contains("already holds no lock"),
         "the Unlock message says there is no lock: {log}"

@@ -115,7 +115,10 @@ hosting = ["2001:db8::/32"]
             .await
             >= 2.0
     );
-    assert!(gw.stderr().contains("client address not in the allowlist"));
+    assert!(
+        gw.wait_log("client address not in the allowlist")
+            .contains("client address not in the allowlist")
+    );
 }
 
 #[tokio::test]

@@ -78,7 +78,8 @@ async fn sighup_reloads_under_load_without_failed_requests() {
         1.0
     );
     assert!(
-        gw.stderr().contains("locks.ttl_seconds"),
+        gw.wait_log("locks.ttl_seconds")
+            .contains("locks.ttl_seconds"),
         "the log names the bad key"
     );
 

@@ -208,7 +208,10 @@ async fn upstream_down_is_502_and_slow_is_504() {
         .await
             >= 1.0
     );
-    assert!(gw2.stderr().contains("upstream Docs unreachable"));
+    assert!(
+        gw2.wait_log("upstream Docs unreachable")
+            .contains("upstream Docs unreachable")
+    );
 }
 
 /// Sends `request` on a keep-alive connection and reads its answer (as [`read_answer`]).
@@ -428,7 +431,10 @@ async fn an_upstream_answer_cut_short_ends_the_connection_and_is_counted() {
         .await
             >= 1.0
     );
-    assert!(gw.stderr().contains("upstream Docs answer cut short"));
+    assert!(
+        gw.wait_log("upstream Docs answer cut short")
+            .contains("upstream Docs answer cut short")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,7 +601,7 @@ async fn readyz_follows_the_upstream() {
     assert_eq!(gw.metric("wopi_gateway_upstream_up").await, 1.0);
     // The log tells the same story as /readyz: not ready (with the reason) once, then ready
     // once, never "ready" while /readyz said 503.
-    let log = gw.stderr();
+    let log = gw.settled_log();
     let not_ready: Vec<_> = log
         .lines()
         .filter(|l| l.contains("not ready: upstream Docs unreachable"))

@@ -186,6 +186,35 @@ impl Gateway {
     }
 
     /// Everything the gateway printed on stdout so far.
+    /// The log once it contains `needle` (log lines are written by a thread of their own:
+    /// one may land a moment after the event), waiting at most 10 s; the log as it is then
+    /// otherwise, for the caller's assertion to show.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log once nothing was added to it for 200 ms (at most 5 s): every line of what
+    /// happened before the call has been written, whole.
+    pub fn settled_log(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = self.stderr();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = self.stderr();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }

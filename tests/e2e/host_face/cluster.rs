@@ -202,7 +202,7 @@ async fn redis_killed_mid_edit_answers_503_and_the_edit_completes_when_it_is_bac
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let log = gws[0].stderr() + &gws[1].stderr();
+    let log = gws[0].settled_log() + &gws[1].settled_log();
     assert!(
         log.contains("Redis unavailable") || log.contains("Redis unreachable"),
         "{log}"

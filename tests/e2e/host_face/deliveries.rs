@@ -343,5 +343,8 @@ async fn an_earlier_releases_spool_is_carried_over() {
         "the old spool is kept aside"
     );
     assert!(!host.exists());
-    assert!(s.gw.stderr().contains("moved an earlier release's spool"));
+    assert!(
+        s.gw.wait_log("moved an earlier release's spool")
+            .contains("moved an earlier release's spool")
+    );
 }

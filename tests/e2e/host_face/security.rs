@@ -85,7 +85,10 @@ async fn bad_proofs_get_500() {
             "{reason}"
         );
     }
-    assert!(s.gw.stderr().contains("WOPI proof refused"));
+    assert!(
+        s.gw.wait_log("WOPI proof refused")
+            .contains("WOPI proof refused")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +246,8 @@ async fn stage_logs_name_the_group_and_the_allowlist_rule() {
     let (fid, tok, _) = open(&s, "log.docx", "k-log", Some(("u", "U")), true).await;
     s.wopi("GET", &format!("/wopi/files/{fid}"), &tok, &[], "")
         .await;
-    let log = s.gw.stderr();
+    s.gw.wait_log("WOPI request");
+    let log = s.gw.settled_log();
     assert!(!log.contains('\u{1b}'), "no terminal colours in a log file");
     let plain = log.replace('"', "");
     let line = plain
@@ -265,7 +269,8 @@ async fn stage_logs_name_the_group_and_the_allowlist_rule() {
 
 /// Asserts that none of `secrets` appears in anything the gateway printed.
 fn assert_no_secret_logged(gw: &Gateway, secrets: &[&str]) {
-    let (out, err) = (gw.stdout(), gw.stderr());
+    gw.wait_log("WOPI proof refused");
+    let (out, err) = (gw.stdout(), gw.settled_log());
     assert!(
         err.contains("WOPI proof refused"),
         "the forged proof was logged: {err}"
@@ -354,7 +359,7 @@ async fn tokens_never_reach_the_logs_in_either_format() {
             ],
         );
         if format == "json" {
-            for line in s.gw.stdout().lines().chain(s.gw.stderr().lines()) {
+            for line in s.gw.stdout().lines().chain(s.gw.settled_log().lines()) {
                 let v: Value = serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
                 assert!(
