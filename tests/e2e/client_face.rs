@@ -2212,3 +2212,139 @@ async fn a_new_file_is_filled_from_its_template_source() {
     assert_eq!(put.2["content-length"], "8");
     assert_eq!(h.bad_proofs, 0);
 }
+
+/// Python with python-docx, openpyxl and python-pptx opens `bytes` as a document of `ext`
+/// (scripts/test installs them; a missing one fails the test with the install command).
+fn python_opens(ext: &str, bytes: &[u8]) {
+    let dir = crate::support::TempDir::new("blank");
+    let path = dir.path().join(format!("new.{ext}"));
+    std::fs::write(&path, bytes).unwrap();
+    let code = match ext {
+        "docx" => "import docx, sys; d = docx.Document(sys.argv[1]); print(len(d.paragraphs))",
+        "xlsx" => {
+            "import openpyxl, sys; w = openpyxl.load_workbook(sys.argv[1]); print(w.sheetnames)"
+        }
+        "pptx" => "import pptx, sys; p = pptx.Presentation(sys.argv[1]); print(len(p.slides))",
+        _ => unreachable!(),
+    };
+    let out = std::process::Command::new("python3")
+        .args(["-c", code])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is required for this test: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "missing a Python package: pip install python-docx openpyxl python-pptx (scripts/test installs them)\n{stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "the {ext} written to the host is not a valid document:\n{stderr}"
+    );
+}
+
+/// A new, empty file opened for editing (the `editnew` action, the same URL as `edit`)
+/// gets a blank document of its type, written with PutFile under the session's lock before
+/// the page is served; Python's OOXML libraries open it. A co-editor joining writes nothing
+/// more; a viewer writes nothing; a refused PutFile fails the opening and gives the lock back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
+    for (doc_type, ext, mime) in [
+        (
+            "word",
+            "docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        (
+            "cell",
+            "xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        (
+            "slide",
+            "pptx",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ),
+    ] {
+        let s = setup(b"", "").await;
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .info
+            .insert("BaseFileName".into(), json!(format!("New.{ext}")));
+        // Discovery's editnew action is the edit URL.
+        let (_, _, disco) = get(&format!("{}/hosting/discovery", s.base)).await;
+        let disco = wopi::discovery::parse(&disco).unwrap();
+        let editnew = disco
+            .actions_for_ext(ext)
+            .find(|(_, a)| a.name == "editnew")
+            .map(|(_, a)| a.urlsrc.clone())
+            .unwrap_or_else(|| panic!("discovery offers editnew for {ext}"));
+        assert!(
+            editnew.starts_with(&format!("{}/hosting/wopi/{doc_type}/edit?", s.base)),
+            "{editnew}"
+        );
+        let (st, _, _) = open_editor_as(&s, doc_type, "view", "tok-alice", "", "").await;
+        assert_eq!(st, 200);
+        assert!(
+            s.host.state.lock().unwrap().content.is_empty(),
+            "viewing fills nothing"
+        );
+        s.host.state.lock().unwrap().calls.clear();
+        let (st, page, config) = open_editor_as(&s, doc_type, "edit", "tok-alice", "", "").await;
+        assert_eq!(st, 200, "{page}");
+        assert_eq!(config["editorConfig"]["mode"], "edit");
+        assert_eq!(config["document"]["fileType"], ext);
+        let content = {
+            let h = s.host.state.lock().unwrap();
+            let ops: Vec<&str> = h.calls.iter().map(|c| c.0.as_str()).collect();
+            assert_eq!(
+                ops,
+                ["CheckFileInfo", "Lock", "PutFile", "CheckFileInfo"],
+                "{ext}: the blank is written, with the lock, before the page is served"
+            );
+            let put = h.calls.iter().find(|c| c.0 == "PutFile").unwrap();
+            assert_eq!(put.1.as_deref(), config["document"]["key"].as_str());
+            assert_eq!(put.1, h.lock, "under the session's lock");
+            assert_eq!(put.2["content-type"], mime);
+            assert_eq!(put.2["content-length"], h.content.len().to_string());
+            assert_eq!(h.bad_proofs, 0);
+            h.content.clone()
+        };
+        assert!(content.starts_with(b"PK"), "{ext}");
+        python_opens(ext, &content);
+        // Docs downloads the blank document.
+        let key = config["document"]["key"].as_str().unwrap();
+        let (st, _, body) = send(
+            "GET",
+            config["document"]["url"].as_str().unwrap(),
+            &[(
+                "authorization",
+                &docs_header(json!({"url": config["document"]["url"]})),
+            )],
+            "",
+        )
+        .await;
+        assert_eq!(st, 200, "{key}");
+        assert_eq!(body, content);
+        // A co-editor joins the session: nothing more is written.
+        let (st, _, c2) = open_editor_as(&s, doc_type, "edit", "tok-bob", "", "").await;
+        assert_eq!(st, 200);
+        assert_eq!(c2["document"]["key"], config["document"]["key"]);
+        assert_eq!(
+            s.host.ops().iter().filter(|o| *o == "PutFile").count(),
+            1,
+            "{ext}"
+        );
+    }
+    // The host refuses the blank: no editor, and the lock is given back.
+    let s = setup(b"", "").await;
+    s.host.state.lock().unwrap().fail_put = Some(500);
+    let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_ne!(st, 200);
+    let h = s.host.state.lock().unwrap();
+    let ops: Vec<&str> = h.calls.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(ops, ["CheckFileInfo", "Lock", "PutFile", "Unlock"]);
+    assert_eq!(h.lock, None);
+}

@@ -17,6 +17,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod auth;
+pub(crate) mod blank;
 pub(crate) mod callback;
 pub(crate) mod command;
 pub(crate) mod convert;

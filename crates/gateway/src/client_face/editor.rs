@@ -353,6 +353,20 @@ async fn build_page(
             key = document_key('v', &o.wopi_src, &version);
         }
     }
+    // A new, empty file (`editnew`, or an empty file the host made) gets a blank document
+    // of its type, with the lock just taken, before the editor opens it.
+    let filled_info;
+    let info = if mode.is_edit() && joined.is_none() && info.size == 0 {
+        match fill_blank(state, &o, &key, supports_locks.then_some(lock_id.as_str())).await? {
+            Some(fresh) => {
+                filled_info = fresh;
+                &filled_info
+            }
+            None => info,
+        }
+    } else {
+        info
+    };
     let edit = mode.is_edit();
     let mut s = match joined {
         Some(live) => live,
@@ -512,6 +526,71 @@ async fn fill_from_template(
         "new file filled from its TemplateSource"
     );
     Ok(true)
+}
+
+/// Writes the blank document of the file's type into a new, empty file (PutFile with the
+/// session's lock, as ONLYOFFICE Docs does from its `new.<ext>` templates) when the user may
+/// write it, and answers the file's CheckFileInfo after it; `None` when there is no blank
+/// of the type or the user may not write. When the host refuses the PutFile, the lock is
+/// given back and the opening fails (Docs cannot open a 0-byte file).
+async fn fill_blank(
+    state: &ClientCtx,
+    o: &Opening,
+    key: &str,
+    lock: Option<&str>,
+) -> Result<Option<CheckFileInfo>, GatewayError> {
+    let ext = o.info.extension();
+    let rights = host_rights(&o.info);
+    let Some(blank) = super::blank::document(&ext) else {
+        return Ok(None);
+    };
+    if !rights.user_can_write || rights.read_only {
+        return Ok(None);
+    }
+    let call = host::Call {
+        wopi_src: &o.wopi_src,
+        suffix: "/contents",
+        token: &o.token,
+        op: "PutFile",
+    };
+    let mut headers = vec![
+        (wopi::headers::OVERRIDE, "PUT".to_owned()),
+        (wopi::headers::SESSION_ID, key.to_owned()),
+        ("content-type", super::saves::mime(&ext).to_owned()),
+        ("content-length", blank.len().to_string()),
+    ];
+    if let Some(lock) = lock {
+        headers.push((wopi::headers::LOCK, lock.to_owned()));
+    }
+    let put = host::send_ok(
+        state,
+        &call,
+        http::Method::POST,
+        &headers,
+        Body::from(blank),
+    )
+    .await;
+    if let Err(e) = put {
+        if let Some(lock) = lock {
+            if let Err(u) = host::lock_op(state, &o.wopi_src, &o.token, "Unlock", lock).await {
+                tracing::warn!(error = %u, "Unlock after a refused blank document failed");
+            }
+        }
+        return Err(e);
+    }
+    tracing::info!(
+        size = blank.len(),
+        ext = %ext,
+        stage = "blank",
+        "new, empty file filled with a blank document"
+    );
+    let mut check_headers = Vec::new();
+    if let Some(sc) = o.query.get("sc") {
+        check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
+    }
+    host::check_file_info(state, &o.wopi_src, &o.token, &check_headers)
+        .await
+        .map(Some)
 }
 
 /// A short-lived token authorising the page's Save As / Rename calls for (key, user).
