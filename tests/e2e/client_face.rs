@@ -2348,3 +2348,150 @@ async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
     assert_eq!(ops, ["CheckFileInfo", "Lock", "PutFile", "Unlock"]);
     assert_eq!(h.lock, None);
 }
+
+/// An attribute of the dumped DOM, as JSON.
+fn dom_json(dom: &str, attr: &str) -> Option<Value> {
+    let raw = dom.split(&format!("{attr}=\"")).nth(1)?.split('"').next()?;
+    let text = raw
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text).ok()
+}
+
+/// Headless Chromium runs a host's page framing the editor page: with
+/// `EnableInsertRemoteImage`, Docs' `onRequestInsertImage` (the api.js stub) makes the page
+/// post `UI_InsertGraphic` to the host's frame, the host answers `Action_InsertGraphic`, and
+/// `docEditor.insertImage` gets the image signed for Docs; then `onRequestRefreshFile` makes
+/// the page fetch a fresh config (CheckFileInfo again) for `docEditor.refreshFile`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_inserts_a_host_image_and_refreshes_the_file() {
+    let chromium = chromium();
+    let s = setup(b"hello", "").await;
+    let origin = s.host.origin();
+    {
+        let mut h = s.host.state.lock().unwrap();
+        h.info.insert("EnableInsertRemoteImage".into(), json!(true));
+        h.info.insert("PostMessageOrigin".into(), json!(origin));
+    }
+    let editor = format!(
+        "{}/hosting/wopi/word/edit?WOPISrc={}&access_token=tok-alice&ui=en-US",
+        s.base,
+        enc(&s.host.wopi_src())
+    );
+    let url = format!("{origin}/host-frame?src={}", enc(&editor));
+    let (dom, stderr) = chromium_dom(chromium, &url).await;
+    let secret = Secret::new(DOCS_SECRET);
+    let got = dom
+        .split("data-got=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("the host frame got nothing; DOM:\n{dom}\nstderr:\n{stderr}"));
+    assert!(
+        got.starts_with("App_LoadingStatus,UI_InsertGraphic,Stub_InsertImage"),
+        "{got}\nDOM:\n{dom}\nstderr:\n{stderr}"
+    );
+    let inserted = dom_json(&dom, "data-stub_insertimage").unwrap();
+    let image_url = format!("{origin}/cache/img/pic.png");
+    assert_eq!(inserted["c"], "add");
+    assert_eq!(
+        inserted["images"],
+        json!([{"fileType": "png", "url": image_url}])
+    );
+    let claims = jwt::verify(&secret, inserted["token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["images"], inserted["images"], "signed for Docs");
+    assert_eq!(claims["c"], "add");
+    let refreshed = dom_json(&dom, "data-stub_refreshfile")
+        .unwrap_or_else(|| panic!("refreshFile was not called; DOM:\n{dom}\nstderr:\n{stderr}"));
+    let claims = jwt::verify(&secret, refreshed["token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["document"]["key"], refreshed["document"]["key"]);
+    assert_eq!(refreshed["editorConfig"]["user"]["id"], "alice");
+    assert_eq!(refreshed["editorConfig"]["mode"], "edit");
+    assert_eq!(
+        s.host
+            .ops()
+            .iter()
+            .filter(|o| *o == "CheckFileInfo")
+            .count(),
+        2,
+        "the refresh asked the host again: {:?}",
+        s.host.ops()
+    );
+    assert!(!dom.contains("data-stub_message"), "no error shown");
+}
+
+/// The page's image and refresh calls: only with the page's action token and opening,
+/// only images under the allowed origins, only image types Docs inserts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_and_refresh_calls_are_checked() {
+    let s = setup(b"hello", "").await;
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("EnableInsertRemoteImage".into(), json!(true));
+    let (st, page, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200);
+    let host = host_json(&page);
+    assert_eq!(host["insertImage"], true);
+    let image_url = host["imageUrl"].as_str().unwrap();
+    let post = |url: String, body: Value| async move {
+        let (st, _, b) = send(
+            "POST",
+            &url,
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await;
+        (
+            st,
+            serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+        )
+    };
+    let ok = format!("{}/cache/img/a.JPG", s.host.origin());
+    let (st, body) = post(image_url.into(), json!({"c": "change", "url": ok})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["images"][0]["fileType"], "jpg");
+    let (st, _) = post(
+        image_url.into(),
+        json!({"c": "add", "url": "http://169.254.169.254/latest/x.png"}),
+    )
+    .await;
+    assert_eq!(st, 403, "an image outside the allowed origins");
+    let (st, _) = post(
+        image_url.into(),
+        json!({"c": "add", "url": format!("{}/cache/doc.docx", s.host.origin())}),
+    )
+    .await;
+    assert_eq!(st, 400, "not an image");
+    let forged = image_url.split("?t=").next().unwrap().to_owned() + "?t=forged";
+    assert_eq!(post(forged, json!({"c": "add", "url": ok})).await.0, 401);
+    // Refresh: the page's own opening only.
+    let refresh_url = host["refreshUrl"].as_str().unwrap();
+    let (st, body) = post(refresh_url.into(), json!({"opening": host["opening"]})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["config"]["editorConfig"]["mode"], "edit");
+    assert!(body["host"]["refreshUrl"].is_string());
+    let (st, _) = post(refresh_url.into(), json!({"opening": "0123456789abcdef"})).await;
+    assert_eq!(st, 404);
+    // Another user's page cannot use this opening.
+    let (_, page_b, _) = open_editor(&s, "edit", "tok-bob", "", "").await;
+    let host_b = host_json(&page_b);
+    let (st, _) = post(
+        host_b["refreshUrl"].as_str().unwrap().into(),
+        json!({"opening": host["opening"]}),
+    )
+    .await;
+    assert_eq!(st, 403);
+    // Without EnableInsertRemoteImage the page does not offer it.
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .remove("EnableInsertRemoteImage");
+    let (_, page, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(host_json(&page)["insertImage"], false);
+}
