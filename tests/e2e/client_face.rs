@@ -2214,3 +2214,286 @@ async fn a_new_file_is_filled_from_its_template_source() {
     assert_eq!(put.2["content-length"], "8");
     assert_eq!(h.bad_proofs, 0);
 }
+
+/// Python with python-docx, openpyxl and python-pptx opens `bytes` as a document of `ext`
+/// (scripts/test installs them; a missing one fails the test with the install command).
+fn python_opens(ext: &str, bytes: &[u8]) {
+    let dir = crate::support::TempDir::new("blank");
+    let path = dir.path().join(format!("new.{ext}"));
+    std::fs::write(&path, bytes).unwrap();
+    let code = match ext {
+        "docx" => "import docx, sys; d = docx.Document(sys.argv[1]); print(len(d.paragraphs))",
+        "xlsx" => {
+            "import openpyxl, sys; w = openpyxl.load_workbook(sys.argv[1]); print(w.sheetnames)"
+        }
+        "pptx" => "import pptx, sys; p = pptx.Presentation(sys.argv[1]); print(len(p.slides))",
+        _ => unreachable!(),
+    };
+    let out = std::process::Command::new("python3")
+        .args(["-c", code])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is required for this test: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "missing a Python package: pip install python-docx openpyxl python-pptx (scripts/test installs them)\n{stderr}"
+    );
+    assert!(
+        out.status.success(),
+        "the {ext} written to the host is not a valid document:\n{stderr}"
+    );
+}
+
+/// A new, empty file opened for editing (the `editnew` action, the same URL as `edit`)
+/// gets a blank document of its type, written with PutFile under the session's lock before
+/// the page is served; Python's OOXML libraries open it. A co-editor joining writes nothing
+/// more; a viewer writes nothing; a refused PutFile fails the opening and gives the lock back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
+    for (doc_type, ext, mime) in [
+        (
+            "word",
+            "docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        (
+            "cell",
+            "xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        (
+            "slide",
+            "pptx",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ),
+    ] {
+        let s = setup(b"", "").await;
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .info
+            .insert("BaseFileName".into(), json!(format!("New.{ext}")));
+        // Discovery's editnew action is the edit URL.
+        let (_, _, disco) = get(&format!("{}/hosting/discovery", s.base)).await;
+        let disco = wopi::discovery::parse(&disco).unwrap();
+        let editnew = disco
+            .actions_for_ext(ext)
+            .find(|(_, a)| a.name == "editnew")
+            .map(|(_, a)| a.urlsrc.clone())
+            .unwrap_or_else(|| panic!("discovery offers editnew for {ext}"));
+        assert!(
+            editnew.starts_with(&format!("{}/hosting/wopi/{doc_type}/edit?", s.base)),
+            "{editnew}"
+        );
+        let (st, _, _) = open_editor_as(&s, doc_type, "view", "tok-alice", "", "").await;
+        assert_eq!(st, 200);
+        assert!(
+            s.host.state.lock().unwrap().content.is_empty(),
+            "viewing fills nothing"
+        );
+        s.host.state.lock().unwrap().calls.clear();
+        let (st, page, config) = open_editor_as(&s, doc_type, "edit", "tok-alice", "", "").await;
+        assert_eq!(st, 200, "{page}");
+        assert_eq!(config["editorConfig"]["mode"], "edit");
+        assert_eq!(config["document"]["fileType"], ext);
+        let content = {
+            let h = s.host.state.lock().unwrap();
+            let ops: Vec<&str> = h.calls.iter().map(|c| c.0.as_str()).collect();
+            assert_eq!(
+                ops,
+                ["CheckFileInfo", "Lock", "PutFile", "CheckFileInfo"],
+                "{ext}: the blank is written, with the lock, before the page is served"
+            );
+            let put = h.calls.iter().find(|c| c.0 == "PutFile").unwrap();
+            assert_eq!(put.1.as_deref(), config["document"]["key"].as_str());
+            assert_eq!(put.1, h.lock, "under the session's lock");
+            assert_eq!(put.2["content-type"], mime);
+            assert_eq!(put.2["content-length"], h.content.len().to_string());
+            assert_eq!(h.bad_proofs, 0);
+            h.content.clone()
+        };
+        assert!(content.starts_with(b"PK"), "{ext}");
+        python_opens(ext, &content);
+        // Docs downloads the blank document.
+        let key = config["document"]["key"].as_str().unwrap();
+        let (st, _, body) = send(
+            "GET",
+            config["document"]["url"].as_str().unwrap(),
+            &[(
+                "authorization",
+                &docs_header(json!({"url": config["document"]["url"]})),
+            )],
+            "",
+        )
+        .await;
+        assert_eq!(st, 200, "{key}");
+        assert_eq!(body, content);
+        // A co-editor joins the session: nothing more is written.
+        let (st, _, c2) = open_editor_as(&s, doc_type, "edit", "tok-bob", "", "").await;
+        assert_eq!(st, 200);
+        assert_eq!(c2["document"]["key"], config["document"]["key"]);
+        assert_eq!(
+            s.host.ops().iter().filter(|o| *o == "PutFile").count(),
+            1,
+            "{ext}"
+        );
+    }
+    // The host refuses the blank: no editor, and the lock is given back.
+    let s = setup(b"", "").await;
+    s.host.state.lock().unwrap().fail_put = Some(500);
+    let (st, _, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_ne!(st, 200);
+    let h = s.host.state.lock().unwrap();
+    let ops: Vec<&str> = h.calls.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(ops, ["CheckFileInfo", "Lock", "PutFile", "Unlock"]);
+    assert_eq!(h.lock, None);
+}
+
+/// An attribute of the dumped DOM, as JSON.
+fn dom_json(dom: &str, attr: &str) -> Option<Value> {
+    let raw = dom.split(&format!("{attr}=\"")).nth(1)?.split('"').next()?;
+    let text = raw
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text).ok()
+}
+
+/// Headless Chromium runs a host's page framing the editor page: with
+/// `EnableInsertRemoteImage`, Docs' `onRequestInsertImage` (the api.js stub) makes the page
+/// post `UI_InsertGraphic` to the host's frame, the host answers `Action_InsertGraphic`, and
+/// `docEditor.insertImage` gets the image signed for Docs; then `onRequestRefreshFile` makes
+/// the page fetch a fresh config (CheckFileInfo again) for `docEditor.refreshFile`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_inserts_a_host_image_and_refreshes_the_file() {
+    let chromium = chromium();
+    let s = setup(b"hello", "").await;
+    let origin = s.host.origin();
+    {
+        let mut h = s.host.state.lock().unwrap();
+        h.info.insert("EnableInsertRemoteImage".into(), json!(true));
+        h.info.insert("PostMessageOrigin".into(), json!(origin));
+    }
+    let editor = format!(
+        "{}/hosting/wopi/word/edit?WOPISrc={}&access_token=tok-alice&ui=en-US",
+        s.base,
+        enc(&s.host.wopi_src())
+    );
+    let url = format!("{origin}/host-frame?src={}", enc(&editor));
+    let (dom, stderr) = chromium_dom(chromium, &url).await;
+    let secret = Secret::new(DOCS_SECRET);
+    let got = dom
+        .split("data-got=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("the host frame got nothing; DOM:\n{dom}\nstderr:\n{stderr}"));
+    assert!(
+        got.starts_with("App_LoadingStatus,UI_InsertGraphic,Stub_InsertImage"),
+        "{got}\nDOM:\n{dom}\nstderr:\n{stderr}"
+    );
+    let inserted = dom_json(&dom, "data-stub_insertimage").unwrap();
+    let image_url = format!("{origin}/cache/img/pic.png");
+    assert_eq!(inserted["c"], "add");
+    assert_eq!(
+        inserted["images"],
+        json!([{"fileType": "png", "url": image_url}])
+    );
+    let claims = jwt::verify(&secret, inserted["token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["images"], inserted["images"], "signed for Docs");
+    assert_eq!(claims["c"], "add");
+    let refreshed = dom_json(&dom, "data-stub_refreshfile")
+        .unwrap_or_else(|| panic!("refreshFile was not called; DOM:\n{dom}\nstderr:\n{stderr}"));
+    let claims = jwt::verify(&secret, refreshed["token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["document"]["key"], refreshed["document"]["key"]);
+    assert_eq!(refreshed["editorConfig"]["user"]["id"], "alice");
+    assert_eq!(refreshed["editorConfig"]["mode"], "edit");
+    assert_eq!(
+        s.host
+            .ops()
+            .iter()
+            .filter(|o| *o == "CheckFileInfo")
+            .count(),
+        2,
+        "the refresh asked the host again: {:?}",
+        s.host.ops()
+    );
+    assert!(!dom.contains("data-stub_message"), "no error shown");
+}
+
+/// The page's image and refresh calls: only with the page's action token and opening,
+/// only images under the allowed origins, only image types Docs inserts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_and_refresh_calls_are_checked() {
+    let s = setup(b"hello", "").await;
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("EnableInsertRemoteImage".into(), json!(true));
+    let (st, page, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200);
+    let host = host_json(&page);
+    assert_eq!(host["insertImage"], true);
+    let image_url = host["imageUrl"].as_str().unwrap();
+    let post = |url: String, body: Value| async move {
+        let (st, _, b) = send(
+            "POST",
+            &url,
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await;
+        (
+            st,
+            serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+        )
+    };
+    let ok = format!("{}/cache/img/a.JPG", s.host.origin());
+    let (st, body) = post(image_url.into(), json!({"c": "change", "url": ok})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["images"][0]["fileType"], "jpg");
+    let (st, _) = post(
+        image_url.into(),
+        json!({"c": "add", "url": "http://169.254.169.254/latest/x.png"}),
+    )
+    .await;
+    assert_eq!(st, 403, "an image outside the allowed origins");
+    let (st, _) = post(
+        image_url.into(),
+        json!({"c": "add", "url": format!("{}/cache/doc.docx", s.host.origin())}),
+    )
+    .await;
+    assert_eq!(st, 400, "not an image");
+    let forged = image_url.split("?t=").next().unwrap().to_owned() + "?t=forged";
+    assert_eq!(post(forged, json!({"c": "add", "url": ok})).await.0, 401);
+    // Refresh: the page's own opening only.
+    let refresh_url = host["refreshUrl"].as_str().unwrap();
+    let (st, body) = post(refresh_url.into(), json!({"opening": host["opening"]})).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["config"]["editorConfig"]["mode"], "edit");
+    assert!(body["host"]["refreshUrl"].is_string());
+    let (st, _) = post(refresh_url.into(), json!({"opening": "0123456789abcdef"})).await;
+    assert_eq!(st, 404);
+    // Another user's page cannot use this opening.
+    let (_, page_b, _) = open_editor(&s, "edit", "tok-bob", "", "").await;
+    let host_b = host_json(&page_b);
+    let (st, _) = post(
+        host_b["refreshUrl"].as_str().unwrap().into(),
+        json!({"opening": host["opening"]}),
+    )
+    .await;
+    assert_eq!(st, 403);
+    // Without EnableInsertRemoteImage the page does not offer it.
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .remove("EnableInsertRemoteImage");
+    let (_, page, _) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(host_json(&page)["insertImage"], false);
+}

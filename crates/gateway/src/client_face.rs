@@ -17,6 +17,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod auth;
+pub(crate) mod blank;
 pub(crate) mod callback;
 pub(crate) mod command;
 pub(crate) mod convert;
@@ -177,6 +178,8 @@ pub(crate) fn routes() -> Router<ClientCtx> {
         .route("/docs/callback/{key}", post(callback::callback))
         .route("/hosting/api/{key}/saveas", post(actions::save_as))
         .route("/hosting/api/{key}/rename", post(actions::rename))
+        .route("/hosting/api/{key}/image", post(actions::insert_image))
+        .route("/hosting/api/{key}/refresh", post(editor::refresh))
 }
 
 /// The client face's operator routes on the admin listener.

@@ -169,12 +169,36 @@ impl WopiHost {
                 );
                 if path == "/web-apps/apps/api/documents/api.js" {
                     // A stub of Docs' api.js: records what DocEditor receives in the DOM, calls
-                    // onAppReady, and records the message shown.
-                    let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(config.events || {}).sort().join(',')); document.title = 'DocEditor:' + config.document.key; setTimeout(function () { if (config.events && config.events.onAppReady) config.events.onAppReady(); }, 0); return {showMessage: function (m) { el.setAttribute('data-message', m); }, grabFocus: function () {}, blurFocus: function () {}}; }};";
+                    // onAppReady, and records the message shown. With onRequestInsertImage it
+                    // asks for an image as Docs does (`{c: 'add'}`); what insertImage and then
+                    // refreshFile (asked for with onRequestRefreshFile after the insert)
+                    // receive is posted to the parent frame as Stub_InsertImage and
+                    // Stub_RefreshFile, for a host frame to record.
+                    let js = "window.DocsAPI = {DocEditor: function (id, config) { var el = document.getElementById(id); var ev = config.events || {}; function tell(m, d) { if (window.parent !== window) window.parent.postMessage(JSON.stringify({MessageId: m, data: d}), '*'); } el.setAttribute('data-config', JSON.stringify(config)); el.setAttribute('data-events', Object.keys(ev).sort().join(',')); document.title = 'DocEditor:' + config.document.key; setTimeout(function () { if (ev.onAppReady) ev.onAppReady(); if (ev.onRequestInsertImage) ev.onRequestInsertImage({data: {c: 'add'}}); }, 0); return {showMessage: function (m) { el.setAttribute('data-message', m); tell('Stub_Message', m); }, grabFocus: function () {}, blurFocus: function () {}, insertImage: function (d) { tell('Stub_InsertImage', d); if (ev.onRequestRefreshFile) ev.onRequestRefreshFile({}); }, refreshFile: function (d) { tell('Stub_RefreshFile', d); }}; }};";
                     return Response::builder()
                         .status(200)
                         .header("content-type", "application/javascript")
                         .body(Full::new(Bytes::from(js)))
+                        .unwrap();
+                }
+                if path == "/host-frame" {
+                    // The host's page framing the editor (`?src=` its URL): records the
+                    // MessageIds it receives, answers UI_InsertGraphic with an image of its
+                    // own (Action_InsertGraphic), and records what the api.js stub reports.
+                    let html = r#"<!DOCTYPE html><html><body><iframe id="f" style="width:800px;height:600px"></iframe><script>
+var f = document.getElementById('f'); var got = [];
+window.addEventListener('message', function (ev) {
+  var m; try { m = JSON.parse(ev.data); } catch (x) { return; }
+  got.push(m.MessageId); document.body.setAttribute('data-got', got.join(','));
+  if (m.MessageId === 'UI_InsertGraphic') f.contentWindow.postMessage(JSON.stringify({MessageId: 'Action_InsertGraphic', SendTime: Date.now(), Values: {url: location.origin + '/cache/img/pic.png', filename: 'pic.png'}}), '*');
+  if (m.MessageId.indexOf('Stub_') === 0) document.body.setAttribute('data-' + m.MessageId.toLowerCase(), JSON.stringify(m.data));
+});
+f.src = new URLSearchParams(location.search).get('src');
+</script></body></html>"#;
+                    return Response::builder()
+                        .status(200)
+                        .header("content-type", "text/html")
+                        .body(Full::new(Bytes::from_static(html.as_bytes())))
                         .unwrap();
                 }
                 if path == "/edit/new" {

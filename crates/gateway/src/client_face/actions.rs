@@ -142,3 +142,86 @@ pub(crate) async fn rename(
     }
     Ok(axum::Json(json!({"Name": renamed})).into_response())
 }
+
+/// The image types Docs' `insertImage` takes, by extension.
+const IMAGE_TYPES: &[&str] = &[
+    "bmp", "emf", "gif", "ico", "jpeg", "jpg", "png", "svg", "tif", "tiff", "webp", "wmf",
+];
+
+/// The image type of a file name or URL path, by its extension.
+fn image_type(name: &str) -> Option<String> {
+    let path = name.split(['?', '#']).next().unwrap_or("");
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    IMAGE_TYPES.contains(&ext.as_str()).then_some(ext)
+}
+
+/// `POST /hosting/api/{key}/image?t=`: body `{c, url, name}`, the image the host's frame
+/// answered `UI_InsertGraphic` with (`Action_InsertGraphic`). Docs downloads the URL from
+/// its server, so only a URL under `client_face.allowed_wopi_origins` is signed; the answer
+/// is `docEditor.insertImage`'s argument, `{c, images: [{fileType, url}], token}`.
+pub(crate) async fn insert_image(
+    State(state): State<ClientCtx>,
+    user: super::auth::ActionUser,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let bytes = crate::body::read_body(body, 64 * 1024).await?;
+    let req: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
+    let s = state
+        .face
+        .editors
+        .peek(&user.key)
+        .await?
+        .ok_or(GatewayError::NotFound("document session"))?;
+    if !s.edit {
+        return Err(GatewayError::Forbidden(
+            "images are inserted in edit mode only".into(),
+        ));
+    }
+    let c = field(&req, "c")?;
+    if c.len() > 32 || !c.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(GatewayError::BadRequest(
+            "c is not a Docs image command".into(),
+        ));
+    }
+    let url = field(&req, "url")?;
+    let allowed = &state.settings().client_face.allowed_wopi_origins;
+    if let Err(why) = crate::urls::check_under(url, allowed) {
+        return Err(GatewayError::Forbidden(format!(
+            "the image URL `{}` is refused: {why}; the gateway checked client_face.allowed_wopi_origins = {allowed:?}",
+            crate::urls::redact(url)
+        )));
+    }
+    let name = req.get("name").and_then(Value::as_str).unwrap_or("");
+    let file_type = image_type(name)
+        .or_else(|| image_type(url))
+        .ok_or_else(|| GatewayError::BadRequest("not an image type Docs inserts".into()))?;
+    let secret = state.settings().docs.jwt_secret.clone().ok_or_else(|| {
+        GatewayError::NotConfigured("the client face needs docs.jwt_secret".into())
+    })?;
+    let mut m = serde_json::Map::new();
+    m.insert("c".into(), json!(c));
+    m.insert(
+        "images".into(),
+        json!([{"fileType": file_type, "url": url}]),
+    );
+    let token = docs_api::jwt::sign(&secret, &m);
+    m.insert("token".into(), json!(token));
+    Ok(axum::Json(Value::Object(m)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_types_by_extension() {
+        assert_eq!(image_type("Photo.PNG").as_deref(), Some("png"));
+        assert_eq!(
+            image_type("https://h/files/a.jpeg?access_token=x#y").as_deref(),
+            Some("jpeg")
+        );
+        assert_eq!(image_type("https://h/files/a.docx"), None);
+        assert_eq!(image_type("noext"), None);
+    }
+}

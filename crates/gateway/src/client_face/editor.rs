@@ -296,9 +296,108 @@ async fn open_inner(
         query,
         docs_api_config,
     };
-    let (page, effective) = build_page(state, &docs_secret, document_type, mode, opening).await?;
+    let built = build_page(state, &docs_secret, document_type, mode, opening).await?;
+    let docs_base = state.settings().docs_public_base();
+    let page = render_page(&built.title, &docs_base, &built.config, &built.host);
     Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
-        .map(|r| (r, effective))
+        .map(|r| (r, built.effective))
+}
+
+/// An editor page's config and the page's own settings, before rendering.
+struct Built {
+    /// The signed Docs API config.
+    config: Value,
+    /// What the page's script needs (`wopi-gateway-host`).
+    host: Value,
+    title: String,
+    /// `edit` or `view`.
+    effective: &'static str,
+}
+
+/// What the page's Refresh (`onRequestRefreshFile`) needs to open the file again as it was
+/// opened: kept in the shared state (the access token never goes into the page), named by
+/// a random id the page holds, for as long as the page's action token lives.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OpeningRecord {
+    key: String,
+    uid: String,
+    wopi_src: String,
+    token: String,
+    ttl_ms: u64,
+    path_type: String,
+    requested: String,
+    query: HashMap<String, String>,
+    docs_api_config: Option<Value>,
+}
+
+const NS_OPENING: &str = "opening";
+/// How long a page's action token (and its opening record) lives.
+const ACTION_TOKEN_SECONDS: u64 = 12 * 3600;
+
+/// `POST /hosting/api/{key}/refresh?t=`, body `{"opening": id}`: the page's
+/// `onRequestRefreshFile` (Docs says the file changed under the editor). The file is opened
+/// again as the page opened it — CheckFileInfo, key, lock, permissions — and the answer is
+/// `{"config": <signed config>, "host": <the page's settings>}` for `docEditor.refreshFile`,
+/// as ONLYOFFICE Docs' own WOPI client does in its `refreshFile`.
+pub(crate) async fn refresh(
+    State(state): State<ClientCtx>,
+    user: super::auth::ActionUser,
+    body: Body,
+) -> Result<Response, GatewayError> {
+    let bytes = crate::body::read_body(body, 4096).await?;
+    let req: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::BadRequest(format!("body: {e}")))?;
+    let id = req
+        .get("opening")
+        .and_then(Value::as_str)
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| GatewayError::BadRequest("opening is missing".into()))?;
+    let rec: OpeningRecord = state
+        .shared
+        .get_json(NS_OPENING, id)
+        .await?
+        .ok_or(GatewayError::NotFound("editor opening"))?;
+    if rec.key != user.key || rec.uid != user.uid {
+        return Err(GatewayError::Forbidden(
+            "the opening is another page's".into(),
+        ));
+    }
+    let Some(docs_secret) = state.settings().docs.jwt_secret.clone() else {
+        return Err(GatewayError::NotConfigured(
+            "the client face needs docs.jwt_secret".into(),
+        ));
+    };
+    let mut check_headers = Vec::new();
+    if let Some(sc) = rec.query.get("sc") {
+        check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
+    }
+    let info = host::check_file_info(&state, &rec.wopi_src, &rec.token, &check_headers).await?;
+    let opening = Opening {
+        info,
+        wopi_src: rec.wopi_src,
+        token: rec.token,
+        ttl_ms: rec.ttl_ms,
+        query: rec.query,
+        docs_api_config: rec.docs_api_config,
+    };
+    let built = build_page(
+        &state,
+        &docs_secret,
+        &rec.path_type,
+        &rec.requested,
+        opening,
+    )
+    .await?;
+    tracing::info!(
+        mode = built.effective,
+        stage = "refresh",
+        "editor config refreshed"
+    );
+    Ok((
+        [(http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({"config": built.config, "host": built.host})),
+    )
+        .into_response())
 }
 
 async fn build_page(
@@ -307,7 +406,7 @@ async fn build_page(
     path_type: &str,
     requested: &str,
     o: Opening,
-) -> Result<(String, &'static str), GatewayError> {
+) -> Result<Built, GatewayError> {
     let info = &o.info;
     let flag = CheckFileInfo::flag;
     let ext = info.extension();
@@ -353,6 +452,20 @@ async fn build_page(
             key = document_key('v', &o.wopi_src, &version);
         }
     }
+    // A new, empty file (`editnew`, or an empty file the host made) gets a blank document
+    // of its type, with the lock just taken, before the editor opens it.
+    let filled_info;
+    let info = if mode.is_edit() && joined.is_none() && info.size == 0 {
+        match fill_blank(state, &o, &key, supports_locks.then_some(lock_id.as_str())).await? {
+            Some(fresh) => {
+                filled_info = fresh;
+                &filled_info
+            }
+            None => info,
+        }
+    } else {
+        info
+    };
     let edit = mode.is_edit();
     let mut s = match joined {
         Some(live) => live,
@@ -416,8 +529,27 @@ async fn build_page(
         docs_secret,
     );
     let base = state.settings().server.public_url.base();
-    let docs_base = state.settings().docs_public_base();
     let action_token = action_token(state, &key, &info.user_id);
+    let opening_id = crate::random::hex::<16>()?;
+    state
+        .shared
+        .put_json(
+            NS_OPENING,
+            &opening_id,
+            &OpeningRecord {
+                key: key.clone(),
+                uid: info.user_id.clone(),
+                wopi_src: o.wopi_src.clone(),
+                token: o.token.clone(),
+                ttl_ms: o.ttl_ms,
+                path_type: path_type.to_owned(),
+                requested: requested.to_owned(),
+                query: o.query.clone(),
+                docs_api_config: o.docs_api_config.clone(),
+            },
+            crate::cluster::Keep::For(std::time::Duration::from_secs(ACTION_TOKEN_SECONDS)),
+        )
+        .await?;
     let can_save_as = (flag(info.supports_update) || flag(info.user_can_write))
         && !flag(info.user_can_not_write_relative);
     let host_info = json!({
@@ -436,6 +568,10 @@ async fn build_page(
         "canRename": flag(info.supports_rename) && flag(info.user_can_rename) && edit,
         "saveAsUrl": format!("{base}/hosting/api/{key}/saveas?t={action_token}"),
         "renameUrl": format!("{base}/hosting/api/{key}/rename?t={action_token}"),
+        "insertImage": edit && extra_flag(info, "EnableInsertRemoteImage"),
+        "imageUrl": format!("{base}/hosting/api/{key}/image?t={action_token}"),
+        "refreshUrl": format!("{base}/hosting/api/{key}/refresh?t={action_token}"),
+        "opening": opening_id,
         "userSession": o.query.get("usid"),
         "forcedView": forced_why.map(|why| format!("This document is open for viewing only: {why}.")),
     });
@@ -445,10 +581,12 @@ async fn build_page(
         .unwrap_or("Document")
         .to_owned();
     tracing::info!(mode = if edit { "edit" } else { "view" }, ext = %ext, stage = "editor", "editor page rendered");
-    Ok((
-        render_page(&title, &docs_base, &config, &host_info),
-        if edit { "edit" } else { "view" },
-    ))
+    Ok(Built {
+        config,
+        host: host_info,
+        title,
+        effective: if edit { "edit" } else { "view" },
+    })
 }
 
 /// A new, empty file with a `TemplateSource` (CheckFileInfo): the template is downloaded
@@ -514,6 +652,71 @@ async fn fill_from_template(
     Ok(true)
 }
 
+/// Writes the blank document of the file's type into a new, empty file (PutFile with the
+/// session's lock, as ONLYOFFICE Docs does from its `new.<ext>` templates) when the user may
+/// write it, and answers the file's CheckFileInfo after it; `None` when there is no blank
+/// of the type or the user may not write. When the host refuses the PutFile, the lock is
+/// given back and the opening fails (Docs cannot open a 0-byte file).
+async fn fill_blank(
+    state: &ClientCtx,
+    o: &Opening,
+    key: &str,
+    lock: Option<&str>,
+) -> Result<Option<CheckFileInfo>, GatewayError> {
+    let ext = o.info.extension();
+    let rights = host_rights(&o.info);
+    let Some(blank) = super::blank::document(&ext) else {
+        return Ok(None);
+    };
+    if !rights.user_can_write || rights.read_only {
+        return Ok(None);
+    }
+    let call = host::Call {
+        wopi_src: &o.wopi_src,
+        suffix: "/contents",
+        token: &o.token,
+        op: "PutFile",
+    };
+    let mut headers = vec![
+        (wopi::headers::OVERRIDE, "PUT".to_owned()),
+        (wopi::headers::SESSION_ID, key.to_owned()),
+        ("content-type", super::saves::mime(&ext).to_owned()),
+        ("content-length", blank.len().to_string()),
+    ];
+    if let Some(lock) = lock {
+        headers.push((wopi::headers::LOCK, lock.to_owned()));
+    }
+    let put = host::send_ok(
+        state,
+        &call,
+        http::Method::POST,
+        &headers,
+        Body::from(blank),
+    )
+    .await;
+    if let Err(e) = put {
+        if let Some(lock) = lock {
+            if let Err(u) = host::lock_op(state, &o.wopi_src, &o.token, "Unlock", lock).await {
+                tracing::warn!(error = %u, "Unlock after a refused blank document failed");
+            }
+        }
+        return Err(e);
+    }
+    tracing::info!(
+        size = blank.len(),
+        ext = %ext,
+        stage = "blank",
+        "new, empty file filled with a blank document"
+    );
+    let mut check_headers = Vec::new();
+    if let Some(sc) = o.query.get("sc") {
+        check_headers.push((wopi::headers::SESSION_CONTEXT, sc.clone()));
+    }
+    host::check_file_info(state, &o.wopi_src, &o.token, &check_headers)
+        .await
+        .map(Some)
+}
+
 /// A short-lived token authorising the page's Save As / Rename calls for (key, user).
 fn action_token(state: &ClientCtx, key: &str, user: &str) -> String {
     let mut claims = Map::new();
@@ -525,7 +728,7 @@ fn action_token(state: &ClientCtx, key: &str, user: &str) -> String {
         .docs
         .jwt_secret
         .as_ref()
-        .map(|s| jwt::sign_with_expiry(s, &claims, now, 12 * 3600))
+        .map(|s| jwt::sign_with_expiry(s, &claims, now, ACTION_TOKEN_SECONDS))
         .unwrap_or_default()
 }
 
@@ -545,6 +748,7 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
   var config = JSON.parse(document.getElementById('wopi-gateway-config').textContent);
   var host = JSON.parse(document.getElementById('wopi-gateway-host').textContent);
   var target = host.postMessageOrigin || '*';
+  var imageFor = null;
   function post(id, values) {{
     if (window.parent === window) return;
     values = values || {{}};
@@ -582,12 +786,34 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
       if (!ok) window.docEditor.showMessage('Rename failed: ' + (body.message || ''));
     }});
   }};
+  // Insert image from the host (EnableInsertRemoteImage): Docs asks, the host's frame picks
+  // (UI_InsertGraphic), answers Action_InsertGraphic with a URL, the gateway signs it.
+  if (host.insertImage) config.events.onRequestInsertImage = function (e) {{
+    imageFor = (e && e.data && e.data.c) || 'add';
+    post('UI_InsertGraphic');
+  }};
+  // The file changed under the editor: open it again and hand Docs the fresh config.
+  config.events.onRequestRefreshFile = function () {{
+    call(host.refreshUrl, {{opening: host.opening}}, function (ok, body) {{
+      if (!ok) {{ window.docEditor.showMessage('The document could not be reloaded: ' + (body.message || '')); return; }}
+      host = body.host;
+      target = host.postMessageOrigin || '*';
+      window.docEditor.refreshFile(body.config);
+    }});
+  }};
   window.addEventListener('message', function (ev) {{
     if (target !== '*' && ev.origin !== target) return;
     var msg; try {{ msg = JSON.parse(ev.data); }} catch (x) {{ return; }}
     if (!msg || !window.docEditor) return;
     if (msg.MessageId === 'Grab_Focus') window.docEditor.grabFocus();
     if (msg.MessageId === 'Blur_Focus') window.docEditor.blurFocus();
+    if (msg.MessageId === 'Action_InsertGraphic' && imageFor && ev.source === window.parent && msg.Values && msg.Values.url) {{
+      var c = imageFor; imageFor = null;
+      call(host.imageUrl, {{c: c, url: msg.Values.url, name: msg.Values.filename || msg.Values.name || ''}}, function (ok, body) {{
+        if (ok) window.docEditor.insertImage(body);
+        else window.docEditor.showMessage('The image could not be inserted: ' + (body.message || ''));
+      }});
+    }}
   }});
   window.docEditor = new DocsAPI.DocEditor('placeholder', config);
 }})();
