@@ -146,7 +146,8 @@ async fn leave_if_idle(
     for user in &meta.editors {
         let key = editor_key(fid, user);
         match state.shared.get_stamp(NS_EDITOR_ACTIVITY, &key).await? {
-            Some(last) if now.saturating_sub(last) >= idle.as_millis() as u64 => {
+            // A stamp is written at most once a second: it may be that much older.
+            Some(last) if now.saturating_sub(last) >= idle.as_millis() as u64 + 1000 => {
                 gone.push(user.clone());
             }
             Some(_) => {}

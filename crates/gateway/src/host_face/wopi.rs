@@ -313,8 +313,9 @@ async fn file_info_answer(
         file_url_for(state, c),
         super::opening::host_urls(state, c),
     );
-    // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB).
-    let mut json = Vec::with_capacity(2048);
+    // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB; a
+    // writer's host pages add two more tokens).
+    let mut json = Vec::with_capacity(if c.w { 4096 } else { 2048 });
     serde_json::to_writer(&mut json, &info)
         .map_err(|e| GatewayError::Internal(format!("CheckFileInfo JSON: {e}")))?;
     Ok((
