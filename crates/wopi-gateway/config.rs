@@ -873,6 +873,11 @@ fn host_face_section(
         Some(v) => Duration::from_secs(positive("host_face.session_idle_timeout_seconds", v)?),
         None => s.locks.store.ttl,
     };
+    // Off by default: WOPI clients make no per-user request while a user only reads.
+    s.host_face.editor_idle_timeout = match h.editor_idle_timeout_seconds {
+        None | Some(0) => None,
+        Some(v) => Some(Duration::from_secs(v)),
+    };
     if let Some(v) = h.delivery_max_backoff_seconds {
         s.host_face.delivery_max_backoff =
             Duration::from_secs(positive("host_face.delivery_max_backoff_seconds", v)?);

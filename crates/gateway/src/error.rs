@@ -56,6 +56,8 @@ pub enum Credential {
     FileUrlToken,
     /// The editor page's action token (Save As, Rename).
     ActionToken,
+    /// The session token of a CheckFileInfo `HostEditUrl` / `HostViewUrl`.
+    HostPageToken,
     /// An integrator's signed editor config.
     IntegratorConfig,
     /// ONLYOFFICE Docs' JWT on its requests (document.url, conversions).
@@ -72,6 +74,7 @@ impl Credential {
             Credential::DownloadToken => "download token",
             Credential::FileUrlToken => "FileUrl token",
             Credential::ActionToken => "action token",
+            Credential::HostPageToken => "host page token",
             Credential::IntegratorConfig => "editor config token",
             Credential::DocsRequest => "Docs token",
             Credential::DocsCallback => "callback token",
@@ -86,6 +89,7 @@ impl Credential {
             | Credential::DownloadToken
             | Credential::FileUrlToken
             | Credential::ActionToken
+            | Credential::HostPageToken
             | Credential::IntegratorConfig => StatusCode::UNAUTHORIZED,
         }
     }

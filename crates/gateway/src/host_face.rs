@@ -43,6 +43,9 @@ pub(crate) struct HostFace {
     /// Signs FileUrl tokens: derived from the access-token secret, but a different key, so a
     /// FileUrl token is never an access token nor the other way round.
     pub fileurl_secret: Secret,
+    /// Signs the host-page tokens of CheckFileInfo's `HostEditUrl` / `HostViewUrl`: derived
+    /// like the FileUrl key, a key of its own (such a token is no access token).
+    pub hostpage_secret: Secret,
     /// Per-file state.
     pub files: Files,
     /// Pending callbacks.
@@ -52,10 +55,14 @@ pub(crate) struct HostFace {
     /// When this instance last wrote each file's activity stamp (Unix ms): throttles the
     /// shared stamp that ends lockless sessions.
     pub activity: Arc<DashMap<String, u64>>,
+    /// The same per file and editor, for `host_face.editor_idle_timeout_seconds`.
+    pub editor_activity: Arc<DashMap<String, u64>>,
     /// Access tokens already verified.
     pub verified_tokens: Arc<token::VerifiedTokens>,
     /// FileUrl tokens already signed.
     pub file_url_tokens: Arc<token::SignedTokens>,
+    /// Host-page tokens already signed.
+    pub host_page_tokens: Arc<token::SignedTokens>,
     /// Makes versions unique across instances.
     version_salt: String,
     version_seq: Arc<AtomicU64>,
@@ -111,6 +118,7 @@ impl HostFace {
     ) -> Result<Self, String> {
         let secret = load_or_create_secret(settings).await?;
         let fileurl_secret = Secret::new(format!("FileUrl\u{0}{secret}"));
+        let hostpage_secret = Secret::new(format!("HostPage\u{0}{secret}"));
         let token_secret = Secret::new(secret);
         let files = Files::new(shared.clone());
         let deliveries = Deliveries::new(shared.clone(), clock.clone())?;
@@ -119,12 +127,15 @@ impl HostFace {
         Ok(HostFace {
             token_secret,
             fileurl_secret,
+            hostpage_secret,
             files,
             deliveries,
             discovery,
             activity: Arc::new(DashMap::new()),
+            editor_activity: Arc::new(DashMap::new()),
             verified_tokens: Arc::new(token::VerifiedTokens::default()),
             file_url_tokens: Arc::new(token::SignedTokens::default()),
+            host_page_tokens: Arc::new(token::SignedTokens::default()),
             version_salt: crate::random::hex::<3>().map_err(|e| e.to_string())?,
             version_seq: Arc::new(AtomicU64::new(0)),
             clock,

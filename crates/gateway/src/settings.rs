@@ -457,6 +457,9 @@ pub struct HostFaceSettings {
     pub delivery_max_backoff: Duration,
     /// A session that holds no lock ends after this long without a WOPI request.
     pub session_idle_timeout: Duration,
+    /// An editor whose access token made no WOPI request for this long, while other
+    /// editors stay, is taken to have left (status 1, disconnect); `None`: never.
+    pub editor_idle_timeout: Option<Duration>,
     /// Integrators (Docs API storages).
     pub integrators: Vec<Integrator>,
 }
@@ -585,6 +588,7 @@ impl Default for Settings {
                 download_url_ttl: Duration::from_secs(DOWNLOAD_URL_TTL_SECONDS),
                 delivery_max_backoff: Duration::from_secs(DELIVERY_MAX_BACKOFF_SECONDS),
                 session_idle_timeout: Duration::from_secs(LOCK_TTL_SECONDS),
+                editor_idle_timeout: None,
                 integrators: Vec::new(),
             },
             docs: DocsSettings {

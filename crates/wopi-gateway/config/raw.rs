@@ -208,6 +208,7 @@ pub(crate) struct RawHostFace {
     pub(crate) download_url_ttl_seconds: Option<u64>,
     pub(crate) delivery_max_backoff_seconds: Option<u64>,
     pub(crate) session_idle_timeout_seconds: Option<u64>,
+    pub(crate) editor_idle_timeout_seconds: Option<u64>,
     #[serde(default)]
     pub(crate) integrator: Vec<RawIntegrator>,
 }

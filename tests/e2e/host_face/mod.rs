@@ -138,6 +138,7 @@ impl Setup {
 }
 
 mod cluster;
+mod customization;
 mod deliveries;
 mod locks;
 mod permissions;

@@ -1,7 +1,10 @@
 //! The editing session of a file: editors join (status 1 to the integrator), and the
 //! session ends when the last lock goes (Unlock, or expiry) — or, for a session that never
 //! took a lock, after `host_face.session_idle_timeout_seconds` without a WOPI request — with
-//! status 2 if content was staged, else 4.
+//! status 2 if content was staged, else 4. WOPI has no call for one user leaving while
+//! others stay (the lock is shared); with `host_face.editor_idle_timeout_seconds`, an editor
+//! whose access token made no WOPI request for that long while the session goes on is taken
+//! to have left (status 1 with a disconnect action), and is back with the next request.
 
 use super::HostCtx;
 use super::files::{self, FileEntry, FileHandle};
@@ -33,24 +36,141 @@ const NS_SESSION: &str = "session";
 /// When a file last saw a WOPI request (Unix ms).
 const NS_ACTIVITY: &str = "activity";
 
-/// Notes a WOPI request on a file (written to the shared state at most once a second per
-/// file and instance; the local stamp updates in place).
-pub(crate) async fn touch(state: &HostCtx, fid: &str) -> Result<(), GatewayError> {
-    let now = state.now_ms();
-    let due = match state.face.activity.get_mut(fid) {
+/// When an editor last made a WOPI request (Unix ms), by [`editor_key`].
+const NS_EDITOR_ACTIVITY: &str = "editor-activity";
+
+/// The key of a user's activity on a file.
+fn editor_key(fid: &str, uid: &str) -> String {
+    format!("{fid}/{uid}")
+}
+
+/// Whether the local stamp of `key` in `map` is due for a write (at most once a second),
+/// updating it in place.
+fn stamp_due(map: &dashmap::DashMap<String, u64>, key: &str, now: u64) -> bool {
+    match map.get_mut(key) {
         Some(at) if now.saturating_sub(*at) < 1000 => false,
         Some(mut at) => {
             *at = now;
             true
         }
         None => {
-            state.face.activity.insert(fid.to_owned(), now);
+            map.insert(key.to_owned(), now);
             true
         }
+    }
+}
+
+/// Notes a WOPI request of the user of `c` on their file (written to the shared state at
+/// most once a second per file, or editor, and instance; the local stamp updates in place).
+pub(crate) async fn touch(state: &HostCtx, c: &token::AccessClaims) -> Result<(), GatewayError> {
+    let now = state.now_ms();
+    let settings = state.settings();
+    if stamp_due(&state.face.activity, &c.fid, now) {
+        let ttl = settings.host_face.session_idle_timeout * 2 + Duration::from_secs(60);
+        state
+            .shared
+            .put_stamp(NS_ACTIVITY, &c.fid, now, ttl)
+            .await?;
+    }
+    if let (true, Some(idle)) = (c.w, settings.host_face.editor_idle_timeout) {
+        let key = editor_key(&c.fid, &c.uid);
+        if stamp_due(&state.face.editor_activity, &key, now) {
+            let ttl = idle * 2 + Duration::from_secs(60);
+            state
+                .shared
+                .put_stamp(NS_EDITOR_ACTIVITY, &key, now, ttl)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes `user` out of the file's editing session while other editors stay: status 1 with
+/// the editors left and the user's disconnect (`actions: [{type: 0}]`), as Docs announces
+/// one of several users leaving. The last editor never leaves this way: the session's end
+/// (status 2 or 4) says it. Returns whether the user left.
+pub(crate) async fn leave(
+    state: &HostCtx,
+    entry: &mut FileEntry,
+    user: &str,
+) -> Result<bool, GatewayError> {
+    if entry.meta.editors.len() < 2 || !entry.meta.editors.iter().any(|u| u == user) {
+        return Ok(false);
+    }
+    entry.meta.editors.retain(|u| u != user);
+    entry.persist().await?;
+    let key = editor_key(&entry.meta.file_id, user);
+    state.face.editor_activity.remove(&key);
+    state.shared.delete(NS_EDITOR_ACTIVITY, &key).await?;
+    tracing::info!(file_id = %entry.meta.file_id, editors = entry.meta.editors.len(), stage = "editor-left", "editor left the session");
+    if let Some(cb) = entry.meta.callback_url.clone() {
+        let body = Callback::editing(
+            &entry.meta.doc_key,
+            &entry.meta.editors,
+            CallbackAction::new(ActionKind::Disconnected, user),
+        );
+        state
+            .face
+            .deliveries
+            .enqueue(
+                &entry.meta.file_id,
+                &entry.meta.integrator,
+                &cb,
+                &body,
+                None,
+            )
+            .await?;
+    }
+    Ok(true)
+}
+
+/// Lets the editors of `fid` that made no WOPI request for `idle` leave (see [`leave`]),
+/// while at least one editor stays.
+async fn leave_if_idle(
+    state: &HostCtx,
+    fid: &str,
+    idle: std::time::Duration,
+) -> Result<(), GatewayError> {
+    let Some(meta) = state
+        .shared
+        .get_json_memo::<files::FileMeta>(files::NS_FILE, fid)
+        .await?
+    else {
+        return Ok(());
     };
-    if due {
-        let ttl = state.settings().host_face.session_idle_timeout * 2 + Duration::from_secs(60);
-        state.shared.put_stamp(NS_ACTIVITY, fid, now, ttl).await?;
+    if meta.editors.len() < 2 {
+        return Ok(());
+    }
+    let now = state.now_ms();
+    let mut gone = Vec::new();
+    for user in &meta.editors {
+        let key = editor_key(fid, user);
+        match state.shared.get_stamp(NS_EDITOR_ACTIVITY, &key).await? {
+            // A stamp is written at most once a second: it may be that much older.
+            Some(last) if now.saturating_sub(last) >= idle.as_millis() as u64 + 1000 => {
+                gone.push(user.clone());
+            }
+            Some(_) => {}
+            None => {
+                // An editor from before a restart (or the setting): idle from now on.
+                let ttl = idle * 2 + Duration::from_secs(60);
+                state
+                    .shared
+                    .put_stamp(NS_EDITOR_ACTIVITY, &key, now, ttl)
+                    .await?;
+            }
+        }
+    }
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let Some(mut e) = state.face.files.lock_existing(fid).await? else {
+        return Ok(());
+    };
+    for user in gone {
+        if leave(state, &mut e, &user).await? {
+            tracing::info!(file_id = %fid, idle_seconds = idle.as_secs(), "an editor made no WOPI request for the editor idle timeout");
+        }
     }
     Ok(())
 }
@@ -126,8 +246,12 @@ pub(crate) async fn end_session(
                 let content = e
                     .content_key()
                     .ok_or_else(|| GatewayError::Internal("modified file has no content".into()))?;
-                let body =
+                let mut body =
                     Callback::must_save(&e.meta.doc_key, &last, lastsave, !e.meta.undelivered);
+                if !e.meta.last_editors.is_empty() {
+                    // Docs' `users` of status 2: who changed the document.
+                    body.users = Some(e.meta.last_editors.clone());
+                }
                 let ft = e.meta.file_type.clone();
                 state
                     .face
@@ -157,7 +281,13 @@ pub(crate) async fn end_session(
         stage = "session-ended",
         "editing session ended"
     );
+    for user in &e.meta.editors {
+        let key = editor_key(file_id, user);
+        state.face.editor_activity.remove(&key);
+        state.shared.delete(NS_EDITOR_ACTIVITY, &key).await?;
+    }
     e.meta.editors.clear();
+    e.meta.last_editors.clear();
     e.meta.session_modified = false;
     e.meta.undelivered = false;
     e.persist().await?;
@@ -188,7 +318,12 @@ pub(crate) fn spawn_idle_sweeper(state: HostCtx, shutdown: tokio_util::sync::Can
     tokio::spawn(async move {
         loop {
             let idle = state.settings().host_face.session_idle_timeout;
-            let tick = (idle / 4).clamp(
+            let shortest = state
+                .settings()
+                .host_face
+                .editor_idle_timeout
+                .map_or(idle, |e| e.min(idle));
+            let tick = (shortest / 4).clamp(
                 std::time::Duration::from_millis(100),
                 std::time::Duration::from_secs(30),
             );
@@ -203,9 +338,15 @@ pub(crate) fn spawn_idle_sweeper(state: HostCtx, shutdown: tokio_util::sync::Can
                     continue;
                 }
             };
+            let editor_idle = state.settings().host_face.editor_idle_timeout;
             for fid in sessions {
                 if let Err(e) = end_if_idle(&state, &fid, idle).await {
                     tracing::warn!(file_id = %fid, error = %e, "idle check of an editing session failed");
+                }
+                if let Some(editor_idle) = editor_idle {
+                    if let Err(e) = leave_if_idle(&state, &fid, editor_idle).await {
+                        tracing::warn!(file_id = %fid, error = %e, "idle check of the session's editors failed");
+                    }
                 }
             }
         }

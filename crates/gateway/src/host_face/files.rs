@@ -48,6 +48,10 @@ pub(crate) struct FileMeta {
     pub editors: Vec<String>,
     /// The user who last wrote.
     pub last_editor: Option<String>,
+    /// The users whose changes the last PutFile held (its `X-WOPI-Editors`, else its user):
+    /// the `users` of the status 2 that delivers it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_editors: Vec<String>,
 }
 
 /// One file's state, held under the file's mutex (cluster-wide with Redis): operations on

@@ -6,6 +6,7 @@ use super::token::{self, AccessClaims};
 use crate::error::GatewayError;
 use crate::host_face::HostCtx;
 use crate::settings::Integrator;
+use crate::translate::file_info::HostUrls;
 use crate::translate::permissions;
 use axum::Json;
 use axum::body::Body;
@@ -106,6 +107,15 @@ pub(crate) async fn open(
     let anonymous_id = format!("anonymous-{}", crate::random::hex::<8>()?);
     let exp = state.now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
     let claims = crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp);
+    issue(state, claims, viewing).await
+}
+
+/// Registers the session of `claims` and answers with its access token and action URLs.
+async fn issue(
+    state: &HostCtx,
+    claims: AccessClaims,
+    viewing: Option<String>,
+) -> Result<Opened, GatewayError> {
     let (fid, anon) = (claims.fid.clone(), claims.anon);
     register(state, &claims).await?;
     let access_token = token::sign(&state.face.token_secret, &claims);
@@ -114,15 +124,8 @@ pub(crate) async fn open(
         "{}/wopi/files/{fid}",
         state.settings().server.internal_url.base()
     );
-    let actions = actions_for(
-        state,
-        &f.file_type,
-        &wopi_src,
-        f.lang.as_deref(),
-        f.region.as_deref(),
-        &grant,
-    );
-    tracing::info!(integrator = %integrator.name, file_id = %fid, write = claims.w, anonymous = anon, actions = actions.len(), stage = "session-opened", "editing session opened");
+    let actions = actions_for(state, &claims, &wopi_src);
+    tracing::info!(integrator = %claims.int, file_id = %fid, write = claims.w, anonymous = anon, actions = actions.len(), stage = "session-opened", "editing session opened");
     Ok(Opened {
         claims,
         access_token,
@@ -130,6 +133,61 @@ pub(crate) async fn open(
         actions,
         viewing,
     })
+}
+
+/// Opens the session a CheckFileInfo `HostEditUrl` / `HostViewUrl` names: the claims of
+/// the page token as they are (rights and expiry were the access token's, or fewer).
+async fn reopen(state: &HostCtx, page_token: &str) -> Result<Opened, GatewayError> {
+    let claims = state
+        .metrics
+        .count_jwt(
+            "host_page",
+            token::verify(&state.face.hostpage_secret, page_token),
+        )
+        .map_err(GatewayError::token(crate::error::Credential::HostPageToken))?;
+    if !state
+        .settings()
+        .host_face
+        .integrators
+        .iter()
+        .any(|i| i.name == claims.int)
+    {
+        return Err(GatewayError::Forbidden(format!(
+            "integrator `{}` is no longer configured",
+            claims.int
+        )));
+    }
+    issue(state, claims, None).await
+}
+
+/// The host pages of CheckFileInfo for the session of `c`: the gateway's `/open` for the same
+/// session in edit and in view mode, with a token of their own that expires with the access
+/// token. Only for a session that may change the document (a viewer's config allows no
+/// other mode); the edit page has exactly `c`'s rights, the view page fewer.
+pub(crate) fn host_urls(state: &HostCtx, c: &AccessClaims) -> HostUrls {
+    let grant = c.grant();
+    if !grant.saves() {
+        return HostUrls::default();
+    }
+    let base = state.settings().server.public_url.base();
+    let page = |claims: &AccessClaims| {
+        format!(
+            "{base}/open?session={}",
+            state
+                .face
+                .host_page_tokens
+                .sign(&state.face.hostpage_secret, claims)
+        )
+    };
+    let view = AccessClaims {
+        w: false,
+        g: Some(grant.for_viewing()),
+        ..c.clone()
+    };
+    HostUrls {
+        edit: Some(page(c)),
+        view: Some(page(&view)),
+    }
 }
 
 /// Creates the file's state, or moves an idle one to the integrator's new version.
@@ -182,14 +240,12 @@ fn client_caps(state: &HostCtx, ext: &str) -> Vec<permissions::ClientCaps> {
     out
 }
 
-fn actions_for(
-    state: &HostCtx,
-    ext: &str,
-    wopi_src: &str,
-    lang: Option<&str>,
-    region: Option<&str>,
-    grant: &permissions::Grant,
-) -> Vec<Value> {
+/// The action URLs of every trusted WOPI client for the session of `c`, with the
+/// placeholders the config fills: `DISABLE_CHAT` (the grant), `UI_LLCC` / `DC_LLCC` (lang,
+/// region), `THEME_ID` (`customization.uiTheme`).
+fn actions_for(state: &HostCtx, c: &AccessClaims, wopi_src: &str) -> Vec<Value> {
+    let (ext, grant) = (c.ft.as_str(), c.grant());
+    let (lang, region) = (c.ui.as_deref(), c.dc.as_deref());
     let src = utf8_percent_encode(wopi_src, NON_ALPHANUMERIC).to_string();
     let mut out = Vec::new();
     for client in state.face.discovery.clients().iter() {
@@ -199,6 +255,7 @@ fn actions_for(
                 "DISABLE_CHAT" => (!grant.chat).then(|| "1".to_owned()),
                 "UI_LLCC" => lang.map(|l| utf8_percent_encode(l, NON_ALPHANUMERIC).to_string()),
                 "DC_LLCC" => region.map(|l| utf8_percent_encode(l, NON_ALPHANUMERIC).to_string()),
+                "THEME_ID" => c.thm.clone(),
                 _ => None,
             });
             out.push(json!({
@@ -256,30 +313,38 @@ pub(crate) async fn open_session(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// `?integrator=&config=&action=`
+/// `?integrator=&config=&action=`, or `?session=&action=`
 #[derive(Debug, Deserialize)]
 pub(crate) struct OpenQuery {
     integrator: Option<String>,
     config: Option<String>,
     action: Option<String>,
+    session: Option<String>,
 }
 
-/// `GET /open?integrator=NAME&config=JWT&action=edit`: the WOPI host page.
+/// `GET /open?integrator=NAME&config=JWT&action=edit`: the WOPI host page. With
+/// `?session=TOKEN` instead (a CheckFileInfo `HostEditUrl` / `HostViewUrl`), the page of
+/// that session.
 pub(crate) async fn open_page(
     State(state): State<HostCtx>,
     Query(q): Query<OpenQuery>,
 ) -> Result<Response, GatewayError> {
-    let integrator = integrator(&state, q.integrator.as_deref())?;
-    let token = q
-        .config
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            GatewayError::Unauthorized(
-                "query parameter `config` (the signed editor config) is required".into(),
-            )
-        })?;
-    let r = open(&state, &integrator, token).await;
+    let r = match q.session.as_deref().filter(|s| !s.is_empty()) {
+        Some(page_token) => reopen(&state, page_token).await,
+        None => {
+            let integrator = integrator(&state, q.integrator.as_deref())?;
+            let token = q
+                .config
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    GatewayError::Unauthorized(
+                        "query parameter `config` (the signed editor config) is required".into(),
+                    )
+                })?;
+            open(&state, &integrator, token).await
+        }
+    };
     record(&state, &r);
     let o = r?;
     let grant = o.claims.grant();

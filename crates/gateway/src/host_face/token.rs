@@ -42,6 +42,18 @@ pub(crate) struct AccessClaims {
     /// editorConfig.callbackUrl
     #[serde(default)]
     pub cb: Option<String>,
+    /// The breadcrumbs of `editorConfig.customization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub br: Option<crate::translate::opening::Branding>,
+    /// editorConfig.lang (the action URL's `UI_LLCC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui: Option<String>,
+    /// editorConfig.region, else the language (`DC_LLCC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dc: Option<String>,
+    /// `customization.uiTheme` as `THEME_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thm: Option<String>,
     /// Expiry, Unix seconds.
     pub exp: u64,
 }
@@ -154,6 +166,10 @@ mod tests {
             title: "a.docx".into(),
             ft: "docx".into(),
             cb: None,
+            br: None,
+            ui: None,
+            dc: None,
+            thm: None,
             exp: 4_000_000_000,
         }
     }

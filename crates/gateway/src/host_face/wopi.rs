@@ -88,7 +88,7 @@ async fn serve(
     if file_id != claims.fid {
         return Err(GatewayError::NotFound("file"));
     }
-    super::editing::touch(state, &claims.fid).await?;
+    super::editing::touch(state, &claims).await?;
     tracing::info!(
         op = op.as_str(),
         file_id,
@@ -306,10 +306,16 @@ async fn file_info_answer(
         .get(super::NS_USER_INFO, &c.uid)
         .await?
         .map(|v| String::from_utf8_lossy(&v).into_owned());
-    let info =
-        crate::translate::file_info::check_file_info(meta, c, user_info, file_url_for(state, c));
-    // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB).
-    let mut json = Vec::with_capacity(2048);
+    let info = crate::translate::file_info::check_file_info(
+        meta,
+        c,
+        user_info,
+        file_url_for(state, c),
+        super::opening::host_urls(state, c),
+    );
+    // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB; a
+    // writer's host pages add two more tokens).
+    let mut json = Vec::with_capacity(if c.w { 4096 } else { 2048 });
     serde_json::to_writer(&mut json, &info)
         .map_err(|e| GatewayError::Internal(format!("CheckFileInfo JSON: {e}")))?;
     Ok((
@@ -497,6 +503,11 @@ async fn put_file(
     let lock = header(req.headers(), h::LOCK)
         .filter(|l| !l.is_empty())
         .map(str::to_owned);
+    let save = crate::translate::saves::put_file_save(
+        header(req.headers(), h::EDITORS),
+        header(req.headers(), h::LOOL_IS_AUTOSAVE),
+        header(req.headers(), h::LOOL_IS_EXIT_SAVE),
+    );
     let size = {
         let mut e = entry.lock().await?;
         ensure_content(state, &mut e).await?;
@@ -532,30 +543,29 @@ async fn put_file(
         .with_label_values(&["in"])
         .inc_by(written.size);
     let mut e = entry.lock().await?;
+    // A writer whose editing was taken as ended (the editor idle timeout) is back.
+    super::editing::join(state, &mut e, &c.uid).await?;
     e.set_content(name, &written, state.now_ms());
     e.meta.version.clone_from(&version);
     e.meta.staged = true;
     e.meta.session_modified = true;
     e.meta.undelivered = true;
     e.meta.last_editor = Some(c.uid.clone());
+    e.meta.last_editors = save.users(&c.uid);
     e.persist().await?;
-    tracing::info!(file_id = %c.fid, size = written.size, version = %version, stage = "PutFile", "content staged");
+    tracing::info!(file_id = %c.fid, size = written.size, version = %version, kind = ?save.kind, stage = "PutFile", "content staged");
     let forcesave = state
         .settings()
         .host_face
         .integrators
         .iter()
         .any(|i| i.name == c.int && i.forcesave);
-    if let (true, Some(cb)) = (forcesave, e.meta.callback_url.clone()) {
+    // An exit save has no status 6: the status 2 that ends the session delivers it.
+    let body = save.force_save_callback(&e.meta.doc_key, &c.uid, js_time(e.meta.modified_ms));
+    if let (true, Some(cb), Some(body)) = (forcesave, e.meta.callback_url.clone(), body) {
         let content = e
             .content_key()
             .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
-        let body = docs_api::Callback::force_save(
-            &e.meta.doc_key,
-            &c.uid,
-            docs_api::ForceSaveType::Button,
-            js_time(e.meta.modified_ms),
-        );
         let ft = e.meta.file_type.clone();
         state
             .face

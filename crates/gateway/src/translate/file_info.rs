@@ -7,13 +7,25 @@ use crate::host_face::files::FileMeta;
 use crate::host_face::token::AccessClaims;
 use wopi::CheckFileInfo;
 
+/// The gateway's host pages for the same session in either mode (`HostEditUrl`,
+/// `HostViewUrl`): given only when the session may edit (see
+/// `host_face::opening::host_urls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HostUrls {
+    /// The page loading the edit action.
+    pub(crate) edit: Option<String>,
+    /// The page loading the view action.
+    pub(crate) view: Option<String>,
+}
+
 /// CheckFileInfo for the user of `c` on the file of `m`; `user_info` is the user's stored
-/// PutUserInfo, `file_url` the file's short-lived `FileUrl`.
+/// PutUserInfo, `file_url` the file's short-lived `FileUrl`, `host` the host pages.
 pub(crate) fn check_file_info(
     m: &FileMeta,
     c: &AccessClaims,
     user_info: Option<String>,
     file_url: String,
+    host: HostUrls,
 ) -> CheckFileInfo {
     let mut info = CheckFileInfo {
         base_file_name: m.title.clone(),
@@ -38,6 +50,19 @@ pub(crate) fn check_file_info(
         file_url: Some(file_url),
         ..Default::default()
     };
+    if let Some(b) = &c.br {
+        // Checked when the config was read; checked again, as a token from another version
+        // of the gateway may carry them.
+        let web = |u: &Option<String>| u.as_deref().and_then(crate::translate::opening::web_url);
+        info.breadcrumb_brand_name.clone_from(&b.brand_name);
+        info.breadcrumb_brand_url = web(&b.brand_url);
+        info.breadcrumb_folder_name.clone_from(&b.folder_name);
+        info.breadcrumb_folder_url = web(&b.folder_url);
+    }
+    if c.grant().saves() {
+        info.host_edit_url = host.edit;
+        info.host_view_url = host.view;
+    }
     c.grant().file_info(&mut info);
     info
 }
@@ -48,7 +73,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_writer_and_an_anonymous_reader() {
+    fn breadcrumbs_and_host_pages_reach_a_writer_only_where_they_may() {
+        let (meta, writer) = sample();
+        let host = HostUrls {
+            edit: Some("https://gw/open?session=E".into()),
+            view: Some("https://gw/open?session=V".into()),
+        };
+        let branded = AccessClaims {
+            br: Some(crate::translate::opening::Branding {
+                brand_name: Some("Example Cloud".into()),
+                brand_url: Some("https://cloud.example.com".into()),
+                folder_name: Some("Reports".into()),
+                // A token minted elsewhere: a script URL never reaches CheckFileInfo.
+                folder_url: Some("javascript:alert(1)".into()),
+            }),
+            ..writer.clone()
+        };
+        let info = check_file_info(&meta, &branded, None, "u".into(), host.clone());
+        assert_eq!(info.breadcrumb_brand_name.as_deref(), Some("Example Cloud"));
+        assert_eq!(
+            info.breadcrumb_brand_url.as_deref(),
+            Some("https://cloud.example.com")
+        );
+        assert_eq!(info.breadcrumb_folder_name.as_deref(), Some("Reports"));
+        assert_eq!(info.breadcrumb_folder_url, None);
+        assert_eq!(info.host_edit_url, host.edit);
+        assert_eq!(info.host_view_url, host.view);
+        assert_eq!(info.close_url, None, "the Docs API has no close URL");
+        // A viewer gets no host page, whatever is passed in.
+        let viewer = AccessClaims {
+            w: false,
+            g: Some(crate::translate::permissions::Grant::legacy(false)),
+            ..writer
+        };
+        let info = check_file_info(&meta, &viewer, None, "u".into(), host);
+        assert_eq!((info.host_edit_url, info.host_view_url), (None, None));
+    }
+
+    fn sample() -> (FileMeta, AccessClaims) {
         let meta: FileMeta = serde_json::from_value(serde_json::json!({
             "file_id": "F1", "integrator": "cloud", "doc_url": "https://s/f", "doc_key": "k",
             "title": "Report.docx", "file_type": "docx", "owner_id": "u1", "callback_url": null,
@@ -71,8 +133,18 @@ mod tests {
             title: "Report.docx".into(),
             ft: "docx".into(),
             cb: None,
+            br: None,
+            ui: None,
+            dc: None,
+            thm: None,
             exp: 1_900_000_000,
         };
+        (meta, writer)
+    }
+
+    #[test]
+    fn a_writer_and_an_anonymous_reader() {
+        let (meta, writer) = sample();
         let reader = AccessClaims {
             uid: "anonymous-00".into(),
             un: "Anonymous".into(),
@@ -81,8 +153,8 @@ mod tests {
             ..writer.clone()
         };
         let out = serde_json::json!({
-            "writer": check_file_info(&meta, &writer, Some("{\"theme\":1}".into()), "http://gw/wopi/fileurl/F1?token=T".into()),
-            "reader": check_file_info(&meta, &reader, None, "http://gw/wopi/fileurl/F1?token=T2".into()),
+            "writer": check_file_info(&meta, &writer, Some("{\"theme\":1}".into()), "http://gw/wopi/fileurl/F1?token=T".into(), HostUrls::default()),
+            "reader": check_file_info(&meta, &reader, None, "http://gw/wopi/fileurl/F1?token=T2".into(), HostUrls::default()),
         });
         crate::translate::assert_golden("check_file_info", &out);
     }

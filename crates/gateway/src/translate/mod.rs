@@ -19,11 +19,14 @@
 //! - [`opening`]: host face — an integrator's Docs API editor config → the facts of the file
 //!   and user a WOPI access token carries.
 //! - [`file_info`]: host face — those facts and the file's state → CheckFileInfo.
+//! - [`saves`]: host face — a PutFile's headers (`X-WOPI-Editors`, the autosave and exit-save
+//!   flags) → the callbacks' `users` and `forcesavetype`.
 
 pub(crate) mod editor_config;
 pub(crate) mod file_info;
 pub(crate) mod opening;
 pub(crate) mod permissions;
+pub(crate) mod saves;
 
 /// Deep-merges `patch` into `base` (objects merge key by key; anything else replaces).
 pub(crate) fn deep_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {

@@ -37,6 +37,87 @@ pub(crate) struct Facts {
     pub(crate) lang: Option<String>,
     /// editorConfig.region, else the language.
     pub(crate) region: Option<String>,
+    /// `editorConfig.customization` where WOPI has a place for it (breadcrumbs).
+    pub(crate) branding: Option<Branding>,
+    /// `customization.uiTheme` as a WOPI `THEME_ID` (1 light, 2 dark).
+    pub(crate) theme: Option<String>,
+}
+
+/// The breadcrumbs of CheckFileInfo, from the config's `customization`: `customer.name` /
+/// `customer.www` (the brand) and `goback.text` / `goback.url` (the folder). URLs are kept
+/// only when absolute http(s).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Branding {
+    /// `BreadcrumbBrandName`
+    #[serde(rename = "bn", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) brand_name: Option<String>,
+    /// `BreadcrumbBrandUrl`
+    #[serde(rename = "bu", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) brand_url: Option<String>,
+    /// `BreadcrumbFolderName`
+    #[serde(rename = "fn", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) folder_name: Option<String>,
+    /// `BreadcrumbFolderUrl`
+    #[serde(rename = "fu", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) folder_url: Option<String>,
+}
+
+/// Longest breadcrumb text or URL taken from a config (longer ones are dropped).
+const MAX_BRANDING_LEN: usize = 2048;
+
+/// `s` when an absolute http(s) URL with a host (no `javascript:`, `data:`, relative or
+/// scheme-less links reach a WOPI client's page).
+pub(crate) fn web_url(s: &str) -> Option<String> {
+    if s.len() > MAX_BRANDING_LEN {
+        return None;
+    }
+    let u = url::Url::parse(s).ok()?;
+    (matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+        .then(|| s.to_owned())
+}
+
+/// Reads the breadcrumbs of `customization` (`None` when it names none).
+pub(crate) fn branding(c: Option<&Map<String, Value>>) -> Option<Branding> {
+    let c = c?;
+    let text = |obj: &str, field: &str| {
+        c.get(obj)
+            .and_then(|o| o.get(field))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_BRANDING_LEN)
+            .map(str::to_owned)
+    };
+    let url = |obj: &str, field: &str| text(obj, field).and_then(|u| web_url(&u));
+    // `goback.requestClose` makes the button call the page's onRequestClose instead of
+    // opening the URL: no folder link then.
+    let request_close = c
+        .get("goback")
+        .and_then(|g| g.get("requestClose"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let b = Branding {
+        brand_name: text("customer", "name"),
+        brand_url: url("customer", "www"),
+        folder_name: text("goback", "text"),
+        folder_url: if request_close {
+            None
+        } else {
+            url("goback", "url")
+        },
+    };
+    (b != Branding::default()).then_some(b)
+}
+
+/// `customization.uiTheme` → WOPI's `THEME_ID`: 1 for ONLYOFFICE's light themes, 2 for the
+/// dark ones; none for the system theme or an unknown one.
+pub(crate) fn theme_id(c: Option<&Map<String, Value>>) -> Option<String> {
+    let t = c?.get("uiTheme")?.as_str()?;
+    match t {
+        "theme-light" | "theme-classic-light" | "default-light" | "theme-white" => Some("1"),
+        "theme-dark" | "theme-contrast-dark" | "default-dark" | "theme-night" => Some("2"),
+        _ => None,
+    }
+    .map(str::to_owned)
 }
 
 /// Reads an integrator's config (a verified token's payload).
@@ -99,6 +180,8 @@ pub(crate) fn facts(payload: Map<String, Value>) -> Result<Facts, GatewayError> 
         .unwrap_or_else(|| key.clone());
     let lang = ec.lang.clone();
     let region = ec.region.clone().or_else(|| lang.clone());
+    let branding = branding(ec.customization.as_ref());
+    let theme = theme_id(ec.customization.as_ref());
     Ok(Facts {
         key,
         url,
@@ -112,6 +195,8 @@ pub(crate) fn facts(payload: Map<String, Value>) -> Result<Facts, GatewayError> 
         identity,
         lang,
         region,
+        branding,
+        theme,
     })
 }
 
@@ -148,6 +233,10 @@ pub(crate) fn claims(
         title: f.title.clone(),
         ft: f.file_type.clone(),
         cb: f.callback.clone(),
+        br: f.branding.clone(),
+        ui: f.lang.clone(),
+        dc: f.region.clone(),
+        thm: f.theme.clone(),
         exp,
     }
 }
@@ -217,6 +306,82 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn customization_gives_breadcrumbs_with_web_urls_only_and_a_theme_id() {
+        let c = |v: Value| v.as_object().unwrap().clone();
+        let full = c(json!({
+            "customer": {"name": " Example Cloud ", "www": "https://cloud.example.com", "mail": "x@y"},
+            "goback": {"text": "Reports", "url": "http://cloud.example.com/folders/7", "blank": true},
+            "close": {"visible": true, "text": "Close"},
+            "uiTheme": "theme-contrast-dark"
+        }));
+        assert_eq!(
+            branding(Some(&full)),
+            Some(Branding {
+                brand_name: Some("Example Cloud".into()),
+                brand_url: Some("https://cloud.example.com".into()),
+                folder_name: Some("Reports".into()),
+                folder_url: Some("http://cloud.example.com/folders/7".into()),
+            })
+        );
+        assert_eq!(theme_id(Some(&full)).as_deref(), Some("2"));
+        for (theme, id) in [
+            ("theme-light", Some("1")),
+            ("theme-classic-light", Some("1")),
+            ("default-light", Some("1")),
+            ("default-dark", Some("2")),
+            ("theme-dark", Some("2")),
+            ("theme-system", None),
+            ("mine", None),
+        ] {
+            assert_eq!(
+                theme_id(Some(&c(json!({"uiTheme": theme})))).as_deref(),
+                id,
+                "{theme}"
+            );
+        }
+        // Links that are no absolute http(s) URL are dropped, the names stay.
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,x",
+            "cloud.example.com",
+            "/folders/7",
+            "//cloud.example.com/x",
+            "ftp://cloud.example.com/",
+            "https://",
+            "file:///etc/passwd",
+        ] {
+            let b = branding(Some(&c(json!({
+                "customer": {"name": "N", "www": bad}, "goback": {"text": "T", "url": bad}
+            }))))
+            .unwrap();
+            assert_eq!((b.brand_url, b.folder_url), (None, None), "{bad}");
+            assert_eq!(
+                (b.brand_name.as_deref(), b.folder_name.as_deref()),
+                (Some("N"), Some("T"))
+            );
+        }
+        // goback.requestClose: the button closes the editor, it opens no folder.
+        let close =
+            c(json!({"goback": {"url": "https://c/f", "text": "Back", "requestClose": true}}));
+        assert_eq!(branding(Some(&close)).unwrap().folder_url, None);
+        // Nothing WOPI has a place for: none (and no claim in the token).
+        assert_eq!(
+            branding(Some(&c(json!({"about": false, "customer": {"name": ""}})))),
+            None
+        );
+        assert_eq!(branding(None), None);
+        let f = facts(payload(json!({
+            "document": {"key": "k", "url": "https://s/f", "fileType": "docx"},
+            "editorConfig": {"customization": {"customer": {"www": "https://b"}, "uiTheme": "theme-light"}}
+        })))
+        .unwrap();
+        let claims = claims(&f, grant(&f), "cloud", "anonymous-00", 1);
+        assert_eq!(claims.br.unwrap().brand_url.as_deref(), Some("https://b"));
+        assert_eq!(claims.thm.as_deref(), Some("1"));
     }
 
     #[test]

@@ -370,7 +370,7 @@ impl Grant {
 
     /// Nothing that changes the document.
     #[must_use]
-    fn for_viewing(self) -> Grant {
+    pub(crate) fn for_viewing(self) -> Grant {
         Grant {
             write: false,
             review: false,
