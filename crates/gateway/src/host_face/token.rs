@@ -44,7 +44,7 @@ pub(crate) struct AccessClaims {
     pub cb: Option<String>,
     /// The breadcrumbs of `editorConfig.customization`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub br: Option<crate::translate::opening::Branding>,
+    pub br: Option<crate::translate::branding::Branding>,
     /// editorConfig.lang (the action URL's `UI_LLCC`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui: Option<String>,

@@ -22,6 +22,7 @@
 //! - [`saves`]: host face — a PutFile's headers (`X-WOPI-Editors`, the autosave and exit-save
 //!   flags) → the callbacks' `users` and `forcesavetype`.
 
+pub(crate) mod branding;
 pub(crate) mod editor_config;
 pub(crate) mod file_info;
 pub(crate) mod opening;
