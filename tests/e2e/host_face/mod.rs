@@ -137,6 +137,7 @@ impl Setup {
     }
 }
 
+mod actions;
 mod cluster;
 mod deliveries;
 mod locks;

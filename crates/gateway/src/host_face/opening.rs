@@ -79,6 +79,11 @@ pub(crate) async fn open(
         .map_err(GatewayError::token(
             crate::error::Credential::IntegratorConfig,
         ))?;
+    let reference_data = config
+        .get("document")
+        .and_then(|d| d.get("referenceData"))
+        .filter(|_| integrator.actions_url.is_some())
+        .cloned();
     let f = crate::translate::opening::facts(config)?;
     check_origin(integrator, "document.url", &f.url)?;
     if let Some(cb) = &f.callback {
@@ -108,6 +113,18 @@ pub(crate) async fn open(
     let claims = crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp);
     let (fid, anon) = (claims.fid.clone(), claims.anon);
     register(state, &claims).await?;
+    if let Some(r) = reference_data {
+        // Save As tells the integrator which file it copies (host_face/actions.rs).
+        state
+            .shared
+            .put(
+                super::actions::NS_REFERENCE_DATA,
+                &fid,
+                r.to_string().into_bytes(),
+                crate::cluster::Keep::Durable,
+            )
+            .await?;
+    }
     let access_token = token::sign(&state.face.token_secret, &claims);
     // WOPI clients call WOPISrc from their servers: the internal base.
     let wopi_src = format!(

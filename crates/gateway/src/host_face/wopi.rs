@@ -96,6 +96,14 @@ async fn serve(
         "WOPI request"
     );
     let entry = super::editing::entry_for(state, &claims);
+    if matches!(
+        op,
+        Operation::PutRelativeFile | Operation::RenameFile | Operation::DeleteFile
+    ) {
+        if let Some(integrator) = super::actions::hooked(state, &claims) {
+            return super::actions::serve(state, &integrator, op, &claims, &entry, req).await;
+        }
+    }
     match op {
         Operation::CheckFileInfo => check_file_info(state, &claims, &entry).await,
         Operation::GetFile => get_file(state, &claims, &entry, req.headers()).await,
@@ -306,8 +314,11 @@ async fn file_info_answer(
         .get(super::NS_USER_INFO, &c.uid)
         .await?
         .map(|v| String::from_utf8_lossy(&v).into_owned());
-    let info =
+    let mut info =
         crate::translate::file_info::check_file_info(meta, c, user_info, file_url_for(state, c));
+    if super::actions::hooked(state, c).is_some() {
+        super::actions::advertise(&mut info, &c.grant());
+    }
     // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB).
     let mut json = Vec::with_capacity(2048);
     serde_json::to_writer(&mut json, &info)
