@@ -7,12 +7,14 @@
 //! - [`wopi`]: the WOPI endpoints: locks, content, CheckFileInfo, FileUrl.
 //! - [`editing`]: the editing session of a file: who edits, when it ends (status 1/2/4).
 //! - [`actions`]: Save As, Rename and Delete through the integrator's `actions_url`.
+//! - [`command`]: Docs' command service for host-face documents.
 //! - [`files`]: per-file state, persisted in the spool.
 //! - [`deliveries`]: callbacks to integrators, retried until accepted, across restarts.
 //! - [`token`]: the gateway's access tokens.
 
 pub(crate) mod actions;
 pub(crate) mod auth;
+pub(crate) mod command;
 pub(crate) mod deliveries;
 pub(crate) mod editing;
 pub(crate) mod files;

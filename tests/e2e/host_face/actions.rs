@@ -207,6 +207,25 @@ async fn save_as_rename_and_delete_go_to_the_hook() {
         .wopi("GET", &format!("{new_path}/contents"), &new_token, &[], "")
         .await;
     assert_eq!((st, got.as_slice()), (200, body.as_bytes()));
+    // A Save As of the new file names it by the referenceData of its config.
+    assert_eq!(
+        hook.last()["referenceData"],
+        Value::Null,
+        "report.docx had none"
+    );
+    let (st, _, out) = s
+        .wopi(
+            "POST",
+            new_path,
+            &new_token,
+            &put_relative(("x-wopi-suggestedtarget", "Copy of copy.docx"), &[]),
+            "c",
+        )
+        .await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&out));
+    let p = hook.last();
+    assert_eq!(p["referenceData"], json!({"fileKey": "new-Copy.docx"}));
+    assert_eq!(p["key"], "saved-Copy.docx");
 
     // Suggested mode, an extension only: the current name with it.
     let (st, _, out) = s

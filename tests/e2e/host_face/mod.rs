@@ -139,6 +139,7 @@ impl Setup {
 
 mod actions;
 mod cluster;
+mod command;
 mod deliveries;
 mod locks;
 mod permissions;
