@@ -60,6 +60,8 @@ pub(crate) struct HostFace {
     pub verified_tokens: Arc<token::VerifiedTokens>,
     /// FileUrl tokens already signed.
     pub file_url_tokens: Arc<token::SignedTokens>,
+    /// Users dropped from each file by a `drop` command, as last read (see [`command`]).
+    pub dropped: Arc<DashMap<String, command::DroppedSeen>>,
     /// Makes versions unique across instances.
     version_salt: String,
     version_seq: Arc<AtomicU64>,
@@ -129,6 +131,7 @@ impl HostFace {
             activity: Arc::new(DashMap::new()),
             verified_tokens: Arc::new(token::VerifiedTokens::default()),
             file_url_tokens: Arc::new(token::SignedTokens::default()),
+            dropped: Arc::new(DashMap::new()),
             version_salt: crate::random::hex::<3>().map_err(|e| e.to_string())?,
             version_seq: Arc::new(AtomicU64::new(0)),
             clock,

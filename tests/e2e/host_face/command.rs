@@ -64,6 +64,19 @@ async fn info_forcesave_and_meta_for_host_face_keys() {
     let (_, _, info) = s.wopi("GET", &file, &token, &[], "").await;
     assert_eq!(json(&info)["BaseFileName"], "Renamed.docx");
 
+    // drop: the user's token stops working on the file; a config signed later opens again.
+    let (_, v) = command(
+        &s,
+        "/command",
+        json!({"c": "drop", "key": "key-1", "users": ["u1"]}),
+    )
+    .await;
+    assert_eq!(v["error"], 0);
+    assert_eq!(s.wopi("GET", &file, &token, &[], "").await.0, 401);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, again, _) = open(&s, "report.docx", "key-1", Some(("u1", "Ada")), true).await;
+    assert_eq!(s.wopi("GET", &file, &again, &[], "").await.0, 200);
+
     // An unsigned command for a host-face key: error 6 (Docs' invalid token).
     let (st, _, body) = send(
         "POST",

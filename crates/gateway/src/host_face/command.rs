@@ -11,7 +11,10 @@
 //! - `forcesave`: the staged content as a status 6 callback (`forcesavetype` 0), or error 4
 //!   when nothing changed since the last delivery.
 //! - `meta`: `meta.title` becomes the title later CheckFileInfo calls give.
-//! - anything else (`drop` included, for now): error 5.
+//! - `drop`: the access tokens of `users` issued until then stop working on the file (401);
+//!   a config the integrator signs afterwards opens again. Every instance reads the drops of
+//!   a file at most once a second (a drop reaches the others within that second).
+//! - anything else: error 5.
 
 use super::HostCtx;
 use crate::clock::js_time;
@@ -23,7 +26,102 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use docs_api::jwt;
 use http::HeaderMap;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Namespace of the users dropped from each file.
+const NS_DROPPED: &str = "dropped";
+/// How long an instance trusts the drops it read.
+const DROPPED_FRESH_MS: u64 = 1000;
+
+/// The users dropped from one file, and when (Unix seconds).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Dropped {
+    users: Vec<(String, u64)>,
+}
+
+/// A file's drops as an instance last read them (Unix ms of the read).
+#[derive(Debug, Clone)]
+pub(crate) struct DroppedSeen {
+    read_ms: u64,
+    dropped: Arc<Dropped>,
+}
+
+/// The drops of a file, from the instance's copy when fresh.
+async fn dropped(state: &HostCtx, fid: &str) -> Result<Arc<Dropped>, GatewayError> {
+    let now = state.now_ms();
+    if let Some(seen) = state.face.dropped.get(fid) {
+        if now.saturating_sub(seen.read_ms) < DROPPED_FRESH_MS {
+            return Ok(seen.dropped.clone());
+        }
+    }
+    let d = Arc::new(
+        state
+            .shared
+            .get_json::<Dropped>(NS_DROPPED, fid)
+            .await?
+            .unwrap_or_default(),
+    );
+    state.face.dropped.insert(
+        fid.to_owned(),
+        DroppedSeen {
+            read_ms: now,
+            dropped: d.clone(),
+        },
+    );
+    Ok(d)
+}
+
+/// 401 for an access token of a user dropped from the file after the token was issued.
+pub(crate) async fn refuse_dropped(
+    state: &HostCtx,
+    c: &super::token::AccessClaims,
+) -> Result<(), GatewayError> {
+    let d = dropped(state, &c.fid).await?;
+    if d.users.is_empty() {
+        return Ok(());
+    }
+    let ttl = state.settings_now().host_face.access_token_ttl.as_secs();
+    let issued = c.exp.saturating_sub(ttl);
+    if d.users.iter().any(|(u, at)| *u == c.uid && issued <= *at) {
+        return Err(GatewayError::Unauthorized(
+            "the user was dropped from this file (command service `drop`)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Records a `drop` of `users` on `fid`.
+async fn drop_users(state: &HostCtx, fid: &str, users: &[String]) -> Result<(), GatewayError> {
+    let now_s = state.now_ms() / 1000;
+    let mut d = state
+        .shared
+        .get_json::<Dropped>(NS_DROPPED, fid)
+        .await?
+        .unwrap_or_default();
+    d.users.retain(|(u, _)| !users.contains(u));
+    d.users.extend(users.iter().map(|u| (u.clone(), now_s)));
+    let keep = state.settings().host_face.access_token_ttl + std::time::Duration::from_secs(60);
+    state
+        .shared
+        .put_json(NS_DROPPED, fid, &d, crate::cluster::Keep::For(keep))
+        .await?;
+    state.face.dropped.insert(
+        fid.to_owned(),
+        DroppedSeen {
+            read_ms: state.now_ms(),
+            dropped: Arc::new(d),
+        },
+    );
+    tracing::info!(
+        file_id = fid,
+        users = users.len(),
+        stage = "command-drop",
+        "users dropped from the file"
+    );
+    Ok(())
+}
 
 /// Largest command body read.
 const MAX_COMMAND_BYTES: usize = 1024 * 1024;
@@ -191,6 +289,24 @@ async fn command(
             }
             None => 5,
         },
+        "drop" => {
+            let users: Vec<String> = cmd
+                .get("users")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if users.is_empty() {
+                5
+            } else {
+                drop_users(state, &e.meta.file_id, &users).await?;
+                0
+            }
+        }
         _ => 5,
     };
     Ok(Some(json!({"error": error, "key": key})))

@@ -88,6 +88,7 @@ async fn serve(
     if file_id != claims.fid {
         return Err(GatewayError::NotFound("file"));
     }
+    super::command::refuse_dropped(state, &claims).await?;
     super::editing::touch(state, &claims.fid).await?;
     tracing::info!(
         op = op.as_str(),
