@@ -56,6 +56,16 @@ pub(crate) fn hooked(state: &HostCtx, c: &AccessClaims) -> Option<Integrator> {
         .cloned()
 }
 
+/// Whether the integrator of `c` set `actions_url` (without copying its settings).
+pub(crate) fn has_hook(state: &HostCtx, c: &AccessClaims) -> bool {
+    state
+        .settings_now()
+        .host_face
+        .integrators
+        .iter()
+        .any(|i| i.name == c.int && i.actions_url.is_some())
+}
+
 /// Save As makes a copy of the document (download) and a new file in the storage (edit).
 pub(crate) fn may_save_as(g: &Grant) -> bool {
     g.write && g.download
@@ -270,14 +280,12 @@ async fn current(entry: &FileHandle, c: &AccessClaims) -> Result<(String, String
     })
 }
 
-fn conflict(header_name: &str, value: &str, why: &str) -> Response {
+/// 409 with `header` (`X-WOPI-ValidRelativeTarget` or `X-WOPI-Lock`) set to `value`.
+fn conflict(header: &'static str, value: &str, why: &str) -> Response {
     let mut resp = (StatusCode::CONFLICT, format!("{why}\n")).into_response();
     if let Ok(v) = HeaderValue::from_str(value) {
-        resp.headers_mut().insert(
-            http::HeaderName::from_bytes(header_name.as_bytes())
-                .unwrap_or(http::HeaderName::from_static(h::VALID_RELATIVE_TARGET)),
-            v,
-        );
+        resp.headers_mut()
+            .insert(http::HeaderName::from_static(header), v);
     }
     resp
 }

@@ -317,7 +317,7 @@ async fn file_info_answer(
         .map(|v| String::from_utf8_lossy(&v).into_owned());
     let mut info =
         crate::translate::file_info::check_file_info(meta, c, user_info, file_url_for(state, c));
-    if super::actions::hooked(state, c).is_some() {
+    if super::actions::has_hook(state, c) {
         super::actions::advertise(&mut info, &c.grant());
     }
     // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB).
