@@ -122,6 +122,26 @@ fn url(key: &str, v: &str) -> Result<String, ConfigError> {
     Ok(v.trim_end_matches('/').to_owned())
 }
 
+/// An absolute http(s) URL the gateway POSTs to (a query is allowed).
+fn hook_url(key: &str, v: &str) -> Result<String, ConfigError> {
+    let uri: http::Uri = v
+        .parse()
+        .map_err(|e| invalid(key, format!("`{v}`: not a URL: {e}")))?;
+    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("http" | "https") => {}
+        _ => {
+            return Err(invalid(
+                key,
+                format!("`{v}`: must be an absolute http:// or https:// URL"),
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid(key, format!("`{v}`: must have a host")));
+    }
+    Ok(v.to_owned())
+}
+
 /// Where a secret comes from: inline, a file, or an environment variable (one of them).
 struct SecretSource {
     inline: Option<String>,
@@ -936,6 +956,10 @@ fn host_face_section(
                 ));
             }
         };
+        let actions_url = match it.actions_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => Some(hook_url(&format!("{key}.actions_url"), u)?),
+        };
         s.host_face.integrators.push(settings::Integrator {
             name: it.name,
             jwt_secret,
@@ -945,6 +969,7 @@ fn host_face_section(
             allowed_origins: origins,
             forcesave: it.forcesave.unwrap_or(false),
             unenforceable,
+            actions_url,
         });
     }
 

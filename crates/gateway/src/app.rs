@@ -303,7 +303,15 @@ impl App {
 
     /// The proxy alone (the request path sends the proxy group here directly).
     fn proxy_routes(&self) -> Router {
+        let (host, upstream) = (self.host.clone(), self.proxy.clone());
+        // Docs' command service: host-face documents' commands are answered by the gateway.
+        let command = axum::routing::any(move |req: axum::extract::Request| {
+            host_face::command::handle(host.clone(), upstream.clone(), req)
+        });
+        let [ashx, short] = host_face::command::COMMAND_PATHS;
         Router::new()
+            .route(ashx, command.clone())
+            .route(short, command)
             .fallback(proxy::handle)
             .with_state(self.proxy.clone())
     }

@@ -6,11 +6,15 @@
 //! - [`auth`]: authentication of WOPI calls (proof, then access token) as an extractor.
 //! - [`wopi`]: the WOPI endpoints: locks, content, CheckFileInfo, FileUrl.
 //! - [`editing`]: the editing session of a file: who edits, when it ends (status 1/2/4).
+//! - [`actions`]: Save As, Rename and Delete through the integrator's `actions_url`.
+//! - [`command`]: Docs' command service for host-face documents.
 //! - [`files`]: per-file state, persisted in the spool.
 //! - [`deliveries`]: callbacks to integrators, retried until accepted, across restarts.
 //! - [`token`]: the gateway's access tokens.
 
+pub(crate) mod actions;
 pub(crate) mod auth;
+pub(crate) mod command;
 pub(crate) mod deliveries;
 pub(crate) mod editing;
 pub(crate) mod files;
@@ -63,6 +67,8 @@ pub(crate) struct HostFace {
     pub file_url_tokens: Arc<token::SignedTokens>,
     /// Host-page tokens already signed.
     pub host_page_tokens: Arc<token::SignedTokens>,
+    /// Users dropped from each file by a `drop` command, as last read (see [`command`]).
+    pub dropped: Arc<DashMap<String, command::DroppedSeen>>,
     /// Makes versions unique across instances.
     version_salt: String,
     version_seq: Arc<AtomicU64>,
@@ -136,6 +142,7 @@ impl HostFace {
             verified_tokens: Arc::new(token::VerifiedTokens::default()),
             file_url_tokens: Arc::new(token::SignedTokens::default()),
             host_page_tokens: Arc::new(token::SignedTokens::default()),
+            dropped: Arc::new(DashMap::new()),
             version_salt: crate::random::hex::<3>().map_err(|e| e.to_string())?,
             version_seq: Arc::new(AtomicU64::new(0)),
             clock,

@@ -479,6 +479,9 @@ pub struct Integrator {
     pub forcesave: bool,
     /// What a session gets when a WOPI client cannot state a restriction of the config.
     pub unenforceable: Unenforceable,
+    /// Where Save As (PutRelativeFile), RenameFile and DeleteFile are POSTed (`None`: those
+    /// operations answer 501).
+    pub actions_url: Option<String>,
 }
 
 /// `host_face.integrator.unenforceable`: what happens when a WOPI client cannot state a

@@ -226,6 +226,7 @@ pub(crate) struct RawIntegrator {
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) forcesave: Option<bool>,
     pub(crate) unenforceable: Option<String>,
+    pub(crate) actions_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

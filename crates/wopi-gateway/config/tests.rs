@@ -118,6 +118,23 @@ fn unenforceable_is_view_unless_refuse() {
 }
 
 #[test]
+fn actions_url_is_an_http_url_or_absent() {
+    let base = "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\n";
+    let s = parse(base).unwrap();
+    assert_eq!(s.host_face.integrators[0].actions_url, None);
+    let s = parse(&format!("{base}actions_url = \"\"")).unwrap();
+    assert_eq!(s.host_face.integrators[0].actions_url, None);
+    let s = parse(&format!(
+        "{base}actions_url = \"https://a/wopi-actions?x=1\""
+    ))
+    .unwrap();
+    assert_eq!(
+        s.host_face.integrators[0].actions_url.as_deref(),
+        Some("https://a/wopi-actions?x=1")
+    );
+}
+
+#[test]
 fn empty_file_is_the_defaults() {
     let s = parse("").unwrap();
     assert_eq!(s.server.listen.to_string(), d::LISTEN);
@@ -192,6 +209,14 @@ fn errors_name_the_dotted_key() {
         (
             "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\nunenforceable = \"widen\"",
             "host_face.integrator[0].unenforceable",
+        ),
+        (
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\nactions_url = \"ftp://a/actions\"",
+            "host_face.integrator[0].actions_url",
+        ),
+        (
+            "[[host_face.integrator]]\nname = \"a\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nallowed_origins = [\"https://a\"]\nactions_url = \"/actions\"",
+            "host_face.integrator[0].actions_url",
         ),
         ("[docs]\nurl = \"nope\"", "docs.url"),
         ("[docs]\njwt_secret = \"short\"", "docs.jwt_secret"),

@@ -137,7 +137,9 @@ impl Setup {
     }
 }
 
+mod actions;
 mod cluster;
+mod command;
 mod customization;
 mod deliveries;
 mod locks;

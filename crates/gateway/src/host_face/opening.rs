@@ -80,6 +80,11 @@ pub(crate) async fn open(
         .map_err(GatewayError::token(
             crate::error::Credential::IntegratorConfig,
         ))?;
+    let reference_data = config
+        .get("document")
+        .and_then(|d| d.get("referenceData"))
+        .filter(|_| integrator.actions_url.is_some())
+        .cloned();
     let f = crate::translate::opening::facts(config)?;
     check_origin(integrator, "document.url", &f.url)?;
     if let Some(cb) = &f.callback {
@@ -107,7 +112,21 @@ pub(crate) async fn open(
     let anonymous_id = format!("anonymous-{}", crate::random::hex::<8>()?);
     let exp = state.now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
     let claims = crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp);
-    issue(state, claims, viewing).await
+    let fid = claims.fid.clone();
+    let opened = issue(state, claims, viewing).await?;
+    if let Some(r) = reference_data {
+        // Save As tells the integrator which file it copies (host_face/actions.rs).
+        state
+            .shared
+            .put(
+                super::actions::NS_REFERENCE_DATA,
+                &fid,
+                r.to_string().into_bytes(),
+                crate::cluster::Keep::Durable,
+            )
+            .await?;
+    }
+    Ok(opened)
 }
 
 /// Registers the session of `claims` and answers with its access token and action URLs.

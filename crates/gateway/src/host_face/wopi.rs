@@ -88,6 +88,7 @@ async fn serve(
     if file_id != claims.fid {
         return Err(GatewayError::NotFound("file"));
     }
+    super::command::refuse_dropped(state, &claims).await?;
     super::editing::touch(state, &claims).await?;
     tracing::info!(
         op = op.as_str(),
@@ -96,6 +97,14 @@ async fn serve(
         "WOPI request"
     );
     let entry = super::editing::entry_for(state, &claims);
+    if matches!(
+        op,
+        Operation::PutRelativeFile | Operation::RenameFile | Operation::DeleteFile
+    ) {
+        if let Some(integrator) = super::actions::hooked(state, &claims) {
+            return super::actions::serve(state, &integrator, op, &claims, &entry, req).await;
+        }
+    }
     match op {
         Operation::CheckFileInfo => check_file_info(state, &claims, &entry).await,
         Operation::GetFile => get_file(state, &claims, &entry, req.headers()).await,
@@ -306,13 +315,16 @@ async fn file_info_answer(
         .get(super::NS_USER_INFO, &c.uid)
         .await?
         .map(|v| String::from_utf8_lossy(&v).into_owned());
-    let info = crate::translate::file_info::check_file_info(
+    let mut info = crate::translate::file_info::check_file_info(
         meta,
         c,
         user_info,
         file_url_for(state, c),
         super::opening::host_urls(state, c),
     );
+    if super::actions::has_hook(state, c) {
+        super::actions::advertise(&mut info, &c.grant());
+    }
     // One buffer of about the answer's size (a CheckFileInfo with its FileUrl is 1-2 KB; a
     // writer's host pages add two more tokens).
     let mut json = Vec::with_capacity(if c.w { 4096 } else { 2048 });

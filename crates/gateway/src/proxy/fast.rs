@@ -445,7 +445,8 @@ impl FastProxy {
         let fast = self.connect_to.is_some()
             && head.version == h1::Version::Http11
             && !c.expect_continue
-            && RouteGroup::classify(path) == RouteGroup::Proxy;
+            && RouteGroup::classify(path) == RouteGroup::Proxy
+            && !crate::host_face::command::is_command_path(path);
         if !fast {
             if c.upgrade && RouteGroup::classify(path) == RouteGroup::Proxy {
                 // A tunnel to Docs over TLS: the HTTP server keeps the connection.
