@@ -368,3 +368,57 @@ async fn unenforceable_refuse_refuses_what_view_would_narrow() {
     let (st, o) = open_with(&s, "a.docx", "k1", json!({"edit": false}), None).await;
     assert_eq!(st, 201, "{o}");
 }
+
+/// The host page hands an ONLYOFFICE client the rest of the editor config (its
+/// `docs_api_config` field: co-editing mode, customization, plugins) and nothing that grants;
+/// other clients get no such field (#23).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_onlyoffice_clients_get_the_rest_of_the_config_on_the_host_page() {
+    for kind in [Kind::OnlyOffice, Kind::Collabora, Kind::Microsoft] {
+        let s = setup_kind(kind, "").await;
+        let cfg = json!({
+            "document": {"fileType": "docx", "key": format!("k-dac-{kind:?}"), "title": "a.docx",
+                         "url": format!("{}/doc/a.docx", s.int.origin()),
+                         "permissions": {"edit": true, "print": true}},
+            "editorConfig": {"callbackUrl": format!("{}/callback", s.int.origin()), "mode": "edit",
+                             "user": {"id": "u1", "name": "Ada"}, "lang": "en",
+                             "coEditing": {"mode": "strict", "change": false},
+                             "customization": {"compactHeader": true, "forcesave": true},
+                             "plugins": {"autostart": ["asc.{0616AE85-5DBE-4B6B-A0A9-455C4F1503AD}"]}},
+        });
+        let token = jwt::sign(&s.int.secret, cfg.as_object().unwrap());
+        let (st, _, body) = get(&s
+            .gw
+            .url(&format!("/open?integrator=nc&config={token}&action=edit")))
+        .await;
+        assert_eq!(st, 200, "{kind:?}: {}", String::from_utf8_lossy(&body));
+        let page = String::from_utf8(body).unwrap();
+        let field = page
+            .lines()
+            .find(|l| l.contains("name=\"docs_api_config\""))
+            .map(|l| {
+                let v = l
+                    .split("value=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                serde_json::from_str::<Value>(&v.replace("&quot;", "\"").replace("&amp;", "&"))
+                    .unwrap()
+            });
+        if kind == Kind::OnlyOffice {
+            let v = field.unwrap_or_else(|| panic!("no docs_api_config: {page}"));
+            let ec = &v["editorConfig"];
+            assert_eq!(ec["coEditing"]["mode"], "strict", "{v}");
+            assert_eq!(ec["customization"]["compactHeader"], true, "{v}");
+            assert!(ec["plugins"]["autostart"].is_array(), "{v}");
+            for granting in ["mode", "user", "callbackUrl", "permissions"] {
+                assert!(ec.get(granting).is_none(), "{granting} passed: {v}");
+            }
+            assert!(v.get("document").is_none(), "{v}");
+        } else {
+            assert!(field.is_none(), "{kind:?} got docs_api_config: {page}");
+        }
+    }
+}

@@ -85,6 +85,7 @@ pub(crate) async fn open(
         .and_then(|d| d.get("referenceData"))
         .filter(|_| integrator.actions_url.is_some())
         .cloned();
+    let docs_api_config = crate::translate::opening::docs_api_config(&config);
     let f = crate::translate::opening::facts(config)?;
     check_origin(integrator, "document.url", &f.url)?;
     if let Some(cb) = &f.callback {
@@ -114,6 +115,18 @@ pub(crate) async fn open(
     let claims = crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp);
     let fid = claims.fid.clone();
     let opened = issue(state, claims, viewing).await?;
+    if let Some(cfg) = docs_api_config {
+        // The host page hands it to ONLYOFFICE clients (`open_page`).
+        state
+            .shared
+            .put(
+                NS_DOCS_API_CONFIG,
+                &fid,
+                cfg.to_string().into_bytes(),
+                crate::cluster::Keep::For(state.settings().host_face.access_token_ttl),
+            )
+            .await?;
+    }
     if let Some(r) = reference_data {
         // Save As tells the integrator which file it copies (host_face/actions.rs).
         state
@@ -127,6 +140,33 @@ pub(crate) async fn open(
             .await?;
     }
     Ok(opened)
+}
+
+/// The part of an integrator's editor config the host page passes to ONLYOFFICE clients,
+/// per file (`translate::opening::docs_api_config`).
+const NS_DOCS_API_CONFIG: &str = "docs-api-config";
+
+/// Whether the trusted WOPI client whose discovery is at `url` is ONLYOFFICE Docs.
+fn client_is_onlyoffice(state: &HostCtx, url: Option<&str>) -> bool {
+    let Some(url) = url else {
+        return false;
+    };
+    state
+        .face
+        .discovery
+        .clients()
+        .iter()
+        .filter(|c| c.url == url)
+        .any(|c| {
+            permissions::client_kind(
+                c.discovery
+                    .net_zones
+                    .iter()
+                    .flat_map(|z| z.apps.iter())
+                    .flat_map(|a| a.actions.iter())
+                    .map(|a| a.urlsrc.as_str()),
+            ) == permissions::ClientKind::OnlyOffice
+        })
 }
 
 /// Registers the session of `claims` and answers with its access token and action URLs.
@@ -384,6 +424,23 @@ pub(crate) async fn open_page(
             "WOPI client action for this file type",
         ))?;
     let url = action["url"].as_str().unwrap_or_default();
+    // ONLYOFFICE Docs (8.1+) reads the rest of a Docs-API editor config from the host
+    // page's `docs_api_config` field; other clients get no such field.
+    let docs_api_config = if client_is_onlyoffice(&state, action["client"].as_str()) {
+        state
+            .shared
+            .get(NS_DOCS_API_CONFIG, &o.claims.fid)
+            .await?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    } else {
+        None
+    };
+    let docs_api_input = docs_api_config.map_or_else(String::new, |c| {
+        format!(
+            "<input name=\"docs_api_config\" value=\"{}\" type=\"hidden\">\n",
+            crate::html::escape(&c)
+        )
+    });
     let page = format!(
         r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -392,7 +449,7 @@ pub(crate) async fn open_page(
 <form id="office_form" name="office_form" target="office_frame" action="{action}" method="post">
 <input name="access_token" value="{token}" type="hidden">
 <input name="access_token_ttl" value="{ttl}" type="hidden">
-</form>
+{docs_api_input}</form>
 <iframe id="office_frame" name="office_frame" title="Office" allowfullscreen="true"
  sandbox="allow-scripts allow-same-origin allow-forms allow-popups allow-top-navigation allow-popups-to-escape-sandbox allow-downloads allow-modals"></iframe>
 <script>document.getElementById('office_form').submit();</script>

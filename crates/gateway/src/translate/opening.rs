@@ -103,6 +103,26 @@ pub(crate) fn theme_id(c: Option<&Map<String, Value>>) -> Option<String> {
     .map(str::to_owned)
 }
 
+/// The rest of an integrator's editor config for a WOPI client that reads the Docs API
+/// itself (ONLYOFFICE Docs' host-page field `docs_api_config`): `editorConfig`'s
+/// `coEditing`, `customization`, `plugins`, `templates` and `recent`, nothing that grants
+/// (no `document.permissions`, `mode`, `user`, `callbackUrl`). `None` when it has none.
+pub(crate) fn docs_api_config(config: &Map<String, Value>) -> Option<Value> {
+    const PASSED: [&str; 5] = [
+        "coEditing",
+        "customization",
+        "plugins",
+        "templates",
+        "recent",
+    ];
+    let ec = config.get("editorConfig")?.as_object()?;
+    let picked: Map<String, Value> = PASSED
+        .iter()
+        .filter_map(|k| ec.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    (!picked.is_empty()).then(|| serde_json::json!({ "editorConfig": picked }))
+}
+
 /// Reads an integrator's config (a verified token's payload).
 pub(crate) fn facts(payload: Map<String, Value>) -> Result<Facts, GatewayError> {
     if payload.contains_key("payload") || payload.contains_key("url") {
