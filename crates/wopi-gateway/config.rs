@@ -1126,6 +1126,7 @@ fn client_face_section(
             ui_theme: p.ui_theme,
             compact_toolbar: p.compact_toolbar,
             forcesave: p.forcesave,
+            forcesave_interval: Duration::from_secs(p.forcesave_interval_seconds.unwrap_or(0)),
             logo_image: p.logo_image,
             logo_url: p.logo_url,
             customer_name: p.customer_name,

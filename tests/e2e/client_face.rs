@@ -626,6 +626,62 @@ async fn locks_are_refreshed_while_editing() {
     );
 }
 
+/// The forcesave commands for `key` the Docs simulator's command service received.
+fn forcesaves(s: &Setup, key: &str) -> usize {
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .commands
+        .iter()
+        .filter(|c| *c == &json!({"c": "forcesave", "key": key}))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_forcesave_interval_asks_docs_for_saves_while_editing() {
+    let host = WopiHost::start(b"x").await;
+    // First match wins: this profile comes before the one `setup_on` adds.
+    let extra = format!(
+        "[[client_face.profile]]\nmatch_origin = \"{}\"\nforcesave_interval_seconds = 1\n",
+        host.origin()
+    );
+    let s = setup_on(host, &extra, "", "").await;
+    let (st, _, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    assert_eq!(st, 200);
+    let key = config["document"]["key"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while forcesaves(&s, &key) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "2 forcesave commands within 15 s at a 1 s interval: {:?}",
+            s.host.state.lock().unwrap().commands
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (st, _) = callback(&s, &key, json!({"key": key, "status": 4})).await;
+    assert_eq!(st, 200);
+    // A round already past its look at the session may still ask once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = forcesaves(&s, &key);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        forcesaves(&s, &key),
+        after,
+        "force-saves stop with the session"
+    );
+    // Only forcesave commands of this session were sent.
+    assert!(
+        s.host
+            .state
+            .lock()
+            .unwrap()
+            .commands
+            .iter()
+            .all(|c| c["c"] == "forcesave" && c["key"] == key)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_as_and_rename_from_the_editor() {
     let s = setup(b"x", "").await;

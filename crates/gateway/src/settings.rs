@@ -243,6 +243,9 @@ pub struct Profile {
     pub compact_toolbar: Option<bool>,
     /// `customization.forcesave` (Save button → status 6).
     pub forcesave: Option<bool>,
+    /// `forcesave_interval_seconds`: while an edit session of this profile is live, a
+    /// `forcesave` command goes to Docs' command service this often (zero: never).
+    pub forcesave_interval: Duration,
     /// `customization.logo.image`.
     pub logo_image: Option<String>,
     /// `customization.logo.url`.

@@ -96,6 +96,7 @@ pub(crate) struct RawProfile {
     pub(crate) ui_theme: Option<String>,
     pub(crate) compact_toolbar: Option<bool>,
     pub(crate) forcesave: Option<bool>,
+    pub(crate) forcesave_interval_seconds: Option<u64>,
     pub(crate) logo_image: Option<String>,
     pub(crate) logo_url: Option<String>,
     pub(crate) customer_name: Option<String>,

@@ -84,6 +84,7 @@ fn example_parses_and_matches_defaults() {
         1,
         "the example documents one profile"
     );
+    assert_eq!(s.client_face.profiles[0].forcesave_interval, Duration::ZERO);
     // Every documented default literal appears in the example.
     for (key, value) in [
         ("redis_url", d::REDIS_URL),

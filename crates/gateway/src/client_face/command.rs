@@ -1,7 +1,7 @@
 //! ONLYOFFICE Docs' command service (`POST {docs.url}/coauthoring/CommandService.ashx`,
 //! JWT-signed with `docs.jwt_secret` in the body and in the header, as the converter is):
 //! commands to the editors of a document key, such as `meta` (a new title for every
-//! co-editor after a rename).
+//! co-editor after a rename) and `forcesave` (a profile's `forcesave_interval_seconds`).
 
 use crate::client_face::ClientCtx;
 use crate::error::{GatewayError, UpstreamKind};
@@ -19,6 +19,28 @@ fn failed(detail: String) -> GatewayError {
 
 /// Sends `params` (`{"c": …, "key": …, …}`) and answers Docs' reply when its `error` is 0.
 pub(crate) async fn send(state: &ClientCtx, params: Value) -> Result<Value, GatewayError> {
+    let answer = send_any(state, params).await?;
+    match error_code(&answer) {
+        Some(0) => Ok(answer),
+        code => Err(refused(code)),
+    }
+}
+
+/// The `error` of a command service answer.
+pub(crate) fn error_code(answer: &Value) -> Option<i64> {
+    answer.get("error").and_then(Value::as_i64)
+}
+
+/// The error for an answer whose `error` is not 0.
+pub(crate) fn refused(code: Option<i64>) -> GatewayError {
+    failed(format!(
+        "the command service answered error {}",
+        code.map_or_else(|| "(none)".to_owned(), |c| c.to_string())
+    ))
+}
+
+/// Sends `params` and answers Docs' JSON reply whatever its `error`.
+pub(crate) async fn send_any(state: &ClientCtx, params: Value) -> Result<Value, GatewayError> {
     let settings = state.settings();
     let secret = settings.docs.jwt_secret.clone().ok_or_else(|| {
         GatewayError::NotConfigured("the command service needs docs.jwt_secret".into())
@@ -46,13 +68,6 @@ pub(crate) async fn send(state: &ClientCtx, params: Value) -> Result<Value, Gate
         .send_read("docs_command", req, 64 * 1024)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let answer: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| failed(format!("the command service's answer is not JSON: {e}")))?;
-    match answer.get("error").and_then(Value::as_i64) {
-        Some(0) => Ok(answer),
-        code => Err(failed(format!(
-            "the command service answered error {}",
-            code.map_or_else(|| "(none)".to_owned(), |c| c.to_string())
-        ))),
-    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| failed(format!("the command service's answer is not JSON: {e}")))
 }

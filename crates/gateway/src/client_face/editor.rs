@@ -831,6 +831,10 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
 const NS_REFRESHED: &str = "refreshed";
 /// Who keeps each key's RefreshLock cadence (a lease).
 const NS_REFRESH_LEASE: &str = "refresh-lease";
+/// When each key's last periodic force-save was asked for (Unix ms).
+const NS_FORCESAVED: &str = "forcesaved";
+/// Who keeps each key's force-save cadence (a lease).
+const NS_FORCESAVE_LEASE: &str = "forcesave-lease";
 
 /// Notes that the host's lock of `key` was just taken or refreshed.
 pub(crate) async fn note_refreshed(state: &ClientCtx, key: &str) -> Result<(), GatewayError> {
@@ -842,10 +846,11 @@ pub(crate) async fn note_refreshed(state: &ClientCtx, key: &str) -> Result<(), G
     Ok(())
 }
 
-/// Keeps the RefreshLock cadence of every locked session until `shutdown`: each key's
-/// cadence is kept by the one instance holding its lease (half a refresh period, extended
-/// every quarter), so when that instance dies another takes the key over within one period.
-/// On shutdown the leases are handed back at once.
+/// Keeps the RefreshLock cadence of every locked session, and the force-save cadence of
+/// every edit session whose profile sets `forcesave_interval_seconds`, until `shutdown`:
+/// each key's cadence is kept by the one instance holding its lease (half a period,
+/// extended every quarter), so when that instance dies another takes the key over within
+/// one period. On shutdown the leases are handed back at once.
 pub(crate) fn spawn_refresh_loop(state: ClientCtx, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         let owner = format!(
@@ -853,14 +858,28 @@ pub(crate) fn spawn_refresh_loop(state: ClientCtx, shutdown: tokio_util::sync::C
             state.shared.instance,
             crate::random::hex::<6>().unwrap_or_default()
         );
-        let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut held: std::collections::HashSet<(&'static str, String)> =
+            std::collections::HashSet::new();
         loop {
-            let period = state.settings().client_face.lock_refresh;
-            let tick = (period / 4).max(std::time::Duration::from_millis(50));
+            let (period, tick) = {
+                let settings = state.settings();
+                let period = settings.client_face.lock_refresh;
+                let shortest = settings
+                    .client_face
+                    .profiles
+                    .iter()
+                    .map(|p| p.forcesave_interval)
+                    .filter(|i| !i.is_zero())
+                    .fold(period, std::cmp::min);
+                (
+                    period,
+                    (shortest / 4).max(std::time::Duration::from_millis(50)),
+                )
+            };
             tokio::select! {
                 () = shutdown.cancelled() => {
-                    for key in &held {
-                        let _ = state.shared.release(NS_REFRESH_LEASE, key, &owner).await;
+                    for (ns, key) in &held {
+                        let _ = state.shared.release(ns, key, &owner).await;
                     }
                     return;
                 }
@@ -873,16 +892,25 @@ pub(crate) fn spawn_refresh_loop(state: ClientCtx, shutdown: tokio_util::sync::C
                     continue;
                 }
             };
-            held.retain(|k| keys.contains(k));
+            held.retain(|(_, k)| keys.contains(k));
             for key in keys {
                 match refresh_if_due(&state, &key, &owner, period).await {
                     Ok(true) => {
-                        held.insert(key);
+                        held.insert((NS_REFRESH_LEASE, key.clone()));
                     }
                     Ok(false) => {
-                        held.remove(&key);
+                        held.remove(&(NS_REFRESH_LEASE, key.clone()));
                     }
                     Err(e) => tracing::warn!(key, error = %e, "RefreshLock round failed"),
+                }
+                match forcesave_if_due(&state, &key, &owner).await {
+                    Ok(true) => {
+                        held.insert((NS_FORCESAVE_LEASE, key));
+                    }
+                    Ok(false) => {
+                        held.remove(&(NS_FORCESAVE_LEASE, key));
+                    }
+                    Err(e) => tracing::warn!(key, error = %e, "force-save round failed"),
                 }
             }
         }
@@ -952,6 +980,52 @@ async fn refresh_if_due(
             tracing::warn!(error = %e, "RefreshLock failed");
             // Try again next tick rather than a whole period later.
         }
+    }
+    Ok(true)
+}
+
+/// Asks Docs to force-save `key` when it is an edit session whose profile sets
+/// `forcesave_interval_seconds`, this instance holds (or takes) its lease and an interval
+/// passed since the last ask on any instance; returns whether the lease is held. Docs'
+/// error 4 (nothing changed since the last save) is no failure.
+async fn forcesave_if_due(state: &ClientCtx, key: &str, owner: &str) -> Result<bool, GatewayError> {
+    let interval = match state.face.editors.peek(key).await? {
+        Some(s) if s.edit => profile(&state.settings(), &s.wopi_src)
+            .map(|p| p.forcesave_interval)
+            .unwrap_or_default(),
+        _ => std::time::Duration::ZERO,
+    };
+    if interval.is_zero() {
+        let _ = state.shared.release(NS_FORCESAVE_LEASE, key, owner).await;
+        return Ok(false);
+    }
+    if !state
+        .shared
+        .lease(NS_FORCESAVE_LEASE, key, owner, interval / 2)
+        .await?
+    {
+        return Ok(false);
+    }
+    let now = state.now_ms();
+    let ttl = interval * 4;
+    let Some(last) = state.shared.get_stamp(NS_FORCESAVED, key).await? else {
+        // The first interval runs from now (the session just opened, or its stamp expired).
+        state.shared.put_stamp(NS_FORCESAVED, key, now, ttl).await?;
+        return Ok(true);
+    };
+    if now.saturating_sub(last) < interval.as_millis() as u64 {
+        return Ok(true);
+    }
+    // Stamped first: a slow answer does not make another instance ask again meanwhile.
+    state.shared.put_stamp(NS_FORCESAVED, key, now, ttl).await?;
+    let answer = super::command::send_any(state, json!({"c": "forcesave", "key": key})).await;
+    match answer.as_ref().map(super::command::error_code) {
+        Ok(Some(0)) => tracing::debug!(key, "force-save asked for"),
+        Ok(Some(4)) => tracing::debug!(key, "force-save: nothing changed since the last save"),
+        Ok(code) => {
+            tracing::warn!(key, error = %super::command::refused(code), "force-save refused")
+        }
+        Err(e) => tracing::warn!(key, error = %e, "force-save failed"),
     }
     Ok(true)
 }
