@@ -2227,6 +2227,13 @@ fn python_opens(ext: &str, bytes: &[u8]) {
             "import openpyxl, sys; w = openpyxl.load_workbook(sys.argv[1]); print(w.sheetnames)"
         }
         "pptx" => "import pptx, sys; p = pptx.Presentation(sys.argv[1]); print(len(p.slides))",
+        // pypdf in strict mode refuses a broken cross-reference table instead of repairing it.
+        "pdf" => concat!(
+            "import pypdf, sys; r = pypdf.PdfReader(sys.argv[1], strict=True); ",
+            "assert len(r.pages) == 1, len(r.pages); ",
+            "b = r.pages[0].mediabox; assert (b.width, b.height) == (595, 842), b; ",
+            "assert r.pages[0].extract_text().strip() == ''; print(b)"
+        ),
         _ => unreachable!(),
     };
     let out = std::process::Command::new("python3")
@@ -2237,7 +2244,7 @@ fn python_opens(ext: &str, bytes: &[u8]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("ModuleNotFoundError"),
-        "missing a Python package: pip install python-docx openpyxl python-pptx (scripts/test installs them)\n{stderr}"
+        "missing a Python package: pip install python-docx openpyxl python-pptx pypdf (scripts/test installs them)\n{stderr}"
     );
     assert!(
         out.status.success(),
@@ -2247,7 +2254,8 @@ fn python_opens(ext: &str, bytes: &[u8]) {
 
 /// A new, empty file opened for editing (the `editnew` action, the same URL as `edit`)
 /// gets a blank document of its type, written with PutFile under the session's lock before
-/// the page is served; Python's OOXML libraries open it. A co-editor joining writes nothing
+/// the page is served; Python's OOXML libraries open it (pypdf, strictly, the one-page A4
+/// PDF). A co-editor joining writes nothing
 /// more; a viewer writes nothing; a refused PutFile fails the opening and gives the lock back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
@@ -2267,6 +2275,7 @@ async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
             "pptx",
             "application/vnd.openxmlformats-officedocument.presentationml.presentation",
         ),
+        ("pdf", "pdf", "application/pdf"),
     ] {
         let s = setup(b"", "").await;
         s.host
@@ -2314,7 +2323,8 @@ async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
             assert_eq!(h.bad_proofs, 0);
             h.content.clone()
         };
-        assert!(content.starts_with(b"PK"), "{ext}");
+        let magic: &[u8] = if ext == "pdf" { b"%PDF-" } else { b"PK" };
+        assert!(content.starts_with(magic), "{ext}");
         python_opens(ext, &content);
         // Docs downloads the blank document.
         let key = config["document"]["key"].as_str().unwrap();
