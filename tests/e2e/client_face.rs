@@ -629,7 +629,19 @@ async fn locks_are_refreshed_while_editing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_as_and_rename_from_the_editor() {
     let s = setup(b"x", "").await;
+    // The host takes names of up to 12 characters, without the extension.
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("FileNameMaxLength".into(), json!(12));
     let (_, page, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    // After a rename the page tells the host's frame the new name (WOPI's File_Rename).
+    assert!(
+        page.contains("post('File_Rename', {NewName: body.Name});"),
+        "the page posts File_Rename after a rename"
+    );
     let host_info: Value = serde_json::from_str(
         page.split("id=\"wopi-gateway-host\">")
             .nth(1)
@@ -670,6 +682,27 @@ async fn save_as_and_rename_from_the_editor() {
         vec![
             json!({"c": "meta", "key": config["document"]["key"], "meta": {"title": "Renamed_~+.docx"}})
         ]
+    );
+    // A longer name is cut to FileNameMaxLength (in characters), the extension kept.
+    let (st, _, body) = send(
+        "POST",
+        host_info["renameUrl"].as_str().unwrap(),
+        &[("content-type", "application/json")],
+        json!({"title": "Ünïcødé quarterly report.docx"}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["Name"], "Ünïcødé quar");
+    assert_eq!(
+        s.host.state.lock().unwrap().renamed.as_deref(),
+        Some("Ünïcødé quar")
+    );
+    assert_eq!(
+        s.host.state.lock().unwrap().commands.last(),
+        Some(
+            &json!({"c": "meta", "key": config["document"]["key"], "meta": {"title": "Ünïcødé quar.docx"}})
+        )
     );
     let bad = host_info["renameUrl"]
         .as_str()
