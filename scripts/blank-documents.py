@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Generates the blank documents the client face writes into a new, empty file (an `editnew`
-action, or an edit of a 0-byte file): crates/gateway/assets/blank/new.{docx,xlsx,pptx}.
+action, or an edit of a 0-byte file): crates/gateway/assets/blank/new.{docx,xlsx,pptx,pdf}.
 
-Made with python-docx, openpyxl and python-pptx (pip install python-docx openpyxl
-python-pptx), then rewritten with fixed zip timestamps and document properties, so a run
-gives the same bytes for the same library versions. The files are checked in and embedded
+The OOXML files are made with python-docx, openpyxl and python-pptx (pip install python-docx
+openpyxl python-pptx), then rewritten with fixed zip timestamps and document properties, so a
+run gives the same bytes for the same library versions. The PDF (one blank A4 page) is written
+object by object here, with its cross-reference table, and has no dates or ids: always the
+same bytes. The files are checked in and embedded
 with include_bytes!; run this again only to change them.
 """
 import datetime
@@ -63,6 +65,31 @@ def save(name, doc):
     print(f"{OUT / name}: {len((OUT / name).read_bytes())} bytes")
 
 
+def blank_pdf() -> bytes:
+    """One blank A4 page (595 x 842 pt): catalog, page tree, page, empty content stream, and a
+    cross-reference table with each object's byte offset (entries of exactly 20 bytes)."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << >> /Contents 4 0 R >>",
+        b"<< /Length 0 >>\nstream\n\nendstream",
+    ]
+    # The binary comment marks the file as binary for transfer tools (PDF 32000-1, 7.5.2).
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n" % (len(objects) + 1)
+    out += b"0000000000 65535 f \n"
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1)
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     d = docx.Document()
@@ -85,6 +112,9 @@ def main():
     p.slides.add_slide(p.slide_layouts[0])
     props(p.core_properties)
     save("new.pptx", p)
+
+    (OUT / "new.pdf").write_bytes(blank_pdf())
+    print(f"{OUT / 'new.pdf'}: {len((OUT / 'new.pdf').read_bytes())} bytes")
 
 
 if __name__ == "__main__":

@@ -685,7 +685,19 @@ async fn a_profile_forcesave_interval_asks_docs_for_saves_while_editing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_as_and_rename_from_the_editor() {
     let s = setup(b"x", "").await;
+    // The host takes names of up to 12 characters, without the extension.
+    s.host
+        .state
+        .lock()
+        .unwrap()
+        .info
+        .insert("FileNameMaxLength".into(), json!(12));
     let (_, page, config) = open_editor(&s, "edit", "tok-alice", "", "").await;
+    // After a rename the page tells the host's frame the new name (WOPI's File_Rename).
+    assert!(
+        page.contains("post('File_Rename', {NewName: body.Name});"),
+        "the page posts File_Rename after a rename"
+    );
     let host_info: Value = serde_json::from_str(
         page.split("id=\"wopi-gateway-host\">")
             .nth(1)
@@ -726,6 +738,27 @@ async fn save_as_and_rename_from_the_editor() {
         vec![
             json!({"c": "meta", "key": config["document"]["key"], "meta": {"title": "Renamed_~+.docx"}})
         ]
+    );
+    // A longer name is cut to FileNameMaxLength (in characters), the extension kept.
+    let (st, _, body) = send(
+        "POST",
+        host_info["renameUrl"].as_str().unwrap(),
+        &[("content-type", "application/json")],
+        json!({"title": "Ünïcødé quarterly report.docx"}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["Name"], "Ünïcødé quar");
+    assert_eq!(
+        s.host.state.lock().unwrap().renamed.as_deref(),
+        Some("Ünïcødé quar")
+    );
+    assert_eq!(
+        s.host.state.lock().unwrap().commands.last(),
+        Some(
+            &json!({"c": "meta", "key": config["document"]["key"], "meta": {"title": "Ünïcødé quar.docx"}})
+        )
     );
     let bad = host_info["renameUrl"]
         .as_str()
@@ -2283,6 +2316,13 @@ fn python_opens(ext: &str, bytes: &[u8]) {
             "import openpyxl, sys; w = openpyxl.load_workbook(sys.argv[1]); print(w.sheetnames)"
         }
         "pptx" => "import pptx, sys; p = pptx.Presentation(sys.argv[1]); print(len(p.slides))",
+        // pypdf in strict mode refuses a broken cross-reference table instead of repairing it.
+        "pdf" => concat!(
+            "import pypdf, sys; r = pypdf.PdfReader(sys.argv[1], strict=True); ",
+            "assert len(r.pages) == 1, len(r.pages); ",
+            "b = r.pages[0].mediabox; assert (b.width, b.height) == (595, 842), b; ",
+            "assert r.pages[0].extract_text().strip() == ''; print(b)"
+        ),
         _ => unreachable!(),
     };
     let out = std::process::Command::new("python3")
@@ -2293,7 +2333,7 @@ fn python_opens(ext: &str, bytes: &[u8]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("ModuleNotFoundError"),
-        "missing a Python package: pip install python-docx openpyxl python-pptx (scripts/test installs them)\n{stderr}"
+        "missing a Python package: pip install python-docx openpyxl python-pptx pypdf (scripts/test installs them)\n{stderr}"
     );
     assert!(
         out.status.success(),
@@ -2303,7 +2343,8 @@ fn python_opens(ext: &str, bytes: &[u8]) {
 
 /// A new, empty file opened for editing (the `editnew` action, the same URL as `edit`)
 /// gets a blank document of its type, written with PutFile under the session's lock before
-/// the page is served; Python's OOXML libraries open it. A co-editor joining writes nothing
+/// the page is served; Python's OOXML libraries open it (pypdf, strictly, the one-page A4
+/// PDF). A co-editor joining writes nothing
 /// more; a viewer writes nothing; a refused PutFile fails the opening and gives the lock back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
@@ -2323,6 +2364,7 @@ async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
             "pptx",
             "application/vnd.openxmlformats-officedocument.presentationml.presentation",
         ),
+        ("pdf", "pdf", "application/pdf"),
     ] {
         let s = setup(b"", "").await;
         s.host
@@ -2370,7 +2412,8 @@ async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
             assert_eq!(h.bad_proofs, 0);
             h.content.clone()
         };
-        assert!(content.starts_with(b"PK"), "{ext}");
+        let magic: &[u8] = if ext == "pdf" { b"%PDF-" } else { b"PK" };
+        assert!(content.starts_with(magic), "{ext}");
         python_opens(ext, &content);
         // Docs downloads the blank document.
         let key = config["document"]["key"].as_str().unwrap();

@@ -19,6 +19,7 @@ struct Action {
     token: String,
     lock: String,
     ext: String,
+    name_max_length: Option<u64>,
 }
 
 async fn action(
@@ -46,6 +47,7 @@ async fn action(
         token,
         lock: s.lock_id.clone().unwrap_or_default(),
         ext: s.ext,
+        name_max_length: s.name_max_length,
     })
 }
 
@@ -113,6 +115,7 @@ pub(crate) async fn rename(
     let a = action(&state, &user, body).await?;
     let title = field(&a.req, "title")?;
     let name = title.strip_suffix(&format!(".{}", a.ext)).unwrap_or(title);
+    let name = cut_name(name, a.name_max_length);
     let call = Call {
         wopi_src: &a.wopi_src,
         suffix: "",
@@ -141,6 +144,18 @@ pub(crate) async fn rename(
         tracing::warn!(error = %e, "renamed on the host, but the editors' title was not updated");
     }
     Ok(axum::Json(json!({"Name": renamed})).into_response())
+}
+
+/// A requested name (without extension) cut to the host's `FileNameMaxLength`, which WOPI
+/// counts in characters without the extension; the extension is added back by the host.
+fn cut_name(name: &str, max: Option<u64>) -> &str {
+    match max.filter(|m| *m > 0).and_then(|m| usize::try_from(m).ok()) {
+        Some(max) => name
+            .char_indices()
+            .nth(max)
+            .map_or(name, |(at, _)| &name[..at]),
+        None => name,
+    }
 }
 
 /// The image types Docs' `insertImage` takes, by extension.
@@ -213,6 +228,15 @@ pub(crate) async fn insert_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requested_name_is_cut_to_the_hosts_length_in_characters() {
+        assert_eq!(cut_name("Quarterly report", Some(9)), "Quarterly");
+        assert_eq!(cut_name("Ünïcødé name", Some(4)), "Ünïc");
+        assert_eq!(cut_name("short", Some(9)), "short");
+        assert_eq!(cut_name("short", Some(5)), "short");
+        assert_eq!(cut_name("any length", None), "any length");
+    }
 
     #[test]
     fn image_types_by_extension() {

@@ -483,6 +483,7 @@ async fn build_page(
                     users: HashMap::new(),
                     version: Some(info.version.clone()).filter(|v| !v.is_empty()),
                     last_modified: info.last_modified_time.clone(),
+                    name_max_length: info.file_name_max_length,
                 })
                 .await?
         }
@@ -783,7 +784,9 @@ fn render_page(title: &str, docs_base: &str, config: &Value, host: &Value) -> St
   }};
   if (host.canRename) config.events.onRequestRename = function (e) {{
     call(host.renameUrl, {{title: e.data}}, function (ok, body) {{
-      if (!ok) window.docEditor.showMessage('Rename failed: ' + (body.message || ''));
+      if (!ok) {{ window.docEditor.showMessage('Rename failed: ' + (body.message || '')); return; }}
+      // The host's frame learns the new name (without extension), as after Office's rename.
+      post('File_Rename', {{NewName: body.Name}});
     }});
   }};
   // Insert image from the host (EnableInsertRemoteImage): Docs asks, the host's frame picks

@@ -43,6 +43,9 @@ pub(crate) struct Editor {
     pub version: Option<String>,
     /// `LastModifiedTime` at open or from the host's last PutFile answer (Nextcloud style).
     pub last_modified: Option<String>,
+    /// The host's `FileNameMaxLength` at open (without the extension): a rename is cut to it.
+    #[serde(default)]
+    pub name_max_length: Option<u64>,
 }
 
 impl Editor {
