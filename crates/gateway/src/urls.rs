@@ -178,11 +178,21 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 }
 
 fn needs_redaction(text: &str) -> bool {
-    text.contains("token=")
+    unredacted_token_param(text)
         || text.contains("eyJ")
         || text.contains("Bearer ")
         || text.contains("bearer ")
         || (text.contains("://") && text.contains('@'))
+}
+
+/// Whether `token=` appears with a value other than `REDACTED` (a line whose call site already
+/// redacted it comes out of [`redact`] unchanged, so it need not be rebuilt character by
+/// character: the log writer runs this over every line).
+fn unredacted_token_param(text: &str) -> bool {
+    text.match_indices("token=").any(|(i, m)| {
+        let value = &text.as_bytes()[i + m.len()..];
+        !(value.starts_with(b"REDACTED") && value.get(8).is_none_or(|b| is_value_end(*b)))
+    })
 }
 
 /// At `i`, `://user:password@` of a URL (a Redis URL's password): the user and the length up
@@ -247,6 +257,27 @@ fn jwt_at(bytes: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_already_redacted_are_left_as_they_are() {
+        for done in [
+            "GET /wopi/files/1?access_token=REDACTED&x=1",
+            "url=http://h/p?token=REDACTED",
+            "token=REDACTED",
+        ] {
+            assert!(matches!(redact(done), Cow::Borrowed(_)), "{done}");
+        }
+        for (raw, want) in [
+            (
+                "a?access_token=REDACTED&token=abc",
+                "a?access_token=REDACTED&token=REDACTED",
+            ),
+            ("token=REDACTEDabc", "token=REDACTED"),
+            ("x token=secret", "x token=REDACTED"),
+        ] {
+            assert_eq!(redact(raw), want, "{raw}");
+        }
+    }
 
     #[test]
     fn under() {
