@@ -93,6 +93,23 @@ impl http_body::Body for IdleBody {
     }
 }
 
+/// A request body streamed into the content store that stopped: the answer (413 over the
+/// limit, 408 stalled, 400 cut short, the content store's error for a failed write).
+pub(crate) fn upload_error(err: crate::spool::StreamError<axum::Error>) -> GatewayError {
+    use crate::spool::StreamError;
+    match err {
+        StreamError::TooLarge => GatewayError::PayloadTooLarge,
+        StreamError::Source(s) if is_body_limit(&s) => GatewayError::PayloadTooLarge,
+        StreamError::Source(s) if is_body_stalled(&s) => {
+            GatewayError::Refused(h1::Reject::new(408, "body-idle-timeout"))
+        }
+        StreamError::Source(s) => {
+            GatewayError::BadRequest(format!("request body interrupted: {s}"))
+        }
+        StreamError::Io(io) => GatewayError::content(io),
+    }
+}
+
 /// Reads a whole (small) body, refusing more than `limit` bytes.
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, GatewayError> {
     let collected = http_body_util::Limited::new(body, limit)

@@ -22,7 +22,6 @@ use super::token::AccessClaims;
 use crate::error::{GatewayError, UpstreamKind};
 use crate::host_face::HostCtx;
 use crate::settings::Integrator;
-use crate::spool::StreamError;
 use crate::translate::permissions::Grant;
 use axum::body::Body;
 use axum::extract::Request;
@@ -356,16 +355,7 @@ async fn put_relative(
         .content
         .write(&content_key, req.into_body().into_data_stream(), limit)
         .await
-        .map_err(|err| match err {
-            StreamError::TooLarge => GatewayError::PayloadTooLarge,
-            StreamError::Source(s) if crate::body::is_body_limit(&s) => {
-                GatewayError::PayloadTooLarge
-            }
-            StreamError::Source(s) => {
-                GatewayError::BadRequest(format!("request body interrupted: {s}"))
-            }
-            StreamError::Io(io) => GatewayError::content(io),
-        })?;
+        .map_err(crate::body::upload_error)?;
     state
         .metrics
         .bytes

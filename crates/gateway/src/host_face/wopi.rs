@@ -3,7 +3,6 @@
 
 use super::files::{FileEntry, FileHandle};
 use super::token::AccessClaims;
-use crate::body::is_body_limit;
 use crate::clock::js_time;
 use crate::cluster::Keep;
 use crate::error::GatewayError;
@@ -541,14 +540,7 @@ async fn put_file(
         .content
         .write(&key, stream, limit)
         .await
-        .map_err(|err| match err {
-            StreamError::TooLarge => GatewayError::PayloadTooLarge,
-            StreamError::Source(s) if is_body_limit(&s) => GatewayError::PayloadTooLarge,
-            StreamError::Source(s) => {
-                GatewayError::BadRequest(format!("request body interrupted: {s}"))
-            }
-            StreamError::Io(io) => GatewayError::content(io),
-        })?;
+        .map_err(crate::body::upload_error)?;
     state
         .metrics
         .bytes
