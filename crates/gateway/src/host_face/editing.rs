@@ -85,6 +85,35 @@ pub(crate) async fn touch(state: &HostCtx, c: &token::AccessClaims) -> Result<()
     Ok(())
 }
 
+/// Tells the integrator that `user` joined or left the session (a status-1 callback with
+/// the editors left and the action), as ONLYOFFICE Docs does.
+async fn announce(
+    state: &HostCtx,
+    entry: &FileEntry,
+    kind: ActionKind,
+    user: &str,
+) -> Result<(), GatewayError> {
+    if let Some(cb) = entry.meta.callback_url.clone() {
+        let body = Callback::editing(
+            &entry.meta.doc_key,
+            &entry.meta.editors,
+            CallbackAction::new(kind, user),
+        );
+        state
+            .face
+            .deliveries
+            .enqueue(
+                &entry.meta.file_id,
+                &entry.meta.integrator,
+                &cb,
+                &body,
+                None,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Takes `user` out of the file's editing session while other editors stay: status 1 with
 /// the editors left and the user's disconnect (`actions: [{type: 0}]`), as Docs announces
 /// one of several users leaving. The last editor never leaves this way: the session's end
@@ -103,24 +132,7 @@ pub(crate) async fn leave(
     state.face.editor_activity.remove(&key);
     state.shared.delete(NS_EDITOR_ACTIVITY, &key).await?;
     tracing::info!(file_id = %entry.meta.file_id, editors = entry.meta.editors.len(), stage = "editor-left", "editor left the session");
-    if let Some(cb) = entry.meta.callback_url.clone() {
-        let body = Callback::editing(
-            &entry.meta.doc_key,
-            &entry.meta.editors,
-            CallbackAction::new(ActionKind::Disconnected, user),
-        );
-        state
-            .face
-            .deliveries
-            .enqueue(
-                &entry.meta.file_id,
-                &entry.meta.integrator,
-                &cb,
-                &body,
-                None,
-            )
-            .await?;
-    }
+    announce(state, entry, ActionKind::Disconnected, user).await?;
     Ok(true)
 }
 
@@ -191,24 +203,7 @@ pub(crate) async fn join(
         .put(NS_SESSION, &entry.meta.file_id, Vec::new(), Keep::Listed)
         .await?;
     tracing::info!(file_id = %entry.meta.file_id, editors = entry.meta.editors.len(), stage = "editor-joined", "editor joined the session");
-    if let Some(cb) = entry.meta.callback_url.clone() {
-        let body = Callback::editing(
-            &entry.meta.doc_key,
-            &entry.meta.editors,
-            CallbackAction::new(ActionKind::Connected, user),
-        );
-        state
-            .face
-            .deliveries
-            .enqueue(
-                &entry.meta.file_id,
-                &entry.meta.integrator,
-                &cb,
-                &body,
-                None,
-            )
-            .await?;
-    }
+    announce(state, entry, ActionKind::Connected, user).await?;
     Ok(())
 }
 
