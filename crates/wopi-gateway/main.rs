@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod config;
 mod doctor;
+mod log_writer;
 mod proof_key;
 
 use clap::Parser;
@@ -121,21 +122,18 @@ fn list_deliveries(config_path: Option<&Path>) -> ExitCode {
 }
 
 /// Sets up logging to stderr. Lines are formatted and redacted where they are logged, and
-/// written by a thread of their own (buffered, one write per batch), so a request never
-/// waits on stderr; nothing is dropped (a full queue makes the logger wait). The guard
-/// flushes what is queued when it is dropped: keep it until the process ends.
-fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// written in batches by a thread of their own ([`log_writer`]), so a request never waits on
+/// stderr nor wakes another thread; nothing is dropped. The guard writes what is waiting when
+/// it is dropped: keep it until the process ends.
+fn init_tracing(format: LogFormat) -> log_writer::Guard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WOPI_GATEWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (stderr, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("wopi-gateway-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let (sink, guard) = log_writer::LogSink::new(std::io::stderr(), "wopi-gateway-log");
     // Colours only on a terminal: log files and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(move || RedactingWriter(stderr.clone()));
+        .with_writer(sink);
     match format {
         LogFormat::Json => builder
             .json()
@@ -145,22 +143,6 @@ fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         LogFormat::Human => builder.init(),
     }
     guard
-}
-
-/// Every log line passes through [`gateway::redact`] on its way out: whatever a
-/// message or a field carries, access tokens, `token=` values, bearer credentials and JWTs
-/// never reach stderr (the call sites redact too; this is the net under them).
-struct RedactingWriter<W>(W);
-
-impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        self.0.write_all(gateway::redact(&text).as_bytes())?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
 }
 
 /// Prints a line for scripts on stdout: plain text, or a JSON log record whose message is
