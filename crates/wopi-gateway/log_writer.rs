@@ -223,7 +223,10 @@ mod tests {
         assert_eq!(out.lines().count(), 2000);
         for t in 0..4 {
             // Each thread's lines arrive whole and in its order.
-            let mine: Vec<&str> = out.lines().filter(|l| l.starts_with(&format!("t{t} "))).collect();
+            let mine: Vec<&str> = out
+                .lines()
+                .filter(|l| l.starts_with(&format!("t{t} ")))
+                .collect();
             let want: Vec<String> = (0..500).map(|i| format!("t{t} line {i}")).collect();
             assert_eq!(mine, want);
         }

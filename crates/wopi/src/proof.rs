@@ -5,9 +5,11 @@
 //! `X-WOPI-ProofOld` (old key). The host accepts any of three combinations within a
 //! 20-minute window.
 //!
-//! RSA runs on `ring`, which verifies about ten times faster than the `rsa` crate on this
-//! machine; its legacy 1024-bit algorithm is used because the WOPI Validator signs with a
-//! 1024-bit key. The `rsa` crate is used only to read PEM files and to generate keys.
+//! Verification runs on `aws-lc-rs` with each key parsed once ([`keys::PublicKey`] holds it):
+//! a quarter faster than `ring`, which sets a key up again for every signature, and about ten
+//! times faster than the `rsa` crate (docs/benchmarks.md). Its legacy 1024-bit algorithm is
+//! used because the WOPI Validator signs with a 1024-bit key. Signing runs on `ring`; the
+//! `rsa` crate is used only to read PEM files and to generate keys.
 //!
 //! # Layout
 //! - [`keys`]: a public key from discovery (modulus/exponent or CSP blob), and its encodings.
