@@ -65,11 +65,13 @@ fn check_origin(integrator: &Integrator, field: &str, url: &str) -> Result<(), G
     })
 }
 
-/// Verifies an integrator's config token and opens (or joins) the file's session.
+/// Verifies an integrator's config token and opens (or joins) the file's session;
+/// `host_page`: for the gateway's own host page (`/open`), which frames the WOPI client.
 pub(crate) async fn open(
     state: &HostCtx,
     integrator: &Integrator,
     token: &str,
+    host_page: bool,
 ) -> Result<Opened, GatewayError> {
     let config = state
         .metrics
@@ -112,7 +114,10 @@ pub(crate) async fn open(
     }
     let anonymous_id = format!("anonymous-{}", crate::random::hex::<8>()?);
     let exp = state.now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
-    let claims = crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp);
+    let claims = AccessClaims {
+        hp: host_page,
+        ..crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp)
+    };
     let fid = claims.fid.clone();
     let opened = issue(state, claims, viewing).await?;
     if let Some(cfg) = docs_api_config {
@@ -195,7 +200,8 @@ async fn issue(
 }
 
 /// Opens the session a CheckFileInfo `HostEditUrl` / `HostViewUrl` names: the claims of
-/// the page token as they are (rights and expiry were the access token's, or fewer).
+/// the page token as they are (rights and expiry were the access token's, or fewer), for the
+/// gateway's host page.
 async fn reopen(state: &HostCtx, page_token: &str) -> Result<Opened, GatewayError> {
     let claims = state
         .metrics
@@ -216,19 +222,24 @@ async fn reopen(state: &HostCtx, page_token: &str) -> Result<Opened, GatewayErro
             claims.int
         )));
     }
-    issue(state, claims, None).await
+    issue(state, AccessClaims { hp: true, ..claims }, None).await
 }
 
 /// The host pages of CheckFileInfo for the session of `c`: the gateway's `/open` for the same
 /// session in edit and in view mode, with a token of their own that expires with the access
 /// token. Only for a session that may change the document (a viewer's config allows no
-/// other mode); the edit page has exactly `c`'s rights, the view page fewer.
+/// other mode); the edit page has exactly `c`'s rights, the view page fewer. With them, the
+/// origin of the gateway's public URL, where `/open` is served (`PostMessageOrigin`).
 pub(crate) fn host_urls(state: &HostCtx, c: &AccessClaims) -> HostUrls {
     let grant = c.grant();
-    if !grant.saves() {
-        return HostUrls::default();
-    }
     let base = state.settings().server.public_url.base();
+    let origin = crate::translate::host_page::web_origin(&base);
+    if !grant.saves() {
+        return HostUrls {
+            origin,
+            ..HostUrls::default()
+        };
+    }
     let page = |claims: &AccessClaims| {
         format!(
             "{base}/open?session={}",
@@ -246,6 +257,7 @@ pub(crate) fn host_urls(state: &HostCtx, c: &AccessClaims) -> HostUrls {
     HostUrls {
         edit: Some(page(c)),
         view: Some(page(&view)),
+        origin,
     }
 }
 
@@ -356,7 +368,7 @@ pub(crate) async fn open_session(
         .ok_or_else(|| {
             GatewayError::Unauthorized("editor config is not signed: `token` is missing".into())
         })?;
-    let r = open(&state, &integrator, token).await;
+    let r = open(&state, &integrator, token, false).await;
     record(&state, &r);
     let o = r?;
     let mut body = json!({
@@ -401,7 +413,7 @@ pub(crate) async fn open_page(
                         "query parameter `config` (the signed editor config) is required".into(),
                     )
                 })?;
-            open(&state, &integrator, token).await
+            open(&state, &integrator, token, true).await
         }
     };
     record(&state, &r);

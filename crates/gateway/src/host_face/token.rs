@@ -54,6 +54,17 @@ pub(crate) struct AccessClaims {
     /// `customization.uiTheme` as `THEME_ID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thm: Option<String>,
+    /// The config asks for a close button (CheckFileInfo's `ClosePostMessage`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cpm: bool,
+    /// `customization.goback.url` where the breadcrumbs leave it out (`goback.requestClose`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cu: Option<String>,
+    /// The session's host page is the gateway's `/open` (CheckFileInfo's
+    /// `PostMessageOrigin`); not for a session opened through `POST /api/v1/sessions`,
+    /// whose host page is the integrator's, on an origin the gateway does not know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hp: bool,
     /// Expiry, Unix seconds.
     pub exp: u64,
 }
@@ -170,6 +181,9 @@ mod tests {
             ui: None,
             dc: None,
             thm: None,
+            cpm: false,
+            cu: None,
+            hp: false,
             exp: 4_000_000_000,
         }
     }
