@@ -154,6 +154,7 @@ mod cluster;
 mod command;
 mod customization;
 mod deliveries;
+mod host_page;
 mod locks;
 mod permissions;
 mod redis_ha;

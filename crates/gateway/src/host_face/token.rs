@@ -57,7 +57,8 @@ pub(crate) struct AccessClaims {
     /// The config asks for a close button (CheckFileInfo's `ClosePostMessage`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cpm: bool,
-    /// `customization.goback.url` where the breadcrumbs leave it out (`goback.requestClose`).
+    /// `customization.goback.url` where the breadcrumbs leave it out (`goback.requestClose`):
+    /// see [`Self::close_url`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cu: Option<String>,
     /// The session's host page is the gateway's `/open` (CheckFileInfo's
@@ -73,6 +74,15 @@ impl AccessClaims {
     /// What CheckFileInfo grants.
     pub(crate) fn grant(&self) -> Grant {
         self.g.unwrap_or_else(|| Grant::legacy(self.w))
+    }
+
+    /// `customization.goback.url` of the config (absolute http(s)): where the gateway's host
+    /// page goes on close when nothing frames it. The breadcrumbs' folder URL carries it,
+    /// unless `goback.requestClose` kept it out of them.
+    pub(crate) fn close_url(&self) -> Option<&str> {
+        self.cu
+            .as_deref()
+            .or_else(|| self.br.as_ref().and_then(|b| b.folder_url.as_deref()))
     }
 }
 

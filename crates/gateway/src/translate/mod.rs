@@ -19,7 +19,8 @@
 //! - [`opening`]: host face — an integrator's Docs API editor config → the facts of the file
 //!   and user a WOPI access token carries.
 //! - [`file_info`]: host face — those facts and the file's state → CheckFileInfo.
-//! - [`host_page`]: host face — the origin of the gateway's host page.
+//! - [`host_page`]: host face — the origins and the close target with which the gateway's
+//!   host page relays a WOPI client's messages to the integrator's page as Docs API events.
 //! - [`saves`]: host face — a PutFile's headers (`X-WOPI-Editors`, the autosave and exit-save
 //!   flags) → the callbacks' `users` and `forcesavetype`.
 

@@ -480,14 +480,18 @@ mod tests {
         };
         let folder = open(json!({"goback": {"url": "https://c/f"}}));
         assert!(!folder.cpm);
-        assert_eq!(folder.cu, None, "the breadcrumbs' folder URL is it");
+        assert_eq!(
+            (folder.cu.as_deref(), folder.close_url()),
+            (None, Some("https://c/f"))
+        );
         let closing = open(json!({"goback": {"url": "https://c/f", "requestClose": true}}));
         assert!(closing.cpm);
         assert_eq!(closing.br, None);
         assert_eq!(closing.cu.as_deref(), Some("https://c/f"));
+        assert_eq!(closing.close_url(), Some("https://c/f"));
         let close = open(json!({"close": {"visible": true}}));
         assert!(close.cpm);
-        assert_eq!(close.cu, None);
+        assert_eq!(close.close_url(), None);
         assert!(!close.hp, "the host face marks its own page's sessions");
         let plain = serde_json::to_value(open(json!({}))).unwrap();
         for k in ["cpm", "cu", "hp"] {
