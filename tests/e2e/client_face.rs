@@ -1,6 +1,7 @@
 //! Client face, black-box: a fake WOPI host verifying every proof against the gateway's
 //! discovery, and a Docs simulator (document.url download, callbacks with JWTs).
 
+use crate::support::browser::{chromium, chromium_dom, dom_json};
 use crate::support::http::{get, send};
 use crate::support::wopi_host::WopiHost;
 use crate::support::{Config, Gateway};
@@ -770,52 +771,6 @@ async fn save_as_and_rename_from_the_editor() {
             .0,
         401
     );
-}
-
-fn chromium() -> &'static str {
-    ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "chromium is required for the browser tests: apt-get install chromium (scripts/test installs it when run as root)"
-            )
-        })
-}
-
-/// Headless Chromium loads `url`, runs its scripts for up to 5 s of virtual time, and
-/// dumps the DOM it ends on; returns (DOM, stderr).
-async fn chromium_dom(chromium: &str, url: &str) -> (String, String) {
-    let profile = crate::support::TempDir::new("chromium");
-    let (chromium, url) = (chromium.to_owned(), url.to_owned());
-    let out = tokio::task::spawn_blocking({
-        let profile = profile.path().to_owned();
-        move || {
-            std::process::Command::new(chromium)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--virtual-time-budget=5000",
-                    &format!("--user-data-dir={}", profile.display()),
-                    "--dump-dom",
-                    &url,
-                ])
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// One real browser: headless Chromium renders the editor page; the page's `api.js` (a stub
@@ -2448,17 +2403,6 @@ async fn a_new_empty_file_gets_a_blank_document_before_the_editor_opens() {
     let ops: Vec<&str> = h.calls.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(ops, ["CheckFileInfo", "Lock", "PutFile", "Unlock"]);
     assert_eq!(h.lock, None);
-}
-
-/// An attribute of the dumped DOM, as JSON.
-fn dom_json(dom: &str, attr: &str) -> Option<Value> {
-    let raw = dom.split(&format!("{attr}=\"")).nth(1)?.split('"').next()?;
-    let text = raw
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    serde_json::from_str(&text).ok()
 }
 
 /// Headless Chromium runs a host's page framing the editor page: with

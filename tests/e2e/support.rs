@@ -1,6 +1,7 @@
 //! Test support: start the real binary, speak HTTP to it, stop it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod fakes;
 pub mod http;

@@ -34,14 +34,14 @@ fn themed_discovery(client: &WopiClient) -> String {
     })
 }
 
-/// Opens `a.docx` for `user` with `customization` and `edit`; (file id, token, answer).
-async fn open_customized(
-    s: &Setup,
+/// The signed config of `a.docx` for `user` with `customization` and `edit`.
+pub(super) fn customized_config(
+    int: &Integrator,
     user: &str,
     edit: bool,
     customization: Value,
-) -> (String, String, Value) {
-    let o = s.int.origin();
+) -> String {
+    let o = int.origin();
     let cfg = json!({
         "document": {"fileType": "docx", "key": "key-c", "title": "a.docx", "url": format!("{o}/doc/a.docx"),
                      "permissions": {"edit": edit}},
@@ -49,7 +49,17 @@ async fn open_customized(
                          "lang": "en", "user": {"id": user, "name": user},
                          "customization": customization},
     });
-    let token = jwt::sign(&s.int.secret, cfg.as_object().unwrap());
+    jwt::sign(&int.secret, cfg.as_object().unwrap())
+}
+
+/// Opens `a.docx` for `user` with `customization` and `edit`; (file id, token, answer).
+async fn open_customized(
+    s: &Setup,
+    user: &str,
+    edit: bool,
+    customization: Value,
+) -> (String, String, Value) {
+    let token = customized_config(&s.int, user, edit, customization);
     let (status, _, body) = send(
         "POST",
         &s.gw.url("/api/v1/sessions?integrator=nc"),
@@ -72,18 +82,6 @@ async fn check_file_info(s: &Setup, fid: &str, token: &str) -> Value {
         .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     json(&body)
-}
-
-/// The access token the host page at `url` posts to the WOPI client.
-async fn page_token(url: &str) -> String {
-    let (status, _, body) = get(url).await;
-    let page = String::from_utf8_lossy(&body).into_owned();
-    assert_eq!(status, 200, "{page}");
-    let at = page
-        .find(r#"name="access_token" value=""#)
-        .expect("an access_token field");
-    let rest = &page[at + r#"name="access_token" value=""#.len()..];
-    rest[..rest.find('"').unwrap()].to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,8 +114,9 @@ async fn check_file_info_carries_the_breadcrumbs_theme_and_host_pages_of_the_con
         "https://cloud.example.com/folders/7"
     );
     // customization.close only shows a button that calls the page's onRequestClose: the
-    // Docs API has no close URL to give.
+    // Docs API has no close URL to give, WOPI's counterpart is the client's UI_Close message.
     assert!(info.get("CloseUrl").is_none(), "{info}");
+    assert_eq!(info["ClosePostMessage"], true);
     let page = s.gw.url("/open?session=");
     let edit_url = info["HostEditUrl"]
         .as_str()
@@ -210,6 +209,74 @@ async fn only_http_urls_of_the_config_reach_check_file_info_and_viewers_get_no_h
     assert_eq!(info["BreadcrumbFolderUrl"], "https://cloud.example.com/f");
     assert!(info.get("HostEditUrl").is_none(), "{info}");
     assert!(info.get("HostViewUrl").is_none(), "{info}");
+}
+
+/// CheckFileInfo's `PostMessageOrigin` names the gateway's page that frames the client (its
+/// `/open`, also as `HostEditUrl`), and `ClosePostMessage` a close button of the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_file_info_names_the_host_page_origin_and_a_close_button_of_the_config() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("a.docx", b"x");
+    let gw_origin = format!("http://{}", s.gw.public);
+    let page = |config: &str, action: &str| {
+        s.gw.url(&format!(
+            "/open?integrator=nc&action={action}&config={}",
+            percent_encoding::utf8_percent_encode(config, percent_encoding::NON_ALPHANUMERIC)
+        ))
+    };
+    for (user, edit, customization, close) in [
+        (
+            "u1",
+            true,
+            json!({"close": {"visible": true, "text": "Close"}}),
+            true,
+        ),
+        (
+            "u2",
+            true,
+            json!({"goback": {"url": "https://cloud.example.com/f", "requestClose": true}}),
+            true,
+        ),
+        ("u3", false, json!({"close": {"visible": true}}), true),
+        ("u4", true, json!({"close": {"visible": false}}), false),
+        (
+            "u5",
+            true,
+            json!({"goback": {"url": "https://cloud.example.com/f"}}),
+            false,
+        ),
+        ("u6", true, json!({}), false),
+    ] {
+        let what = format!("{user} {customization}");
+        // Through the API: the host page is the integrator's own, on an origin the gateway
+        // does not know; the close button is the config's.
+        let (fid, token, _) = open_customized(&s, user, edit, customization.clone()).await;
+        let api = check_file_info(&s, &fid, &token).await;
+        assert!(api.get("PostMessageOrigin").is_none(), "{what}: {api}");
+        if close {
+            assert_eq!(api["ClosePostMessage"], true, "{what}");
+        } else {
+            assert!(api.get("ClosePostMessage").is_none(), "{what}: {api}");
+        }
+        assert!(api.get("CloseUrl").is_none(), "{what}: {api}");
+        // Through the gateway's page: its origin (no path, no trailing slash).
+        let config = customized_config(&s.int, user, edit, customization.clone());
+        let url = page(&config, if edit { "edit" } else { "view" });
+        let (status, headers, body) = get(&url).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(hdr(&headers, "cache-control").as_deref(), Some("no-store"));
+        let info = check_file_info(&s, &fid, &page_token(&url).await).await;
+        assert_eq!(info["PostMessageOrigin"], gw_origin.as_str(), "{what}");
+        assert_eq!(info.get("ClosePostMessage"), api.get("ClosePostMessage"));
+        assert_eq!(info["UserCanWrite"], edit);
+        // HostEditUrl is the gateway's page too.
+        if edit {
+            let again = page_token(api["HostEditUrl"].as_str().unwrap()).await;
+            let again = check_file_info(&s, &fid, &again).await;
+            assert_eq!(again["PostMessageOrigin"], gw_origin.as_str(), "{what}");
+            assert_eq!(again.get("ClosePostMessage"), api.get("ClosePostMessage"));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,18 @@ async fn open_at(
     )
 }
 
+/// The access token the host page at `url` posts to the WOPI client.
+async fn page_token(url: &str) -> String {
+    let (status, _, body) = get(url).await;
+    let page = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{page}");
+    let at = page
+        .find(r#"name="access_token" value=""#)
+        .expect("an access_token field");
+    let rest = &page[at + r#"name="access_token" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
 impl Setup {
     /// One editing session on `file` (`/wopi/files/{id}`): Lock "L", PutFile `body`, Unlock.
     async fn edit_session(&self, file: &str, token: &str, body: &'static str) {
@@ -142,6 +154,7 @@ mod cluster;
 mod command;
 mod customization;
 mod deliveries;
+mod host_page;
 mod locks;
 mod permissions;
 mod redis_ha;

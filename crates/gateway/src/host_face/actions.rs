@@ -435,7 +435,7 @@ async fn put_relative(
             kind: UpstreamKind::Protocol,
             detail: "actions_url answered a Save As without `token` (the new file's config)".into(),
         })?;
-    let opened = super::opening::open(state, integrator, token)
+    let opened = super::opening::open(state, integrator, token, false)
         .await
         .map_err(|e| match e {
             GatewayError::BadRequest(d) | GatewayError::Forbidden(d) | GatewayError::Unauthorized(d) => {

@@ -65,11 +65,14 @@ fn check_origin(integrator: &Integrator, field: &str, url: &str) -> Result<(), G
     })
 }
 
-/// Verifies an integrator's config token and opens (or joins) the file's session.
+/// Verifies an integrator's config token and opens (or joins) the file's session;
+/// `host_page`: for the gateway's own host page (`/open`), which frames the WOPI client and
+/// relays its messages.
 pub(crate) async fn open(
     state: &HostCtx,
     integrator: &Integrator,
     token: &str,
+    host_page: bool,
 ) -> Result<Opened, GatewayError> {
     let config = state
         .metrics
@@ -112,7 +115,10 @@ pub(crate) async fn open(
     }
     let anonymous_id = format!("anonymous-{}", crate::random::hex::<8>()?);
     let exp = state.now_ms() / 1000 + state.settings().host_face.access_token_ttl.as_secs();
-    let claims = crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp);
+    let claims = AccessClaims {
+        hp: host_page,
+        ..crate::translate::opening::claims(&f, grant, &integrator.name, &anonymous_id, exp)
+    };
     let fid = claims.fid.clone();
     let opened = issue(state, claims, viewing).await?;
     if let Some(cfg) = docs_api_config {
@@ -195,7 +201,8 @@ async fn issue(
 }
 
 /// Opens the session a CheckFileInfo `HostEditUrl` / `HostViewUrl` names: the claims of
-/// the page token as they are (rights and expiry were the access token's, or fewer).
+/// the page token as they are (rights and expiry were the access token's, or fewer), for the
+/// gateway's host page.
 async fn reopen(state: &HostCtx, page_token: &str) -> Result<Opened, GatewayError> {
     let claims = state
         .metrics
@@ -216,19 +223,24 @@ async fn reopen(state: &HostCtx, page_token: &str) -> Result<Opened, GatewayErro
             claims.int
         )));
     }
-    issue(state, claims, None).await
+    issue(state, AccessClaims { hp: true, ..claims }, None).await
 }
 
 /// The host pages of CheckFileInfo for the session of `c`: the gateway's `/open` for the same
 /// session in edit and in view mode, with a token of their own that expires with the access
 /// token. Only for a session that may change the document (a viewer's config allows no
-/// other mode); the edit page has exactly `c`'s rights, the view page fewer.
+/// other mode); the edit page has exactly `c`'s rights, the view page fewer. With them, the
+/// origin of the gateway's public URL, where `/open` is served (`PostMessageOrigin`).
 pub(crate) fn host_urls(state: &HostCtx, c: &AccessClaims) -> HostUrls {
     let grant = c.grant();
-    if !grant.saves() {
-        return HostUrls::default();
-    }
     let base = state.settings().server.public_url.base();
+    let origin = crate::translate::host_page::web_origin(&base);
+    if !grant.saves() {
+        return HostUrls {
+            origin,
+            ..HostUrls::default()
+        };
+    }
     let page = |claims: &AccessClaims| {
         format!(
             "{base}/open?session={}",
@@ -246,6 +258,7 @@ pub(crate) fn host_urls(state: &HostCtx, c: &AccessClaims) -> HostUrls {
     HostUrls {
         edit: Some(page(c)),
         view: Some(page(&view)),
+        origin,
     }
 }
 
@@ -356,7 +369,7 @@ pub(crate) async fn open_session(
         .ok_or_else(|| {
             GatewayError::Unauthorized("editor config is not signed: `token` is missing".into())
         })?;
-    let r = open(&state, &integrator, token).await;
+    let r = open(&state, &integrator, token, false).await;
     record(&state, &r);
     let o = r?;
     let mut body = json!({
@@ -401,7 +414,7 @@ pub(crate) async fn open_page(
                         "query parameter `config` (the signed editor config) is required".into(),
                     )
                 })?;
-            open(&state, &integrator, token).await
+            open(&state, &integrator, token, true).await
         }
     };
     record(&state, &r);
@@ -441,6 +454,16 @@ pub(crate) async fn open_page(
             crate::html::escape(&c)
         )
     });
+    // The integrator's origins, to relay the client's messages to (`/open?session=` names
+    // the integrator in the page token only).
+    let settings = state.settings();
+    let allowed: &[String] = settings
+        .host_face
+        .integrators
+        .iter()
+        .find(|i| i.name == o.claims.int)
+        .map_or(&[], |i| &i.allowed_origins);
+    let relay = crate::translate::host_page::relay_config(url, allowed, o.claims.close_url());
     let page = format!(
         r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -452,9 +475,12 @@ pub(crate) async fn open_page(
 {docs_api_input}</form>
 <iframe id="office_frame" name="office_frame" title="Office" allowfullscreen="true"
  sandbox="allow-scripts allow-same-origin allow-forms allow-popups allow-top-navigation allow-popups-to-escape-sandbox allow-downloads allow-modals"></iframe>
+<script type="application/json" id="relay_config">{relay}</script>
+<script>{RELAY_SCRIPT}</script>
 <script>document.getElementById('office_form').submit();</script>
 </body></html>
 "#,
+        relay = crate::html::script_json(&relay),
         title = crate::html::escape(&o.claims.title),
         action = crate::html::escape(url),
         token = crate::html::escape(&o.access_token),
@@ -462,6 +488,47 @@ pub(crate) async fn open_page(
     );
     Ok(([(http::header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
 }
+
+/// The host page's listener for the WOPI client's messages (WOPI "PostMessage"): only from
+/// the office frame and from the action URL's origin (`client` of `relay_config`), as JSON
+/// strings or objects, anything else ignored. The first `App_LoadingStatus` is answered with
+/// `Host_PostmessageReady` and becomes the Docs API's `onAppReady`, one with `Status:
+/// "Document_Loaded"` `onDocumentReady`; `UI_Close` becomes `onRequestClose`. Events go to the
+/// page framing this one as a JSON string `{"event": …}` (as a Docs editor frame posts them),
+/// once per origin of the integrator (`parents`): the browser delivers it only where the
+/// framing page's origin is that one. Not framed, `UI_Close` goes to `close` (the config's
+/// `goback.url`, replacing the editor in the history: going back would open it again), else
+/// back in the history; never to a URL a message names.
+const RELAY_SCRIPT: &str = r"(function () {
+var c = JSON.parse(document.getElementById('relay_config').textContent);
+var frame = document.getElementById('office_frame');
+var framed = window.parent !== window;
+var ready = false;
+function relay(event) {
+  if (!framed) return;
+  var m = JSON.stringify({event: event});
+  for (var i = 0; i < c.parents.length; i++) window.parent.postMessage(m, c.parents[i]);
+}
+window.addEventListener('message', function (e) {
+  if (e.source !== frame.contentWindow || e.origin !== c.client || !c.client) return;
+  var m = e.data;
+  if (typeof m === 'string') { try { m = JSON.parse(m); } catch (x) { return; } }
+  if (!m || typeof m !== 'object') return;
+  var v = m.Values && typeof m.Values === 'object' ? m.Values : {};
+  if (m.MessageId === 'App_LoadingStatus') {
+    if (!ready) {
+      ready = true;
+      frame.contentWindow.postMessage(JSON.stringify({MessageId: 'Host_PostmessageReady', SendTime: Date.now(), Values: {}}), c.client);
+      relay('onAppReady');
+    }
+    if (v.Status === 'Document_Loaded') relay('onDocumentReady');
+  } else if (m.MessageId === 'UI_Close') {
+    if (framed) relay('onRequestClose');
+    else if (c.close) window.location.replace(c.close);
+    else window.history.back();
+  }
+});
+})();";
 
 /// `GET /api/v1/download/{id}?token=`: the exact content of a delivery (status 2/6 `url`).
 pub(crate) async fn download(

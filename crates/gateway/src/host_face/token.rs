@@ -54,6 +54,18 @@ pub(crate) struct AccessClaims {
     /// `customization.uiTheme` as `THEME_ID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thm: Option<String>,
+    /// The config asks for a close button (CheckFileInfo's `ClosePostMessage`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cpm: bool,
+    /// `customization.goback.url` where the breadcrumbs leave it out (`goback.requestClose`):
+    /// see [`Self::close_url`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cu: Option<String>,
+    /// The session's host page is the gateway's `/open` (CheckFileInfo's
+    /// `PostMessageOrigin`); not for a session opened through `POST /api/v1/sessions`,
+    /// whose host page is the integrator's, on an origin the gateway does not know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hp: bool,
     /// Expiry, Unix seconds.
     pub exp: u64,
 }
@@ -62,6 +74,15 @@ impl AccessClaims {
     /// What CheckFileInfo grants.
     pub(crate) fn grant(&self) -> Grant {
         self.g.unwrap_or_else(|| Grant::legacy(self.w))
+    }
+
+    /// `customization.goback.url` of the config (absolute http(s)): where the gateway's host
+    /// page goes on close when nothing frames it. The breadcrumbs' folder URL carries it,
+    /// unless `goback.requestClose` kept it out of them.
+    pub(crate) fn close_url(&self) -> Option<&str> {
+        self.cu
+            .as_deref()
+            .or_else(|| self.br.as_ref().and_then(|b| b.folder_url.as_deref()))
     }
 }
 
@@ -170,6 +191,9 @@ mod tests {
             ui: None,
             dc: None,
             thm: None,
+            cpm: false,
+            cu: None,
+            hp: false,
             exp: 4_000_000_000,
         }
     }

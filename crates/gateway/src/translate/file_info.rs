@@ -7,15 +7,18 @@ use crate::host_face::files::FileMeta;
 use crate::host_face::token::AccessClaims;
 use wopi::CheckFileInfo;
 
-/// The gateway's host pages for the same session in either mode (`HostEditUrl`,
-/// `HostViewUrl`): given only when the session may edit (see
-/// `host_face::opening::host_urls`).
+/// The gateway's host pages (see `host_face::opening::host_urls`): for the same session in
+/// either mode (`HostEditUrl`, `HostViewUrl`), given only when the session may edit; and the
+/// origin of the page framing the client (`PostMessageOrigin`), given when that page is the
+/// gateway's `/open`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct HostUrls {
     /// The page loading the edit action.
     pub(crate) edit: Option<String>,
     /// The page loading the view action.
     pub(crate) view: Option<String>,
+    /// `scheme://host[:port]` of the gateway's public URL.
+    pub(crate) origin: Option<String>,
 }
 
 /// CheckFileInfo for the user of `c` on the file of `m`; `user_info` is the user's stored
@@ -63,6 +66,12 @@ pub(crate) fn check_file_info(
         info.host_edit_url = host.edit;
         info.host_view_url = host.view;
     }
+    // The client posts its messages (`App_LoadingStatus`, `UI_Close`, ...) to this origin
+    // only; the gateway's page relays what the Docs API has events for.
+    info.post_message_origin = host.origin.filter(|_| c.hp);
+    // The Docs API's close button calls the page's onRequestClose: WOPI's counterpart is a
+    // close button that posts `UI_Close` (there is no close URL to give).
+    info.close_post_message = c.cpm.then_some(true);
     c.grant().file_info(&mut info);
     info
 }
@@ -78,6 +87,7 @@ mod tests {
         let host = HostUrls {
             edit: Some("https://gw/open?session=E".into()),
             view: Some("https://gw/open?session=V".into()),
+            origin: Some("https://gw".into()),
         };
         let branded = AccessClaims {
             br: Some(crate::translate::opening::Branding {
@@ -110,6 +120,47 @@ mod tests {
         assert_eq!((info.host_edit_url, info.host_view_url), (None, None));
     }
 
+    #[test]
+    fn the_host_page_origin_and_the_close_button_only_where_they_apply() {
+        let (meta, writer) = sample();
+        let host = HostUrls {
+            origin: Some("https://gw.example.com".into()),
+            ..HostUrls::default()
+        };
+        // A session of an integrator's own host page (POST /api/v1/sessions): the gateway
+        // does not know that page's origin; no close button was asked for.
+        let info = check_file_info(&meta, &writer, None, "u".into(), host.clone());
+        assert_eq!(info.post_message_origin, None);
+        assert_eq!(info.close_post_message, None);
+        // The gateway's `/open` page, a config with a close button: a viewer too.
+        for w in [true, false] {
+            let c = AccessClaims {
+                hp: true,
+                cpm: true,
+                w,
+                g: Some(crate::translate::permissions::Grant::legacy(w)),
+                ..writer.clone()
+            };
+            let info = check_file_info(&meta, &c, None, "u".into(), host.clone());
+            assert_eq!(
+                info.post_message_origin.as_deref(),
+                Some("https://gw.example.com")
+            );
+            assert_eq!(info.close_post_message, Some(true));
+            assert_eq!(info.close_url, None, "still no close URL");
+        }
+        let v = serde_json::to_value(check_file_info(
+            &meta,
+            &AccessClaims { hp: true, ..writer },
+            None,
+            "u".into(),
+            host,
+        ))
+        .unwrap();
+        assert_eq!(v["PostMessageOrigin"], "https://gw.example.com");
+        assert!(v.get("ClosePostMessage").is_none(), "{v}");
+    }
+
     fn sample() -> (FileMeta, AccessClaims) {
         let meta: FileMeta = serde_json::from_value(serde_json::json!({
             "file_id": "F1", "integrator": "cloud", "doc_url": "https://s/f", "doc_key": "k",
@@ -137,6 +188,9 @@ mod tests {
             ui: None,
             dc: None,
             thm: None,
+            cpm: false,
+            cu: None,
+            hp: false,
             exp: 1_900_000_000,
         };
         (meta, writer)

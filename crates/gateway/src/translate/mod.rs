@@ -19,12 +19,15 @@
 //! - [`opening`]: host face — an integrator's Docs API editor config → the facts of the file
 //!   and user a WOPI access token carries.
 //! - [`file_info`]: host face — those facts and the file's state → CheckFileInfo.
+//! - [`host_page`]: host face — the origins and the close target with which the gateway's
+//!   host page relays a WOPI client's messages to the integrator's page as Docs API events.
 //! - [`saves`]: host face — a PutFile's headers (`X-WOPI-Editors`, the autosave and exit-save
 //!   flags) → the callbacks' `users` and `forcesavetype`.
 
 pub(crate) mod branding;
 pub(crate) mod editor_config;
 pub(crate) mod file_info;
+pub(crate) mod host_page;
 pub(crate) mod opening;
 pub(crate) mod permissions;
 pub(crate) mod saves;

@@ -41,6 +41,12 @@ pub(crate) struct Facts {
     pub(crate) branding: Option<Branding>,
     /// `customization.uiTheme` as a WOPI `THEME_ID` (1 light, 2 dark).
     pub(crate) theme: Option<String>,
+    /// The config asks for a close button that calls the page's `onRequestClose`
+    /// ([`close_post_message`]).
+    pub(crate) close_post_message: bool,
+    /// `customization.goback.url` when an absolute http(s) URL: where a host page that is
+    /// not framed goes when the client asks to close ([`close_url`]).
+    pub(crate) close_url: Option<String>,
 }
 
 pub(crate) use super::branding::Branding;
@@ -62,33 +68,52 @@ pub(crate) fn web_url(s: &str) -> Option<String> {
 /// Reads the breadcrumbs of `customization` (`None` when it names none).
 pub(crate) fn branding(c: Option<&Map<String, Value>>) -> Option<Branding> {
     let c = c?;
-    let text = |obj: &str, field: &str| {
-        c.get(obj)
-            .and_then(|o| o.get(field))
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= MAX_BRANDING_LEN)
-            .map(str::to_owned)
-    };
-    let url = |obj: &str, field: &str| text(obj, field).and_then(|u| web_url(&u));
-    // `goback.requestClose` makes the button call the page's onRequestClose instead of
-    // opening the URL: no folder link then.
-    let request_close = c
-        .get("goback")
-        .and_then(|g| g.get("requestClose"))
-        .and_then(Value::as_bool)
-        == Some(true);
     let b = Branding {
-        brand_name: text("customer", "name"),
-        brand_url: url("customer", "www"),
-        folder_name: text("goback", "text"),
-        folder_url: if request_close {
+        brand_name: text(c, "customer", "name"),
+        brand_url: text(c, "customer", "www").and_then(|u| web_url(&u)),
+        folder_name: text(c, "goback", "text"),
+        // `goback.requestClose` makes the button call the page's onRequestClose instead of
+        // opening the URL: no folder link then.
+        folder_url: if flag(c, "goback", "requestClose") {
             None
         } else {
-            url("goback", "url")
+            close_url(Some(c))
         },
     };
     (b != Branding::default()).then_some(b)
+}
+
+/// `customization.{obj}.{field}` when a non-empty string of at most [`MAX_BRANDING_LEN`]
+/// bytes, trimmed.
+fn text(c: &Map<String, Value>, obj: &str, field: &str) -> Option<String> {
+    c.get(obj)
+        .and_then(|o| o.get(field))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= MAX_BRANDING_LEN)
+        .map(str::to_owned)
+}
+
+/// Whether `customization.{obj}.{field}` is `true` (a JSON boolean: `"true"` is not).
+fn flag(c: &Map<String, Value>, obj: &str, field: &str) -> bool {
+    c.get(obj)
+        .and_then(|o| o.get(field))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
+/// Whether the config asks for a close button: `customization.close.visible` (Docs API 8.x)
+/// or the older `goback.requestClose`. In the Docs API either button calls the page's
+/// `onRequestClose`; its WOPI counterpart is `ClosePostMessage`, the client's `UI_Close`
+/// message to the host page.
+pub(crate) fn close_post_message(c: Option<&Map<String, Value>>) -> bool {
+    c.is_some_and(|c| flag(c, "close", "visible") || flag(c, "goback", "requestClose"))
+}
+
+/// `customization.goback.url` when an absolute http(s) URL ([`web_url`]): the folder of
+/// the breadcrumbs, and where a host page that is not framed goes on close.
+pub(crate) fn close_url(c: Option<&Map<String, Value>>) -> Option<String> {
+    text(c?, "goback", "url").and_then(|u| web_url(&u))
 }
 
 /// `customization.uiTheme` → WOPI's `THEME_ID`: 1 for ONLYOFFICE's light themes, 2 for the
@@ -185,6 +210,8 @@ pub(crate) fn facts(payload: Map<String, Value>) -> Result<Facts, GatewayError> 
     let region = ec.region.clone().or_else(|| lang.clone());
     let branding = branding(ec.customization.as_ref());
     let theme = theme_id(ec.customization.as_ref());
+    let close_post_message = close_post_message(ec.customization.as_ref());
+    let close_url = close_url(ec.customization.as_ref());
     Ok(Facts {
         key,
         url,
@@ -200,6 +227,8 @@ pub(crate) fn facts(payload: Map<String, Value>) -> Result<Facts, GatewayError> 
         region,
         branding,
         theme,
+        close_post_message,
+        close_url,
     })
 }
 
@@ -240,6 +269,15 @@ pub(crate) fn claims(
         ui: f.lang.clone(),
         dc: f.region.clone(),
         thm: f.theme.clone(),
+        cpm: f.close_post_message,
+        // The breadcrumbs' folder is that URL already, unless `goback.requestClose` kept it
+        // out of them (see `AccessClaims::close_url`).
+        cu: f
+            .close_url
+            .clone()
+            .filter(|u| f.branding.as_ref().and_then(|b| b.folder_url.as_ref()) != Some(u)),
+        // The host face marks the sessions of its own host page (`/open`).
+        hp: false,
         exp,
     }
 }
@@ -385,6 +423,80 @@ mod tests {
         let claims = claims(&f, grant(&f), "cloud", "anonymous-00", 1);
         assert_eq!(claims.br.unwrap().brand_url.as_deref(), Some("https://b"));
         assert_eq!(claims.thm.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_close_button_of_the_config_is_a_close_post_message() {
+        let c = |v: Value| v.as_object().unwrap().clone();
+        for (customization, asked) in [
+            (json!({"close": {"visible": true, "text": "Close"}}), true),
+            (json!({"goback": {"requestClose": true}}), true),
+            (
+                json!({"goback": {"url": "https://c/f", "requestClose": true}}),
+                true,
+            ),
+            (
+                json!({"close": {"visible": false}, "goback": {"requestClose": true}}),
+                true,
+            ),
+            (json!({"close": {"visible": false}}), false),
+            (json!({"close": {"visible": "true"}}), false),
+            (json!({"close": true}), false),
+            (
+                json!({"goback": {"requestClose": false, "url": "https://c/f"}}),
+                false,
+            ),
+            (json!({"goback": {"requestClose": 1}}), false),
+            (json!({}), false),
+        ] {
+            assert_eq!(
+                close_post_message(Some(&c(customization.clone()))),
+                asked,
+                "{customization}"
+            );
+        }
+        assert!(!close_post_message(None));
+        // The close target: goback.url when an http(s) URL, whether or not requestClose
+        // keeps it out of the breadcrumbs.
+        assert_eq!(
+            close_url(Some(&c(
+                json!({"goback": {"url": " https://c/f ", "requestClose": true}})
+            )))
+            .as_deref(),
+            Some("https://c/f")
+        );
+        for bad in ["javascript:history.back()", "/f", "", "data:,x"] {
+            assert_eq!(close_url(Some(&c(json!({"goback": {"url": bad}})))), None);
+        }
+        assert_eq!(close_url(None), None);
+        // In the token: the flag, and the URL only where the breadcrumbs lack it.
+        let open = |customization: Value| {
+            let f = facts(payload(json!({
+                "document": {"key": "k", "url": "https://s/f", "fileType": "docx"},
+                "editorConfig": {"customization": customization}
+            })))
+            .unwrap();
+            claims(&f, grant(&f), "cloud", "anonymous-00", 1)
+        };
+        let folder = open(json!({"goback": {"url": "https://c/f"}}));
+        assert!(!folder.cpm);
+        assert_eq!(
+            (folder.cu.as_deref(), folder.close_url()),
+            (None, Some("https://c/f"))
+        );
+        let closing = open(json!({"goback": {"url": "https://c/f", "requestClose": true}}));
+        assert!(closing.cpm);
+        assert_eq!(closing.br, None);
+        assert_eq!(closing.cu.as_deref(), Some("https://c/f"));
+        assert_eq!(closing.close_url(), Some("https://c/f"));
+        let close = open(json!({"close": {"visible": true}}));
+        assert!(close.cpm);
+        assert_eq!(close.close_url(), None);
+        assert!(!close.hp, "the host face marks its own page's sessions");
+        let plain = serde_json::to_value(open(json!({}))).unwrap();
+        for k in ["cpm", "cu", "hp"] {
+            assert!(plain.get(k).is_none(), "no claim when unset: {plain}");
+        }
     }
 
     #[test]
