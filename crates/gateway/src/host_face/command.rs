@@ -7,9 +7,10 @@
 //! the `jwt_header` token's `payload`, verified with the file's integrator's secret (error 6
 //! when neither verifies).
 //!
-//! - `info`: a status 1 callback with the session's users (status 4 when nobody edits).
-//! - `forcesave`: the staged content as a status 6 callback (`forcesavetype` 0), or error 4
-//!   when nothing changed since the last delivery.
+//! - `info`: a status 1 callback with the session's users (status 4 when nobody edits),
+//!   carrying the command's `userdata`.
+//! - `forcesave`: the staged content as a status 6 callback (`forcesavetype` 0, the
+//!   command's `userdata`), or error 4 when nothing changed since the last delivery.
 //! - `meta`: `meta.title` becomes the title later CheckFileInfo calls give.
 //! - `drop`: the access tokens of `users` issued until then stop working on the file (401);
 //!   a config the integrator signs afterwards opens again. Every instance reads the drops of
@@ -218,10 +219,15 @@ async fn command(
     if e.meta.doc_key != key {
         return Ok(Some(json!({"error": 1, "key": key})));
     }
+    // Docs echoes a command's `userdata` in the callback the command causes.
+    let userdata = cmd
+        .get("userdata")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let error = match c {
         "info" => {
             if let Some(cb) = e.meta.callback_url.clone() {
-                let body = match e.meta.editors.last() {
+                let mut body = match e.meta.editors.last() {
                     Some(user) => docs_api::Callback::editing(
                         &key,
                         &e.meta.editors,
@@ -232,6 +238,7 @@ async fn command(
                         e.meta.last_editor.as_deref().unwrap_or(""),
                     ),
                 };
+                body.userdata = userdata;
                 state
                     .face
                     .deliveries
@@ -252,12 +259,13 @@ async fn command(
                     .clone()
                     .or_else(|| e.meta.editors.last().cloned())
                     .unwrap_or_default();
-                let body = docs_api::Callback::force_save(
+                let mut body = docs_api::Callback::force_save(
                     &key,
                     &user,
                     docs_api::ForceSaveType::Command,
                     js_time(e.meta.modified_ms),
                 );
+                body.userdata = userdata;
                 let ft = e.meta.file_type.clone();
                 state
                     .face
