@@ -103,3 +103,32 @@ async fn info_forcesave_and_meta_for_host_face_keys() {
     let (st, _) = command(&s, "/command", json!({"c": "info", "key": "another"})).await;
     assert_eq!(st, 502);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_follow_the_current_key_of_a_file() {
+    let s = setup("", "", "").await;
+    s.int.put_doc("report.docx", b"v1");
+    // One file (referenceData.fileKey) in two versions (document.key).
+    let config = |key: &str| {
+        let cfg = json!({
+            "document": {"fileType": "docx", "key": key, "title": "report.docx",
+                         "url": format!("{}/doc/report.docx", s.int.origin()),
+                         "referenceData": {"fileKey": "doc-1"}},
+            "editorConfig": {"callbackUrl": format!("{}/callback", s.int.origin()),
+                             "user": {"id": "u1", "name": "Ada"}},
+        });
+        jwt::sign(&s.int.secret, cfg.as_object().unwrap())
+    };
+    let (fid, _, _) = open_config_at(&s.gw.url(""), &config("key-1")).await;
+    let (_, v) = command(&s, "/command", json!({"c": "info", "key": "key-1"})).await;
+    assert_eq!(v["error"], 0);
+    // Nobody edits: status 4. Once delivered, a config with a new key moves the file to it.
+    s.int.wait_status(4, 1, T).await;
+    let (again, _, _) = open_config_at(&s.gw.url(""), &config("key-2")).await;
+    assert_eq!(again, fid);
+    let (_, v) = command(&s, "/command", json!({"c": "info", "key": "key-2"})).await;
+    assert_eq!(v, json!({"error": 0, "key": "key-2"}));
+    // The old key is no host-face document's any more: it goes to Docs (none here: 502).
+    let (st, _) = command(&s, "/command", json!({"c": "info", "key": "key-1"})).await;
+    assert_eq!(st, 502);
+}

@@ -70,7 +70,11 @@ async fn open_at(
     user: Option<(&str, &str)>,
     edit: bool,
 ) -> (String, String, Value) {
-    let token = int.config(doc, key, user, edit);
+    open_config_at(base, &int.config(doc, key, user, edit)).await
+}
+
+/// Opens a session on the gateway (or balancer) at `base` with a signed editor config.
+async fn open_config_at(base: &str, token: &str) -> (String, String, Value) {
     let (status, _, body) = send(
         "POST",
         &format!("{base}/api/v1/sessions?integrator=nc"),

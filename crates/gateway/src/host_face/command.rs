@@ -200,11 +200,25 @@ async fn command(
     else {
         return Ok(None);
     };
-    let files = state.face.files.snapshot().await?;
-    let Some(meta) = files
-        .into_iter()
-        .find(|m| m.doc_key == key && signed.as_ref().is_none_or(|(i, _)| i.name == m.integrator))
-    else {
+    // The file is found in the document-key index (host_face/files.rs): the integrator
+    // that signed the command, else any configured one (an unsigned command for a
+    // host-face key is refused below, not passed to Docs).
+    let mut found = None;
+    for name in match &signed {
+        Some((i, _)) => vec![i.name.as_str()],
+        None => settings
+            .host_face
+            .integrators
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect(),
+    } {
+        found = state.face.files.find_by_key(name, &key).await?;
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(meta) = found else {
         return Ok(None);
     };
     let Some((_, cmd)) = signed.filter(|(i, _)| i.name == meta.integrator) else {

@@ -254,7 +254,9 @@ async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError>
     let entry = super::editing::entry_for(state, c);
     let mut e = entry.lock().await?;
     let idle = e.meta.editors.is_empty() && !e.meta.session_modified && !e.meta.undelivered;
+    let mut moved_from = None;
     if e.meta.doc_key != c.key && idle && !state.face.deliveries.has_pending(&c.fid).await? {
+        moved_from = Some(e.meta.doc_key.clone());
         // The integrator stored a new version (new key): serve it from now on (the old
         // content goes with the janitor).
         e.meta.doc_url.clone_from(&c.url);
@@ -271,6 +273,12 @@ async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError>
         e.meta.callback_url.clone_from(&c.cb);
     }
     e.persist().await?;
+    // The command service finds the file by its key (host_face/command.rs).
+    state
+        .face
+        .files
+        .index_key(&e.meta, moved_from.as_deref())
+        .await?;
     Ok(())
 }
 
