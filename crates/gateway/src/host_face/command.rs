@@ -36,10 +36,13 @@ const NS_DROPPED: &str = "dropped";
 /// How long an instance trusts the drops it read.
 const DROPPED_FRESH_MS: u64 = 1000;
 
-/// The users dropped from one file, and when (Unix seconds).
+/// The users dropped from one file, and when (Unix seconds); when the file was deleted
+/// (DeleteFile through the integrator's `actions_url`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Dropped {
     users: Vec<(String, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleted: Option<u64>,
 }
 
 /// A file's drops as an instance last read them (Unix ms of the read).
@@ -74,17 +77,22 @@ async fn dropped(state: &HostCtx, fid: &str) -> Result<Arc<Dropped>, GatewayErro
     Ok(d)
 }
 
-/// 401 for an access token of a user dropped from the file after the token was issued.
+/// 401 for an access token of a user dropped from the file after the token was issued;
+/// 404 for any access token issued before the file was deleted (a config the integrator
+/// signs afterwards opens it again, should the storage have it back).
 pub(crate) async fn refuse_dropped(
     state: &HostCtx,
     c: &super::token::AccessClaims,
 ) -> Result<(), GatewayError> {
     let d = dropped(state, &c.fid).await?;
-    if d.users.is_empty() {
+    if d.users.is_empty() && d.deleted.is_none() {
         return Ok(());
     }
     let ttl = state.settings_now().host_face.access_token_ttl.as_secs();
     let issued = c.exp.saturating_sub(ttl);
+    if d.deleted.is_some_and(|at| issued <= at) {
+        return Err(GatewayError::NotFound("file"));
+    }
     if d.users.iter().any(|(u, at)| *u == c.uid && issued <= *at) {
         return Err(GatewayError::Unauthorized(
             "the user was dropped from this file (command service `drop`)".into(),
@@ -96,13 +104,38 @@ pub(crate) async fn refuse_dropped(
 /// Records a `drop` of `users` on `fid`.
 async fn drop_users(state: &HostCtx, fid: &str, users: &[String]) -> Result<(), GatewayError> {
     let now_s = state.now_ms() / 1000;
+    update_dropped(state, fid, |d| {
+        d.users.retain(|(u, _)| !users.contains(u));
+        d.users.extend(users.iter().map(|u| (u.clone(), now_s)));
+    })
+    .await?;
+    tracing::info!(
+        file_id = fid,
+        users = users.len(),
+        stage = "command-drop",
+        "users dropped from the file"
+    );
+    Ok(())
+}
+
+/// Records that the storage deleted `fid`: the access tokens issued until now answer 404.
+pub(crate) async fn mark_deleted(state: &HostCtx, fid: &str) -> Result<(), GatewayError> {
+    let now_s = state.now_ms() / 1000;
+    update_dropped(state, fid, |d| d.deleted = Some(now_s)).await
+}
+
+/// Changes the drops of `fid` with `f`; kept until every access token issued before expires.
+async fn update_dropped(
+    state: &HostCtx,
+    fid: &str,
+    f: impl FnOnce(&mut Dropped),
+) -> Result<(), GatewayError> {
     let mut d = state
         .shared
         .get_json::<Dropped>(NS_DROPPED, fid)
         .await?
         .unwrap_or_default();
-    d.users.retain(|(u, _)| !users.contains(u));
-    d.users.extend(users.iter().map(|u| (u.clone(), now_s)));
+    f(&mut d);
     let keep = state.settings().host_face.access_token_ttl + std::time::Duration::from_secs(60);
     state
         .shared
@@ -114,12 +147,6 @@ async fn drop_users(state: &HostCtx, fid: &str, users: &[String]) -> Result<(), 
             read_ms: state.now_ms(),
             dropped: Arc::new(d),
         },
-    );
-    tracing::info!(
-        file_id = fid,
-        users = users.len(),
-        stage = "command-drop",
-        "users dropped from the file"
     );
     Ok(())
 }

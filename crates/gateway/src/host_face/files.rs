@@ -259,6 +259,17 @@ impl Files {
         Ok(added)
     }
 
+    /// Removes a file's state and its index entry (the storage deleted the file).
+    pub(crate) async fn remove(&self, entry: FileEntry) -> Result<(), SharedError> {
+        let m = &entry.meta;
+        if !m.doc_key.is_empty() {
+            self.shared
+                .delete(NS_DOC_KEY, &key_id(&m.integrator, &m.doc_key))
+                .await?;
+        }
+        self.shared.delete(NS_FILE, &m.file_id).await
+    }
+
     /// Every file's state (a snapshot, without the mutexes).
     pub(crate) async fn snapshot(&self) -> Result<Vec<FileMeta>, SharedError> {
         Ok(self
@@ -381,5 +392,19 @@ mod tests {
         assert_eq!(files.index_missing(&all).await.unwrap(), 0);
         assert_eq!(found(&files, "nc", "key-1").await.as_deref(), Some("f1"));
         assert_eq!(found(&files, "nc", "key-49").await.as_deref(), Some("f49"));
+    }
+
+    #[tokio::test]
+    async fn remove_takes_the_state_and_its_entry() {
+        let shared = shared();
+        let files = Files::new(shared.clone());
+        let m = meta("f1", "nc", "key-1");
+        // A state made on first use is indexed.
+        let entry = files.handle(m).lock().await.unwrap();
+        assert_eq!(found(&files, "nc", "key-1").await.as_deref(), Some("f1"));
+        files.remove(entry).await.unwrap();
+        assert_eq!(found(&files, "nc", "key-1").await, None);
+        assert!(files.lock_existing("f1").await.unwrap().is_none());
+        assert!(shared.ids(NS_DOC_KEY).await.unwrap().is_empty());
     }
 }

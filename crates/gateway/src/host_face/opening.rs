@@ -144,7 +144,7 @@ pub(crate) async fn open(
 
 /// The part of an integrator's editor config the host page passes to ONLYOFFICE clients,
 /// per file (`translate::opening::docs_api_config`).
-const NS_DOCS_API_CONFIG: &str = "docs-api-config";
+pub(crate) const NS_DOCS_API_CONFIG: &str = "docs-api-config";
 
 /// Whether the trusted WOPI client whose discovery is at `url` is ONLYOFFICE Docs.
 fn client_is_onlyoffice(state: &HostCtx, url: Option<&str>) -> bool {
