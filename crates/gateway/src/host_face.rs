@@ -127,6 +127,21 @@ impl HostFace {
         let hostpage_secret = Secret::new(format!("HostPage\u{0}{secret}"));
         let token_secret = Secret::new(secret);
         let files = Files::new(shared.clone());
+        // Files opened by a release without the document-key index (the command service
+        // finds files there only); the janitor repeats it.
+        match files
+            .index_missing(&files.snapshot().await.map_err(|e| e.to_string())?)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                files = n,
+                "indexed the document keys of files opened without the index"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing document keys failed; the content janitor retries")
+            }
+        }
         let deliveries = Deliveries::new(shared.clone(), clock.clone())?;
         let discovery =
             DiscoveryCache::new(settings.host_face.discovery_urls.clone(), http, metrics);

@@ -1,131 +1,7 @@
 //! Save As, Rename and Delete through the integrator's `actions_url` hook.
 
+use super::hook::{Mode, hooked};
 use super::*;
-use crate::support::fakes::{SECRET, serve};
-use bytes::Bytes;
-use docs_api::{Secret, jwt};
-use std::sync::{Arc, Mutex};
-
-/// What the test hook answers.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// `{"error":0}` (Save As: with the new file's config).
-    Ok,
-    /// `{"error":"exists","suggested":…}` every time.
-    Exists,
-    /// `{"error":"exists"}` once, then as `Ok`.
-    ExistsOnce,
-    /// `{"error":"invalid"}`.
-    Invalid,
-    /// HTTP 500.
-    Fail,
-}
-
-/// The integrator's actions endpoint: verifies both tokens, records the verified payloads,
-/// stores Save As content (downloaded from its `url`) as a document of the fake integrator.
-struct Hook {
-    addr: std::net::SocketAddr,
-    log: Arc<Mutex<Vec<Value>>>,
-    mode: Arc<Mutex<Mode>>,
-}
-
-impl Hook {
-    async fn start(int: &crate::support::fakes::Integrator) -> Hook {
-        let log: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let mode = Arc::new(Mutex::new(Mode::Ok));
-        let (l, m, docs, origin) = (log.clone(), mode.clone(), int.docs.clone(), int.origin());
-        let handler: crate::support::fakes::Handler = Arc::new(move |req: http::Request<Bytes>| {
-            let (l, m, docs, origin) = (l.clone(), m.clone(), docs.clone(), origin.clone());
-            Box::pin(async move {
-                let reply = |status: u16, body: String| {
-                    http::Response::builder()
-                        .status(status)
-                        .body(http_body_util::Full::new(Bytes::from(body)))
-                        .unwrap()
-                };
-                let secret = Secret::new(SECRET);
-                let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
-                let claims = body["token"]
-                    .as_str()
-                    .and_then(|t| jwt::verify(&secret, t).ok());
-                let header = req
-                    .headers()
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| jwt::verify(&secret, jwt::token_from_header(v)).ok());
-                let (Some(mut claims), Some(header)) = (claims, header) else {
-                    return reply(403, "bad token".into());
-                };
-                claims.remove("iat");
-                claims.remove("exp");
-                assert_eq!(header["payload"], Value::Object(claims.clone()));
-                let p = Value::Object(claims);
-                l.lock().unwrap().push(p.clone());
-                let mode = *m.lock().unwrap();
-                let title = p["title"].as_str().unwrap_or("").to_owned();
-                match mode {
-                    Mode::Fail => return reply(500, "down".into()),
-                    Mode::Invalid => {
-                        return reply(200, json!({"error":"invalid","message":"no"}).to_string());
-                    }
-                    Mode::Exists | Mode::ExistsOnce => {
-                        if mode == Mode::ExistsOnce {
-                            *m.lock().unwrap() = Mode::Ok;
-                        }
-                        let (stem, ext) = title.rsplit_once('.').unwrap_or((&title, ""));
-                        return reply(
-                            200,
-                            json!({"error":"exists","suggested": format!("{stem} (1).{ext}")})
-                                .to_string(),
-                        );
-                    }
-                    Mode::Ok => {}
-                }
-                if p["action"] != "saveas" {
-                    return reply(200, r#"{"error":0}"#.into());
-                }
-                let (code, _, bytes) = crate::support::http::get(p["url"].as_str().unwrap()).await;
-                assert_eq!(code, 200, "download of the Save As url");
-                docs.lock().unwrap().insert(title.clone(), bytes);
-                let cfg = json!({
-                    "document": {"fileType": p["fileType"], "key": format!("saved-{title}"), "title": title,
-                                 "url": format!("{origin}/doc/{title}"), "permissions": {"edit": true},
-                                 "referenceData": {"fileKey": format!("new-{title}")}},
-                    "editorConfig": {"callbackUrl": format!("{origin}/callback"), "mode": "edit",
-                                     "user": p["user"]},
-                });
-                let token = jwt::sign(&secret, cfg.as_object().unwrap());
-                reply(200, json!({"error": 0, "token": token}).to_string())
-            })
-        });
-        let addr = serve(0, handler).await;
-        Hook { addr, log, mode }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/actions", self.addr)
-    }
-
-    fn set(&self, m: Mode) {
-        *self.mode.lock().unwrap() = m;
-    }
-
-    fn last(&self) -> Value {
-        self.log.lock().unwrap().last().cloned().unwrap()
-    }
-}
-
-/// A gateway whose integrator `nc` has the hook as `actions_url`.
-async fn hooked() -> (Setup, Hook) {
-    let (int, client) = peers().await;
-    let hook = Hook::start(&int).await;
-    let rest = host_face_toml(&int, "", "", &format!("actions_url = \"{}\"", hook.url()));
-    let gw = Gateway::start(Config {
-        rest,
-        ..Default::default()
-    });
-    (Setup { gw, int, client }, hook)
-}
 
 async fn file_info(s: &Setup, file: &str, token: &str) -> Value {
     let (st, _, body) = s.wopi("GET", file, token, &[], "").await;
@@ -255,7 +131,11 @@ async fn save_as_rename_and_delete_go_to_the_hook() {
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&out));
     assert_eq!(json(&out)["Name"], "Copy (1).docx");
 
-    // Relative mode: overwrite and conversion are passed on.
+    // Relative mode with overwrite: asked first without it; once the integrator says the
+    // name is taken (with no config of that file, so no WOPI lock to check), again with it.
+    // Conversion is passed on.
+    let before = hook.log.lock().unwrap().len();
+    hook.set(Mode::ExistsOnce);
     let (st, _, out) = s
         .wopi(
             "POST",
@@ -272,14 +152,20 @@ async fn save_as_rename_and_delete_go_to_the_hook() {
         )
         .await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&out));
-    let p = hook.last();
-    assert_eq!(
+    let calls: Vec<Value> = hook.log.lock().unwrap()[before..].to_vec();
+    let asked = |p: &Value| {
         (
-            p["mode"].as_str(),
+            p["mode"].as_str().map(str::to_owned),
             p["overwrite"].as_bool(),
-            p["conversion"].as_bool()
-        ),
-        (Some("relative"), Some(true), Some(true))
+            p["conversion"].as_bool(),
+        )
+    };
+    assert_eq!(
+        calls.iter().map(asked).collect::<Vec<_>>(),
+        [
+            (Some("relative".to_owned()), None, Some(true)),
+            (Some("relative".to_owned()), Some(true), Some(true))
+        ]
     );
 
     // Rename, with a UTF-7 name.
@@ -465,6 +351,32 @@ async fn conflicts_bad_names_and_failing_hooks() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_the_storage_no_longer_has_is_404() {
+    let (s, hook) = hooked().await;
+    s.int.put_doc("report.docx", b"original bytes");
+    let (fid, token, _) = open(&s, "report.docx", "key-1", Some(("u1", "Ada")), true).await;
+    let file = format!("/wopi/files/{fid}");
+    hook.set(Mode::NotFound);
+    for (op, target) in [
+        ("RENAME_FILE", ("x-wopi-requestedname", "n")),
+        ("DELETE", ("x-wopi-requestedname", "n")),
+        ("PUT_RELATIVE", ("x-wopi-relativetarget", "Copy.docx")),
+    ] {
+        let (st, _, _) = s
+            .wopi(
+                "POST",
+                &file,
+                &token,
+                &[("x-wopi-override", op), target],
+                "x",
+            )
+            .await;
+        assert_eq!(st, 404, "{op}");
+    }
+    assert_eq!(hook.log.lock().unwrap().len(), 3);
+}
+
 fn saved_anywhere(dir: &std::path::Path, content: &[u8]) -> bool {
     std::fs::read_dir(dir)
         .into_iter()
@@ -517,7 +429,8 @@ async fn an_unreachable_hook_is_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capabilities_follow_the_hook_and_the_permissions() {
-    // With the hook, a viewer is offered nothing and may do nothing.
+    // With the hook, a viewer is offered nothing and may do nothing: 501, as for a host
+    // without these operations (what CheckFileInfo told the client).
     let (s, hook) = hooked().await;
     s.int.put_doc("report.docx", b"original bytes");
     let (fid, token, _) = open(&s, "report.docx", "key-1", Some(("u2", "Bob")), false).await;
@@ -541,7 +454,7 @@ async fn capabilities_follow_the_hook_and_the_permissions() {
                 "x",
             )
             .await;
-        assert_eq!(st, 401, "{op}");
+        assert_eq!(st, 501, "{op}");
     }
     assert!(hook.log.lock().unwrap().is_empty());
 

@@ -70,7 +70,11 @@ async fn open_at(
     user: Option<(&str, &str)>,
     edit: bool,
 ) -> (String, String, Value) {
-    let token = int.config(doc, key, user, edit);
+    open_config_at(base, &int.config(doc, key, user, edit)).await
+}
+
+/// Opens a session on the gateway (or balancer) at `base` with a signed editor config.
+async fn open_config_at(base: &str, token: &str) -> (String, String, Value) {
     let (status, _, body) = send(
         "POST",
         &format!("{base}/api/v1/sessions?integrator=nc"),
@@ -154,6 +158,7 @@ mod cluster;
 mod command;
 mod customization;
 mod deliveries;
+mod hook;
 mod host_page;
 mod locks;
 mod permissions;
@@ -161,3 +166,4 @@ mod redis_ha;
 mod security;
 mod sessions;
 mod urls;
+mod validator;

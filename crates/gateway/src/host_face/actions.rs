@@ -12,10 +12,17 @@
 //! - `{"action":"rename","key","title","user"}`, answered `{"error":0}`.
 //! - `{"action":"delete","key","user"}`, answered `{"error":0}`.
 //!
-//! Refusals the integrator may answer: `{"error":"exists","suggested":"Name (1).docx"}` (a name
-//! conflict), `{"error":"invalid","message":…}` (a name it refuses), `{"error":"locked","lock":…}`
-//! (Save As over a locked file). Anything else (no answer, not HTTP 200, not JSON, another
-//! error) is a failing hook: 502, logged, the new content stays in the store.
+//! Refusals the integrator may answer: `{"error":"exists","suggested":"Name (1).docx",
+//! "token"?}` (a name conflict; `token`: the editor config of the file that has the name),
+//! `{"error":"invalid","message":…}` (a name it refuses), `{"error":"locked","lock":…}`
+//! (Save As over a locked file), `{"error":"notfound"}` (it no longer has the file: 404).
+//! Anything else (no answer, not HTTP 200, not JSON, another error) is a failing hook: 502,
+//! logged, the new content stays in the store.
+//!
+//! A Save As that may overwrite is asked without `overwrite` first: the WOPI locks are the
+//! gateway's, so it checks the file named in the `exists` answer before asking again with
+//! `overwrite` ([`save_as`]). After a delete, the file's access tokens answer 404
+//! (`command::refuse_dropped`) and its state goes.
 
 use super::files::FileHandle;
 use super::token::AccessClaims;
@@ -29,11 +36,12 @@ use axum::response::{IntoResponse, Response};
 use docs_api::jwt;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::BodyExt as _;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 use wopi::Operation;
 use wopi::headers as h;
+
+mod save_as;
 
 /// Largest hook answer read.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -88,7 +96,11 @@ pub(crate) fn advertise(info: &mut wopi::CheckFileInfo, g: &Grant) {
     }
 }
 
-/// PutRelativeFile, RenameFile or DeleteFile of `c` through `integrator`'s hook.
+/// PutRelativeFile, RenameFile or DeleteFile of `c` through `integrator`'s hook. A user the
+/// integrator's permissions do not allow it gets 501, as CheckFileInfo told them
+/// (`UserCanNotWriteRelative: true`, `SupportsRename`/`SupportsDeleteFile: false`): WOPI
+/// answers 501 to an operation the host says it does not offer (the validator's group
+/// `PutRelativeFileUnsupported`), and keeps 401 for a token that does not verify.
 pub(crate) async fn serve(
     state: &HostCtx,
     integrator: &Integrator,
@@ -100,7 +112,7 @@ pub(crate) async fn serve(
     let g = c.grant();
     match op {
         Operation::PutRelativeFile if may_save_as(&g) => {
-            put_relative(state, integrator, c, entry, req).await
+            save_as::put_relative(state, integrator, c, entry, req).await
         }
         Operation::RenameFile if may_rename_or_delete(&g) => {
             rename(state, integrator, c, entry, req.headers()).await
@@ -108,10 +120,15 @@ pub(crate) async fn serve(
         Operation::DeleteFile if may_rename_or_delete(&g) => {
             delete(state, integrator, c, entry).await
         }
-        _ => Err(GatewayError::Unauthorized(format!(
-            "the integrator's permissions do not allow {}",
-            op.as_str()
-        ))),
+        Operation::PutRelativeFile => Err(GatewayError::NotImplemented(
+            "PutRelativeFile for this user (UserCanNotWriteRelative: the config allows no editing or no download)",
+        )),
+        Operation::RenameFile => Err(GatewayError::NotImplemented(
+            "RenameFile for this user (SupportsRename: false: the config allows no editing)",
+        )),
+        _ => Err(GatewayError::NotImplemented(
+            "DeleteFile for this user (SupportsDeleteFile: false: the config allows no editing)",
+        )),
     }
 }
 
@@ -238,9 +255,16 @@ async fn call(
 /// What the hook answered, as far as the gateway acts on it.
 enum Answer {
     Ok(Map<String, Value>),
-    Exists(Option<String>),
+    /// The name is taken: a free name to suggest, and the editor config of the file that has
+    /// the name (signed, when the integrator sends it).
+    Exists {
+        suggested: Option<String>,
+        target: Option<String>,
+    },
     Invalid(String),
     Locked(String),
+    /// The storage no longer has the file.
+    NotFound,
 }
 
 fn classify(
@@ -251,7 +275,11 @@ fn classify(
     let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
     match &m["error"] {
         Value::Number(n) if n.as_i64() == Some(0) => Ok(Answer::Ok(m)),
-        Value::String(s) if s == "exists" => Ok(Answer::Exists(text("suggested"))),
+        Value::String(s) if s == "exists" => Ok(Answer::Exists {
+            suggested: text("suggested"),
+            target: text("token").filter(|t| !t.is_empty()),
+        }),
+        Value::String(s) if s == "notfound" => Ok(Answer::NotFound),
         Value::String(s) if s == "invalid" => Ok(Answer::Invalid(
             text("message").unwrap_or_else(|| "the storage refuses this name".into()),
         )),
@@ -287,193 +315,6 @@ fn conflict(header: &'static str, value: &str, why: &str) -> Response {
             .insert(http::HeaderName::from_static(header), v);
     }
     resp
-}
-
-async fn put_relative(
-    state: &HostCtx,
-    integrator: &Integrator,
-    c: &AccessClaims,
-    entry: &FileHandle,
-    req: Request,
-) -> Result<Response, GatewayError> {
-    let headers = req.headers().clone();
-    let suggested = match utf7_header(&headers, h::SUGGESTED_TARGET) {
-        Ok(v) => v,
-        Err(why) => return Ok(bad_name(&why)),
-    };
-    let relative = match utf7_header(&headers, h::RELATIVE_TARGET) {
-        Ok(v) => v,
-        Err(why) => return Ok(bad_name(&why)),
-    };
-    let (key, title) = current(entry, c).await?;
-    let (mut name, specific) = match (suggested, relative) {
-        (Some(_), Some(_)) => {
-            return Err(GatewayError::NotImplemented(
-                "PutRelativeFile with both X-WOPI-SuggestedTarget and X-WOPI-RelativeTarget",
-            ));
-        }
-        (None, None) => {
-            return Ok(bad_name(
-                "X-WOPI-SuggestedTarget or X-WOPI-RelativeTarget is required",
-            ));
-        }
-        (Some(s), None) if s.starts_with('.') => {
-            let stem = title.rsplit_once('.').map_or(title.as_str(), |(s, _)| s);
-            (format!("{stem}{s}"), false)
-        }
-        (Some(s), None) => (s, false),
-        (None, Some(r)) => (r, true),
-    };
-    if let Some(why) = name_problem(&name) {
-        return Ok(bad_name(why));
-    }
-    let Some(mut file_type) = extension(&name) else {
-        return Ok(bad_name("the name has no extension"));
-    };
-    let overwrite = specific
-        && header(&headers, h::OVERWRITE_RELATIVE_TARGET)
-            .and_then(wopi::parse_bool)
-            .unwrap_or(false);
-    let conversion = headers.contains_key(h::FILE_CONVERSION)
-        && header(&headers, h::FILE_CONVERSION)
-            .and_then(wopi::parse_bool)
-            .unwrap_or(true);
-    let declared = match header(&headers, h::SIZE).map(|v| v.trim().parse::<u64>()) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => {
-            return Err(GatewayError::BadRequest(
-                "X-WOPI-Size is not an integer".into(),
-            ));
-        }
-    };
-    // The content first: whatever the hook answers, nothing sent is lost.
-    let content_key =
-        super::files::content_key(&c.fid, &format!("saveas-{}.bin", state.face.next_version()));
-    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
-    let written = state
-        .content
-        .write(&content_key, req.into_body().into_data_stream(), limit)
-        .await
-        .map_err(crate::body::upload_error)?;
-    state
-        .metrics
-        .bytes
-        .with_label_values(&["in"])
-        .inc_by(written.size);
-    if let Some(n) = declared.filter(|n| *n != written.size) {
-        return Err(GatewayError::BadRequest(format!(
-            "the body is {} bytes, X-WOPI-Size says {n}",
-            written.size
-        )));
-    }
-    tracing::info!(file_id = %c.fid, size = written.size, key = %content_key, stage = "saveas-stored", "Save As content stored");
-    let reference_data = state
-        .shared
-        .get(NS_REFERENCE_DATA, &c.fid)
-        .await?
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .unwrap_or(Value::Null);
-    let url = super::deliveries::download_url(state, &content_key, &c.fid);
-    // Suggested mode: the host must find a name that works, so one suggestion of the
-    // integrator is taken.
-    let mut tries = if specific { 1 } else { 2 };
-    let answer = loop {
-        tries -= 1;
-        let mut body = Map::new();
-        body.insert("action".into(), json!("saveas"));
-        body.insert("key".into(), json!(key));
-        body.insert("title".into(), json!(name));
-        body.insert("fileType".into(), json!(file_type));
-        body.insert("url".into(), json!(url));
-        body.insert("user".into(), user(c));
-        body.insert("referenceData".into(), reference_data.clone());
-        body.insert(
-            "mode".into(),
-            json!(if specific { "relative" } else { "suggested" }),
-        );
-        if overwrite {
-            body.insert("overwrite".into(), json!(true));
-        }
-        if conversion {
-            body.insert("conversion".into(), json!(true));
-        }
-        let m = call(state, integrator, c, body).await?;
-        match classify(integrator, c, m)? {
-            Answer::Exists(Some(s)) if tries > 0 && s != name && name_problem(&s).is_none() => {
-                if let Some(ft) = extension(&s) {
-                    name = s;
-                    file_type = ft;
-                    continue;
-                }
-                break Answer::Exists(Some(s));
-            }
-            a => break a,
-        }
-    };
-    let m = match answer {
-        Answer::Ok(m) => m,
-        Answer::Exists(s) => {
-            let valid = s.as_deref().map(wopi::utf7::encode).unwrap_or_default();
-            return Ok(conflict(
-                h::VALID_RELATIVE_TARGET,
-                &valid,
-                "a file with this name exists",
-            ));
-        }
-        Answer::Invalid(why) => return Ok(bad_name(&why)),
-        Answer::Locked(lock) => {
-            return Ok(conflict(h::LOCK, &lock, "the target file is locked"));
-        }
-    };
-    let token = m
-        .get("token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| GatewayError::Upstream {
-            op: "actions",
-            kind: UpstreamKind::Protocol,
-            detail: "actions_url answered a Save As without `token` (the new file's config)".into(),
-        })?;
-    let opened = super::opening::open(state, integrator, token, false)
-        .await
-        .map_err(|e| match e {
-            GatewayError::BadRequest(d) | GatewayError::Forbidden(d) | GatewayError::Unauthorized(d) => {
-                tracing::warn!(integrator = %integrator.name, file_id = %c.fid, error = %d, stage = "actions-hook-failed", "the new file's config from actions_url does not open");
-                GatewayError::Upstream {
-                    op: "actions",
-                    kind: UpstreamKind::Protocol,
-                    detail: format!("the Save As config does not open: {d}"),
-                }
-            }
-            other => other,
-        })?;
-    let settings = state.settings();
-    let host_url = |action: &str| {
-        format!(
-            "{}/open?integrator={}&config={}&action={action}",
-            settings.server.public_url.base(),
-            utf8_percent_encode(&integrator.name, NON_ALPHANUMERIC),
-            utf8_percent_encode(token, NON_ALPHANUMERIC),
-        )
-    };
-    let has = |a: &str| opened.actions.iter().any(|x| x["name"] == a);
-    let mut out = json!({
-        "Name": opened.claims.title,
-        "Url": format!(
-            "{}?access_token={}",
-            opened.wopi_src,
-            utf8_percent_encode(&opened.access_token, NON_ALPHANUMERIC)
-        ),
-    });
-    if has("view") {
-        out["HostViewUrl"] = json!(host_url("view"));
-    }
-    if has("edit") && opened.claims.grant().write {
-        out["HostEditUrl"] = json!(host_url("edit"));
-    }
-    tracing::info!(file_id = %c.fid, new_file_id = %opened.claims.fid, stage = "saveas-done", "Save As: the new file is open");
-    Ok(axum::Json(out).into_response())
 }
 
 /// 409 when the file holds another lock than `X-WOPI-Lock` (`strict`: any lock).
@@ -528,8 +369,9 @@ async fn rename(
     match classify(integrator, c, m)? {
         Answer::Ok(_) => {}
         // RenameFile has no name conflict answer: the name is refused.
-        Answer::Exists(_) => return Ok(bad_name("a file with this name exists")),
+        Answer::Exists { .. } => return Ok(bad_name("a file with this name exists")),
         Answer::Invalid(why) => return Ok(bad_name(&why)),
+        Answer::NotFound => return Err(GatewayError::NotFound("file")),
         Answer::Locked(lock) => {
             return Err(GatewayError::LockConflict(wopi::LockConflict {
                 current: lock,
@@ -567,13 +409,25 @@ async fn delete(
                 reason: "the file is locked in the storage",
             }));
         }
-        Answer::Exists(_) | Answer::Invalid(_) => {
+        Answer::NotFound => return Err(GatewayError::NotFound("file")),
+        Answer::Exists { .. } | Answer::Invalid(_) => {
             return Err(GatewayError::Upstream {
                 op: "actions",
                 kind: UpstreamKind::Protocol,
                 detail: "actions_url answered a delete with a name error".into(),
             });
         }
+    }
+    // The file is gone: every access token issued until now answers 404 from here on (the
+    // tokens are self-contained; without this, the next request would rebuild the state
+    // from its token), and what the gateway kept of the file goes.
+    super::command::mark_deleted(state, &c.fid).await?;
+    if let Some(e) = state.face.files.lock_existing(&c.fid).await? {
+        super::editing::forget(state, &e).await?;
+        state.face.files.remove(e).await?;
+    }
+    for ns in [NS_REFERENCE_DATA, super::opening::NS_DOCS_API_CONFIG] {
+        state.shared.delete(ns, &c.fid).await?;
     }
     tracing::info!(file_id = %c.fid, stage = "deleted", "DeleteFile done by the integrator");
     Ok(StatusCode::OK.into_response())

@@ -7,9 +7,10 @@
 //! the `jwt_header` token's `payload`, verified with the file's integrator's secret (error 6
 //! when neither verifies).
 //!
-//! - `info`: a status 1 callback with the session's users (status 4 when nobody edits).
-//! - `forcesave`: the staged content as a status 6 callback (`forcesavetype` 0), or error 4
-//!   when nothing changed since the last delivery.
+//! - `info`: a status 1 callback with the session's users (status 4 when nobody edits),
+//!   carrying the command's `userdata`.
+//! - `forcesave`: the staged content as a status 6 callback (`forcesavetype` 0, the
+//!   command's `userdata`), or error 4 when nothing changed since the last delivery.
 //! - `meta`: `meta.title` becomes the title later CheckFileInfo calls give.
 //! - `drop`: the access tokens of `users` issued until then stop working on the file (401);
 //!   a config the integrator signs afterwards opens again. Every instance reads the drops of
@@ -35,10 +36,13 @@ const NS_DROPPED: &str = "dropped";
 /// How long an instance trusts the drops it read.
 const DROPPED_FRESH_MS: u64 = 1000;
 
-/// The users dropped from one file, and when (Unix seconds).
+/// The users dropped from one file, and when (Unix seconds); when the file was deleted
+/// (DeleteFile through the integrator's `actions_url`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Dropped {
     users: Vec<(String, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleted: Option<u64>,
 }
 
 /// A file's drops as an instance last read them (Unix ms of the read).
@@ -73,17 +77,22 @@ async fn dropped(state: &HostCtx, fid: &str) -> Result<Arc<Dropped>, GatewayErro
     Ok(d)
 }
 
-/// 401 for an access token of a user dropped from the file after the token was issued.
+/// 401 for an access token of a user dropped from the file after the token was issued;
+/// 404 for any access token issued before the file was deleted (a config the integrator
+/// signs afterwards opens it again, should the storage have it back).
 pub(crate) async fn refuse_dropped(
     state: &HostCtx,
     c: &super::token::AccessClaims,
 ) -> Result<(), GatewayError> {
     let d = dropped(state, &c.fid).await?;
-    if d.users.is_empty() {
+    if d.users.is_empty() && d.deleted.is_none() {
         return Ok(());
     }
     let ttl = state.settings_now().host_face.access_token_ttl.as_secs();
     let issued = c.exp.saturating_sub(ttl);
+    if d.deleted.is_some_and(|at| issued <= at) {
+        return Err(GatewayError::NotFound("file"));
+    }
     if d.users.iter().any(|(u, at)| *u == c.uid && issued <= *at) {
         return Err(GatewayError::Unauthorized(
             "the user was dropped from this file (command service `drop`)".into(),
@@ -95,13 +104,38 @@ pub(crate) async fn refuse_dropped(
 /// Records a `drop` of `users` on `fid`.
 async fn drop_users(state: &HostCtx, fid: &str, users: &[String]) -> Result<(), GatewayError> {
     let now_s = state.now_ms() / 1000;
+    update_dropped(state, fid, |d| {
+        d.users.retain(|(u, _)| !users.contains(u));
+        d.users.extend(users.iter().map(|u| (u.clone(), now_s)));
+    })
+    .await?;
+    tracing::info!(
+        file_id = fid,
+        users = users.len(),
+        stage = "command-drop",
+        "users dropped from the file"
+    );
+    Ok(())
+}
+
+/// Records that the storage deleted `fid`: the access tokens issued until now answer 404.
+pub(crate) async fn mark_deleted(state: &HostCtx, fid: &str) -> Result<(), GatewayError> {
+    let now_s = state.now_ms() / 1000;
+    update_dropped(state, fid, |d| d.deleted = Some(now_s)).await
+}
+
+/// Changes the drops of `fid` with `f`; kept until every access token issued before expires.
+async fn update_dropped(
+    state: &HostCtx,
+    fid: &str,
+    f: impl FnOnce(&mut Dropped),
+) -> Result<(), GatewayError> {
     let mut d = state
         .shared
         .get_json::<Dropped>(NS_DROPPED, fid)
         .await?
         .unwrap_or_default();
-    d.users.retain(|(u, _)| !users.contains(u));
-    d.users.extend(users.iter().map(|u| (u.clone(), now_s)));
+    f(&mut d);
     let keep = state.settings().host_face.access_token_ttl + std::time::Duration::from_secs(60);
     state
         .shared
@@ -113,12 +147,6 @@ async fn drop_users(state: &HostCtx, fid: &str, users: &[String]) -> Result<(), 
             read_ms: state.now_ms(),
             dropped: Arc::new(d),
         },
-    );
-    tracing::info!(
-        file_id = fid,
-        users = users.len(),
-        stage = "command-drop",
-        "users dropped from the file"
     );
     Ok(())
 }
@@ -199,11 +227,25 @@ async fn command(
     else {
         return Ok(None);
     };
-    let files = state.face.files.snapshot().await?;
-    let Some(meta) = files
-        .into_iter()
-        .find(|m| m.doc_key == key && signed.as_ref().is_none_or(|(i, _)| i.name == m.integrator))
-    else {
+    // The file is found in the document-key index (host_face/files.rs): the integrator
+    // that signed the command, else any configured one (an unsigned command for a
+    // host-face key is refused below, not passed to Docs).
+    let mut found = None;
+    for name in match &signed {
+        Some((i, _)) => vec![i.name.as_str()],
+        None => settings
+            .host_face
+            .integrators
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect(),
+    } {
+        found = state.face.files.find_by_key(name, &key).await?;
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some(meta) = found else {
         return Ok(None);
     };
     let Some((_, cmd)) = signed.filter(|(i, _)| i.name == meta.integrator) else {
@@ -218,10 +260,15 @@ async fn command(
     if e.meta.doc_key != key {
         return Ok(Some(json!({"error": 1, "key": key})));
     }
+    // Docs echoes a command's `userdata` in the callback the command causes.
+    let userdata = cmd
+        .get("userdata")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let error = match c {
         "info" => {
             if let Some(cb) = e.meta.callback_url.clone() {
-                let body = match e.meta.editors.last() {
+                let mut body = match e.meta.editors.last() {
                     Some(user) => docs_api::Callback::editing(
                         &key,
                         &e.meta.editors,
@@ -232,6 +279,7 @@ async fn command(
                         e.meta.last_editor.as_deref().unwrap_or(""),
                     ),
                 };
+                body.userdata = userdata;
                 state
                     .face
                     .deliveries
@@ -252,12 +300,13 @@ async fn command(
                     .clone()
                     .or_else(|| e.meta.editors.last().cloned())
                     .unwrap_or_default();
-                let body = docs_api::Callback::force_save(
+                let mut body = docs_api::Callback::force_save(
                     &key,
                     &user,
                     docs_api::ForceSaveType::Command,
                     js_time(e.meta.modified_ms),
                 );
+                body.userdata = userdata;
                 let ft = e.meta.file_type.clone();
                 state
                     .face

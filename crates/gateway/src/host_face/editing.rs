@@ -290,6 +290,21 @@ pub(crate) async fn end_session(
     Ok(())
 }
 
+/// Forgets the file's editing session without a callback (the storage deleted the file):
+/// nothing is left for the idle sweeper.
+pub(crate) async fn forget(state: &HostCtx, entry: &FileEntry) -> Result<(), GatewayError> {
+    let fid = entry.meta.file_id.as_str();
+    for user in &entry.meta.editors {
+        let key = editor_key(fid, user);
+        state.face.editor_activity.remove(&key);
+        state.shared.delete(NS_EDITOR_ACTIVITY, &key).await?;
+    }
+    state.face.activity.remove(fid);
+    state.shared.delete(NS_ACTIVITY, fid).await?;
+    state.shared.delete(NS_SESSION, fid).await?;
+    Ok(())
+}
+
 /// Consumes lock expiries: the last editor's lock ran out, so the session ends.
 pub(crate) fn spawn_expiry_consumer(
     state: HostCtx,

@@ -98,9 +98,17 @@ impl FileEntry {
 
 /// The namespace of file states in the shared state.
 pub(crate) const NS_FILE: &str = "file";
+/// The document-key index: `<integrator>/<document.key>` → the file id whose current key it
+/// is (integrator names hold no `/`). The command service finds a file by its key here.
+const NS_DOC_KEY: &str = "doc-key";
 const NS_FILE_MUTEX: &str = "file-mutex";
 /// How long a request waits for another one on the same file (e.g. a document download).
 const MUTEX_WAIT: Duration = Duration::from_secs(120);
+
+/// The id of a document key in the index.
+fn key_id(integrator: &str, key: &str) -> String {
+    format!("{integrator}/{key}")
+}
 
 /// Every file the host face knows: in the shared state.
 #[derive(Debug, Clone)]
@@ -145,6 +153,7 @@ impl FileHandle {
         };
         if stored.is_none() {
             entry.persist().await?;
+            self.files.index_key(&entry.meta, None).await?;
         }
         Ok(entry)
     }
@@ -184,6 +193,83 @@ impl Files {
             }))
     }
 
+    /// Notes that `meta.doc_key` is the key of `meta`'s file, and that `old_key` (a key it
+    /// moved from) no longer is. Called when a session opens the file.
+    pub(crate) async fn index_key(
+        &self,
+        meta: &FileMeta,
+        old_key: Option<&str>,
+    ) -> Result<(), SharedError> {
+        if let Some(old) = old_key.filter(|k| !k.is_empty() && *k != meta.doc_key) {
+            self.shared
+                .delete(NS_DOC_KEY, &key_id(&meta.integrator, old))
+                .await?;
+        }
+        if meta.doc_key.is_empty() {
+            return Ok(());
+        }
+        self.shared
+            .put(
+                NS_DOC_KEY,
+                &key_id(&meta.integrator, &meta.doc_key),
+                meta.file_id.clone().into_bytes(),
+                Keep::Durable,
+            )
+            .await
+    }
+
+    /// The state of the file of `integrator` whose current document key is `key`: one
+    /// lookup in the index and one read of the state, whatever the number of files. An entry
+    /// whose file moved to another key (or is gone) reads as none.
+    pub(crate) async fn find_by_key(
+        &self,
+        integrator: &str,
+        key: &str,
+    ) -> Result<Option<FileMeta>, SharedError> {
+        let Some(fid) = self
+            .shared
+            .get(NS_DOC_KEY, &key_id(integrator, key))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Ok(fid) = std::str::from_utf8(&fid) else {
+            return Ok(None);
+        };
+        Ok(self
+            .shared
+            .get_json_memo::<FileMeta>(NS_FILE, fid)
+            .await?
+            .filter(|m| m.doc_key == key && m.integrator == integrator))
+    }
+
+    /// Indexes the files of `all` the index lacks — files opened by a release without the
+    /// index (run at start and by each janitor pass, so an instance of an earlier release
+    /// in a cluster being upgraded is caught up with too); returns how many.
+    pub(crate) async fn index_missing(&self, all: &[FileMeta]) -> Result<usize, SharedError> {
+        let have: std::collections::HashSet<String> =
+            self.shared.ids(NS_DOC_KEY).await?.into_iter().collect();
+        let mut added = 0;
+        for m in all {
+            if !m.doc_key.is_empty() && !have.contains(&key_id(&m.integrator, &m.doc_key)) {
+                self.index_key(m, None).await?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Removes a file's state and its index entry (the storage deleted the file).
+    pub(crate) async fn remove(&self, entry: FileEntry) -> Result<(), SharedError> {
+        let m = &entry.meta;
+        if !m.doc_key.is_empty() {
+            self.shared
+                .delete(NS_DOC_KEY, &key_id(&m.integrator, &m.doc_key))
+                .await?;
+        }
+        self.shared.delete(NS_FILE, &m.file_id).await
+    }
+
     /// Every file's state (a snapshot, without the mutexes).
     pub(crate) async fn snapshot(&self) -> Result<Vec<FileMeta>, SharedError> {
         Ok(self
@@ -193,5 +279,132 @@ impl Files {
             .into_iter()
             .map(|(_, m)| m)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Arc;
+
+    fn shared() -> Shared {
+        Shared::local(None, "t", Arc::new(locks::SystemClock)).unwrap()
+    }
+
+    fn meta(fid: &str, integrator: &str, key: &str) -> FileMeta {
+        FileMeta {
+            file_id: fid.into(),
+            integrator: integrator.into(),
+            doc_key: key.into(),
+            ..Default::default()
+        }
+    }
+
+    async fn found(files: &Files, integrator: &str, key: &str) -> Option<String> {
+        files
+            .find_by_key(integrator, key)
+            .await
+            .unwrap()
+            .map(|m| m.file_id)
+    }
+
+    #[tokio::test]
+    async fn a_key_is_found_in_the_index_without_listing_the_files() {
+        let shared = shared();
+        let files = Files::new(shared.clone());
+        for i in 0..2000 {
+            let m = meta(&format!("f{i}"), "nc", &format!("key-{i}"));
+            shared
+                .put_json(NS_FILE, &m.file_id, &m, Keep::Listed)
+                .await
+                .unwrap();
+            files.index_key(&m, None).await.unwrap();
+        }
+        // A state that is not listed: a lookup that went through the files would miss it.
+        let hidden = meta("hidden", "nc", "key-hidden");
+        shared
+            .put_json(
+                NS_FILE,
+                "hidden",
+                &hidden,
+                Keep::For(Duration::from_secs(600)),
+            )
+            .await
+            .unwrap();
+        files.index_key(&hidden, None).await.unwrap();
+        assert!(
+            files
+                .snapshot()
+                .await
+                .unwrap()
+                .iter()
+                .all(|m| m.file_id != "hidden")
+        );
+        assert_eq!(
+            found(&files, "nc", "key-hidden").await.as_deref(),
+            Some("hidden")
+        );
+        assert_eq!(
+            found(&files, "nc", "key-1999").await.as_deref(),
+            Some("f1999")
+        );
+        // An unknown key, another integrator's key: none (the command goes to Docs).
+        assert_eq!(found(&files, "nc", "key-unknown").await, None);
+        assert_eq!(found(&files, "other", "key-5").await, None);
+        // A file that moved to a new key: found by it, no longer by the old one.
+        let mut m = meta("f7", "nc", "key-7b");
+        shared
+            .put_json(NS_FILE, "f7", &m, Keep::Listed)
+            .await
+            .unwrap();
+        files.index_key(&m, Some("key-7")).await.unwrap();
+        assert_eq!(found(&files, "nc", "key-7").await, None);
+        assert_eq!(found(&files, "nc", "key-7b").await.as_deref(), Some("f7"));
+        // An entry whose state moved on without it (a crash between the writes) reads as none.
+        m.doc_key = "key-7c".into();
+        shared
+            .put_json(NS_FILE, "f7", &m, Keep::Listed)
+            .await
+            .unwrap();
+        assert_eq!(found(&files, "nc", "key-7b").await, None);
+    }
+
+    #[tokio::test]
+    async fn files_opened_without_the_index_are_indexed_once() {
+        let shared = shared();
+        let files = Files::new(shared.clone());
+        // States an earlier release wrote: no index entries.
+        for i in 0..50 {
+            let m = meta(&format!("f{i}"), "nc", &format!("key-{i}"));
+            shared
+                .put_json(NS_FILE, &m.file_id, &m, Keep::Durable)
+                .await
+                .unwrap();
+        }
+        files
+            .index_key(&meta("f0", "nc", "key-0"), None)
+            .await
+            .unwrap();
+        assert_eq!(found(&files, "nc", "key-1").await, None);
+        let all = files.snapshot().await.unwrap();
+        assert_eq!(files.index_missing(&all).await.unwrap(), 49);
+        assert_eq!(files.index_missing(&all).await.unwrap(), 0);
+        assert_eq!(found(&files, "nc", "key-1").await.as_deref(), Some("f1"));
+        assert_eq!(found(&files, "nc", "key-49").await.as_deref(), Some("f49"));
+    }
+
+    #[tokio::test]
+    async fn remove_takes_the_state_and_its_entry() {
+        let shared = shared();
+        let files = Files::new(shared.clone());
+        let m = meta("f1", "nc", "key-1");
+        // A state made on first use is indexed.
+        let entry = files.handle(m).lock().await.unwrap();
+        assert_eq!(found(&files, "nc", "key-1").await.as_deref(), Some("f1"));
+        files.remove(entry).await.unwrap();
+        assert_eq!(found(&files, "nc", "key-1").await, None);
+        assert!(files.lock_existing("f1").await.unwrap().is_none());
+        assert!(shared.ids(NS_DOC_KEY).await.unwrap().is_empty());
     }
 }

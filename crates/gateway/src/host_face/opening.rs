@@ -150,7 +150,7 @@ pub(crate) async fn open(
 
 /// The part of an integrator's editor config the host page passes to ONLYOFFICE clients,
 /// per file (`translate::opening::docs_api_config`).
-const NS_DOCS_API_CONFIG: &str = "docs-api-config";
+pub(crate) const NS_DOCS_API_CONFIG: &str = "docs-api-config";
 
 /// Whether the trusted WOPI client whose discovery is at `url` is ONLYOFFICE Docs.
 fn client_is_onlyoffice(state: &HostCtx, url: Option<&str>) -> bool {
@@ -267,7 +267,9 @@ async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError>
     let entry = super::editing::entry_for(state, c);
     let mut e = entry.lock().await?;
     let idle = e.meta.editors.is_empty() && !e.meta.session_modified && !e.meta.undelivered;
+    let mut moved_from = None;
     if e.meta.doc_key != c.key && idle && !state.face.deliveries.has_pending(&c.fid).await? {
+        moved_from = Some(e.meta.doc_key.clone());
         // The integrator stored a new version (new key): serve it from now on (the old
         // content goes with the janitor).
         e.meta.doc_url.clone_from(&c.url);
@@ -284,6 +286,12 @@ async fn register(state: &HostCtx, c: &AccessClaims) -> Result<(), GatewayError>
         e.meta.callback_url.clone_from(&c.cb);
     }
     e.persist().await?;
+    // The command service finds the file by its key (host_face/command.rs).
+    state
+        .face
+        .files
+        .index_key(&e.meta, moved_from.as_deref())
+        .await?;
     Ok(())
 }
 
