@@ -102,6 +102,11 @@ async fn info_forcesave_and_meta_for_host_face_keys() {
     // Other keys go to Docs (none runs here: the proxy's 502).
     let (st, _) = command(&s, "/command", json!({"c": "info", "key": "another"})).await;
     assert_eq!(st, 502);
+    // `version` and `license` are Docs' to answer, even with a host-face key.
+    for c in ["version", "license"] {
+        let (st, _) = command(&s, "/command", json!({"c": c, "key": "key-1"})).await;
+        assert_eq!(st, 502, "{c}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,8 @@
 //! - `drop`: the access tokens of `users` issued until then stop working on the file (401);
 //!   a config the integrator signs afterwards opens again. Every instance reads the drops of
 //!   a file at most once a second (a drop reaches the others within that second).
+//! - `version`, `license`: passed to Docs, whatever key comes with them (they are about
+//!   the server).
 //! - anything else: error 5.
 
 use super::HostCtx;
@@ -220,6 +222,16 @@ async fn command(
             .filter(|k| !k.is_empty())
             .map(str::to_owned)
     };
+    // `version` and `license` are about the server, not a document: Docs answers them even
+    // when a key is sent along.
+    let c_of = |m: &Map<String, Value>| m.get("c").and_then(Value::as_str).map(str::to_owned);
+    let named = signed
+        .as_ref()
+        .and_then(|(_, c)| c_of(c))
+        .or_else(|| c_of(&body));
+    if matches!(named.as_deref(), Some("version" | "license")) {
+        return Ok(None);
+    }
     let Some(key) = signed
         .as_ref()
         .and_then(|(_, c)| key_of(c))
