@@ -233,8 +233,9 @@ async fn reopen(state: &HostCtx, page_token: &str) -> Result<Opened, GatewayErro
 /// origin of the gateway's public URL, where `/open` is served (`PostMessageOrigin`).
 pub(crate) fn host_urls(state: &HostCtx, c: &AccessClaims) -> HostUrls {
     let grant = c.grant();
-    let base = state.settings().server.public_url.base();
-    let origin = crate::translate::host_page::web_origin(&base);
+    let settings = state.settings();
+    let base = settings.server.public_url.base();
+    let origin = Some(settings.server.public_url.origin());
     if !grant.saves() {
         return HostUrls {
             origin,
