@@ -177,13 +177,18 @@ impl<'a> MakeWriter<'a> for LogSink {
     }
 }
 
+// The writer is an OS thread, not a task: these tests wait on real time, in small steps.
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 
+    /// One `write` call: when it came, and its bytes.
+    type Write1 = (Instant, Vec<u8>);
+
     /// An output that records each `write` call and when it came.
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<(Instant, Vec<u8>)>>>);
+    struct Recorder(Arc<Mutex<Vec<Write1>>>);
 
     impl Write for Recorder {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -239,10 +244,7 @@ mod tests {
         let rec = Recorder::default();
         let (sink, _guard) = LogSink::new(rec.clone(), "test-log");
         let started = Instant::now();
-        let mut w = LineWriter {
-            sink: sink.clone(),
-            urgent: true,
-        };
+        let mut w = LineWriter { sink, urgent: true };
         w.write_all(b"WARN something\n").unwrap();
         let deadline = started + Duration::from_secs(5);
         while text(&rec).is_empty() {
