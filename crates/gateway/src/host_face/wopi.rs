@@ -339,6 +339,27 @@ async fn file_info_answer(
         .into_response())
 }
 
+/// Streams a WOPI request's body into the content store under `key` (within the WOPI
+/// group's body limit), counted as bytes in; done once the content is durable.
+pub(super) async fn store_body(
+    state: &HostCtx,
+    key: &str,
+    req: Request,
+) -> Result<crate::spool::Written, GatewayError> {
+    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
+    let written = state
+        .content
+        .write(key, req.into_body().into_data_stream(), limit)
+        .await
+        .map_err(crate::body::upload_error)?;
+    state
+        .metrics
+        .bytes
+        .with_label_values(&["in"])
+        .inc_by(written.size);
+    Ok(written)
+}
+
 /// A short-lived URL from which the WOPI client may download this file's current content
 /// without proof headers (CheckFileInfo `FileUrl`): file-scoped, expiring with the
 /// download-URL lifetime (or the access token, when sooner).
@@ -533,19 +554,8 @@ async fn put_file(
     let version = state.face.next_version();
     let name = format!("{version}.bin");
     let key = super::files::content_key(&c.fid, &name);
-    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
-    let stream = req.into_body().into_data_stream();
     // Acknowledged only once durable in the content store (fsync'd, or a completed upload).
-    let written = state
-        .content
-        .write(&key, stream, limit)
-        .await
-        .map_err(crate::body::upload_error)?;
-    state
-        .metrics
-        .bytes
-        .with_label_values(&["in"])
-        .inc_by(written.size);
+    let written = store_body(state, &key, req).await?;
     let mut e = entry.lock().await?;
     // A writer whose editing was taken as ended (the editor idle timeout) is back.
     super::editing::join(state, &mut e, &c.uid).await?;

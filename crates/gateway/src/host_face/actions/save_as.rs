@@ -82,17 +82,7 @@ pub(super) async fn put_relative(
         &c.fid,
         &format!("saveas-{}.bin", state.face.next_version()),
     );
-    let limit = state.settings().server.body_limits[crate::access::RouteGroup::Wopi.index()];
-    let written = state
-        .content
-        .write(&content_key, req.into_body().into_data_stream(), limit)
-        .await
-        .map_err(crate::body::upload_error)?;
-    state
-        .metrics
-        .bytes
-        .with_label_values(&["in"])
-        .inc_by(written.size);
+    let written = crate::host_face::wopi::store_body(state, &content_key, req).await?;
     if let Some(n) = declared.filter(|n| *n != written.size) {
         return Err(GatewayError::BadRequest(format!(
             "the body is {} bytes, X-WOPI-Size says {n}",
