@@ -9,11 +9,8 @@ use serde_json::{Value, json};
 /// `scheme://host[:port]` of an absolute http(s) URL, as a browser writes an origin (lower
 /// case, default port dropped, no path); `None` for anything else.
 pub(crate) fn web_origin(url: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    if !matches!(u.scheme(), "http" | "https") || !u.has_host() {
-        return None;
-    }
-    Some(u.origin().ascii_serialization())
+    let o = crate::urls::origin_of(url);
+    (o.starts_with("http://") || o.starts_with("https://")).then_some(o)
 }
 
 /// The origins of an integrator's `allowed_origins` (URL prefixes that may have a path), each
