@@ -216,27 +216,25 @@ async fn command(
     };
     let settings = state.settings();
     let signed = verified(&settings.host_face.integrators, headers, &body);
-    let key_of = |m: &Map<String, Value>| {
-        m.get("key")
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
+    // A non-empty string field of the signed command, else of the body.
+    let field = |name: &str| {
+        let of = |m: &Map<String, Value>| {
+            m.get(name)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        signed
+            .as_ref()
+            .and_then(|(_, c)| of(c))
+            .or_else(|| of(&body))
     };
     // `version` and `license` are about the server, not a document: Docs answers them even
     // when a key is sent along.
-    let c_of = |m: &Map<String, Value>| m.get("c").and_then(Value::as_str).map(str::to_owned);
-    let named = signed
-        .as_ref()
-        .and_then(|(_, c)| c_of(c))
-        .or_else(|| c_of(&body));
-    if matches!(named.as_deref(), Some("version" | "license")) {
+    if matches!(field("c").as_deref(), Some("version" | "license")) {
         return Ok(None);
     }
-    let Some(key) = signed
-        .as_ref()
-        .and_then(|(_, c)| key_of(c))
-        .or_else(|| key_of(&body))
-    else {
+    let Some(key) = field("key") else {
         return Ok(None);
     };
     // The file is found in the document-key index (host_face/files.rs): the integrator
