@@ -129,19 +129,9 @@ impl HostFace {
         let files = Files::new(shared.clone());
         // Files opened by a release without the document-key index (the command service
         // finds files there only); the janitor repeats it.
-        match files
-            .index_missing(&files.snapshot().await.map_err(|e| e.to_string())?)
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                files = n,
-                "indexed the document keys of files opened without the index"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "indexing document keys failed; the content janitor retries")
-            }
-        }
+        files
+            .catch_up_index(&files.snapshot().await.map_err(|e| e.to_string())?)
+            .await;
         let deliveries = Deliveries::new(shared.clone(), clock.clone())?;
         let discovery =
             DiscoveryCache::new(settings.host_face.discovery_urls.clone(), http, metrics);

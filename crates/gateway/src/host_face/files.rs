@@ -208,10 +208,15 @@ impl Files {
         if meta.doc_key.is_empty() {
             return Ok(());
         }
+        let id = key_id(&meta.integrator, &meta.doc_key);
+        // Every open of the file comes here: a durable write only when the entry changes.
+        if self.shared.get(NS_DOC_KEY, &id).await?.as_deref() == Some(meta.file_id.as_bytes()) {
+            return Ok(());
+        }
         self.shared
             .put(
                 NS_DOC_KEY,
-                &key_id(&meta.integrator, &meta.doc_key),
+                &id,
                 meta.file_id.clone().into_bytes(),
                 Keep::Durable,
             )
@@ -257,6 +262,21 @@ impl Files {
             }
         }
         Ok(added)
+    }
+
+    /// [`Self::index_missing`], its outcome logged (a failure is retried by the next
+    /// janitor pass).
+    pub(crate) async fn catch_up_index(&self, all: &[FileMeta]) {
+        match self.index_missing(all).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                files = n,
+                "indexed the document keys of files opened without the index"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing document keys failed; the content janitor retries")
+            }
+        }
     }
 
     /// Removes a file's state and its index entry (the storage deleted the file).

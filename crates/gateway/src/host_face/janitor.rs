@@ -36,14 +36,7 @@ pub(crate) async fn sweep(state: &HostCtx) -> Result<usize, GatewayError> {
     }
     let files = state.face.files.snapshot().await?;
     // Files an instance of an earlier release opened, in a cluster being upgraded.
-    match state.face.files.index_missing(&files).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            files = n,
-            "indexed the document keys of files opened without the index"
-        ),
-        Err(e) => tracing::warn!(error = %e, "indexing document keys failed; next pass retries"),
-    }
+    state.face.files.catch_up_index(&files).await;
     let mut keep: HashSet<String> = files
         .iter()
         .filter_map(|m| {
