@@ -317,20 +317,7 @@ async fn command(
                     js_time(e.meta.modified_ms),
                 );
                 body.userdata = userdata;
-                let ft = e.meta.file_type.clone();
-                state
-                    .face
-                    .deliveries
-                    .enqueue(
-                        &e.meta.file_id,
-                        &e.meta.integrator,
-                        &cb,
-                        &body,
-                        Some((&content, &ft)),
-                    )
-                    .await?;
-                e.meta.undelivered = false;
-                e.persist().await?;
+                super::wopi::deliver_staged(state, &mut e, &cb, &body, &content).await?;
                 0
             }
             _ => 4,

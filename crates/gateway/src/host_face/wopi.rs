@@ -360,6 +360,32 @@ pub(super) async fn store_body(
     Ok(written)
 }
 
+/// Queues a status 6 `body` to `cb` with the file's staged `content` and notes that nothing
+/// is left undelivered (a force save: after a PutFile, or the command service's).
+pub(super) async fn deliver_staged(
+    state: &HostCtx,
+    e: &mut FileEntry,
+    cb: &str,
+    body: &docs_api::Callback,
+    content: &str,
+) -> Result<(), GatewayError> {
+    let ft = e.meta.file_type.clone();
+    state
+        .face
+        .deliveries
+        .enqueue(
+            &e.meta.file_id,
+            &e.meta.integrator,
+            cb,
+            body,
+            Some((content, &ft)),
+        )
+        .await?;
+    e.meta.undelivered = false;
+    e.persist().await?;
+    Ok(())
+}
+
 /// A short-lived URL from which the WOPI client may download this file's current content
 /// without proof headers (CheckFileInfo `FileUrl`): file-scoped, expiring with the
 /// download-URL lifetime (or the access token, when sooner).
@@ -580,20 +606,7 @@ async fn put_file(
         let content = e
             .content_key()
             .ok_or_else(|| GatewayError::Internal("content vanished".into()))?;
-        let ft = e.meta.file_type.clone();
-        state
-            .face
-            .deliveries
-            .enqueue(
-                &c.fid,
-                &e.meta.integrator,
-                &cb,
-                &body,
-                Some((&content, &ft)),
-            )
-            .await?;
-        e.meta.undelivered = false;
-        e.persist().await?;
+        deliver_staged(state, &mut e, &cb, &body, &content).await?;
     }
     drop(e);
     Ok(with_version(StatusCode::OK.into_response(), &version))
