@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The claims of an access token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) struct AccessClaims {
     /// Integrator name.
     pub int: String,
@@ -183,23 +183,13 @@ mod tests {
             fid: "f".into(),
             uid: "u".into(),
             un: "U".into(),
-            anon: false,
             w: true,
-            g: None,
-            own: None,
             url: "http://x/doc".into(),
             key: "k".into(),
             title: "a.docx".into(),
             ft: "docx".into(),
-            cb: None,
-            br: None,
-            ui: None,
-            dc: None,
-            thm: None,
-            cpm: false,
-            cu: None,
-            hp: false,
             exp: 4_000_000_000,
+            ..AccessClaims::default()
         }
     }
 

@@ -175,23 +175,13 @@ mod tests {
             fid: "F1".into(),
             uid: "u1".into(),
             un: "Ada".into(),
-            anon: false,
             w: true,
-            g: None,
-            own: None,
             url: "https://s/f".into(),
             key: "k".into(),
             title: "Report.docx".into(),
             ft: "docx".into(),
-            cb: None,
-            br: None,
-            ui: None,
-            dc: None,
-            thm: None,
-            cpm: false,
-            cu: None,
-            hp: false,
             exp: 1_900_000_000,
+            ..AccessClaims::default()
         };
         (meta, writer)
     }
