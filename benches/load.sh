@@ -198,26 +198,40 @@ echo "# S2b host face, the outside check's method: wrk -t1 -c64, 8,000 proofs ov
 # baseline (bench_peer bare-ring) is hyper's HTTP/1.1 server that builds the signed bytes
 # itself, verifies with ring against the gateway's URL and answers the gateway's
 # CheckFileInfo JSON. The order alternates: the bare server first in odd runs.
-$PEER proofs "http://127.0.0.1:$P_GW" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 8000 > "$WORK/gw8k.proofs"
-P=$(head -1 "$WORK/gw8k.proofs"); L=$(sed -n 2p "$WORK/gw8k.proofs")
-curl -sf "http://127.0.0.1:$P_GW$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi8k.json" || { echo "CheckFileInfo through the gateway failed"; cat "$WORK/gw.err"; exit 1; }
-$PEER bare-ring "$P_RING" "$WORK/client.pem" "$WORK/cfi8k.json" "http://127.0.0.1:$P_GW" >/dev/null & RING_PID=$!; PIDS+=($RING_PID)
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$P_RING/" && break; sleep 0.1; done
-curl -sf -o /dev/null "http://127.0.0.1:$P_RING$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" || { echo "the bare ring server refused a gateway proof"; exit 1; }
-for r in 1 2 3; do
-  if [ $((r % 2)) = 1 ]; then
-    BO=$(fresh_cpu "$RING_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1); GO=$(fresh_cpu "$GW_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1)
-  else
-    GO=$(fresh_cpu "$GW_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_GW" 1); BO=$(fresh_cpu "$RING_PID" "$WORK/gw8k.proofs" "http://127.0.0.1:$P_RING" 1)
-  fi
-  B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
-  rec "s2b_bare_ring_rps_$r" "$B"
-  rec "s2b_gateway_checkfileinfo_rps_$r" "$C"
-  rec "s2b_checkfileinfo_over_bare_ring_$r" "$(ratio "$C" "$B")"
-  rec "s2b_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
-  rec "s2b_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
-  rec "s2b_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
-done
+# Set-up of S2b and S2c for the gateway on port $1 (its log $2): 8,000 proofs for its
+# CheckFileInfo URL into $3, its CheckFileInfo JSON into $4, and a bare-ring server on port $5
+# answering that JSON (its pid in RING), checked to accept the gateway's proofs.
+outside_setup() {
+  local gw=$1 err=$2 proofs=$3 json=$4 ring=$5 P L
+  $PEER proofs "http://127.0.0.1:$gw" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 8000 > "$proofs"
+  P=$(head -1 "$proofs"); L=$(sed -n 2p "$proofs")
+  curl -sf "http://127.0.0.1:$gw$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$json" || { echo "CheckFileInfo through the gateway on port $gw failed"; cat "$err"; exit 1; }
+  $PEER bare-ring "$ring" "$WORK/client.pem" "$json" "http://127.0.0.1:$gw" >/dev/null & RING=$!; PIDS+=($RING)
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$ring/" && break; sleep 0.1; done
+  curl -sf -o /dev/null "http://127.0.0.1:$ring$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" || { echo "the bare ring server refused a gateway proof"; exit 1; }
+}
+# Three alternating rounds (the bare server first in odd ones) of the gateway (pid $4, port
+# $5) against the bare-ring server (pid $6, port $7) with the proofs in $8; figures under the
+# prefix $1, the gateway's requests per second as $2, the ratio as $3.
+outside_rounds() {
+  local pre=$1 gw_key=$2 ratio_key=$3 gpid=$4 gw=$5 rpid=$6 ring=$7 proofs=$8 r BO GO B C
+  for r in 1 2 3; do
+    if [ $((r % 2)) = 1 ]; then
+      BO=$(fresh_cpu "$rpid" "$proofs" "http://127.0.0.1:$ring" 1); GO=$(fresh_cpu "$gpid" "$proofs" "http://127.0.0.1:$gw" 1)
+    else
+      GO=$(fresh_cpu "$gpid" "$proofs" "http://127.0.0.1:$gw" 1); BO=$(fresh_cpu "$rpid" "$proofs" "http://127.0.0.1:$ring" 1)
+    fi
+    B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
+    rec "${pre}_bare_ring_rps_$r" "$B"
+    rec "${pre}_${gw_key}_$r" "$C"
+    rec "${pre}_${ratio_key}_$r" "$(ratio "$C" "$B")"
+    rec "${pre}_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
+    rec "${pre}_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
+    rec "${pre}_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
+  done
+}
+outside_setup "$P_GW" "$WORK/gw.err" "$WORK/gw8k.proofs" "$WORK/cfi8k.json" "$P_RING"; RING_PID=$RING
+outside_rounds s2b gateway_checkfileinfo_rps checkfileinfo_over_bare_ring "$GW_PID" "$P_GW" "$RING_PID" "$P_RING" "$WORK/gw8k.proofs"
 
 echo "# S2c: S2b's method against a second gateway at its default log level (info: one line per WOPI call, to a file), three runs"
 # The gateway above runs with WOPI_GATEWAY_LOG=warn; a deployment (or a check that starts
@@ -227,25 +241,8 @@ P_GW2=$(port); P_ADMIN2=$(port); P_RING2=$(port)
 sed -e "s/127.0.0.1:$P_GW\"/127.0.0.1:$P_GW2\"/g" -e "s/127.0.0.1:$P_ADMIN\"/127.0.0.1:$P_ADMIN2\"/" -e "s#$WORK/data#$WORK/data2#" "$WORK/gw.toml" > "$WORK/gw2.toml"
 (unset WOPI_GATEWAY_LOG; exec $BIN serve --config "$WORK/gw2.toml" > "$WORK/gw2.out" 2> "$WORK/gw2.err") & GW2_PID=$!; PIDS+=($GW2_PID)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P_ADMIN2/healthz" >/dev/null && break; sleep 0.1; done
-$PEER proofs "http://127.0.0.1:$P_GW2" "http://127.0.0.1:$P_PEER" "$WORK/client.pem" 8000 > "$WORK/gw2_8k.proofs"
-P=$(head -1 "$WORK/gw2_8k.proofs"); L=$(sed -n 2p "$WORK/gw2_8k.proofs")
-curl -sf "http://127.0.0.1:$P_GW2$P" -H "X-WOPI-TimeStamp: ${L% *}" -H "X-WOPI-Proof: ${L#* }" > "$WORK/cfi2.json" || { echo "CheckFileInfo through the second gateway failed"; cat "$WORK/gw2.err"; exit 1; }
-$PEER bare-ring "$P_RING2" "$WORK/client.pem" "$WORK/cfi2.json" "http://127.0.0.1:$P_GW2" >/dev/null & RING2_PID=$!; PIDS+=($RING2_PID)
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$P_RING2/" && break; sleep 0.1; done
-for r in 1 2 3; do
-  if [ $((r % 2)) = 1 ]; then
-    BO=$(fresh_cpu "$RING2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_RING2" 1); GO=$(fresh_cpu "$GW2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_GW2" 1)
-  else
-    GO=$(fresh_cpu "$GW2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_GW2" 1); BO=$(fresh_cpu "$RING2_PID" "$WORK/gw2_8k.proofs" "http://127.0.0.1:$P_RING2" 1)
-  fi
-  B=$(awk '/Requests\/sec/ {print $2}' <<<"$BO"); C=$(awk '/Requests\/sec/ {print $2}' <<<"$GO")
-  rec "s2c_bare_ring_rps_$r" "$B"
-  rec "s2c_gateway_info_log_checkfileinfo_rps_$r" "$C"
-  rec "s2c_checkfileinfo_info_log_over_bare_ring_$r" "$(ratio "$C" "$B")"
-  rec "s2c_non2xx_bare_gateway_$r" "$(non2xx "$BO")/$(non2xx "$GO")"
-  rec "s2c_cpu_us_per_request_bare_$r" "$(cpu_us "$BO")"
-  rec "s2c_cpu_us_per_request_gateway_$r" "$(cpu_us "$GO")"
-done
+outside_setup "$P_GW2" "$WORK/gw2.err" "$WORK/gw2_8k.proofs" "$WORK/cfi2.json" "$P_RING2"; RING2_PID=$RING
+outside_rounds s2c gateway_info_log_checkfileinfo_rps checkfileinfo_info_log_over_bare_ring "$GW2_PID" "$P_GW2" "$RING2_PID" "$P_RING2" "$WORK/gw2_8k.proofs"
 rec s2c_gateway_log_lines "$(wc -l < "$WORK/gw2.err")"
 kill "$GW2_PID" "$RING2_PID" "$RING_PID" 2>/dev/null || true
 fi
